@@ -1,0 +1,56 @@
+"""The embedded PostgreSQL used when ``NIDAAN_DATABASE_URL`` is unset.
+
+pgserver ships PostgreSQL binaries in a wheel; the cluster lives under the data directory,
+so the next start finds the data where the last one left it. The server stops when the
+last process that started or attached to it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+DATABASE_NAME = "nidaan"
+
+_lock = threading.Lock()
+_servers: dict[Path, Any] = {}
+
+
+def embedded_server(pgdata: Path) -> Any:
+    """Start (or attach to) the embedded server for ``pgdata`` and return its handle."""
+    import pgserver  # imported lazily: a process on an external database never needs it
+
+    # pgserver logs every command it runs at INFO; keep our console readable.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with _lock:
+        if pgdata not in _servers:
+            pgdata.mkdir(parents=True, exist_ok=True)
+            _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
+        return _servers[pgdata]
+
+
+def embedded_database_url(pgdata: Path, database: str = DATABASE_NAME) -> str:
+    """Return a psycopg URL for ``database`` on the embedded server, creating it if missing."""
+    server = embedded_server(pgdata)
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')
+    return to_psycopg_url(server.get_uri(database))
+
+
+def stop_embedded_servers() -> None:
+    """Stop every embedded server this process started (used on Ctrl-C)."""
+    with _lock:
+        for server in _servers.values():
+            server.cleanup()
+        _servers.clear()
+
+
+def to_psycopg_url(url: str) -> str:
+    """Normalise a PostgreSQL URL to SQLAlchemy's psycopg 3 dialect."""
+    for prefix in ("postgresql+psycopg2://", "postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
