@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NIDAAN_", env_file=".env", extra="ignore")
 
     mode: Mode = Field(Mode.PRODUCTION, description="demo, test or production")
-    data_dir: Path = Field(Path("var"), description="Where the embedded database, files and demo keys live")
+    data_dir: Path = Field(
+        Path("var"), description="Where the embedded database, files and demo keys live"
+    )
     database_url: str | None = Field(
         None, description="External PostgreSQL 15+ URL; unset means the embedded server"
     )
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
 
     access_token_minutes: int = 15
     refresh_token_days: int = 14
+    argon2_time_cost: int = Field(3, description="Argon2id passes (RFC 9106 second choice: 3)")
+    argon2_memory_kib: int = Field(65536, description="Argon2id memory in KiB (64 MiB)")
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
     idempotency_hours: int = 24
@@ -83,10 +87,14 @@ class Settings(BaseSettings):
                 "NIDAAN_ENCRYPTION_KEYS must be a JSON object of key id -> base64 key"
             ) from exc
         if not keys or any(len(k) != 32 for k in keys.values()):
-            raise ConfigurationError("Every key in NIDAAN_ENCRYPTION_KEYS must be 32 bytes (base64)")
+            raise ConfigurationError(
+                "Every key in NIDAAN_ENCRYPTION_KEYS must be 32 bytes (base64)"
+            )
         active = self.active_encryption_key or sorted(keys)[-1]
         if active not in keys:
-            raise ConfigurationError(f"NIDAAN_ACTIVE_ENCRYPTION_KEY {active!r} is not a known key id")
+            raise ConfigurationError(
+                f"NIDAAN_ACTIVE_ENCRYPTION_KEY {active!r} is not a known key id"
+            )
         return active, keys
 
     def blind_index_secret(self) -> bytes:
@@ -158,7 +166,10 @@ def check_production_ready(settings: Settings) -> list[str]:
     demo_file = settings.data_dir / DEMO_SECRETS_FILE
     if demo_file.exists():
         demo = json.loads(demo_file.read_text())
-        for name, env in (("secret_key", "NIDAAN_SECRET_KEY"), ("blind_index_key", "NIDAAN_BLIND_INDEX_KEY")):
+        for name, env in (
+            ("secret_key", "NIDAAN_SECRET_KEY"),
+            ("blind_index_key", "NIDAAN_BLIND_INDEX_KEY"),
+        ):
             value = getattr(settings, name)
             if value is not None and value.get_secret_value() == demo.get(name):
                 problems.append(f"{env} is the demo key from {demo_file}; generate a real one")

@@ -13,7 +13,12 @@ from typing import Any
 import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from nidaan.config import Settings
 from nidaan.kit.embedded import embedded_database_url, to_psycopg_url

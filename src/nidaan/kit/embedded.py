@@ -7,8 +7,10 @@ last process that started or attached to it exits.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +22,51 @@ _servers: dict[Path, Any] = {}
 
 def embedded_server(pgdata: Path) -> Any:
     """Start (or attach to) the embedded server for ``pgdata`` and return its handle."""
-    import pgserver  # imported lazily: a process on an external database never needs it
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on servers without a login session.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: a process on an external database never needs it
 
     # pgserver logs every command it runs at INFO; keep our console readable.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     with _lock:
         if pgdata not in _servers:
             pgdata.mkdir(parents=True, exist_ok=True)
+            _forget_dead_handles(pgdata)
             _servers[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
         return _servers[pgdata]
 
 
 def embedded_database_url(pgdata: Path, database: str = DATABASE_NAME) -> str:
     """Return a psycopg URL for ``database`` on the embedded server, creating it if missing."""
+    if not database.isidentifier():
+        raise ValueError(f"Unsupported database name {database!r}")
     server = embedded_server(pgdata)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    # psql takes no bind parameters; the name was checked to be a plain identifier above.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     return to_psycopg_url(server.get_uri(database))
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop pids of processes that died without cleaning up (kill -9, power cut).
+
+    pgserver stops the server when the last registered process exits; a stale pid left in
+    its list would otherwise keep the server running forever after.
+    """
+    import psutil
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except ValueError:
+        pids = []
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def stop_embedded_servers() -> None:

@@ -23,8 +23,14 @@ class PageParams:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
 
 
-async def paginate(session: AsyncSession, statement: Select[Any], params: PageParams) -> tuple[list[Any], int]:
+async def paginate(
+    session: AsyncSession, statement: Select[Any], params: PageParams
+) -> tuple[list[Any], int]:
     """Return (rows of the requested page, total count)."""
-    total = await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-    rows = await session.scalars(statement.limit(params.limit).offset((params.page - 1) * params.limit))
+    total = await session.scalar(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    )
+    rows = await session.scalars(
+        statement.limit(params.limit).offset((params.page - 1) * params.limit)
+    )
     return list(rows), int(total or 0)

@@ -1,0 +1,53 @@
+"""Audit tables: the append-only, hash-chained log and one chain head per organisation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nidaan.kit.model_base import Base, IdMixin, TenantMixin
+
+
+class AuditLog(IdMixin, TenantMixin, Base):
+    """One recorded change. Append-only: database triggers refuse UPDATE, DELETE, TRUNCATE."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "seq"),
+        Index(
+            "ix_audit_log_organisation_id_entity_type_entity_id",
+            "organisation_id",
+            "entity_type",
+            "entity_id",
+        ),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[uuid.UUID | None]
+    actor_label: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(100))
+    entity_type: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(Text)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(Text)
+
+
+class AuditChainHead(Base):
+    """The last entry of an organisation's chain; its row lock serialises that tenant's writers."""
+
+    __tablename__ = "audit_chain_heads"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), primary_key=True
+    )
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(Text)

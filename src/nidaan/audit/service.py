@@ -1,0 +1,305 @@
+"""Record audit entries inside the caller's transaction, verify the chains, list entries."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select, union, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nidaan.audit.domain import (
+    DEFAULT_SENSITIVE_KEYS,
+    GENESIS_HASH,
+    diff,
+    entry_content,
+    entry_hash,
+)
+from nidaan.audit.models import AuditChainHead, AuditLog
+from nidaan.audit.schemas import AuditActor
+from nidaan.kit.context import current_request_id
+from nidaan.kit.ids import new_id
+from nidaan.kit.pagination import PageParams, paginate
+from nidaan.kit.time import utcnow
+
+VERIFY_BATCH_SIZE = 1000
+
+REASON_HASH_MISMATCH = "hash mismatch: content changed"
+REASON_PREV_HASH = "prev_hash does not match previous entry"
+REASON_HEAD_AHEAD = "chain head ahead of log: entries missing at end"
+REASON_HEAD_MISMATCH = "chain head does not match last entry"
+REASON_HEAD_MISSING = "chain head missing"
+REASON_LOG_AHEAD = "log ahead of chain head: entries appended outside the chain"
+
+
+def reason_sequence_gap(expected: int) -> str:
+    return f"sequence gap: expected {expected}"
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """Where a chain first fails to verify.
+
+    ``seq`` and ``entry_id`` name the entry that failed a check (for a gap: the entry
+    found where ``expected`` should have been). When entries are missing at the end,
+    ``seq`` is the first missing number and ``entry_id`` is None.
+    """
+
+    organisation_id: uuid.UUID
+    seq: int
+    entry_id: uuid.UUID | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    organisations_checked: int
+    entries_checked: int
+    first_broken: BrokenLink | None
+
+
+_ENTRY_COLUMNS = (
+    AuditLog.id,
+    AuditLog.organisation_id,
+    AuditLog.seq,
+    AuditLog.occurred_at,
+    AuditLog.actor_kind,
+    AuditLog.actor_id,
+    AuditLog.actor_label,
+    AuditLog.action,
+    AuditLog.entity_type,
+    AuditLog.entity_id,
+    AuditLog.changes,
+    AuditLog.request_id,
+    AuditLog.prev_hash,
+    AuditLog.hash,
+)
+
+
+class AuditService:
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        organisation_id: uuid.UUID,
+        actor: AuditActor,
+        action: str,
+        entity_type: str,
+        entity_id: Any,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        sensitive: frozenset[str] = DEFAULT_SENSITIVE_KEYS,
+    ) -> AuditLog:
+        """Append one entry to the organisation's chain, in ``session``'s transaction.
+
+        ``before``/``after`` are the record's fields; only changed ones are stored and
+        secrets are redacted. The chain head stays row-locked until the caller's
+        transaction ends, so record audit entries late in a transaction when possible.
+        """
+        # Diff first: it can raise on unstorable values, and it should not run under the lock.
+        changes = diff(before, after, sensitive)
+        # One atomic upsert both allocates the next seq and takes the head's row lock, so
+        # concurrent writers of the same tenant queue here instead of forking the chain.
+        head = AuditChainHead.__table__
+        claim = (
+            pg_insert(head)
+            .values(organisation_id=organisation_id, last_seq=1, last_hash=GENESIS_HASH)
+            .on_conflict_do_update(
+                index_elements=[head.c.organisation_id],
+                set_={"last_seq": head.c.last_seq + 1},
+            )
+            .returning(head.c.last_seq, head.c.last_hash)
+        )
+        seq, prev_hash = (await session.execute(claim)).one()
+
+        entry = AuditLog(
+            id=new_id(),
+            organisation_id=organisation_id,
+            seq=seq,
+            occurred_at=utcnow(),
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_label=actor.label,
+            action=action,
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            changes=changes,
+            request_id=current_request_id(),
+            prev_hash=prev_hash,
+        )
+        entry.hash = entry_hash(prev_hash, _content_of(entry))
+        session.add(entry)
+        await session.flush()
+        await session.execute(
+            update(head)
+            .where(head.c.organisation_id == organisation_id)
+            .values(last_hash=entry.hash)
+        )
+        return entry
+
+    async def verify(
+        self, session: AsyncSession, organisation_id: uuid.UUID | None = None
+    ) -> VerifyReport:
+        """Recompute every chain (or one organisation's) and report the first broken link."""
+        if organisation_id is not None:
+            organisation_ids = [organisation_id]
+        else:
+            # Heads and log together: a log whose head was deleted must be checked too.
+            query = union(
+                select(AuditChainHead.organisation_id),
+                select(AuditLog.organisation_id).distinct(),
+            ).order_by("organisation_id")
+            organisation_ids = list((await session.scalars(select(query.subquery()))).all())
+
+        entries_checked = 0
+        for index, org_id in enumerate(organisation_ids, start=1):
+            checked, broken = await self._verify_chain(session, org_id)
+            entries_checked += checked
+            if broken is not None:
+                return VerifyReport(False, index, entries_checked, broken)
+        return VerifyReport(True, len(organisation_ids), entries_checked, None)
+
+    async def _verify_chain(
+        self, session: AsyncSession, organisation_id: uuid.UUID
+    ) -> tuple[int, BrokenLink | None]:
+        """Walk one chain in seq order; return (entries checked, first broken link)."""
+        # Read the head first and walk only up to it: writers committing meanwhile append
+        # beyond it and must not look like a broken tail.
+        head = await _head(session, organisation_id)
+        if head is None:
+            first = await session.scalar(
+                select(AuditLog.id)
+                .where(AuditLog.organisation_id == organisation_id)
+                .order_by(AuditLog.seq)
+                .limit(1)
+            )
+            if first is None:
+                return 0, None  # an organisation that never recorded anything
+            if await _head(session, organisation_id) is None:  # not just created meanwhile
+                return 0, BrokenLink(organisation_id, 1, first, REASON_HEAD_MISSING)
+            return await self._verify_chain(session, organisation_id)
+        head_seq, head_hash = head
+
+        expected_seq = 1
+        prev_hash = GENESIS_HASH
+        checked = 0
+        while expected_seq <= head_seq:
+            # Keyset pagination on the (organisation_id, seq) unique index: constant memory
+            # and no OFFSET rescans, however long the chain.
+            rows = (
+                await session.execute(
+                    select(*_ENTRY_COLUMNS)
+                    .where(
+                        AuditLog.organisation_id == organisation_id,
+                        AuditLog.seq >= expected_seq,
+                        AuditLog.seq <= head_seq,
+                    )
+                    .order_by(AuditLog.seq)
+                    .limit(VERIFY_BATCH_SIZE)
+                )
+            ).all()
+            for row in rows:
+                checked += 1
+                broken = _check_entry(row, expected_seq, prev_hash)
+                if broken is not None:
+                    return checked, broken
+                expected_seq += 1
+                prev_hash = row.hash
+            if len(rows) < VERIFY_BATCH_SIZE:
+                break
+
+        last_seq = expected_seq - 1
+        if last_seq < head_seq:
+            return checked, BrokenLink(organisation_id, last_seq + 1, None, REASON_HEAD_AHEAD)
+        if head_hash != prev_hash:
+            return checked, BrokenLink(organisation_id, last_seq, None, REASON_HEAD_MISMATCH)
+        return checked, await _entries_beyond_head(session, organisation_id)
+
+    async def list_entries(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        *,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        action: str | None = None,
+        page: PageParams,
+    ) -> tuple[list[AuditLog], int]:
+        """One page of an organisation's entries, newest first, and the total matching."""
+        statement: Select[Any] = select(AuditLog).where(AuditLog.organisation_id == organisation_id)
+        if entity_type is not None:
+            statement = statement.where(AuditLog.entity_type == entity_type)
+        if entity_id is not None:
+            statement = statement.where(AuditLog.entity_id == str(entity_id))
+        if action is not None:
+            statement = statement.where(AuditLog.action == action)
+        # seq, not occurred_at: it is the chain's order and unique within the organisation.
+        return await paginate(session, statement.order_by(AuditLog.seq.desc()), page)
+
+
+def _content_of(entry: Any) -> dict[str, Any]:
+    """The hashed content of an ``AuditLog`` or a row with the same column names."""
+    return entry_content(
+        organisation_id=entry.organisation_id,
+        seq=entry.seq,
+        occurred_at=entry.occurred_at,
+        actor_kind=entry.actor_kind,
+        actor_id=entry.actor_id,
+        actor_label=entry.actor_label,
+        action=entry.action,
+        entity_type=entry.entity_type,
+        entity_id=entry.entity_id,
+        changes=entry.changes,
+        request_id=entry.request_id,
+    )
+
+
+async def _head(session: AsyncSession, organisation_id: uuid.UUID) -> tuple[int, str] | None:
+    row = (
+        await session.execute(
+            select(AuditChainHead.last_seq, AuditChainHead.last_hash).where(
+                AuditChainHead.organisation_id == organisation_id
+            )
+        )
+    ).one_or_none()
+    return None if row is None else (row.last_seq, row.last_hash)
+
+
+async def _entries_beyond_head(
+    session: AsyncSession, organisation_id: uuid.UUID
+) -> BrokenLink | None:
+    """Find entries appended without moving the head (forged inserts), if any."""
+    max_seq = await session.scalar(
+        select(func.max(AuditLog.seq)).where(AuditLog.organisation_id == organisation_id)
+    )
+    # Re-read the head *after* the log: a writer commits its entry and its head move
+    # together, so anything a legitimate writer added is covered by this newer head.
+    head = await _head(session, organisation_id)
+    if max_seq is None or head is None or max_seq <= head[0]:
+        return None
+    first = (
+        await session.execute(
+            select(AuditLog.id, AuditLog.seq)
+            .where(AuditLog.organisation_id == organisation_id, AuditLog.seq > head[0])
+            .order_by(AuditLog.seq)
+            .limit(1)
+        )
+    ).one()
+    return BrokenLink(organisation_id, first.seq, first.id, REASON_LOG_AHEAD)
+
+
+def _check_entry(row: Any, expected_seq: int, prev_hash: str) -> BrokenLink | None:
+    """Check one entry against its expected position; None when it is intact."""
+    if row.seq != expected_seq:
+        return BrokenLink(row.organisation_id, row.seq, row.id, reason_sequence_gap(expected_seq))
+    if row.prev_hash != prev_hash:
+        return BrokenLink(row.organisation_id, row.seq, row.id, REASON_PREV_HASH)
+    if entry_hash(row.prev_hash, _content_of(row)) != row.hash:
+        return BrokenLink(row.organisation_id, row.seq, row.id, REASON_HASH_MISMATCH)
+    return None
+
+
+audit_service = AuditService()

@@ -1,0 +1,1 @@
+"""Users, roles, tokens and API keys; who may do what within one organisation."""

@@ -1,0 +1,477 @@
+"""Use cases of identity and access: login, token refresh, users and API keys.
+
+Every query is scoped to the caller's organisation; every change writes an audit entry in
+the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nidaan.audit.schemas import SYSTEM_ACTOR
+from nidaan.audit.service import audit_service
+from nidaan.auth import tokens
+from nidaan.auth.enums import Role
+from nidaan.auth.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    NotAuthenticated,
+    TooManyLoginAttempts,
+)
+from nidaan.auth.models import ApiKey, LoginFailure, RefreshToken, User, UserBranch
+from nidaan.auth.passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from nidaan.auth.principal import Principal
+from nidaan.auth.schemas import ApiKeyCreate, TokenPair, UserCreate, UserUpdate
+from nidaan.config import Settings
+from nidaan.kit.blind_index import blind_index
+from nidaan.kit.db import session_scope
+from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.pagination import PageParams, paginate
+from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
+from nidaan.kit.time import utcnow
+from nidaan.tenancy.service import tenancy_service
+
+MOBILE_CONTEXT = "users.mobile"
+# last_used_at is informational; writing it on every request would turn reads into writes.
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    secret: str
+
+
+def username_key(settings: Settings, username: str) -> str:
+    """A keyed hash of the login name, so the throttle table holds no e-mail addresses."""
+    return hmac.new(
+        settings.jwt_secret().encode(), username.strip().lower().encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def user_snapshot(user: User, branch_ids: list[uuid.UUID]) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "full_name": user.full_name,
+        "qualification": user.qualification,
+        "roles": sorted(user.roles),
+        "is_active": user.is_active,
+        "mobile": user.mobile,
+        "branch_ids": sorted(str(b) for b in branch_ids),
+    }
+
+
+class AuthService:
+    # ---- authentication -------------------------------------------------------------
+
+    async def login(
+        self, session: AsyncSession, settings: Settings, username: str, password: str
+    ) -> TokenPair:
+        key = username_key(settings, username)
+        await self._check_throttle(session, settings, key)
+        user = await session.scalar(select(User).where(User.email == username.strip().lower()))
+        if user is None:
+            verify_password(dummy_hash(), password)  # same cost whether or not the user exists
+            raise InvalidCredentials("Wrong e-mail or password.")
+        if not verify_password(user.password_hash, password) or not user.is_active:
+            raise InvalidCredentials("Wrong e-mail or password.")
+        organisation = await tenancy_service.get_organisation_unscoped(
+            session, user.organisation_id
+        )
+        if not organisation.is_active:
+            raise InvalidCredentials("This organisation is disabled.")
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        await session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
+        user.last_login_at = utcnow()
+        return await self._issue_pair(session, settings, user, family_id=uuid.uuid4())
+
+    async def _check_throttle(self, session: AsyncSession, settings: Settings, key: str) -> None:
+        since = utcnow() - timedelta(minutes=settings.login_lockout_minutes)
+        failures = await session.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(LoginFailure.username_key == key, LoginFailure.occurred_at >= since)
+        )
+        if (failures or 0) >= settings.login_max_failures:
+            raise TooManyLoginAttempts(
+                f"Too many failed logins. Try again in {settings.login_lockout_minutes} minutes "
+                "or ask an administrator to reset the password.",
+                retry_after_seconds=settings.login_lockout_minutes * 60,
+            )
+
+    async def record_login_failure_in_own_transaction(
+        self, settings: Settings, username: str, client_ip: str | None
+    ) -> None:
+        """Commit the failed attempt separately: the request's own transaction rolls back."""
+        async with session_scope(settings) as own:
+            own.add(
+                LoginFailure(
+                    username_key=username_key(settings, username),
+                    client_ip=client_ip,
+                    occurred_at=utcnow(),
+                )
+            )
+
+    async def refresh(
+        self, session: AsyncSession, settings: Settings, refresh_token: str
+    ) -> TokenPair:
+        row = await session.scalar(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == tokens.secret_hash(refresh_token))
+            .with_for_update()
+        )
+        now = utcnow()
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            raise InvalidRefreshToken("The refresh token is invalid or expired; log in again.")
+        if row.used_at is not None:
+            # A spent token came back: someone copied it. End the whole login session.
+            await self._revoke_family(session, row.family_id)
+            raise InvalidRefreshToken("The refresh token was already used; log in again.")
+        user = await session.get(User, row.user_id)
+        if user is None or not user.is_active:
+            raise InvalidRefreshToken("The account is disabled.")
+        row.used_at = now
+        return await self._issue_pair(session, settings, user, family_id=row.family_id)
+
+    async def logout(self, session: AsyncSession, refresh_token: str) -> None:
+        row = await session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == tokens.secret_hash(refresh_token))
+        )
+        if row is not None:
+            await self._revoke_family(session, row.family_id)
+
+    async def _revoke_family(self, session: AsyncSession, family_id: uuid.UUID) -> None:
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+    async def _issue_pair(
+        self, session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID
+    ) -> TokenPair:
+        refresh = tokens.new_refresh_token()
+        now = utcnow()
+        session.add(
+            RefreshToken(
+                organisation_id=user.organisation_id,
+                user_id=user.id,
+                token_hash=tokens.secret_hash(refresh),
+                family_id=family_id,
+                created_at=now,
+                expires_at=now + timedelta(days=settings.refresh_token_days),
+            )
+        )
+        await session.flush()
+        return TokenPair(
+            access_token=tokens.issue_access_token(settings, user),
+            token_type="bearer",
+            expires_in=settings.access_token_minutes * 60,
+            refresh_token=refresh,
+        )
+
+    async def authenticate(
+        self, session: AsyncSession, settings: Settings, credential: str
+    ) -> Principal:
+        """Turn a bearer token or API key into a Principal; roles come from the database."""
+        if tokens.split_api_key(credential) is not None:
+            return await self._authenticate_api_key(session, credential)
+        try:
+            claims = tokens.decode_access_token(settings, credential)
+            user_id = uuid.UUID(claims["sub"])
+        except (tokens.InvalidToken, ValueError) as exc:
+            raise NotAuthenticated("The access token is invalid or expired; log in again.") from exc
+        user = await session.get(User, user_id)
+        if user is None or not user.is_active or str(user.organisation_id) != claims["org"]:
+            raise NotAuthenticated("The account is disabled or no longer exists.")
+        branch_ids = await self._branch_ids(session, user.id)
+        return Principal(
+            kind="user",
+            id=user.id,
+            organisation_id=user.organisation_id,
+            roles=frozenset(user.roles),
+            label=user.email,
+            branch_ids=frozenset(branch_ids) if branch_ids else None,
+        )
+
+    async def _authenticate_api_key(self, session: AsyncSession, credential: str) -> Principal:
+        prefix = tokens.split_api_key(credential)
+        row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        now = utcnow()
+        if (
+            row is None
+            or not hmac.compare_digest(row.key_hash, tokens.secret_hash(credential))
+            or row.revoked_at is not None
+            or (row.expires_at is not None and row.expires_at <= now)
+        ):
+            raise NotAuthenticated("The API key is invalid, expired or revoked.")
+        if row.last_used_at is None or now - row.last_used_at > API_KEY_TOUCH_INTERVAL:
+            row.last_used_at = now
+        return Principal(
+            kind="api_key",
+            id=row.id,
+            organisation_id=row.organisation_id,
+            roles=frozenset(row.roles),
+            label=f"api-key:{row.name}",
+        )
+
+    # ---- users ----------------------------------------------------------------------
+
+    async def _branch_ids(self, session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+        rows = await session.scalars(
+            select(UserBranch.branch_id).where(UserBranch.user_id == user_id)
+        )
+        return sorted(rows)
+
+    async def branch_ids_of(
+        self, session: AsyncSession, users: list[User]
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        if not users:
+            return {}
+        rows = await session.execute(
+            select(UserBranch.user_id, UserBranch.branch_id).where(
+                UserBranch.user_id.in_([u.id for u in users])
+            )
+        )
+        result: dict[uuid.UUID, list[uuid.UUID]] = {u.id: [] for u in users}
+        for user_id, branch_id in rows:
+            result[user_id].append(branch_id)
+        return result
+
+    async def list_users(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        page: PageParams,
+        *,
+        mobile: str | None = None,
+        role: Role | None = None,
+    ) -> tuple[list[User], int]:
+        statement = select(User).where(User.organisation_id == principal.organisation_id)
+        if mobile:
+            statement = statement.where(User.mobile_index == _mobile_index(mobile))
+        if role:
+            statement = statement.where(User.roles.any(str(role)))
+        return await paginate(session, statement.order_by(User.email), page)
+
+    async def get_user(
+        self, session: AsyncSession, principal: Principal, user_id: uuid.UUID
+    ) -> User:
+        user = await session.scalar(
+            select(User).where(
+                User.id == user_id, User.organisation_id == principal.organisation_id
+            )
+        )
+        if user is None:
+            raise NotFound("No such user in your organisation.", entity="user")
+        return user
+
+    async def create_user(
+        self, session: AsyncSession, principal: Principal, data: UserCreate
+    ) -> User:
+        return await self.create_user_in(
+            session, principal.organisation_id, data, actor_principal=principal
+        )
+
+    async def create_user_in(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        data: UserCreate,
+        *,
+        actor_principal: Principal | None = None,
+    ) -> User:
+        """Create a user in ``organisation_id`` (also used by the CLI and the demo seed)."""
+        email = data.email.strip().lower()
+        if await session.scalar(select(User.id).where(User.email == email)):
+            raise EmailTaken(f"A user with e-mail {email} already exists.")
+        await tenancy_service.check_branches_belong(session, organisation_id, data.branch_ids)
+        user = User(
+            organisation_id=organisation_id,
+            email=email,
+            full_name=data.full_name.strip(),
+            qualification=data.qualification,
+            password_hash=hash_password(data.password),
+            roles=sorted({str(r) for r in data.roles}),
+            is_active=True,
+        )
+        _set_mobile(user, data.mobile)
+        session.add(user)
+        await session.flush()
+        for branch_id in data.branch_ids:
+            session.add(UserBranch(user_id=user.id, branch_id=branch_id))
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=organisation_id,
+            actor=actor_principal.actor if actor_principal else SYSTEM_ACTOR,
+            action="user.created",
+            entity_type="user",
+            entity_id=user.id,
+            before=None,
+            after=user_snapshot(user, list(data.branch_ids)),
+        )
+        return user
+
+    async def update_user(
+        self, session: AsyncSession, principal: Principal, user_id: uuid.UUID, data: UserUpdate
+    ) -> User:
+        user = await self.get_user(session, principal, user_id)
+        branch_ids = await self._branch_ids(session, user.id)
+        before = user_snapshot(user, branch_ids)
+        changes = data.model_dump(exclude_unset=True)
+        if "full_name" in changes and data.full_name is not None:
+            user.full_name = data.full_name.strip()
+        if "qualification" in changes:
+            user.qualification = data.qualification
+        if data.roles is not None:
+            if user.id == principal.id and Role.ADMIN not in data.roles:
+                raise InvalidInput("You cannot remove your own admin role; ask another admin.")
+            user.roles = sorted({str(r) for r in data.roles})
+        if data.is_active is not None:
+            if user.id == principal.id and not data.is_active:
+                raise InvalidInput("You cannot deactivate your own account.")
+            user.is_active = data.is_active
+        if "mobile" in changes:
+            _set_mobile(user, data.mobile)
+        if data.password is not None:
+            user.password_hash = hash_password(data.password)
+        if data.branch_ids is not None:
+            await tenancy_service.check_branches_belong(
+                session, user.organisation_id, data.branch_ids
+            )
+            await session.execute(delete(UserBranch).where(UserBranch.user_id == user.id))
+            for branch_id in data.branch_ids:
+                session.add(UserBranch(user_id=user.id, branch_id=branch_id))
+            branch_ids = list(data.branch_ids)
+        if data.is_active is False or data.password is not None:
+            # Existing sessions must not outlive a deactivation or a password reset.
+            await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        await session.flush()
+        after = user_snapshot(user, branch_ids)
+        if data.password is not None:
+            before["password"], after["password"] = "old", "new"
+        await audit_service.record(
+            session,
+            organisation_id=user.organisation_id,
+            actor=principal.actor,
+            action="user.updated",
+            entity_type="user",
+            entity_id=user.id,
+            before=before,
+            after=after,
+        )
+        return user
+
+    # ---- API keys -------------------------------------------------------------------
+
+    async def create_api_key(
+        self, session: AsyncSession, principal: Principal, data: ApiKeyCreate
+    ) -> IssuedApiKey:
+        prefix, secret = tokens.new_api_key()
+        now = utcnow()
+        api_key = ApiKey(
+            organisation_id=principal.organisation_id,
+            name=data.name.strip(),
+            prefix=prefix,
+            key_hash=tokens.secret_hash(secret),
+            roles=sorted({str(r) for r in data.roles}),
+            created_by_id=principal.id if principal.kind == "user" else None,
+            expires_at=now + timedelta(days=data.expires_in_days) if data.expires_in_days else None,
+        )
+        session.add(api_key)
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=principal.organisation_id,
+            actor=principal.actor,
+            action="api_key.created",
+            entity_type="api_key",
+            entity_id=api_key.id,
+            after={"name": api_key.name, "prefix": prefix, "roles": api_key.roles},
+        )
+        return IssuedApiKey(api_key=api_key, secret=secret)
+
+    async def list_api_keys(
+        self, session: AsyncSession, principal: Principal, page: PageParams
+    ) -> tuple[list[ApiKey], int]:
+        statement = (
+            select(ApiKey)
+            .where(ApiKey.organisation_id == principal.organisation_id)
+            .order_by(ApiKey.created_at.desc())
+        )
+        return await paginate(session, statement, page)
+
+    async def revoke_api_key(
+        self, session: AsyncSession, principal: Principal, key_id: uuid.UUID
+    ) -> ApiKey:
+        api_key = await session.scalar(
+            select(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.organisation_id == principal.organisation_id)
+            .with_for_update()
+        )
+        if api_key is None:
+            raise NotFound("No such API key in your organisation.", entity="api_key")
+        if api_key.revoked_at is None:
+            api_key.revoked_at = utcnow()
+            await session.flush()
+            await audit_service.record(
+                session,
+                organisation_id=principal.organisation_id,
+                actor=principal.actor,
+                action="api_key.revoked",
+                entity_type="api_key",
+                entity_id=api_key.id,
+                before={"revoked": False},
+                after={"revoked": True},
+            )
+        return api_key
+
+    async def purge_expired(self, session: AsyncSession, settings: Settings) -> int:
+        """Delete old login failures and long-expired refresh tokens (periodic housekeeping)."""
+        now = utcnow()
+        failures = await session.execute(
+            delete(LoginFailure).where(
+                LoginFailure.occurred_at < now - timedelta(minutes=settings.login_lockout_minutes)
+            )
+        )
+        old_tokens = await session.execute(
+            delete(RefreshToken).where(RefreshToken.expires_at < now - timedelta(days=1))
+        )
+        return int(failures.rowcount or 0) + int(old_tokens.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _mobile_index(raw: str) -> str:
+    try:
+        return blind_index(normalize_mobile(raw), MOBILE_CONTEXT)
+    except InvalidPhoneNumber as exc:
+        raise InvalidInput(str(exc), field="mobile") from exc
+
+
+def _set_mobile(user: User, raw: str | None) -> None:
+    if raw is None or not raw.strip():
+        user.mobile, user.mobile_index = None, None
+        return
+    try:
+        normalized = normalize_mobile(raw)
+    except InvalidPhoneNumber as exc:
+        raise InvalidInput(str(exc), field="mobile") from exc
+    user.mobile = normalized
+    user.mobile_index = blind_index(normalized, MOBILE_CONTEXT)
+
+
+auth_service = AuthService()

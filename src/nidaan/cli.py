@@ -1,0 +1,351 @@
+"""The `nidaan` command: run the server and worker, migrate, seed the demo, manage users.
+
+Each command wires settings and calls services; no business rule lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+
+from nidaan.audit.cli import audit_app
+from nidaan.config import ConfigurationError, Mode, Settings, check_production_ready, get_settings
+from nidaan.keys_cli import keys_app
+from nidaan.worker.cli import worker
+
+app = typer.Typer(
+    help="Nidaan laboratory information system. Start with `nidaan serve --help`.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="Database schema: apply and check migrations.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo lab data (only in NIDAAN_MODE=demo).", no_args_is_help=True)
+user_app = typer.Typer(help="Staff user accounts.", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.command("worker")(worker)
+
+
+class ServeRole(enum.StrEnum):
+    ALL = "all"
+    API = "api"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+        if settings.is_production:
+            problems = check_production_ready(settings)
+            if problems:
+                _fail("cannot start in production mode:\n  - " + "\n  - ".join(problems))
+        return settings
+    except ConfigurationError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers calm
+
+
+def _describe_database(settings: Settings) -> str:
+    return (settings.database_url and "external PostgreSQL (NIDAAN_DATABASE_URL)") or (
+        f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}"
+    )
+
+
+async def _demo_present(settings: Settings) -> bool:
+    from nidaan.demo.seed import demo_data_present
+    from nidaan.kit.db import dispose, session_scope
+
+    try:
+        async with session_scope(settings) as session:
+            return await demo_data_present(session)
+    finally:
+        await dispose()
+
+
+def _ensure_schema_current(settings: Settings, migrate: bool) -> None:
+    from nidaan import migrate as migrations
+
+    current, head = migrations.current_revision(settings), migrations.head_revision()
+    if current == head:
+        return
+    if migrate:
+        typer.echo(f"Applying database migrations ({current or 'empty'} -> {head}) ...")
+        migrations.upgrade(settings)
+        return
+    _fail(
+        f"the database schema is at {current or 'nothing'}, the code needs {head}. "
+        "Run `nidaan db upgrade`."
+    )
+
+
+def _serve(
+    settings: Settings, role: ServeRole, host: str, port: int, banner: str | None = None
+) -> None:
+    import uvicorn
+
+    from nidaan.kit.embedded import stop_embedded_servers
+    from nidaan.main import create_app
+
+    run_worker = role is ServeRole.ALL and settings.worker_in_process
+    application = create_app(settings, run_worker=run_worker)
+    if banner:
+        typer.echo(banner)
+    typer.echo(f"Nidaan is running on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    typer.echo("Press Ctrl-C to stop.")
+    try:
+        uvicorn.Server(
+            uvicorn.Config(application, host=host, port=port, log_config=None, proxy_headers=True)
+        ).run()
+    finally:
+        stop_embedded_servers()
+        typer.echo("Stopped.")
+
+
+@app.command()
+def serve(
+    role: Annotated[
+        ServeRole,
+        typer.Option(
+            help="all: API + background worker in one process (default). api: API only, "
+            "for scaling out behind a load balancer with separate `nidaan worker` processes."
+        ),
+    ] = ServeRole.ALL,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default NIDAAN_HOST or 127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default NIDAAN_PORT or 8000)")
+    ] = None,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Apply pending database migrations first")
+    ] = False,
+) -> None:
+    """Start the Nidaan server.
+
+    Without NIDAAN_DATABASE_URL it starts an embedded PostgreSQL under NIDAAN_DATA_DIR
+    (default ./var) and stops it again on Ctrl-C.
+    """
+    settings = _settings()
+    typer.echo(f"Database: {_describe_database(settings)}")
+    _ensure_schema_current(settings, migrate)
+    if settings.is_production and asyncio.run(_demo_present(settings)):
+        _fail(
+            "this database holds demo data (demo organisations and passwords); "
+            "production mode refuses to start with it. Use a fresh database."
+        )
+    _serve(settings, role, host or settings.host, port or settings.port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (safe to run repeatedly)."""
+    from nidaan import migrate as migrations
+
+    settings = _settings()
+    typer.echo(f"Database: {_describe_database(settings)}")
+    before = migrations.current_revision(settings)
+    migrations.upgrade(settings)
+    after = migrations.current_revision(settings)
+    typer.echo(
+        "Already up to date." if before == after else f"Upgraded {before or 'empty'} -> {after}."
+    )
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Check the schema is at the latest migration and matches the code; exit 1 if not."""
+    from nidaan import migrate as migrations
+
+    settings = _settings()
+    current, head = migrations.current_revision(settings), migrations.head_revision()
+    if current != head:
+        _fail(f"schema at {current or 'nothing'}, expected {head}: run `nidaan db upgrade`.")
+    differences = migrations.schema_differences(settings)
+    if differences:
+        _fail("the models differ from the schema:\n  " + "\n  ".join(map(repr, differences)))
+    typer.echo(f"OK: schema at {head} and matching the models.")
+
+
+def demo_banner() -> str:
+    from nidaan.demo.seed import demo_logins
+
+    lines = ["", "Demo logins (password for all: nidaan-demo):"]
+    lines += [f"  {login}" for login, _ in demo_logins()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+async def _seed(settings: Settings) -> list[str]:
+    from nidaan.demo.seed import seed_demo
+    from nidaan.kit.db import dispose, session_scope
+
+    try:
+        async with session_scope(settings) as session:
+            return (await seed_demo(session)).created
+    finally:
+        await dispose()
+
+
+def _require_demo_mode(settings: Settings) -> None:
+    if settings.mode is Mode.PRODUCTION:
+        _fail(
+            "demo data exists only in demo mode; set NIDAAN_MODE=demo "
+            "(never on a real lab's database)."
+        )
+
+
+@demo_app.command("seed")
+def demo_seed() -> None:
+    """Create the demo organisations, branches and users (idempotent)."""
+    settings = _settings()
+    _require_demo_mode(settings)
+    created = asyncio.run(_seed(settings))
+    typer.echo(
+        f"Created {len(created)} demo records."
+        if created
+        else "Demo data already present; nothing changed."
+    )
+
+
+@demo_app.command("run")
+def demo_run(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default NIDAAN_PORT or 8000)")
+    ] = None,
+) -> None:
+    """Migrate, seed the demo lab and serve it (what `make run` does)."""
+    settings = _settings()
+    _require_demo_mode(settings)
+    typer.echo(f"Database: {_describe_database(settings)}")
+    _ensure_schema_current(settings, migrate=True)
+    created = asyncio.run(_seed(settings))
+    typer.echo(
+        f"Demo data: created {len(created)} records." if created else "Demo data: already present."
+    )
+    _serve(
+        settings, ServeRole.ALL, host or settings.host, port or settings.port, banner=demo_banner()
+    )
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Sai Diagnostics'")],
+    slug: Annotated[str, typer.Option(help="Short unique id: lower-case letters, digits, dashes")],
+    lab_code: Annotated[str, typer.Option(help="Code of the central lab branch")] = "CL",
+) -> None:
+    """Create an organisation with its central lab branch."""
+    settings = _settings()
+    asyncio.run(_org_create(settings, name, slug, lab_code))
+
+
+async def _org_create(settings: Settings, name: str, slug: str, lab_code: str) -> None:
+    from nidaan.audit.schemas import SYSTEM_ACTOR
+    from nidaan.kit.db import dispose, session_scope
+    from nidaan.kit.errors import NidaanError
+    from nidaan.tenancy.enums import BranchKind
+    from nidaan.tenancy.schemas import BranchCreate
+    from nidaan.tenancy.service import tenancy_service
+
+    try:
+        async with session_scope(settings) as session:
+            organisation = await tenancy_service.create_organisation(
+                session, name=name, slug=slug, actor=SYSTEM_ACTOR
+            )
+            await tenancy_service.create_branch_in(
+                session,
+                organisation.id,
+                BranchCreate(
+                    code=lab_code, name=f"{name} central lab", kind=BranchKind.CENTRAL_LAB
+                ),
+                actor=SYSTEM_ACTOR,
+            )
+        typer.echo(f"Created organisation {name} ({slug}), id {organisation.id}.")
+        typer.echo(
+            f"Next: nidaan user create --organisation {slug} --email you@lab.in --role admin"
+        )
+    except NidaanError as exc:
+        _fail(exc.detail)
+    finally:
+        await dispose()
+
+
+@user_app.command("create")
+def user_create(
+    organisation: Annotated[str, typer.Option(help="Organisation slug or id")],
+    email: Annotated[str, typer.Option(help="Login e-mail")],
+    role: Annotated[
+        list[str],
+        typer.Option(
+            help="Role; repeat for several: admin, front_desk, "
+            "phlebotomist, technician, pathologist, billing, auditor"
+        ),
+    ],
+    name: Annotated[str | None, typer.Option(help="Full name (default: the e-mail)")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="Password (10+ characters). Omit to be asked without echo; "
+            "avoid it on shared machines "
+            "because it stays in the shell history."
+        ),
+    ] = None,
+) -> None:
+    """Create a staff user, e.g. the first admin of a new organisation."""
+    settings = _settings()
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Repeat password: ") != password:
+                _fail("the passwords differ.")
+    asyncio.run(_user_create(settings, organisation, email, role, name, password))
+
+
+async def _user_create(
+    settings: Settings,
+    organisation: str,
+    email: str,
+    roles: list[str],
+    name: str | None,
+    password: str,
+) -> None:
+    from pydantic import ValidationError
+
+    from nidaan.auth.schemas import UserCreate
+    from nidaan.auth.service import auth_service
+    from nidaan.kit.db import dispose, session_scope
+    from nidaan.kit.errors import NidaanError
+    from nidaan.tenancy.service import tenancy_service
+
+    try:
+        data = UserCreate(email=email, full_name=name or email, password=password, roles=roles)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    try:
+        async with session_scope(settings) as session:
+            org = await tenancy_service.find_organisation(session, organisation)
+            if org is None:
+                _fail(f"no organisation {organisation!r}; create one with `nidaan org create`.")
+            assert org is not None
+            user = await auth_service.create_user_in(session, org.id, data)
+        typer.echo(f"Created user {user.email} ({', '.join(user.roles)}) in {org.name}.")
+    except NidaanError as exc:
+        _fail(exc.detail)
+    finally:
+        await dispose()

@@ -1,0 +1,1 @@
+"""Demo lab data for `make run`: exists only in demo mode."""

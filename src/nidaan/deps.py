@@ -1,0 +1,30 @@
+"""FastAPI dependencies shared by every router: the request's transaction and paging."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nidaan.config import get_settings
+from nidaan.kit.db import get_sessionmaker
+from nidaan.kit.pagination import PageParams
+
+
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, rolled back if it raises."""
+    async with get_sessionmaker(get_settings())() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def page_params(
+    page: int = Query(1, ge=1, description="1-based page number"),
+    limit: int = Query(20, ge=1, le=100, description="Rows per page"),
+) -> PageParams:
+    return PageParams(page=page, limit=limit)

@@ -1,0 +1,1 @@
+"""Idempotency-Key support for POST endpoints that clients may retry."""

@@ -1,0 +1,130 @@
+"""The FastAPI application: middleware, error handlers, health probes and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nidaan import __version__
+from nidaan.api import api_router
+from nidaan.config import Settings, get_settings
+from nidaan.errors import install_error_handlers
+from nidaan.kit import db
+from nidaan.kit.context import request_id_var
+from nidaan.logging import configure_logging
+
+log = structlog.get_logger("nidaan.http")
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class RequestContextMiddleware:
+    """Give every request an id (or keep the caller's), bind it to logs and echo it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = (
+            incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else uuid.uuid4().hex
+        )
+        token = request_id_var.set(request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_holder: dict[str, int] = {}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status_holder.get("status"),
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+            request_id_var.reset(token)
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = False) -> FastAPI:
+    """Build the app; with ``run_worker`` the background job worker runs in-process."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker: asyncio.Task[Any] | None = None
+        if run_worker:
+            from nidaan.kit.jobs import run_worker as run_job_worker
+
+            worker = asyncio.create_task(
+                run_job_worker(settings, install_signal_handlers=False), name="nidaan-worker"
+            )
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker
+            await db.dispose()
+
+    app = FastAPI(
+        title="Nidaan LIS",
+        version=__version__,
+        description="Laboratory information system API. Log in at POST /api/v1/auth/token.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    app.include_router(api_router)
+
+    @app.get("/healthz", tags=["health"], operation_id="health:live")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], operation_id="health:ready")
+    async def readyz() -> JSONResponse:
+        """The database answers and its schema is at the latest migration."""
+        from nidaan.migrate import head_revision
+
+        try:
+            async with db.get_engine(settings).connect() as connection:
+                current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        except Exception as exc:
+            log.warning("readiness_failed", error=type(exc).__name__)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"}, status_code=503
+            )
+        head = head_revision()
+        if current != head:
+            return JSONResponse(
+                {"status": "unavailable", "database": "ok", "migration": current, "expected": head},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "database": "ok", "migration": current})
+
+    return app

@@ -1,0 +1,1 @@
+"""The ``nidaan worker`` process role: runs background jobs and periodic tasks."""

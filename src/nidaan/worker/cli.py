@@ -1,0 +1,52 @@
+"""``nidaan worker``: run background jobs until stopped. Wiring only; the work is in kit.jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from nidaan.config import Settings, get_settings
+from nidaan.kit.db import dispose
+from nidaan.kit.jobs import close_job_app, run_worker
+
+
+def worker(
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            help="How many jobs this worker runs at the same time. "
+            "Raise it on a bigger machine; each running job uses one database connection.",
+        ),
+    ] = 2,
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            "-q",
+            help="Only run jobs from this queue (repeat the option for several). "
+            "Default: every queue.",
+        ),
+    ] = None,
+) -> None:
+    """Run background jobs: report PDFs, WhatsApp/e-mail notifications, event delivery,
+    payment checks and nightly clean-ups.
+
+    Keep at least one worker running next to `nidaan serve --role api`; several workers
+    on different machines may share the same database safely. (Plain `nidaan serve`
+    already runs a worker inside it.) Stop with Ctrl-C or SIGTERM: jobs in progress
+    finish first, and anything not finished is retried by the next worker.
+    """
+    asyncio.run(_work(get_settings(), concurrency=concurrency, queues=queue or None))
+
+
+async def _work(settings: Settings, *, concurrency: int, queues: list[str] | None) -> None:
+    try:
+        await run_worker(settings, wait=True, concurrency=concurrency, queues=queues)
+    finally:
+        await close_job_app()
+        await dispose()

@@ -1,0 +1,126 @@
+"""Test harness: a real PostgreSQL, one migrated database per xdist worker, and per-test rollback.
+
+The server is the embedded one (pgserver, under var/test) unless NIDAAN_TEST_DATABASE_URL
+points at another PostgreSQL whose user may create databases.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["NIDAAN_MODE"] = "test"
+os.environ.setdefault("NIDAAN_DATA_DIR", str(ROOT / "var" / "test"))
+# Cheap password hashing keeps the suite fast; production uses Argon2id's defaults.
+os.environ.setdefault("NIDAAN_ARGON2_TIME_COST", "1")
+os.environ.setdefault("NIDAAN_ARGON2_MEMORY_KIB", "1024")
+os.environ.pop("NIDAAN_DATABASE_URL", None)
+
+import psycopg  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
+
+from nidaan.config import Settings, get_settings  # noqa: E402
+from nidaan.kit import db  # noqa: E402
+from nidaan.kit.embedded import to_psycopg_url  # noqa: E402
+
+pytest_plugins = ["tests.fixtures.objects"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller starts the embedded server once; xdist workers inherit its URL."""
+    if os.environ.get("NIDAAN_TEST_DATABASE_URL") or hasattr(config, "workerinput"):
+        return
+    from nidaan.kit.embedded import embedded_server
+
+    server = embedded_server(Path(os.environ["NIDAAN_DATA_DIR"]) / "pgdata")
+    os.environ["NIDAAN_TEST_DATABASE_URL"] = server.get_uri("postgres")
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def database_url(worker_id: str) -> Iterator[str]:
+    """A freshly migrated database for this xdist worker; the process is pointed at it."""
+    admin_url = _libpq(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]))
+    name = f"nidaan_test_{worker_id}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _database_in(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]), name)
+    os.environ["NIDAAN_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    db.configure(url)
+    from nidaan import migrate
+
+    migrate.upgrade(get_settings())
+    return url
+
+
+def _database_in(url: str, name: str) -> str:
+    """Swap the database name in a URL, keeping host, socket and credentials."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def superuser_conninfo(database_url: str) -> str:
+    """libpq URL of the test database as a superuser (to bypass triggers when tampering)."""
+    return _libpq(database_url)
+
+
+@pytest.fixture
+async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session whose every commit is a savepoint inside a transaction rolled back at the end."""
+    engine = db.get_engine(settings)
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        test_session = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield test_session
+        finally:
+            await test_session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+def committing_session(settings: Settings):  # type: ignore[no-untyped-def]
+    """Factory of real, committing transactions (use a fresh organisation; data stays)."""
+    return lambda: db.session_scope(settings)
+
+
+@pytest.fixture
+async def app(settings: Settings, session: AsyncSession):  # type: ignore[no-untyped-def]
+    from nidaan.deps import get_session
+    from nidaan.main import create_app
+
+    application = create_app(settings)
+
+    async def _test_session() -> AsyncIterator[AsyncSession]:
+        yield session
+        await session.commit()
+
+    application.dependency_overrides[get_session] = _test_session
+    return application
+
+
+@pytest.fixture
+async def client(app):  # type: ignore[no-untyped-def]
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
