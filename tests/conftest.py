@@ -69,6 +69,19 @@ def _database_in(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def scratch_database(database_url: str, worker_id: str) -> Iterator[str]:
+    """An empty database of its own (for CLI and end-to-end tests), dropped afterwards."""
+    admin_url = _libpq(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]))
+    name = f"nidaan_scratch_{worker_id}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _database_in(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]), name)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return get_settings()
@@ -110,8 +123,16 @@ async def app(settings: Settings, session: AsyncSession):  # type: ignore[no-unt
     application = create_app(settings)
 
     async def _test_session() -> AsyncIterator[AsyncSession]:
-        yield session
-        await session.commit()
+        # Like the real dependency, a failed request changes nothing: each request runs in
+        # a savepoint that is released on success and rolled back on error.
+        request_transaction = await session.begin_nested()
+        try:
+            yield session
+        except BaseException:
+            await request_transaction.rollback()
+            raise
+        else:
+            await request_transaction.commit()
 
     application.dependency_overrides[get_session] = _test_session
     return application

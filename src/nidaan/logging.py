@@ -19,7 +19,7 @@ SENSITIVE_KEY = re.compile(
     re.IGNORECASE,
 )
 # Values that look like Indian mobiles or Aadhaar numbers are masked wherever they appear.
-_AADHAAR = re.compile(r"(?<!\d)\d{4}[ -]?\d{4}[ -]?\d{4}(?!\d)")
+_AADHAAR = re.compile(r"(?<!\d)[2-9]\d{3}([ -]?)\d{4}\1\d{4}(?!\d)")
 _MOBILE = re.compile(r"(?<![\d])(?:\+?91[ -]?|0)?[6-9]\d{4}[ -]?\d{5}(?!\d)")
 _BEARER = re.compile(r"(?i)bearer\s+[a-z0-9._~+/=-]+")
 _API_KEY = re.compile(r"nid_[0-9a-f]{12}_[A-Za-z0-9_-]+")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +32,7 @@ from nidaan.auth.schemas import (
 from nidaan.auth.service import auth_service
 from nidaan.config import get_settings
 from nidaan.deps import get_session, page_params
-from nidaan.errors import problem_responses
+from nidaan.errors import problem, problem_responses
 from nidaan.idempotency.dependencies import Idempotency, idempotency
 from nidaan.kit.errors import NotFound
 from nidaan.kit.pagination import PageParams
@@ -71,9 +72,16 @@ async def token(
     operation_id="auth:refresh",
     responses=problem_responses(InvalidRefreshToken),
 )
-async def refresh(body: RefreshRequest, session: AsyncSession = Depends(get_session)) -> TokenPair:
+async def refresh(
+    request: Request, body: RefreshRequest, session: AsyncSession = Depends(get_session)
+) -> TokenPair | JSONResponse:
     """Exchange a refresh token for a new pair; each refresh token works once."""
-    return await auth_service.refresh(session, get_settings(), body.refresh_token)
+    pair = await auth_service.refresh(session, get_settings(), body.refresh_token)
+    if pair is None:
+        # Answered without raising so the revocation of the token family is committed.
+        error = InvalidRefreshToken("The refresh token was already used; log in again.")
+        return problem(error.status_code, error.code, error.title, error.detail, request)
+    return pair
 
 
 @router.post("/auth/logout", status_code=204, operation_id="auth:logout")

@@ -134,9 +134,10 @@ class AuthService:
         if row is None or row.revoked_at is not None or row.expires_at <= now:
             raise InvalidRefreshToken("The refresh token is invalid or expired; log in again.")
         if row.used_at is not None:
-            # A spent token came back: someone copied it. End the whole login session.
+            # A spent token came back: someone copied it. End the whole login session. This
+            # is returned, not raised, so that the revocation commits with the request.
             await self._revoke_family(session, row.family_id)
-            raise InvalidRefreshToken("The refresh token was already used; log in again.")
+            return None
         user = await session.get(User, row.user_id)
         if user is None or not user.is_active:
             raise InvalidRefreshToken("The account is disabled.")
