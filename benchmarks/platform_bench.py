@@ -23,21 +23,21 @@ os.environ.setdefault("NIDAAN_MODE", "test")
 os.environ.setdefault("NIDAAN_LOG_LEVEL", "WARNING")
 os.environ.setdefault("NIDAAN_DATA_DIR", str(Path(__file__).resolve().parents[1] / "var" / "bench"))
 
-import httpx  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+import httpx
+from sqlalchemy import text
 
-from nidaan import migrate  # noqa: E402
-from nidaan.audit.schemas import SYSTEM_ACTOR  # noqa: E402
-from nidaan.audit.service import audit_service  # noqa: E402
-from nidaan.auth.schemas import UserCreate  # noqa: E402
-from nidaan.auth.service import auth_service  # noqa: E402
-from nidaan.auth.tokens import issue_access_token  # noqa: E402
-from nidaan.config import get_settings  # noqa: E402
-from nidaan.kit import db  # noqa: E402
-from nidaan.kit.ids import new_id  # noqa: E402
-from nidaan.kit.jobs import close_job_app, enqueue, open_job_app  # noqa: E402
-from nidaan.main import create_app  # noqa: E402
-from nidaan.tenancy.service import tenancy_service  # noqa: E402
+from nidaan import migrate
+from nidaan.audit.schemas import SYSTEM_ACTOR
+from nidaan.audit.service import audit_service
+from nidaan.auth.schemas import UserCreate
+from nidaan.auth.service import auth_service
+from nidaan.auth.tokens import issue_access_token
+from nidaan.config import get_settings
+from nidaan.kit import db
+from nidaan.kit.ids import new_id
+from nidaan.kit.jobs import close_job_app, enqueue, open_job_app
+from nidaan.main import create_app
+from nidaan.tenancy.service import tenancy_service
 
 
 async def timed(n: int, action: Callable[[int], Awaitable[object]]) -> list[float]:
@@ -77,7 +77,8 @@ async def main(n: int) -> None:
         await session.commit()
 
     print(
-        f"Platform benchmark, n={n} each, database: {settings.database_url and 'external' or 'embedded'}"
+        f"Platform benchmark, n={n} each, "
+        f"database: {'external' if settings.database_url else 'embedded'}"
     )
 
     async def plain_insert(i: int) -> None:
