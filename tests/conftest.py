@@ -32,7 +32,11 @@ pytest_plugins = ["tests.fixtures.objects"]
 
 def pytest_configure(config: pytest.Config) -> None:
     """The controller starts the embedded server once; xdist workers inherit its URL."""
-    if os.environ.get("NIDAAN_TEST_DATABASE_URL") or hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput"):
+        return
+    # Databases are named per run, so two test runs on one server never drop each other's.
+    os.environ.setdefault("NIDAAN_TEST_RUN", str(os.getpid()))
+    if os.environ.get("NIDAAN_TEST_DATABASE_URL"):
         return
     from nidaan.kit.embedded import embedded_server
 
@@ -48,7 +52,7 @@ def _libpq(url: str) -> str:
 def database_url(worker_id: str) -> Iterator[str]:
     """A freshly migrated database for this xdist worker; the process is pointed at it."""
     admin_url = _libpq(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]))
-    name = f"nidaan_test_{worker_id}"
+    name = f"nidaan_test_{os.environ.get('NIDAAN_TEST_RUN', os.getpid())}_{worker_id}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -59,7 +63,9 @@ def database_url(worker_id: str) -> Iterator[str]:
     from nidaan import migrate
 
     migrate.upgrade(get_settings())
-    return url
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _database_in(url: str, name: str) -> str:
@@ -73,7 +79,7 @@ def _database_in(url: str, name: str) -> str:
 def scratch_database(database_url: str, worker_id: str) -> Iterator[str]:
     """An empty database of its own (for CLI and end-to-end tests), dropped afterwards."""
     admin_url = _libpq(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]))
-    name = f"nidaan_scratch_{worker_id}"
+    name = f"nidaan_scratch_{os.environ.get('NIDAAN_TEST_RUN', os.getpid())}_{worker_id}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')

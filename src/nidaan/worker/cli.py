@@ -33,8 +33,7 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run background jobs: report PDFs, WhatsApp/e-mail notifications, event delivery,
-    payment checks and nightly clean-ups.
+    """Run background jobs (event delivery, reports, notifications, clean-ups) until stopped.
 
     Keep at least one worker running next to `nidaan serve --role api`; several workers
     on different machines may share the same database safely. (Plain `nidaan serve`
