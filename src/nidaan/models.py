@@ -2,9 +2,16 @@
 
 from nidaan.audit import models as audit_models  # noqa: F401
 from nidaan.auth import models as auth_models  # noqa: F401
+from nidaan.catalog import models as catalog_models  # noqa: F401
 from nidaan.events import models as event_models  # noqa: F401
 from nidaan.idempotency import models as idempotency_models  # noqa: F401
+from nidaan.kit import sequences  # noqa: F401
 from nidaan.kit.model_base import Base
+from nidaan.orders import models as order_models  # noqa: F401
+from nidaan.patients import models as patient_models  # noqa: F401
+from nidaan.reports import models as report_models  # noqa: F401
+from nidaan.results import models as result_models  # noqa: F401
+from nidaan.samples import models as sample_models  # noqa: F401
 from nidaan.tenancy import models as tenancy_models  # noqa: F401
 
 metadata = Base.metadata

@@ -39,3 +39,17 @@ class TenantMixin:
     @declared_attr
     def organisation_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805
         return mapped_column(ForeignKey("organisations.id", ondelete="RESTRICT"), index=True)
+
+
+class VersionMixin:
+    """An optimistic-lock version, bumped by SQLAlchemy on every UPDATE.
+
+    Offline clients send the version they edited; a stale one is a conflict, never a silent
+    overwrite (sync relies on it).
+    """
+
+    version: Mapped[int] = mapped_column(server_default="1")
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, object]:  # noqa: N805
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]

@@ -16,6 +16,13 @@ class Organisation(IdMixin, TimestampMixin, Base):
     # Demo organisations exist only in demo mode; production refuses to start with one.
     is_demo: Mapped[bool] = mapped_column(Boolean, server_default=false())
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # What the report header prints (NABL/ISO 15189 wants lab name, address, accreditation).
+    address: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    accreditation: Mapped[str | None] = mapped_column(String(300))
+    # Lab policy: may the person who entered a result also verify it? Off, as SENAITE/OE.
+    allow_self_verification: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Branch(IdMixin, TenantMixin, TimestampMixin, Base):

@@ -1,0 +1,1 @@
+"""Test catalogue: tests, panels, reference ranges, prices."""

@@ -1,0 +1,1 @@
+"""Orders: what was requested for a patient, and the tests in it."""

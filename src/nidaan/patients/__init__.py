@@ -1,0 +1,1 @@
+"""Patients: registration, search, duplicate flags and merge."""

@@ -1,0 +1,1 @@
+"""Reports: signed PDF versions of an order's verified results."""

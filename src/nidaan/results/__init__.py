@@ -1,0 +1,1 @@
+"""Results: entry, flags, delta checks, critical alerts, verification and corrections."""

@@ -1,0 +1,1 @@
+"""Samples (tubes) with their state machine, barcode labels and transport manifests."""

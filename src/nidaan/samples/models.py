@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, VersionMixin
+
+
+class Sample(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
+    __tablename__ = "samples"
+    __table_args__ = (UniqueConstraint("organisation_id", "accession"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    branch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("branches.id"))
+    accession: Mapped[str] = mapped_column(String(40))
+    specimen_type: Mapped[str] = mapped_column(String(64))
+    container: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    collected_at: Mapped[datetime | None]
+    collected_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    collected_at_branch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("branches.id"))
+    manifest_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("manifests.id"))
+    received_at: Mapped[datetime | None]
+    received_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    completed_at: Mapped[datetime | None]
+    rejected_at: Mapped[datetime | None]
+    rejected_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    rejection_reason: Mapped[str | None] = mapped_column(String(32))
+    rejection_note: Mapped[str | None] = mapped_column(String(500))
+    # A rejected sample points at the new sample ordered to replace it.
+    recollection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("samples.id"))
+
+
+class Manifest(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
+    """A batch of samples sent from a collection centre to the lab."""
+
+    __tablename__ = "manifests"
+    __table_args__ = (UniqueConstraint("organisation_id", "manifest_number"),)
+
+    manifest_number: Mapped[str] = mapped_column(String(40))
+    from_branch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("branches.id"))
+    to_branch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("branches.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    courier: Mapped[str | None] = mapped_column(String(200))
+    dispatched_at: Mapped[datetime | None]
+    dispatched_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    received_at: Mapped[datetime | None]
