@@ -14,5 +14,7 @@ class OrderStatus(enum.StrEnum):
 
 
 class OrderTestStatus(enum.StrEnum):
-    ACTIVE = "active"
+    ACTIVE = "active"  # waiting for a result
+    RESULTED = "resulted"  # a result exists (entered, held or being corrected)
+    VERIFIED = "verified"  # its current result is verified
     CANCELLED = "cancelled"
