@@ -16,7 +16,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nidaan import __version__
-from nidaan.api import api_router
+from nidaan.api import api_router, public_router
 from nidaan.config import Settings, get_settings
 from nidaan.errors import install_error_handlers
 from nidaan.kit import db
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(public_router)
 
     @app.get("/healthz", tags=["health"], operation_id="health:live")
     async def healthz() -> dict[str, str]:
