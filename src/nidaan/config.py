@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    public_base_url: str | None = Field(
+        None,
+        description="Public URL of this installation, e.g. https://reports.lab.in; used in "
+        "report QR codes and signed file links (default http://HOST:PORT)",
+    )
     log_json: bool | None = Field(None, description="JSON logs; default on outside demo mode")
     log_level: str = "INFO"
 

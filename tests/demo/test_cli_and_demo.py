@@ -48,7 +48,19 @@ def counts(url: str) -> tuple[int, ...]:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         return tuple(
             conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-            for table in ("organisations", "branches", "users", "audit_log")
+            for table in (
+                "organisations",
+                "branches",
+                "users",
+                "catalog_tests",
+                "catalog_panels",
+                "patients",
+                "orders",
+                "samples",
+                "results",
+                "critical_alerts",
+                "audit_log",
+            )
         )
 
 
@@ -62,16 +74,26 @@ def test_upgrade_seed_twice_check_and_verify(
 
     first = run(demo_env, "demo", "seed")
     assert first.returncode == 0, first.stderr
-    assert counts(scratch_database) == (2, 4, 8, 14)
+    seeded = counts(scratch_database)
+    organisations, branches, users, tests, panels, patients, orders, samples, results, alerts, _ = (
+        seeded
+    )
+    assert (organisations, branches, users) == (2, 4, 8)
+    assert tests >= 2 * 60
+    assert panels >= 2 * 8
+    assert (patients, orders) == (8, 6)  # the demo day: one order in each state
+    assert samples >= 6
+    assert results > 0
+    assert alerts == 1
     second = run(demo_env, "demo", "seed")
     assert "nothing changed" in second.stdout
-    assert counts(scratch_database) == (2, 4, 8, 14)
+    assert counts(scratch_database) == seeded
 
     check = run(demo_env, "db", "check")
     assert check.returncode == 0, check.stdout + check.stderr
     verify = run(demo_env, "audit", "verify")
     assert verify.returncode == 0
-    assert "OK: 14 audit entries in 2 organisation(s)" in verify.stdout
+    assert f"OK: {seeded[-1]} audit entries in 2 organisation(s)" in verify.stdout
 
 
 def test_production_mode_refuses_demo_data_and_demo_seed(demo_env: dict[str, str]) -> None:

@@ -17,7 +17,11 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
 async def test_openapi_puts_product_endpoints_under_api_v1(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     paths = set(spec["paths"])
-    assert {p for p in paths if not p.startswith("/api/v1/")} == {"/healthz", "/readyz"}
+    assert {p for p in paths if not p.startswith("/api/v1/")} == {
+        "/healthz",
+        "/readyz",
+        "/verify/{code}",  # the public report verification page (QR code on every report)
+    }
     operation_ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
     assert len(operation_ids) == len(set(operation_ids))
     assert (await client.get("/docs")).status_code == 200

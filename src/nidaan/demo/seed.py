@@ -12,6 +12,8 @@ from nidaan.auth.enums import Role
 from nidaan.auth.models import User
 from nidaan.auth.schemas import UserCreate
 from nidaan.auth.service import auth_service
+from nidaan.catalog.seed import seed_catalog
+from nidaan.demo.lab_day import seed_lab_day
 from nidaan.tenancy.enums import BranchKind
 from nidaan.tenancy.models import Branch, Organisation
 from nidaan.tenancy.schemas import BranchCreate
@@ -19,6 +21,12 @@ from nidaan.tenancy.service import tenancy_service
 
 DEMO_PASSWORD = "nidaan-demo"
 DEMO_ORGANISATION = ("Demo Diagnostics", "demo-diagnostics")
+DEMO_PROFILE = {
+    "address": "12 FC Road, Shivajinagar, Pune 411005, Maharashtra",
+    "phone": "+91 20 2553 0000",
+    "email": "reports@demo.example.com",
+    "accreditation": "NABL accredited as per ISO 15189:2022 - Certificate MC-0000 (demo)",
+}
 OTHER_ORGANISATION = ("Other Lab", "other-lab")
 
 DEMO_BRANCHES = [
@@ -138,6 +146,12 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
             ),
             result,
         )
+    for key, value in DEMO_PROFILE.items():
+        if getattr(demo, key) is None:
+            setattr(demo, key, value)
+    if added := await seed_catalog(session, demo.id, SYSTEM_ACTOR):
+        result.created.append(f"{added} catalogue tests for {demo.name}")
+    result.created += await seed_lab_day(session, demo)
     other = await _organisation(session, *OTHER_ORGANISATION, result)
     await _branches(session, other, OTHER_BRANCHES, result)
     await _user(
@@ -151,6 +165,8 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
         ),
         result,
     )
+    if added := await seed_catalog(session, other.id, SYSTEM_ACTOR):
+        result.created.append(f"{added} catalogue tests for {other.name}")
     return result
 
 

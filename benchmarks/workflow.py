@@ -1,0 +1,270 @@
+"""Lab-day benchmark: N concurrent clients drive the real HTTP API through a patient's journey.
+
+register -> order -> collect -> receive -> enter results -> verify, against `nidaan serve
+--role api` started here on loopback (embedded PostgreSQL unless NIDAAN_DATABASE_URL is set).
+Prints requests/s and p50/p95/p99 latency per endpoint next to the same figures for
+/healthz measured in the same run at the same concurrency (the ratio is what counts), then
+the PDF report render time per page.
+
+Run:  .venv/bin/python benchmarks/workflow.py [--clients 50] [--journeys 2]
+Target on a 2-core machine: p95 under 100 ms for order creation and result entry at 50
+concurrent clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+NIDAAN = str(Path(sys.executable).parent / "nidaan")
+PASSWORD = "nidaan-demo"
+# A typical walk-in: a sugar, a kidney and a blood count, on three tubes.
+ORDER_ITEMS = ["GLUF", "CREA", "K", "NA", "HB", "PLT"]
+VALUES = {"GLUF": "96", "CREA": "0.9", "K": "4.2", "NA": "140", "HB": "13.5", "PLT": "250"}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+
+    async def call(
+        self, client: httpx.AsyncClient, label: str, method: str, url: str, **kwargs: object
+    ) -> httpx.Response:
+        started = time.perf_counter()
+        response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        self.samples[label].append((time.perf_counter() - started) * 1000)
+        if response.status_code >= 400:
+            self.errors[label] += 1
+            raise RuntimeError(f"{label}: {response.status_code} {response.text[:300]}")
+        return response
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("NIDAAN_MODE", "demo")
+    env["NIDAAN_DATA_DIR"] = str(data_dir)
+    env.setdefault("NIDAAN_LOG_LEVEL", "WARNING")
+    return env
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = _env(data_dir)
+    for command in (["db", "upgrade"], ["demo", "seed"]):
+        subprocess.run([NIDAAN, *command], env=env, check=True, capture_output=True)
+    return subprocess.Popen(
+        [NIDAAN, "serve", "--role", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_ready(base: str) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"{base}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.3)
+    raise SystemExit("server did not become ready in 60 s")
+
+
+async def login(client: httpx.AsyncClient, role: str) -> dict[str, str]:
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": f"{role}@demo.example.com", "password": PASSWORD}
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def journey(
+    client: httpx.AsyncClient,
+    rec: Recorder,
+    auth: dict[str, dict[str, str]],
+    branches: dict[str, str],
+    n: int,
+) -> None:
+    front, phleb, tech, path = (
+        auth["front_desk"],
+        auth["phlebotomist"],
+        auth["technician"],
+        auth["pathologist"],
+    )
+    patient = await rec.call(
+        client,
+        "POST /patients",
+        "POST",
+        "/api/v1/patients",
+        headers=front,
+        json={
+            "full_name": f"Bench Patient {n}",
+            "sex": "female" if n % 2 else "male",
+            "age_years": 20 + n % 60,
+            "preferred_language": "en",
+        },
+    )
+    patient_id = patient.json()["patient"]["id"]
+    order = await rec.call(
+        client,
+        "POST /orders",
+        "POST",
+        "/api/v1/orders",
+        headers={**front, "Idempotency-Key": f"bench-{n}-{time.time_ns()}"},
+        json={"patient_id": patient_id, "branch_id": branches["CC1"], "items": ORDER_ITEMS},
+    )
+    body = order.json()
+    for sample in body["samples"]:
+        accession = sample["accession"]
+        await rec.call(
+            client,
+            "POST /samples/{a}/collect",
+            "POST",
+            f"/api/v1/samples/{accession}/collect",
+            headers=phleb,
+            json={},
+        )
+        await rec.call(
+            client,
+            "POST /samples/{a}/receive",
+            "POST",
+            f"/api/v1/samples/{accession}/receive",
+            headers=tech,
+            json={"branch_id": branches["CL"]},
+        )
+    result_ids = []
+    for test in body["tests"]:
+        entered = await rec.call(
+            client,
+            "POST /results",
+            "POST",
+            "/api/v1/results",
+            headers=tech,
+            json={"order_test_id": test["id"], "value": VALUES[test["code"]]},
+        )
+        result_ids.append(entered.json()["id"])
+    for result_id in result_ids:
+        await rec.call(
+            client,
+            "POST /results/{id}/verify",
+            "POST",
+            f"/api/v1/results/{result_id}/verify",
+            headers=path,
+            json={},
+        )
+
+
+async def baseline(client: httpx.AsyncClient, rec: Recorder, clients: int, per_client: int) -> None:
+    async def one() -> None:
+        for _ in range(per_client):
+            await rec.call(client, "GET /healthz (baseline)", "GET", "/healthz")
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+
+
+def print_table(rec: Recorder, elapsed: dict[str, float]) -> None:
+    base = rec.samples["GET /healthz (baseline)"]
+    base_p95 = statistics.quantiles(base, n=100)[94]
+    print(
+        f"{'endpoint':<32}{'count':>7}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'p95/base':>10}"
+    )
+    for label, samples in rec.samples.items():
+        q = statistics.quantiles(samples, n=100) if len(samples) > 1 else [samples[0]] * 99
+        phase = "baseline" if "baseline" in label else "journey"
+        rate = len(samples) / elapsed[phase]
+        print(
+            f"{label:<32}{len(samples):>7}{rate:>9.1f}{statistics.median(samples):>9.1f}"
+            f"{q[94]:>9.1f}{q[98]:>9.1f}{q[94] / base_p95:>9.1f}x"
+        )
+    for label in ("POST /orders", "POST /results"):
+        p95 = statistics.quantiles(rec.samples[label], n=100)[94]
+        verdict = "meets" if p95 < 100 else "MISSES"
+        print(f"target p95 < 100 ms for {label}: {p95:.1f} ms ({verdict})")
+
+
+def render_timing(runs: int) -> None:
+    from nidaan.reports.render import measure_render
+    from nidaan.reports.sample import sample_document
+
+    for language in ("en", "hi"):
+        timing = measure_render(sample_document(language=language), runs=runs)
+        print(f"report render ({language}): {timing}")
+
+
+async def main(clients: int, journeys: int, keep: bool) -> None:
+    data_dir = (
+        ROOT / "var" / "bench-workflow" if keep else Path(tempfile.mkdtemp(prefix="nidaan-bench-"))
+    )
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server = start_server(data_dir, port)
+    try:
+        await wait_ready(base_url)
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+            auth = {
+                r: await login(client, r)
+                for r in ("front_desk", "phlebotomist", "technician", "pathologist")
+            }
+            listed = (await client.get("/api/v1/branches", headers=auth["front_desk"])).json()
+            branches = {b["code"]: b["id"] for b in listed["items"]}
+            rec = Recorder()
+            elapsed: dict[str, float] = {}
+            started = time.perf_counter()
+            await baseline(client, rec, clients, per_client=20)
+            elapsed["baseline"] = time.perf_counter() - started
+
+            async def worker(index: int) -> None:
+                for j in range(journeys):
+                    await journey(client, rec, auth, branches, index * 1000 + j)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(i) for i in range(clients)))
+            elapsed["journey"] = time.perf_counter() - started
+        total = sum(len(v) for k, v in rec.samples.items() if "baseline" not in k)
+        print(
+            f"\nWorkflow benchmark: {clients} concurrent clients x {journeys} journeys "
+            f"({clients * journeys} patients, {total} API calls in {elapsed['journey']:.1f} s, "
+            f"{total / elapsed['journey']:.0f} req/s overall), {os.cpu_count()} CPU(s)\n"
+        )
+        print_table(rec, elapsed)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    render_timing(runs=10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
+    parser.add_argument("--journeys", type=int, default=2, help="patients per client (default 2)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the data under var/bench-workflow"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.clients, args.journeys, args.keep))

@@ -1,0 +1,21 @@
+"""Errors of the reports module."""
+
+from nidaan.kit.errors import NidaanError, NotFound
+
+
+class ReportNotReady(NotFound):
+    code = "report_not_ready"
+    title = "Report not ready"
+
+
+class ReportNotFound(NotFound):
+    code = "report_not_found"
+    title = "No such report"
+
+
+class ReportIntegrityError(NidaanError):
+    """The stored PDF no longer matches the SHA-256 recorded when it was issued."""
+
+    status_code = 500
+    code = "report_integrity_failed"
+    title = "Stored report does not match its checksum"

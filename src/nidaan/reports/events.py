@@ -1,0 +1,19 @@
+"""Events the reports module publishes (notifications and ABDM react to them)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from nidaan.events.base import DomainEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportFinalized(DomainEvent):
+    """A signed PDF version of an order's report was issued (``amended``: it replaces one)."""
+
+    name = "reports.finalized"
+    order_id: uuid.UUID
+    report_id: uuid.UUID
+    report_version: int
+    amended: bool

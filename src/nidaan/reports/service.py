@@ -1,0 +1,529 @@
+"""Reports: gather an order's verified results, render the signed PDF, store and list versions.
+
+Rendering runs in the ``ResultsVerified`` job (``handlers.py``), never in a request. Each
+rendering is a new ``Report`` row (version n + 1) that supersedes the current one; PDFs are
+never overwritten or deleted, so every version an amended report replaces stays retrievable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nidaan.audit.schemas import SYSTEM_ACTOR
+from nidaan.audit.service import audit_service
+from nidaan.auth.enums import ALL_ROLES
+from nidaan.auth.principal import Principal
+from nidaan.config import Settings, get_settings
+from nidaan.events.service import publish
+from nidaan.kit.ids import new_id
+from nidaan.kit.pagination import PageParams, paginate
+from nidaan.kit.sequences import next_value
+from nidaan.kit.storage import LocalFileStore, ObjectNotFoundError, get_object_store
+from nidaan.kit.storage import public_base_url as installation_base_url
+from nidaan.kit.time import IST, utcnow
+from nidaan.orders.service import orders_service
+from nidaan.patients.service import patients_service
+from nidaan.reports.domain import (
+    Amendment,
+    LabInfo,
+    OrderInfo,
+    PatientInfo,
+    ReportDocument,
+    ResultLine,
+    SampleInfo,
+    Signatory,
+    SourceLine,
+    age_text,
+    flag_is_abnormal,
+    flag_is_critical,
+    group_sections,
+    initials,
+    normalise_language,
+    signatories_of,
+    source_fingerprint,
+)
+from nidaan.reports.errors import ReportIntegrityError, ReportNotFound, ReportNotReady
+from nidaan.reports.events import ReportFinalized
+from nidaan.reports.models import Report
+from nidaan.reports.render import render_pdf_async
+from nidaan.results.domain import ReportLine
+from nidaan.results.domain import Signatory as ResultSignatory
+from nidaan.results.service import results_service
+from nidaan.samples.enums import SampleStatus
+from nidaan.samples.service import samples_service
+from nidaan.tenancy.service import tenancy_service
+
+logger = logging.getLogger(__name__)
+
+PDF = "application/pdf"
+#: Reason printed when a new version is issued without a correction (tests added later).
+ADDED_RESULTS_REASON = "Further results verified after the previous version was issued."
+
+
+@dataclass(frozen=True)
+class BuiltDocument:
+    """A report document plus what it was made from."""
+
+    document: ReportDocument
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ReportPdf:
+    report: Report
+    data: bytes
+
+
+def _system_caller(organisation_id: uuid.UUID) -> Principal:
+    """The caller a job uses to read other modules' services inside one organisation."""
+    return Principal(
+        kind="system",
+        id=uuid.UUID(int=0),
+        organisation_id=organisation_id,
+        roles=ALL_ROLES,
+        label="system",
+    )
+
+
+def _order_lock_key(order_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key for one order's report numbering."""
+    return int.from_bytes(
+        hashlib.sha256(b"reports:" + order_id.bytes).digest()[:8], "big", signed=True
+    )
+
+
+#: Characters of the source fingerprint kept in the object key (128 bits).
+FINGERPRINT_CHARS = 32
+
+
+def _fingerprint_of(report: Report) -> str | None:
+    """The source fingerprint in the report's object key (``.../<report id>--<fp>.pdf``)."""
+    stem = report.storage_key.rsplit("/", 1)[-1].removesuffix(".pdf")
+    _, marker, fingerprint = stem.partition("--")
+    return fingerprint if marker and fingerprint else None
+
+
+def _signatory(signatory: ResultSignatory | None) -> Signatory | None:
+    if signatory is None or signatory.signed_at is None:
+        return None
+    return Signatory(signatory.full_name, signatory.qualification, signatory.signed_at)
+
+
+def _source_line(line: ReportLine) -> SourceLine:
+    signers = tuple(s for s in (_signatory(v) for v in line.verifiers) if s is not None)
+    final = _signatory(line.verified_by)
+    return SourceLine(
+        result_id=line.result_id,
+        department=line.department,
+        sort_key=(line.sort_order, line.test_code),
+        verifier=final,
+        extra_verifiers=signers,
+        line=ResultLine(
+            test_name=line.test_name,
+            value=line.value,
+            unit=line.unit,
+            reference=line.reference_text,
+            flag=line.flag,
+            method=line.method,
+            comment=line.comment,
+            abnormal=flag_is_abnormal(line.flag),
+            critical=flag_is_critical(line.flag),
+            accredited=line.accredited,
+        ),
+    )
+
+
+def _snapshot(report: Report) -> dict[str, Any]:
+    return {
+        "order_id": report.order_id,
+        "report_number": report.report_number,
+        "report_version": report.report_version,
+        "is_current": report.is_current,
+        "amended": report.amended,
+        "amendment_reason": report.amendment_reason,
+        "supersedes_id": report.supersedes_id,
+        "language": report.language,
+        "sha256": report.sha256,
+        "page_count": report.page_count,
+        "size_bytes": report.size_bytes,
+    }
+
+
+class ReportsService:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings or get_settings()
+
+    def store(self) -> LocalFileStore:
+        return get_object_store(self.settings)
+
+    def verification_url(self, code: str) -> str:
+        return f"{installation_base_url(self.settings)}/verify/{code}"
+
+    # ---------------------------------------------------------------- building
+
+    async def build_document(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        order_id: uuid.UUID,
+        *,
+        report_number: str = "—",
+        version: int = 1,
+        issued_at: datetime | None = None,
+        verification_code: str = "preview",
+        amendment: Amendment | None = None,
+        lines: list[ReportLine] | None = None,
+    ) -> BuiltDocument:
+        """Everything the report prints, from the other modules' services.
+
+        Raises ``ReportNotReady`` when the order has no verified result yet.
+        """
+        caller = _system_caller(organisation_id)
+        organisation = await tenancy_service.get_organisation_unscoped(session, organisation_id)
+        order = await orders_service.get(session, caller, order_id)
+        patient = await patients_service.get_in(session, organisation_id, order.patient_id)
+        if lines is None:
+            lines = await self._lines(session, organisation_id, order_id)
+        samples = await samples_for_order(session, organisation_id, order_id, lines)
+        issued = issued_at or utcnow()
+        language = normalise_language(patient.preferred_language)
+        collected = [s.collected_at for s in samples if s.collected_at is not None]
+        source = [_source_line(line) for line in lines]
+        document = ReportDocument(
+            lab=LabInfo(
+                name=organisation.name,
+                address=organisation.address,
+                phone=organisation.phone,
+                email=organisation.email,
+                accreditation=organisation.accreditation,
+            ),
+            patient=PatientInfo(
+                name=patient.full_name,
+                age_text=age_text(
+                    patient.date_of_birth, min(collected) if collected else issued, language
+                ),
+                sex=str(patient.sex),
+                mrn=patient.mrn,
+                referring_doctor=order.referring_doctor or patient.referring_doctor,
+            ),
+            order=OrderInfo(
+                number=order.order_number,
+                priority=str(order.priority),
+                registered_at=order.created_at,
+            ),
+            samples=tuple(
+                SampleInfo(
+                    accession=s.accession,
+                    specimen_type=s.specimen_type.replace("_", " ").capitalize(),
+                    collected_at=s.collected_at,
+                    received_at=s.received_at,
+                )
+                for s in samples
+            ),
+            sections=group_sections(source),
+            signatories=signatories_of(source),
+            report_number=report_number,
+            version=version,
+            issued_at=issued,
+            verification_url=self.verification_url(verification_code),
+            language=language,
+            amendment=amendment,
+        )
+        return BuiltDocument(document, source_fingerprint(line.result_id for line in lines))
+
+    # ---------------------------------------------------------------- issuing
+
+    async def on_results_verified(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        order_id: uuid.UUID,
+        *,
+        department: str | None,
+        amended: bool,
+        reason: str | None,
+    ) -> Report | None:
+        """React to ``ResultsVerified``: the whole order verified -> report; a verified
+        correction of an order that already has a report -> amended version.
+
+        A department-only event is ignored (one report per order, issued when it is
+        complete); a correction before the first report waits for the order event.
+        """
+        if department is not None and not amended:
+            return None
+        current = await self._current(session, organisation_id, order_id)
+        if amended and current is None and department is not None:
+            return None
+        try:
+            return await self.render_and_store(
+                session, organisation_id, order_id, amended=amended, reason=reason
+            )
+        except ReportNotReady:
+            logger.info("Order %s has no verified results; no report issued", order_id)
+            return None
+
+    async def render_and_store(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        order_id: uuid.UUID,
+        *,
+        amended: bool = False,
+        reason: str | None = None,
+    ) -> Report:
+        """Issue the next version of the order's report (or return the current one if it
+        already prints exactly the same verified results)."""
+        # Serialise report issuing per order: version numbers stay gapless and two jobs
+        # for one order never both decide they are version n + 1.
+        await session.execute(select(func.pg_advisory_xact_lock(_order_lock_key(order_id))))
+        previous = await self._current(session, organisation_id, order_id)
+        lines = await self._lines(session, organisation_id, order_id)
+        fingerprint = source_fingerprint(line.result_id for line in lines)
+        fingerprint = fingerprint[:FINGERPRINT_CHARS]
+        if previous is not None and _fingerprint_of(previous) == fingerprint:
+            logger.info(
+                "Report %s already prints the verified results of order %s; not re-issued",
+                previous.report_number,
+                order_id,
+            )
+            return previous
+
+        last_version = await session.scalar(
+            select(func.max(Report.report_version)).where(
+                Report.organisation_id == organisation_id, Report.order_id == order_id
+            )
+        )
+        version = int(last_version or 0) + 1
+        amendment = None
+        if previous is not None:
+            amended = True
+            reason = reason or ADDED_RESULTS_REASON
+            amendment = Amendment(
+                reason=reason,
+                supersedes_number=previous.report_number,
+                supersedes_version=previous.report_version,
+                supersedes_issued_at=previous.created_at,
+            )
+        else:
+            amended, reason = False, None
+        issued_at = utcnow()
+        number = await next_value(session, organisation_id, "report")
+        report_number = f"RPT-{issued_at.astimezone(IST):%Y}-{number:06d}"
+        code = secrets.token_urlsafe(16)
+        built = await self.build_document(
+            session,
+            organisation_id,
+            order_id,
+            report_number=report_number,
+            version=version,
+            issued_at=issued_at,
+            verification_code=code,
+            amendment=amendment,
+            lines=lines,
+        )
+        rendered = await render_pdf_async(built.document)
+        report_id = new_id()
+        report = Report(
+            id=report_id,
+            organisation_id=organisation_id,
+            order_id=order_id,
+            report_number=report_number,
+            report_version=version,
+            is_current=True,
+            supersedes_id=previous.id if previous else None,
+            amended=amended,
+            amendment_reason=reason,
+            language=built.document.language,
+            # The key names the verified results it was made from (see _fingerprint_of).
+            storage_key=f"reports/{organisation_id}/{order_id}/{report_id}--{fingerprint}.pdf",
+            sha256=hashlib.sha256(rendered.data).hexdigest(),
+            page_count=rendered.page_count,
+            size_bytes=len(rendered.data),
+            verification_code=code,
+            created_at=issued_at,
+        )
+        if previous is not None:
+            before = _snapshot(previous)
+            previous.is_current = False
+            await audit_service.record(
+                session,
+                organisation_id=organisation_id,
+                actor=SYSTEM_ACTOR,
+                action="report.superseded",
+                entity_type="report",
+                entity_id=previous.id,
+                before={"is_current": before["is_current"]},
+                after={"is_current": False},
+            )
+        # Written before the row: a file whose transaction then rolls back is an orphan,
+        # never a report row without its file.
+        await self.store().put(report.storage_key, rendered.data, PDF)
+        session.add(report)
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=organisation_id,
+            actor=SYSTEM_ACTOR,
+            action="report.issued",
+            entity_type="report",
+            entity_id=report.id,
+            after=_snapshot(report),
+        )
+        await publish(
+            session,
+            ReportFinalized(
+                organisation_id=organisation_id,
+                order_id=order_id,
+                report_id=report.id,
+                report_version=version,
+                amended=amended,
+            ),
+        )
+        logger.info(
+            "Issued report %s v%d for order %s: %d pages in %.2fs",
+            report_number,
+            version,
+            order_id,
+            rendered.page_count,
+            rendered.seconds,
+        )
+        return report
+
+    # ---------------------------------------------------------------- reading
+
+    async def _lines(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> list[ReportLine]:
+        lines = await results_service.report_lines(session, organisation_id, order_id)
+        if not lines:
+            raise ReportNotReady("No verified results on this order yet.", order_id=str(order_id))
+        return lines
+
+    async def _current(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> Report | None:
+        return await session.scalar(
+            select(Report).where(
+                Report.organisation_id == organisation_id,
+                Report.order_id == order_id,
+                Report.is_current.is_(True),
+            )
+        )
+
+    async def list_for_order(
+        self, session: AsyncSession, caller: Principal, order_id: uuid.UUID, page: PageParams
+    ) -> tuple[list[Report], int]:
+        """Every version of the order's report, newest first (404 for another tenant's order)."""
+        await orders_service.get(session, caller, order_id)
+        statement = (
+            select(Report)
+            .where(Report.organisation_id == caller.organisation_id, Report.order_id == order_id)
+            .order_by(Report.report_version.desc())
+        )
+        return await paginate(session, statement, page)
+
+    async def current_pdf(
+        self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
+    ) -> ReportPdf:
+        await orders_service.get(session, caller, order_id)
+        report = await self._current(session, caller.organisation_id, order_id)
+        if report is None:
+            raise ReportNotReady(
+                "This order has no report yet; it is issued when every result is verified.",
+                order_id=str(order_id),
+            )
+        return ReportPdf(report, await self._read(report))
+
+    async def get(self, session: AsyncSession, caller: Principal, report_id: uuid.UUID) -> Report:
+        report = await session.scalar(
+            select(Report).where(
+                Report.id == report_id, Report.organisation_id == caller.organisation_id
+            )
+        )
+        if report is None:
+            raise ReportNotFound("No such report in your organisation.", entity="report")
+        return report
+
+    async def pdf(
+        self, session: AsyncSession, caller: Principal, report_id: uuid.UUID
+    ) -> ReportPdf:
+        report = await self.get(session, caller, report_id)
+        return ReportPdf(report, await self._read(report))
+
+    async def _read(self, report: Report) -> bytes:
+        try:
+            data = await self.store().get(report.storage_key)
+        except ObjectNotFoundError as exc:
+            raise ReportIntegrityError(
+                f"The PDF of report {report.report_number} is missing from storage."
+            ) from exc
+        if hashlib.sha256(data).hexdigest() != report.sha256:
+            logger.error("Report %s does not match its SHA-256", report.id)
+            raise ReportIntegrityError(
+                f"The stored PDF of report {report.report_number} does not match its checksum."
+            )
+        return data
+
+    async def verify(self, session: AsyncSession, code: str) -> dict[str, Any]:
+        """What the public verification page shows for a QR code (``ReportNotFound`` else).
+
+        Installation-wide lookup by the random code; reveals only the lab, the report's
+        identity and checksum, and the patient's initials.
+        """
+        if not code or len(code) > 64:
+            raise ReportNotFound("No report has this verification code.")
+        report = await session.scalar(select(Report).where(Report.verification_code == code))
+        if report is None:
+            raise ReportNotFound("No report has this verification code.")
+        caller = _system_caller(report.organisation_id)
+        organisation = await tenancy_service.get_organisation_unscoped(
+            session, report.organisation_id
+        )
+        order = await orders_service.get(session, caller, report.order_id)
+        patient = await patients_service.get_in(session, report.organisation_id, order.patient_id)
+        superseded_by = None
+        if not report.is_current:
+            current = await self._current(session, report.organisation_id, report.order_id)
+            superseded_by = current.report_number if current else None
+        return {
+            "lab_name": organisation.name,
+            "report_number": report.report_number,
+            "report_version": report.report_version,
+            "issued_at": report.created_at,
+            "patient_initials": initials(patient.full_name),
+            "sha256": report.sha256,
+            "status": "current" if report.is_current else "superseded",
+            "is_current": report.is_current,
+            "amended": report.amended,
+            "superseded_by": superseded_by,
+        }
+
+
+async def samples_for_order(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    order_id: uuid.UUID,
+    lines: list[ReportLine],
+) -> list[Any]:
+    """The samples whose results the report prints (all non-rejected ones if unknown)."""
+    samples = await samples_service.for_orders(session, organisation_id, [order_id])
+    used = {line.sample_id for line in lines if line.sample_id is not None}
+    if used:
+        return [s for s in samples if s.id in used]
+    return [s for s in samples if s.status != SampleStatus.REJECTED]
+
+
+reports_service = ReportsService()

@@ -1,0 +1,1393 @@
+"""Result entry, verification, corrections, holds, critical alerts, worklists and report lines.
+
+Results never change once verified: a correction is a new row (``result_version`` + 1) and
+the old one becomes ``superseded``. Every change writes an audit entry in the caller's
+transaction; order tests and samples move through their own services.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nidaan.audit.service import audit_service
+from nidaan.auth.models import User
+from nidaan.auth.principal import Principal
+from nidaan.catalog import domain as catalog_domain
+from nidaan.catalog.enums import ResultType
+from nidaan.catalog.models import CatalogTest
+from nidaan.catalog.service import catalog_service
+from nidaan.events.service import publish
+from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError, NotFound
+from nidaan.kit.ids import new_id
+from nidaan.kit.pagination import PageParams, paginate
+from nidaan.kit.time import utcnow
+from nidaan.orders.enums import OrderTestStatus, Priority
+from nidaan.orders.models import Order, OrderTest
+from nidaan.orders.service import orders_service
+from nidaan.patients.service import patients_service
+from nidaan.results.domain import (
+    Band,
+    DeltaOutcome,
+    Interpretation,
+    InvalidValue,
+    ReportLine,
+    Signatory,
+    can_verify,
+    delta_check,
+    interpret,
+    round_display,
+)
+from nidaan.results.enums import CriticalAlertStatus, ResultSource, ResultStatus
+from nidaan.results.errors import (
+    AlreadyAcknowledged,
+    CalculatedResult,
+    ClientIdConflict,
+    IllegalTransition,
+    InvalidResultValue,
+    OrderTestNotActive,
+    ResultHeld,
+    ResultVerified,
+    SampleNotReady,
+    SecondVerifierRequired,
+    SelfVerificationNotAllowed,
+)
+from nidaan.results.events import CriticalValueDetected, ResultsVerified
+from nidaan.results.models import CriticalAlert, Result, ResultVerification
+from nidaan.samples.enums import SampleStatus
+from nidaan.samples.models import Sample
+from nidaan.samples.service import samples_service
+from nidaan.tenancy.service import tenancy_service
+
+__all__ = ["ReportLine", "Signatory", "results_service"]
+
+READY_SAMPLE_STATES = frozenset({SampleStatus.RECEIVED, SampleStatus.IN_PROCESS})
+OPEN_TEST_STATES = frozenset({OrderTestStatus.ACTIVE, OrderTestStatus.RESULTED})
+#: How far in the future a "notified at" time may be (clock skew of the caller's device).
+NOTIFIED_AT_SKEW = timedelta(minutes=5)
+
+_SNAPSHOT_FIELDS = (
+    "status",
+    "source",
+    "result_version",
+    "is_current",
+    "entered_value",
+    "entered_unit",
+    "value_numeric",
+    "value_text",
+    "value_code",
+    "unit",
+    "flag",
+    "reference_low",
+    "reference_high",
+    "reference_text",
+    "delta_failed",
+    "delta_previous_value",
+    "hold_reason",
+    "comment",
+    "correction_reason",
+    "entered_by_id",
+    "verified_by_id",
+    "verified_at",
+)
+
+
+def _snapshot(result: Result) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in _SNAPSHOT_FIELDS}
+
+
+def _alert_snapshot(alert: CriticalAlert) -> dict[str, Any]:
+    return {
+        "result_id": alert.result_id,
+        "value": alert.value,
+        "flag": alert.flag,
+        "status": alert.status,
+        "acknowledged_by_id": alert.acknowledged_by_id,
+        "acknowledged_at": alert.acknowledged_at,
+        "notified_person": alert.notified_person,
+        "notified_at": alert.notified_at,
+        "read_back": alert.read_back,
+        "notes": alert.notes,
+    }
+
+
+def _user_id(caller: Principal) -> uuid.UUID | None:
+    """The person behind the call (API keys act for nobody in particular)."""
+    return caller.id if caller.kind == "user" else None
+
+
+@dataclass(frozen=True)
+class EntryOutcome:
+    result: Result
+    created: bool  # False: an unverified result was replaced, or a client-id replay
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    order_test_id: uuid.UUID
+    order_id: uuid.UUID
+    order_number: str
+    priority: str
+    sample_id: uuid.UUID
+    accession: str
+    sample_status: str
+    received_at: datetime | None
+    test_id: uuid.UUID
+    test_code: str
+    test_name: str
+    department: str
+
+
+@dataclass(frozen=True)
+class PendingVerification:
+    result_id: uuid.UUID
+    order_test_id: uuid.UUID
+    order_id: uuid.UUID
+    order_number: str
+    priority: str
+    test_code: str
+    test_name: str
+    department: str
+    status: str
+    value_text: str | None
+    unit: str | None
+    flag: str | None
+    hold_reason: str | None
+    result_version: int
+    entered_at: datetime
+    entered_by_id: uuid.UUID | None
+    verifications_done: int
+    verifications_required: int
+
+
+@dataclass(frozen=True)
+class TatBreach:
+    order_test_id: uuid.UUID
+    order_id: uuid.UUID
+    order_number: str
+    priority: str
+    accession: str
+    test_code: str
+    test_name: str
+    department: str
+    status: str
+    received_at: datetime
+    due_at: datetime
+    minutes_overdue: int
+
+
+@dataclass(frozen=True)
+class _Delta:
+    outcome: DeltaOutcome
+    previous_value: Decimal | None = None
+    previous_at: datetime | None = None
+
+
+@dataclass
+class _Context:
+    """Everything entering a result of one ordered test needs."""
+
+    order_test: OrderTest
+    order: Order
+    sample: Sample
+    test: CatalogTest
+    patient_id: uuid.UUID
+    facts: Any  # patients' PatientFacts at collection time
+    band: Band | None
+
+
+class ResultsService:
+    # --- reads -----------------------------------------------------------------------------
+
+    async def get(self, session: AsyncSession, caller: Principal, result_id: uuid.UUID) -> Result:
+        result = await session.scalar(
+            select(Result).where(
+                Result.id == result_id, Result.organisation_id == caller.organisation_id
+            )
+        )
+        if result is None:
+            raise NotFound("No such result in your organisation.", entity="result")
+        return result
+
+    async def list_for_order(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order_id: uuid.UUID,
+        *,
+        include_history: bool = False,
+    ) -> list[Result]:
+        """The order's current results (with ``include_history``, every version), in report
+        order: department, then the catalogue's sort order, then version."""
+        await orders_service.get(session, caller, order_id)
+        statement = (
+            select(Result)
+            .join(CatalogTest, CatalogTest.id == Result.test_id)
+            .where(Result.organisation_id == caller.organisation_id, Result.order_id == order_id)
+            .order_by(
+                CatalogTest.department,
+                CatalogTest.sort_order,
+                CatalogTest.code,
+                Result.result_version,
+            )
+        )
+        if not include_history:
+            statement = statement.where(Result.is_current.is_(True))
+        return list(await session.scalars(statement))
+
+    async def verifications_for(
+        self, session: AsyncSession, organisation_id: uuid.UUID, result_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, list[ResultVerification]]:
+        ids = list(result_ids)
+        found: dict[uuid.UUID, list[ResultVerification]] = defaultdict(list)
+        if not ids:
+            return found
+        rows = await session.scalars(
+            select(ResultVerification)
+            .where(
+                ResultVerification.organisation_id == organisation_id,
+                ResultVerification.result_id.in_(ids),
+            )
+            .order_by(ResultVerification.level)
+        )
+        for row in rows:
+            found[row.result_id].append(row)
+        return found
+
+    async def list_critical_alerts(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        status: CriticalAlertStatus | None = None,
+    ) -> tuple[list[CriticalAlert], int]:
+        statement = select(CriticalAlert).where(
+            CriticalAlert.organisation_id == caller.organisation_id
+        )
+        if status is not None:
+            statement = statement.where(CriticalAlert.status == status)
+        return await paginate(session, statement.order_by(CriticalAlert.created_at.desc()), page)
+
+    # --- entry -----------------------------------------------------------------------------
+
+    async def enter(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order_test_id: uuid.UUID,
+        value: str,
+        unit: str | None,
+        comment: str | None = None,
+        source: str = ResultSource.MANUAL,
+        instrument_flags: str | None = None,
+        raw: dict[str, Any] | None = None,
+        *,
+        result_id: uuid.UUID | None = None,
+    ) -> Result:
+        """Enter (or, before verification, replace) the result of an ordered test."""
+        outcome = await self.enter_with_outcome(
+            session,
+            caller,
+            order_test_id,
+            value,
+            unit,
+            comment,
+            source,
+            instrument_flags,
+            raw,
+            result_id=result_id,
+        )
+        return outcome.result
+
+    async def enter_with_outcome(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order_test_id: uuid.UUID,
+        value: str,
+        unit: str | None,
+        comment: str | None = None,
+        source: str = ResultSource.MANUAL,
+        instrument_flags: str | None = None,
+        raw: dict[str, Any] | None = None,
+        *,
+        result_id: uuid.UUID | None = None,
+    ) -> EntryOutcome:
+        """``enter``, telling whether a row was created (the API answers 201 or 200)."""
+        if result_id is not None:
+            existing = await session.scalar(
+                select(Result).where(
+                    Result.id == result_id, Result.organisation_id == caller.organisation_id
+                )
+            )
+            if existing is not None:
+                same = (
+                    existing.order_test_id == order_test_id
+                    and existing.entered_value == value
+                    and existing.entered_unit == unit
+                    and existing.comment == comment
+                )
+                if not same:
+                    raise ClientIdConflict(
+                        "A result with this id already exists with different content.",
+                        id=str(result_id),
+                    )
+                return EntryOutcome(existing, created=False)
+        context = await self._context(session, caller, order_test_id)
+        if context.test.result_type == ResultType.CALCULATED and source != ResultSource.CALCULATED:
+            raise CalculatedResult(
+                f"{context.test.code} is calculated from other results ({context.test.formula}); "
+                "enter those instead.",
+                formula=context.test.formula,
+            )
+        outcome = await self._enter(
+            session,
+            caller,
+            context,
+            value=value,
+            unit=unit,
+            comment=comment,
+            source=source,
+            instrument_flags=instrument_flags,
+            raw=raw,
+            result_id=result_id,
+        )
+        if source != ResultSource.CALCULATED:
+            await self._recalculate(session, caller, context)
+        return outcome
+
+    async def _context(
+        self, session: AsyncSession, caller: Principal, order_test_id: uuid.UUID
+    ) -> _Context:
+        order_test = await session.scalar(
+            select(OrderTest).where(
+                OrderTest.id == order_test_id,
+                OrderTest.organisation_id == caller.organisation_id,
+            )
+        )
+        if order_test is None:
+            raise NotFound("No such ordered test in your organisation.", entity="order_test")
+        order = await orders_service.get(session, caller, order_test.order_id)
+        test = (
+            await catalog_service.tests_by_ids(
+                session, caller.organisation_id, [order_test.test_id]
+            )
+        )[order_test.test_id]
+        sample = (
+            await samples_service.get(session, caller, order_test.sample_id)
+            if order_test.sample_id is not None
+            else None
+        )
+        if sample is None:
+            raise SampleNotReady(
+                f"{test.code} has no sample; results need a received sample.",
+                order_test_id=str(order_test.id),
+            )
+        patient = await patients_service.get(session, caller, order.patient_id)
+        at = sample.collected_at or sample.received_at or utcnow()
+        facts = patients_service.facts(patient, at)
+        ranges = (await catalog_service.ranges_for_tests(session, [test.id])).get(test.id, [])
+        chosen = catalog_domain.select_range(
+            ranges, sex=facts.sex, age_days=facts.age_days, pregnant=facts.pregnant
+        )
+        band = (
+            Band(
+                low=chosen.low,
+                high=chosen.high,
+                critical_low=chosen.critical_low,
+                critical_high=chosen.critical_high,
+                text=chosen.text,
+            )
+            if chosen is not None
+            else None
+        )
+        return _Context(order_test, order, sample, test, patient.id, facts, band)
+
+    def _check_open(self, context: _Context) -> None:
+        order_test, sample, test = context.order_test, context.sample, context.test
+        if order_test.status == OrderTestStatus.VERIFIED:
+            raise ResultVerified(
+                f"The result of {test.code} is verified and cannot change; correct it instead.",
+                order_test_id=str(order_test.id),
+            )
+        if order_test.status not in OPEN_TEST_STATES:
+            raise OrderTestNotActive(
+                f"{test.code} is {order_test.status} on this order; it takes no results.",
+                order_test_id=str(order_test.id),
+                order_test_status=order_test.status,
+            )
+        if sample.status not in READY_SAMPLE_STATES:
+            raise SampleNotReady(
+                f"Sample {sample.accession} is {sample.status}; results can be entered only "
+                "once the lab has received it.",
+                accession=sample.accession,
+                sample_status=sample.status,
+            )
+
+    def _interpret(self, context: _Context, value: str, unit: str | None) -> Interpretation:
+        test = context.test
+        try:
+            return interpret(
+                value,
+                result_type=test.result_type,
+                decimals=test.decimals,
+                unit=test.unit,
+                choices=test.choices or [],
+                band=context.band,
+                convert=lambda number: catalog_domain.convert_unit(test, number, unit),
+            )
+        except InvalidValue as error:
+            raise InvalidResultValue(str(error), field="value", **error.data) from None
+
+    async def _enter(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        context: _Context,
+        *,
+        value: str,
+        unit: str | None,
+        comment: str | None,
+        source: str,
+        instrument_flags: str | None = None,
+        raw: dict[str, Any] | None = None,
+        result_id: uuid.UUID | None = None,
+    ) -> EntryOutcome:
+        self._check_open(context)
+        current = await self._current(session, context.order_test)
+        if current is not None and current.status == ResultStatus.VERIFIED:
+            raise ResultVerified(
+                f"The result of {context.test.code} is verified and cannot change; "
+                "correct it instead.",
+                result_id=str(current.id),
+            )
+        interpretation = self._interpret(context, value, unit)
+        delta = await self._delta(session, caller, context, interpretation)
+        now = utcnow()
+        fields = {
+            "status": ResultStatus.HELD if delta.outcome.failed else ResultStatus.ENTERED,
+            "source": source,
+            "entered_value": value,
+            "entered_unit": unit,
+            "value_numeric": interpretation.value_numeric,
+            "value_text": interpretation.value_text,
+            "value_code": interpretation.value_code,
+            "unit": interpretation.unit,
+            "flag": interpretation.flag,
+            "reference_low": interpretation.reference_low,
+            "reference_high": interpretation.reference_high,
+            "reference_text": interpretation.reference_text,
+            "delta_failed": delta.outcome.failed,
+            "delta_previous_value": delta.previous_value,
+            "delta_previous_at": delta.previous_at,
+            "hold_reason": delta.outcome.reason if delta.outcome.failed else None,
+            "instrument_flags": instrument_flags,
+            "comment": comment,
+            "raw": raw,
+            "entered_at": now,
+            "entered_by_id": _user_id(caller),
+        }
+        if current is None:
+            result = Result(
+                id=result_id or new_id(),
+                organisation_id=caller.organisation_id,
+                order_test_id=context.order_test.id,
+                order_id=context.order.id,
+                sample_id=context.sample.id,
+                test_id=context.test.id,
+                patient_id=context.patient_id,
+                result_version=1,
+                is_current=True,
+                **fields,
+            )
+            session.add(result)
+            await session.flush()
+            await audit_service.record(
+                session,
+                organisation_id=caller.organisation_id,
+                actor=caller.actor,
+                action="result.entered",
+                entity_type="result",
+                entity_id=result.id,
+                after=_snapshot(result),
+            )
+            created = True
+        else:
+            result = current
+            before = _snapshot(result)
+            for name, new_value in fields.items():
+                setattr(result, name, new_value)
+            # Signatures were given to the old value.
+            dropped = await self._drop_verifications(session, result)
+            await session.flush()
+            after = _snapshot(result)
+            if dropped:
+                before["verifications"], after["verifications"] = dropped, 0
+            await audit_service.record(
+                session,
+                organisation_id=caller.organisation_id,
+                actor=caller.actor,
+                action="result.reentered",
+                entity_type="result",
+                entity_id=result.id,
+                before=before,
+                after=after,
+            )
+            created = False
+        await self._raise_critical(session, caller, result, interpretation)
+        await self._mark_in_progress(session, caller, context)
+        return EntryOutcome(result, created)
+
+    async def _current(self, session: AsyncSession, order_test: OrderTest) -> Result | None:
+        return await session.scalar(
+            select(Result).where(
+                Result.organisation_id == order_test.organisation_id,
+                Result.order_test_id == order_test.id,
+                Result.is_current.is_(True),
+            )
+        )
+
+    async def _drop_verifications(self, session: AsyncSession, result: Result) -> int:
+        rows = list(
+            await session.scalars(
+                select(ResultVerification).where(ResultVerification.result_id == result.id)
+            )
+        )
+        for row in rows:
+            await session.delete(row)
+        return len(rows)
+
+    async def _delta(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        context: _Context,
+        interpretation: Interpretation,
+    ) -> _Delta:
+        """Compare with the patient's (and merged records') last verified result of the test."""
+        test = context.test
+        if interpretation.value_numeric is None or (
+            test.delta_percent is None and test.delta_absolute is None
+        ):
+            return _Delta(DeltaOutcome(checked=False, failed=False))
+        history = await patients_service.history_ids(session, caller, context.patient_id)
+        previous = await session.scalar(
+            select(Result)
+            .where(
+                Result.organisation_id == caller.organisation_id,
+                Result.patient_id.in_(history or [context.patient_id]),
+                Result.test_id == test.id,
+                Result.is_current.is_(True),
+                Result.status == ResultStatus.VERIFIED,
+                Result.order_test_id != context.order_test.id,
+                Result.value_numeric.is_not(None),
+            )
+            .order_by(Result.verified_at.desc())
+            .limit(1)
+        )
+        if previous is None:
+            return _Delta(DeltaOutcome(checked=False, failed=False))
+        outcome = delta_check(
+            interpretation.value_numeric,
+            previous.value_numeric,
+            previous.entered_at,
+            utcnow(),
+            percent=test.delta_percent,
+            absolute=test.delta_absolute,
+            window_days=test.delta_window_days,
+        )
+        if not outcome.checked:
+            return _Delta(outcome)
+        return _Delta(outcome, previous.value_numeric, previous.entered_at)
+
+    async def _raise_critical(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        result: Result,
+        interpretation: Interpretation,
+    ) -> CriticalAlert | None:
+        """Open a critical alert for a critical value (unless one is open for this value)."""
+        if not interpretation.critical:
+            return None
+        already = await session.scalar(
+            select(CriticalAlert.id).where(
+                CriticalAlert.organisation_id == result.organisation_id,
+                CriticalAlert.result_id == result.id,
+                CriticalAlert.status == CriticalAlertStatus.OPEN,
+                CriticalAlert.value == interpretation.value_text,
+                CriticalAlert.flag == interpretation.flag,
+            )
+        )
+        if already is not None:
+            return None
+        alert = CriticalAlert(
+            id=new_id(),
+            organisation_id=result.organisation_id,
+            result_id=result.id,
+            order_id=result.order_id,
+            patient_id=result.patient_id,
+            test_id=result.test_id,
+            value=interpretation.value_text,
+            flag=str(interpretation.flag),
+            status=CriticalAlertStatus.OPEN,
+        )
+        session.add(alert)
+        await session.flush()
+        await publish(
+            session,
+            CriticalValueDetected(
+                organisation_id=result.organisation_id,
+                alert_id=alert.id,
+                result_id=result.id,
+                patient_id=result.patient_id,
+                test_id=result.test_id,
+                value=alert.value,
+                flag=alert.flag,
+            ),
+        )
+        await audit_service.record(
+            session,
+            organisation_id=result.organisation_id,
+            actor=caller.actor,
+            action="critical_alert.created",
+            entity_type="critical_alert",
+            entity_id=alert.id,
+            after=_alert_snapshot(alert),
+        )
+        return alert
+
+    async def _mark_in_progress(
+        self, session: AsyncSession, caller: Principal, context: _Context
+    ) -> None:
+        if context.order_test.status == OrderTestStatus.ACTIVE:
+            await orders_service.set_test_status(
+                session,
+                caller.organisation_id,
+                context.order_test.id,
+                OrderTestStatus.RESULTED,
+                actor=caller.actor,
+            )
+        if context.sample.status == SampleStatus.RECEIVED:
+            await samples_service.start_processing(session, caller, context.sample.id)
+
+    async def _recalculate(
+        self, session: AsyncSession, caller: Principal, context: _Context
+    ) -> None:
+        """Compute the order's calculated tests that use ``context.test`` once all inputs
+        have numeric results; a verified calculated result is corrected instead."""
+        changed_code = context.test.code
+        order_tests = [
+            ot
+            for ot in await orders_service.tests_of(session, caller, context.order.id)
+            if ot.status != OrderTestStatus.CANCELLED
+        ]
+        tests = await catalog_service.tests_by_ids(
+            session, caller.organisation_id, list({ot.test_id for ot in order_tests})
+        )
+        by_code = {tests[ot.test_id].code: ot for ot in order_tests}
+        for order_test in order_tests:
+            test = tests[order_test.test_id]
+            if test.result_type != ResultType.CALCULATED or not test.formula:
+                continue
+            inputs = catalog_domain.formula_inputs(test.formula)
+            if changed_code not in inputs:
+                continue
+            values: dict[str, Decimal] = {}
+            for code in inputs & by_code.keys():
+                current = await self._current(session, by_code[code])
+                if current is not None and current.value_numeric is not None:
+                    values[code] = current.value_numeric
+            existing = await self._current(session, order_test)
+            missing = sorted(inputs - values.keys())
+            problem = f"no numeric result for {', '.join(missing)}" if missing else None
+            if problem is None:
+                try:
+                    computed = catalog_domain.evaluate_formula(test.formula, values, context.facts)
+                except (ArithmeticError, ValueError, NidaanError) as error:
+                    problem = str(error) or "the formula is undefined for these values"
+            if problem is not None:
+                # A value computed from inputs that changed since must not go out unnoticed.
+                if existing is not None and existing.status in (
+                    ResultStatus.ENTERED,
+                    ResultStatus.HELD,
+                ):
+                    await self._hold(
+                        session, caller, existing, f"Cannot recalculate {test.code}: {problem}"
+                    )
+                continue
+            calc_context = await self._context(session, caller, order_test.id)
+            text = f"{computed:f}"
+            if existing is not None and existing.status == ResultStatus.VERIFIED:
+                if existing.value_numeric == round_display(computed, test.decimals):
+                    continue
+                await self._correct(
+                    session,
+                    caller,
+                    existing,
+                    calc_context,
+                    value=text,
+                    unit=None,
+                    reason=f"Recalculated after {changed_code} was corrected",
+                    comment=existing.comment,
+                )
+                continue
+            if existing is not None and existing.entered_value == text:
+                continue
+            try:
+                await self._enter(
+                    session,
+                    caller,
+                    calc_context,
+                    value=text,
+                    unit=None,
+                    comment=existing.comment if existing is not None else None,
+                    source=ResultSource.CALCULATED,
+                )
+            except (SampleNotReady, OrderTestNotActive):
+                continue
+
+    async def _hold(
+        self, session: AsyncSession, caller: Principal, result: Result, reason: str
+    ) -> None:
+        if result.status == ResultStatus.HELD and result.hold_reason == reason[:300]:
+            return
+        before = _snapshot(result)
+        result.status = ResultStatus.HELD
+        result.hold_reason = reason[:300]
+        dropped = await self._drop_verifications(session, result)
+        await session.flush()
+        after = _snapshot(result)
+        if dropped:
+            before["verifications"], after["verifications"] = dropped, 0
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="result.held",
+            entity_type="result",
+            entity_id=result.id,
+            before=before,
+            after=after,
+        )
+
+    # --- verification ----------------------------------------------------------------------
+
+    async def verify(
+        self, session: AsyncSession, caller: Principal, result_id: uuid.UUID
+    ) -> Result:
+        """Add the caller's signature; the last required one verifies the result."""
+        result = await self.get(session, caller, result_id)
+        if result.status == ResultStatus.HELD:
+            raise ResultHeld(
+                f"The result is on hold ({result.hold_reason}); release the hold first.",
+                hold_reason=result.hold_reason,
+            )
+        if result.status != ResultStatus.ENTERED:
+            raise IllegalTransition(
+                f"A {result.status} result cannot be verified.",
+                **{"from": result.status, "to": ResultStatus.VERIFIED},
+            )
+        verifier = _user_id(caller)
+        if verifier is None:
+            raise Forbidden(
+                "Verification is a person's signature; API keys cannot verify.",
+                code_detail="person_required",
+            )
+        test = (
+            await catalog_service.tests_by_ids(session, caller.organisation_id, [result.test_id])
+        )[result.test_id]
+        organisation = await tenancy_service.get_own_organisation(session, caller)
+        previous = (await self.verifications_for(session, caller.organisation_id, [result.id]))[
+            result.id
+        ]
+        decision = can_verify(
+            result.entered_by_id,
+            verifier,
+            [row.user_id for row in previous],
+            test.required_verifications,
+            organisation.allow_self_verification,
+        )
+        if not decision.allowed:
+            if decision.code == "self_verification_not_allowed":
+                raise SelfVerificationNotAllowed(decision.reason or "")
+            if decision.code == "second_verifier_required":
+                raise SecondVerifierRequired(
+                    decision.reason or "", required_verifications=test.required_verifications
+                )
+            raise IllegalTransition(decision.reason or "", code_detail=decision.code)
+        now = utcnow()
+        before = _snapshot(result)
+        session.add(
+            ResultVerification(
+                id=new_id(),
+                organisation_id=caller.organisation_id,
+                result_id=result.id,
+                user_id=verifier,
+                level=decision.level,
+                verified_at=now,
+            )
+        )
+        if decision.final:
+            result.status = ResultStatus.VERIFIED
+            result.verified_at = now
+            result.verified_by_id = verifier
+        await session.flush()
+        after = _snapshot(result)
+        after["verification_level"] = decision.level
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="result.verified" if decision.final else "result.signed",
+            entity_type="result",
+            entity_id=result.id,
+            before=before,
+            after=after,
+        )
+        if decision.final:
+            await self._after_verification(session, caller, result)
+        return result
+
+    async def _after_verification(
+        self, session: AsyncSession, caller: Principal, result: Result
+    ) -> None:
+        await orders_service.set_test_status(
+            session,
+            caller.organisation_id,
+            result.order_test_id,
+            OrderTestStatus.VERIFIED,
+            actor=caller.actor,
+        )
+        order_tests = [
+            ot
+            for ot in await orders_service.tests_of(session, caller, result.order_id)
+            if ot.status != OrderTestStatus.CANCELLED
+        ]
+        tests = await catalog_service.tests_by_ids(
+            session, caller.organisation_id, list({ot.test_id for ot in order_tests})
+        )
+        department = tests[result.test_id].department
+        amended = result.result_version > 1
+        reason = result.correction_reason if amended else None
+
+        def verified(ots: Iterable[OrderTest]) -> bool:
+            return all(ot.status == OrderTestStatus.VERIFIED for ot in ots)
+
+        if verified(ot for ot in order_tests if tests[ot.test_id].department == department):
+            await publish(
+                session,
+                ResultsVerified(
+                    organisation_id=caller.organisation_id,
+                    order_id=result.order_id,
+                    department=department,
+                    amended=amended,
+                    reason=reason,
+                ),
+            )
+        if verified(order_tests):
+            await publish(
+                session,
+                ResultsVerified(
+                    organisation_id=caller.organisation_id,
+                    order_id=result.order_id,
+                    department=None,
+                    amended=amended,
+                    reason=reason,
+                ),
+            )
+        if result.sample_id is not None:
+            sample = await samples_service.get(session, caller, result.sample_id)
+            same_sample = [ot for ot in order_tests if ot.sample_id == result.sample_id]
+            if sample.status == SampleStatus.IN_PROCESS and verified(same_sample):
+                await samples_service.complete(session, caller, sample.id)
+
+    async def release_hold(
+        self, session: AsyncSession, caller: Principal, result_id: uuid.UUID, note: str
+    ) -> Result:
+        """Release a held result (a pathologist reviewed the delta) so it can be verified."""
+        result = await self.get(session, caller, result_id)
+        if result.status != ResultStatus.HELD:
+            raise IllegalTransition(
+                f"Only held results can be released; this one is {result.status}.",
+                **{"from": result.status, "to": ResultStatus.ENTERED},
+            )
+        note = note.strip()
+        if not note:
+            raise InvalidInput("Say why the hold is released.", field="note")
+        before = _snapshot(result)
+        result.status = ResultStatus.ENTERED
+        await session.flush()
+        after = _snapshot(result)
+        after["release_note"] = note
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="result.released",
+            entity_type="result",
+            entity_id=result.id,
+            before=before,
+            after=after,
+        )
+        return result
+
+    # --- corrections -----------------------------------------------------------------------
+
+    async def correct(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        result_id: uuid.UUID,
+        value: str,
+        unit: str | None,
+        reason: str,
+        comment: str | None = None,
+    ) -> Result:
+        """Replace a verified (or entered) result by a new version that needs verification."""
+        result = await self.get(session, caller, result_id)
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("A correction needs a reason.", field="reason")
+        if not result.is_current or result.status not in (
+            ResultStatus.VERIFIED,
+            ResultStatus.ENTERED,
+        ):
+            hint = (
+                "release the hold first"
+                if result.status == ResultStatus.HELD
+                else "correct the current version"
+            )
+            raise IllegalTransition(
+                f"A {result.status} result cannot be corrected; {hint}.",
+                **{"from": result.status, "to": ResultStatus.SUPERSEDED},
+            )
+        context = await self._context(session, caller, result.order_test_id)
+        if context.test.result_type == ResultType.CALCULATED:
+            raise CalculatedResult(
+                f"{context.test.code} is calculated ({context.test.formula}); correct its inputs.",
+                formula=context.test.formula,
+            )
+        new = await self._correct(
+            session,
+            caller,
+            result,
+            context,
+            value=value,
+            unit=unit,
+            reason=reason,
+            comment=comment if comment is not None else result.comment,
+        )
+        await self._recalculate(session, caller, context)
+        return new
+
+    async def _correct(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        old: Result,
+        context: _Context,
+        *,
+        value: str,
+        unit: str | None,
+        reason: str,
+        comment: str | None,
+    ) -> Result:
+        interpretation = self._interpret(context, value, unit)
+        delta = await self._delta(session, caller, context, interpretation)
+        before = _snapshot(old)
+        old.status = ResultStatus.SUPERSEDED
+        old.is_current = False
+        await session.flush()  # the partial unique index allows one current row
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="result.superseded",
+            entity_type="result",
+            entity_id=old.id,
+            before=before,
+            after=_snapshot(old),
+        )
+        new = Result(
+            id=new_id(),
+            organisation_id=old.organisation_id,
+            order_test_id=old.order_test_id,
+            order_id=old.order_id,
+            sample_id=old.sample_id,
+            test_id=old.test_id,
+            patient_id=old.patient_id,
+            result_version=old.result_version + 1,
+            is_current=True,
+            supersedes_id=old.id,
+            correction_reason=reason[:500],
+            status=ResultStatus.HELD if delta.outcome.failed else ResultStatus.ENTERED,
+            source=old.source,
+            entered_value=value,
+            entered_unit=unit,
+            value_numeric=interpretation.value_numeric,
+            value_text=interpretation.value_text,
+            value_code=interpretation.value_code,
+            unit=interpretation.unit,
+            flag=interpretation.flag,
+            reference_low=interpretation.reference_low,
+            reference_high=interpretation.reference_high,
+            reference_text=interpretation.reference_text,
+            delta_failed=delta.outcome.failed,
+            delta_previous_value=delta.previous_value,
+            delta_previous_at=delta.previous_at,
+            hold_reason=delta.outcome.reason if delta.outcome.failed else None,
+            comment=comment,
+            entered_at=utcnow(),
+            entered_by_id=_user_id(caller),
+        )
+        session.add(new)
+        await session.flush()
+        after = _snapshot(new)
+        after["supersedes_id"] = old.id
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="result.corrected",
+            entity_type="result",
+            entity_id=new.id,
+            before={k: before[k] for k in before if k in after},
+            after=after,
+        )
+        if context.order_test.status == OrderTestStatus.VERIFIED:
+            await orders_service.set_test_status(
+                session,
+                caller.organisation_id,
+                context.order_test.id,
+                OrderTestStatus.RESULTED,
+                actor=caller.actor,
+            )
+        await self._raise_critical(session, caller, new, interpretation)
+        return new
+
+    # --- critical alerts -------------------------------------------------------------------
+
+    async def acknowledge_critical(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        alert_id: uuid.UUID,
+        notified_person: str,
+        notified_at: datetime,
+        read_back: bool,
+        notes: str | None,
+    ) -> CriticalAlert:
+        """Record who was told about a critical value, when, and whether they read it back."""
+        alert = await session.scalar(
+            select(CriticalAlert).where(
+                CriticalAlert.id == alert_id,
+                CriticalAlert.organisation_id == caller.organisation_id,
+            )
+        )
+        if alert is None:
+            raise NotFound("No such critical alert in your organisation.", entity="critical_alert")
+        if alert.status == CriticalAlertStatus.ACKNOWLEDGED:
+            raise AlreadyAcknowledged(
+                f"This alert was acknowledged at {alert.acknowledged_at:%Y-%m-%d %H:%M} UTC "
+                f"(notified: {alert.notified_person}).",
+                acknowledged_at=alert.acknowledged_at.isoformat()
+                if alert.acknowledged_at
+                else None,
+            )
+        if notified_at.tzinfo is None:
+            raise InvalidInput("notified_at needs a time zone.", field="notified_at")
+        now = utcnow()
+        if notified_at > now + NOTIFIED_AT_SKEW:
+            raise InvalidInput("notified_at is in the future.", field="notified_at")
+        person = notified_person.strip()
+        if not person:
+            raise InvalidInput("Say who was notified.", field="notified_person")
+        before = _alert_snapshot(alert)
+        alert.status = CriticalAlertStatus.ACKNOWLEDGED
+        alert.acknowledged_at = now
+        alert.acknowledged_by_id = _user_id(caller)
+        alert.notified_person = person
+        alert.notified_at = notified_at
+        alert.read_back = read_back
+        alert.notes = notes
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="critical_alert.acknowledged",
+            entity_type="critical_alert",
+            entity_id=alert.id,
+            before=before,
+            after=_alert_snapshot(alert),
+        )
+        return alert
+
+    # --- worklists -------------------------------------------------------------------------
+
+    async def pending_entry(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        department: str | None = None,
+    ) -> tuple[list[PendingEntry], int]:
+        """Ordered tests waiting for a result whose sample is in the lab (STAT first)."""
+        org = caller.organisation_id
+        statement = (
+            select(
+                OrderTest.id.label("order_test_id"),
+                Order.id.label("order_id"),
+                Order.order_number,
+                Order.priority,
+                Sample.id.label("sample_id"),
+                Sample.accession,
+                Sample.status.label("sample_status"),
+                Sample.received_at,
+                CatalogTest.id.label("test_id"),
+                CatalogTest.code.label("test_code"),
+                CatalogTest.name.label("test_name"),
+                CatalogTest.department,
+            )
+            .join(Order, Order.id == OrderTest.order_id)
+            .join(Sample, Sample.id == OrderTest.sample_id)
+            .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+            .where(
+                OrderTest.organisation_id == org,
+                OrderTest.status == OrderTestStatus.ACTIVE,
+                Sample.status.in_(list(READY_SAMPLE_STATES)),
+                CatalogTest.result_type != ResultType.CALCULATED,
+            )
+            .order_by(
+                _priority_rank(),
+                Sample.received_at,
+                Order.order_number,
+                CatalogTest.sort_order,
+                CatalogTest.code,
+            )
+        )
+        if department:
+            statement = statement.where(CatalogTest.department == department)
+        rows, total = await _paginate_rows(session, statement, page)
+        return [PendingEntry(**row._mapping) for row in rows], total
+
+    async def pending_verification(
+        self, session: AsyncSession, caller: Principal, page: PageParams
+    ) -> tuple[list[PendingVerification], int]:
+        """Current results awaiting verification (held ones included, marked), STAT first."""
+        org = caller.organisation_id
+        done = (
+            select(func.count(ResultVerification.id))
+            .where(ResultVerification.result_id == Result.id)
+            .correlate(Result)
+            .scalar_subquery()
+        )
+        statement = (
+            select(
+                Result.id.label("result_id"),
+                Result.order_test_id,
+                Order.id.label("order_id"),
+                Order.order_number,
+                Order.priority,
+                CatalogTest.code.label("test_code"),
+                CatalogTest.name.label("test_name"),
+                CatalogTest.department,
+                Result.status,
+                Result.value_text,
+                Result.unit,
+                Result.flag,
+                Result.hold_reason,
+                Result.result_version,
+                Result.entered_at,
+                Result.entered_by_id,
+                done.label("verifications_done"),
+                CatalogTest.required_verifications.label("verifications_required"),
+            )
+            .join(Order, Order.id == Result.order_id)
+            .join(CatalogTest, CatalogTest.id == Result.test_id)
+            .where(
+                Result.organisation_id == org,
+                Result.is_current.is_(True),
+                Result.status.in_([ResultStatus.ENTERED, ResultStatus.HELD]),
+            )
+            .order_by(_priority_rank(), Result.entered_at, CatalogTest.sort_order)
+        )
+        rows, total = await _paginate_rows(session, statement, page)
+        return [PendingVerification(**row._mapping) for row in rows], total
+
+    async def open_critical_alerts(
+        self, session: AsyncSession, caller: Principal, page: PageParams
+    ) -> tuple[list[CriticalAlert], int]:
+        """Unacknowledged critical alerts, oldest first (the first to phone through)."""
+        statement = (
+            select(CriticalAlert)
+            .where(
+                CriticalAlert.organisation_id == caller.organisation_id,
+                CriticalAlert.status == CriticalAlertStatus.OPEN,
+            )
+            .order_by(CriticalAlert.created_at, CriticalAlert.id)
+        )
+        return await paginate(session, statement, page)
+
+    async def tat_breaches(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        now: datetime | None = None,
+    ) -> tuple[list[TatBreach], int]:
+        """Ordered tests not yet verified whose sample arrived longer ago than the test's
+        turnaround time; STAT orders first, then the most overdue."""
+        now = now or utcnow()
+        due = Sample.received_at + func.make_interval(0, 0, 0, 0, 0, CatalogTest.tat_minutes)
+        statement = (
+            select(
+                OrderTest.id.label("order_test_id"),
+                Order.id.label("order_id"),
+                Order.order_number,
+                Order.priority,
+                Sample.accession,
+                CatalogTest.code.label("test_code"),
+                CatalogTest.name.label("test_name"),
+                CatalogTest.department,
+                OrderTest.status,
+                Sample.received_at,
+                due.label("due_at"),
+            )
+            .join(Order, Order.id == OrderTest.order_id)
+            .join(Sample, Sample.id == OrderTest.sample_id)
+            .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+            .where(
+                OrderTest.organisation_id == caller.organisation_id,
+                OrderTest.status.in_(list(OPEN_TEST_STATES)),
+                Sample.received_at.is_not(None),
+                due < now,
+            )
+            .order_by(_priority_rank(), due, Order.order_number)
+        )
+        rows, total = await _paginate_rows(session, statement, page)
+        return [
+            TatBreach(
+                **row._mapping,
+                minutes_overdue=int((now - row.due_at).total_seconds() // 60),
+            )
+            for row in rows
+        ], total
+
+    # --- reports ---------------------------------------------------------------------------
+
+    async def report_lines(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> list[ReportLine]:
+        """The order's verified current results as a report prints them (report order)."""
+        rows = (
+            await session.execute(
+                select(Result, CatalogTest)
+                .join(CatalogTest, CatalogTest.id == Result.test_id)
+                .where(
+                    Result.organisation_id == organisation_id,
+                    Result.order_id == order_id,
+                    Result.is_current.is_(True),
+                    Result.status == ResultStatus.VERIFIED,
+                )
+                .order_by(CatalogTest.department, CatalogTest.sort_order, CatalogTest.code)
+            )
+        ).all()
+        results = [row[0] for row in rows]
+        verifications = await self.verifications_for(
+            session, organisation_id, [r.id for r in results]
+        )
+        user_ids = {r.entered_by_id for r in results if r.entered_by_id} | {
+            v.user_id for rows_ in verifications.values() for v in rows_
+        }
+        users = await _users(session, organisation_id, user_ids)
+
+        def signatory(user_id: uuid.UUID | None, at: datetime | None) -> Signatory | None:
+            user = users.get(user_id) if user_id else None
+            if user is None:
+                return None
+            return Signatory(user.id, user.full_name, user.qualification, at)
+
+        lines = []
+        for result, test in rows:
+            signed = tuple(
+                s
+                for s in (signatory(v.user_id, v.verified_at) for v in verifications[result.id])
+                if s is not None
+            )
+            lines.append(
+                ReportLine(
+                    result_id=result.id,
+                    order_test_id=result.order_test_id,
+                    sample_id=result.sample_id,
+                    test_id=test.id,
+                    test_code=test.code,
+                    test_name=test.name,
+                    loinc=test.loinc,
+                    department=test.department,
+                    method=test.method,
+                    accredited=test.accredited,
+                    sort_order=test.sort_order,
+                    result_type=test.result_type,
+                    value=result.value_text or "",
+                    value_numeric=result.value_numeric,
+                    unit=result.unit,
+                    reference_text=result.reference_text,
+                    flag=result.flag,
+                    comment=result.comment,
+                    entered_by=signatory(result.entered_by_id, result.entered_at),
+                    verified_by=signatory(result.verified_by_id, result.verified_at),
+                    verifiers=signed,
+                    verified_at=result.verified_at,
+                    result_version=result.result_version,
+                    corrected=result.result_version > 1,
+                    correction_reason=result.correction_reason,
+                )
+            )
+        return lines
+
+
+def _priority_rank() -> Any:
+    return case(
+        (Order.priority == Priority.STAT, 0),
+        (Order.priority == Priority.URGENT, 1),
+        else_=2,
+    )
+
+
+async def _paginate_rows(
+    session: AsyncSession, statement: Select[Any], page: PageParams
+) -> tuple[Sequence[Any], int]:
+    total = await session.scalar(
+        select(func.count()).select_from(statement.order_by(None).subquery())
+    )
+    rows = (
+        await session.execute(statement.limit(page.limit).offset((page.page - 1) * page.limit))
+    ).all()
+    return rows, int(total or 0)
+
+
+async def _users(
+    session: AsyncSession, organisation_id: uuid.UUID, ids: set[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(User).where(User.organisation_id == organisation_id, User.id.in_(ids))
+    )
+    return {user.id: user for user in rows}
+
+
+results_service = ResultsService()

@@ -1,0 +1,102 @@
+"""Request and response shapes of the samples, manifests and worklists API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field, computed_field
+
+from nidaan.kit.schemas import Schema
+from nidaan.samples.enums import ManifestStatus, RejectionReason, SampleStatus
+
+VERSION_DESCRIPTION = "The version you last saw; a stale one is a 409 version_conflict"
+
+
+class SampleOut(Schema):
+    id: uuid.UUID
+    accession: str = Field(examples=["CC1-20250314-0007"])
+    order_id: uuid.UUID
+    branch_id: uuid.UUID = Field(description="Branch where the order was placed")
+    specimen_type: str = Field(examples=["whole_blood"])
+    container: str = Field(examples=["edta_purple"])
+    status: SampleStatus
+    collected_at: datetime | None
+    collected_by_id: uuid.UUID | None
+    collected_at_branch_id: uuid.UUID | None
+    manifest_id: uuid.UUID | None
+    received_at: datetime | None
+    received_by_id: uuid.UUID | None
+    completed_at: datetime | None
+    rejected_at: datetime | None
+    rejection_reason: RejectionReason | None
+    rejection_note: str | None
+    recollection_id: uuid.UUID | None = Field(description="Sample ordered to replace this one")
+    version: int
+    created_at: datetime
+
+    @computed_field(description="Barcode label of this sample (PDF)")  # type: ignore[prop-decorator]
+    @property
+    def label_url(self) -> str:
+        return f"/api/v1/samples/{self.accession}/label"
+
+
+class CollectRequest(Schema):
+    branch_id: uuid.UUID | None = Field(
+        None, description="Where it was collected; default: the order's branch"
+    )
+    collected_at: datetime | None = Field(None, description="Default: now")
+    version: int | None = Field(None, description=VERSION_DESCRIPTION)
+
+
+class ReceiveRequest(Schema):
+    branch_id: uuid.UUID | None = Field(
+        None,
+        description="Receiving central lab; default: the manifest's destination, or the lab "
+        "where it was collected",
+    )
+    version: int | None = Field(None, description=VERSION_DESCRIPTION)
+
+
+class RejectRequest(Schema):
+    reason: RejectionReason
+    note: str | None = Field(None, max_length=500, description="Required when reason is other")
+    version: int | None = Field(None, description=VERSION_DESCRIPTION)
+
+
+class ManifestCreate(Schema):
+    id: uuid.UUID | None = Field(None, description="Client-made UUIDv7 (offline clients)")
+    from_branch_id: uuid.UUID = Field(description="Collection centre sending the samples")
+    to_branch_id: uuid.UUID = Field(description="Central lab receiving them")
+    courier: str | None = Field(None, max_length=200)
+    accessions: list[str] = Field(
+        min_length=1, max_length=500, description="Accessions of collected samples"
+    )
+
+
+class DispatchRequest(Schema):
+    courier: str | None = Field(None, max_length=200)
+    version: int | None = Field(None, description=VERSION_DESCRIPTION)
+
+
+class ManifestSampleOut(Schema):
+    id: uuid.UUID
+    accession: str
+    specimen_type: str
+    container: str
+    status: SampleStatus
+
+
+class ManifestOut(Schema):
+    id: uuid.UUID
+    manifest_number: str = Field(examples=["MF-CC1-20250314-01"])
+    from_branch_id: uuid.UUID
+    to_branch_id: uuid.UUID
+    status: ManifestStatus
+    courier: str | None
+    dispatched_at: datetime | None
+    dispatched_by_id: uuid.UUID | None
+    received_at: datetime | None
+    version: int
+    created_at: datetime
+    samples: list[ManifestSampleOut]

@@ -1,0 +1,900 @@
+"""Samples (tubes): accessioning, the collect/dispatch/receive/process/complete/reject
+lifecycle, transport manifests, worklists and barcode labels.
+
+Samples sit below orders and know nothing of orders' tables: ``order_id`` is an opaque
+reference here. Mutations lock the sample row (``FOR UPDATE``) before checking its state, so
+two people scanning one tube at once get one success and one 409.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, case, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nidaan.audit.service import audit_service
+from nidaan.auth.principal import Principal
+from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.pagination import PageParams, paginate
+from nidaan.kit.sequences import next_value
+from nidaan.kit.time import utcnow
+from nidaan.patients.service import patients_service
+from nidaan.samples import domain
+from nidaan.samples.domain import SampleEvent, transition
+from nidaan.samples.enums import ManifestStatus, RejectionReason, SampleStatus
+from nidaan.samples.errors import (
+    BranchNotALab,
+    BranchNotAllowed,
+    IdConflict,
+    ManifestEmpty,
+    ManifestIllegalTransition,
+    SampleNotAtBranch,
+    SampleOnManifest,
+    VersionConflict,
+    WrongDestination,
+)
+from nidaan.samples.labels import Label, render_labels
+from nidaan.samples.models import Manifest, Sample
+from nidaan.samples.schemas import ManifestCreate
+from nidaan.tenancy.enums import BranchKind
+from nidaan.tenancy.models import Branch
+from nidaan.tenancy.service import tenancy_service
+
+#: How far in the future a client clock may put a collection time.
+CLOCK_SKEW = timedelta(minutes=5)
+
+#: Samples that may still take more tests (the tube has not reached the lab).
+NOT_YET_RECEIVED = frozenset(
+    {SampleStatus.ORDERED, SampleStatus.COLLECTED, SampleStatus.IN_TRANSIT}
+)
+
+
+@dataclass(frozen=True)
+class LabelOrderFacts:
+    """What a label needs from the order a sample belongs to (orders supplies it)."""
+
+    order_number: str
+    patient_id: uuid.UUID
+
+
+def _user_id(caller: Principal) -> uuid.UUID | None:
+    return caller.id if caller.kind == "user" else None
+
+
+def _snapshot(sample: Sample) -> dict[str, Any]:
+    return {
+        "accession": sample.accession,
+        "order_id": sample.order_id,
+        "branch_id": sample.branch_id,
+        "specimen_type": sample.specimen_type,
+        "container": sample.container,
+        "status": sample.status,
+        "collected_at": sample.collected_at,
+        "collected_by_id": sample.collected_by_id,
+        "collected_at_branch_id": sample.collected_at_branch_id,
+        "manifest_id": sample.manifest_id,
+        "received_at": sample.received_at,
+        "received_by_id": sample.received_by_id,
+        "completed_at": sample.completed_at,
+        "rejected_at": sample.rejected_at,
+        "rejected_by_id": sample.rejected_by_id,
+        "rejection_reason": sample.rejection_reason,
+        "rejection_note": sample.rejection_note,
+        "recollection_id": sample.recollection_id,
+    }
+
+
+def _manifest_snapshot(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "manifest_number": manifest.manifest_number,
+        "from_branch_id": manifest.from_branch_id,
+        "to_branch_id": manifest.to_branch_id,
+        "status": manifest.status,
+        "courier": manifest.courier,
+        "dispatched_at": manifest.dispatched_at,
+        "dispatched_by_id": manifest.dispatched_by_id,
+        "received_at": manifest.received_at,
+    }
+
+
+def _check_version(row: Sample | Manifest, version: int | None, entity: str) -> None:
+    if version is not None and version != row.version:
+        raise VersionConflict(
+            f"The {entity} was changed meanwhile (version {row.version}, you sent {version}); "
+            "reload and try again.",
+            current_version=row.version,
+        )
+
+
+def age_text(date_of_birth: date | None, on: date) -> str:
+    """``34Y``, ``18M`` or ``20D`` (years from 2 on, months from 1 month, else days)."""
+    if date_of_birth is None:
+        return ""
+    years = (
+        on.year
+        - date_of_birth.year
+        - ((on.month, on.day) < (date_of_birth.month, date_of_birth.day))
+    )
+    if years >= 2:
+        return f"{years}Y"
+    months = (on.year - date_of_birth.year) * 12 + on.month - date_of_birth.month
+    if on.day < date_of_birth.day:
+        months -= 1
+    if months >= 1:
+        return f"{months}M"
+    return f"{max(0, (on - date_of_birth).days)}D"
+
+
+class SamplesService:
+    # ---------------------------------------------------------------- creation and reads
+
+    async def create(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        *,
+        order_id: uuid.UUID,
+        branch_id: uuid.UUID,
+        specimen_type: str,
+        container: str,
+        sample_id: uuid.UUID | None = None,
+    ) -> Sample:
+        """A new ``ordered`` sample with accession ``<BRANCH>-YYYYMMDD-NNNN`` (IST day).
+
+        The number comes from a per-branch, per-day sequence, so concurrent orders at one
+        branch get unique consecutive accessions. A ``sample_id`` already used for the same
+        content returns that sample; for other content it is a 409 ``id_conflict``.
+        """
+        if sample_id is not None:
+            existing = await session.get(Sample, sample_id)
+            if existing is not None:
+                same = (
+                    existing.organisation_id == caller.organisation_id
+                    and existing.order_id == order_id
+                    and existing.branch_id == branch_id
+                    and existing.specimen_type == specimen_type
+                    and existing.container == container
+                )
+                if not same:
+                    raise IdConflict("This sample id is already used for another sample.")
+                return existing
+        (sample,) = await self.create_many(
+            session,
+            caller,
+            order_id=order_id,
+            branch_id=branch_id,
+            tubes=[(specimen_type, container)],
+            ids=[sample_id],
+        )
+        return sample
+
+    async def create_many(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        *,
+        order_id: uuid.UUID,
+        branch_id: uuid.UUID,
+        tubes: Sequence[tuple[str, str]],
+        ids: Sequence[uuid.UUID | None] | None = None,
+    ) -> list[Sample]:
+        """One ``ordered`` sample per (specimen_type, container) in ``tubes``, in that order.
+
+        Every accession is drawn before the first audit entry: the audit chain head stays
+        locked until commit, so taking a sequence lock after it could deadlock with a
+        concurrent order at the same branch.
+        """
+        branch = await tenancy_service.get_branch(session, caller, branch_id)
+        accessions = [await self._next_accession(session, caller, branch) for _ in tubes]
+        samples = []
+        for index, ((specimen_type, container), accession) in enumerate(
+            zip(tubes, accessions, strict=True)
+        ):
+            sample = Sample(
+                organisation_id=caller.organisation_id,
+                order_id=order_id,
+                branch_id=branch.id,
+                accession=accession,
+                specimen_type=specimen_type,
+                container=container,
+                status=SampleStatus.ORDERED,
+            )
+            if ids is not None and ids[index] is not None:
+                sample.id = ids[index]
+            session.add(sample)
+            samples.append(sample)
+        await session.flush()
+        for sample in samples:
+            await self._audit_created(session, caller, sample)
+        return samples
+
+    async def _next_accession(
+        self, session: AsyncSession, caller: Principal, branch: Branch
+    ) -> str:
+        day = domain.ist_day(utcnow())
+        number = await next_value(
+            session, caller.organisation_id, domain.accession_scope(branch.code, day)
+        )
+        return domain.accession_number(branch.code, day, number)
+
+    async def _audit_created(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample: Sample,
+        replaces: Sample | None = None,
+    ) -> None:
+        after: dict[str, Any] = {
+            "accession": sample.accession,
+            "order_id": sample.order_id,
+            "branch_id": sample.branch_id,
+            "specimen_type": sample.specimen_type,
+            "container": sample.container,
+            "status": sample.status,
+        }
+        if replaces is not None:
+            after["replaces"] = replaces.accession
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="sample.created",
+            entity_type="sample",
+            entity_id=sample.id,
+            after=after,
+        )
+
+    async def get(self, session: AsyncSession, caller: Principal, sample_id: uuid.UUID) -> Sample:
+        return await self._load(session, caller, sample_id, lock=False)
+
+    async def get_by_accession(
+        self, session: AsyncSession, caller: Principal, accession: str
+    ) -> Sample:
+        return await self._load(session, caller, accession, lock=False)
+
+    async def list(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        status: SampleStatus | None = None,
+        branch_id: uuid.UUID | None = None,
+        order_id: uuid.UUID | None = None,
+    ) -> tuple[list[Sample], int]:
+        """Samples of the organisation, newest first; ``branch_id`` is the order's branch."""
+        statement = select(Sample).where(Sample.organisation_id == caller.organisation_id)
+        if status is not None:
+            statement = statement.where(Sample.status == status)
+        if branch_id is not None:
+            statement = statement.where(Sample.branch_id == branch_id)
+        if order_id is not None:
+            statement = statement.where(Sample.order_id == order_id)
+        return await paginate(
+            session, statement.order_by(Sample.created_at.desc(), Sample.id.desc()), page
+        )
+
+    async def for_orders(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_ids: Iterable[uuid.UUID]
+    ) -> list[Sample]:
+        """Every sample of these orders, in creation order."""
+        ids = list(order_ids)
+        if not ids:
+            return []
+        rows = await session.scalars(
+            select(Sample)
+            .where(Sample.organisation_id == organisation_id, Sample.order_id.in_(ids))
+            .order_by(Sample.created_at, Sample.id)
+        )
+        return list(rows)
+
+    async def _load(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        ref: uuid.UUID | str,
+        *,
+        lock: bool = True,
+    ) -> Sample:
+        """A sample by id (UUID) or accession (str) in the caller's organisation."""
+        statement = select(Sample).where(Sample.organisation_id == caller.organisation_id)
+        if isinstance(ref, uuid.UUID):
+            statement = statement.where(Sample.id == ref)
+        else:
+            statement = statement.where(Sample.accession == ref.strip().upper())
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        sample = await session.scalar(statement)
+        if sample is None:
+            raise NotFound("No such sample in your organisation.", entity="sample")
+        return sample
+
+    async def _load_with_manifest(
+        self, session: AsyncSession, caller: Principal, ref: uuid.UUID | str
+    ) -> tuple[Sample, Manifest | None]:
+        """Lock the sample's manifest, then the sample (the order dispatch locks them in),
+        so receiving and dispatching at once cannot deadlock."""
+        for _ in range(3):
+            peek = await self._load(session, caller, ref, lock=False)
+            manifest = await self._lock_manifest(session, caller, peek.manifest_id)
+            row = await self._load(session, caller, ref)
+            if row.manifest_id == (manifest.id if manifest is not None else None):
+                return row, manifest
+        raise VersionConflict("The sample's manifest keeps changing; try again.")
+
+    async def _branch(
+        self, session: AsyncSession, caller: Principal, branch_id: uuid.UUID
+    ) -> Branch:
+        try:
+            return await tenancy_service.get_branch(session, caller, branch_id)
+        except NotFound:
+            raise InvalidInput("Unknown branch for this organisation.", field="branch_id") from None
+
+    @staticmethod
+    def _require_branch(caller: Principal, branch: Branch) -> None:
+        if not caller.may_use_branch(branch.id):
+            raise BranchNotAllowed(
+                f"You are not allowed to work at branch {branch.code}.", branch_id=str(branch.id)
+            )
+
+    async def _audit(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        action: str,
+        sample: Sample,
+        before: dict[str, Any],
+    ) -> None:
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action=action,
+            entity_type="sample",
+            entity_id=sample.id,
+            before=before,
+            after=_snapshot(sample),
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def collect(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample: uuid.UUID | str,
+        *,
+        branch_id: uuid.UUID | None = None,
+        collected_at: datetime | None = None,
+        version: int | None = None,
+    ) -> Sample:
+        """ordered -> collected, at ``branch_id`` (default: the order's branch)."""
+        row = await self._load(session, caller, sample)
+        _check_version(row, version, "sample")
+        new_status = transition(row.status, SampleEvent.COLLECT)
+        branch = await self._branch(session, caller, branch_id or row.branch_id)
+        self._require_branch(caller, branch)
+        now = utcnow()
+        if collected_at is not None:
+            if collected_at.tzinfo is None:
+                raise InvalidInput("collected_at needs a time zone.", field="collected_at")
+            if collected_at > now + CLOCK_SKEW:
+                raise InvalidInput("collected_at is in the future.", field="collected_at")
+        before = _snapshot(row)
+        row.status = new_status
+        row.collected_at = collected_at or now
+        row.collected_by_id = _user_id(caller)
+        row.collected_at_branch_id = branch.id
+        await session.flush()
+        await self._audit(session, caller, "sample.collected", row, before)
+        return row
+
+    async def receive(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample: uuid.UUID | str,
+        *,
+        branch_id: uuid.UUID | None = None,
+        version: int | None = None,
+    ) -> Sample:
+        """collected | in_transit -> received, at a central lab the caller may work at.
+
+        The lab defaults to the manifest's destination, else the branch it was collected at.
+        Receiving the last outstanding sample of a dispatched manifest marks it received.
+        """
+        row, manifest = await self._load_with_manifest(session, caller, sample)
+        _check_version(row, version, "sample")
+        new_status = transition(row.status, SampleEvent.RECEIVE)
+        target = branch_id
+        if target is None and manifest is not None and manifest.status != ManifestStatus.OPEN:
+            target = manifest.to_branch_id
+        if target is None:
+            target = row.collected_at_branch_id or row.branch_id
+        branch = await self._branch(session, caller, target)
+        if branch.kind != BranchKind.CENTRAL_LAB:
+            raise BranchNotALab(
+                f"Branch {branch.code} is a collection centre; samples are received at a "
+                "central lab.",
+                field="branch_id",
+            )
+        self._require_branch(caller, branch)
+        before = _snapshot(row)
+        if manifest is not None and manifest.status == ManifestStatus.OPEN:
+            # Received before its manifest left: it did not travel with it.
+            row.manifest_id = None
+            manifest = None
+        if manifest is not None and manifest.to_branch_id != branch.id:
+            raise WrongDestination(
+                f"Sample {row.accession} is on manifest {manifest.manifest_number} to another lab.",
+                manifest_id=str(manifest.id),
+                to_branch_id=str(manifest.to_branch_id),
+            )
+        row.status = new_status
+        row.received_at = utcnow()
+        row.received_by_id = _user_id(caller)
+        await session.flush()
+        await self._audit(session, caller, "sample.received", row, before)
+        if manifest is not None:
+            await self._settle_manifest(session, caller, manifest)
+        return row
+
+    async def start_processing(
+        self, session: AsyncSession, caller: Principal, sample: uuid.UUID | str
+    ) -> Sample:
+        """received -> in_process (results calls it on the first result); a sample already
+        in process is returned unchanged."""
+        row = await self._load(session, caller, sample)
+        if row.status == SampleStatus.IN_PROCESS:
+            return row
+        new_status = transition(row.status, SampleEvent.START_PROCESSING)
+        before = _snapshot(row)
+        row.status = new_status
+        await session.flush()
+        await self._audit(session, caller, "sample.processing_started", row, before)
+        return row
+
+    async def complete(
+        self, session: AsyncSession, caller: Principal, sample: uuid.UUID | str
+    ) -> Sample:
+        """in_process -> completed; a completed sample is returned unchanged."""
+        row = await self._load(session, caller, sample)
+        if row.status == SampleStatus.COMPLETED:
+            return row
+        new_status = transition(row.status, SampleEvent.COMPLETE)
+        before = _snapshot(row)
+        row.status = new_status
+        row.completed_at = utcnow()
+        await session.flush()
+        await self._audit(session, caller, "sample.completed", row, before)
+        return row
+
+    async def reject(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample: uuid.UUID | str,
+        reason: RejectionReason | str,
+        note: str | None = None,
+        *,
+        version: int | None = None,
+    ) -> Sample:
+        """Any open state -> rejected with a reason (a note is required for ``other``).
+
+        Orders' ``reject_sample`` uses ``reject_and_recollect`` to order the replacement.
+        """
+        rejected, _ = await self._reject(
+            session, caller, sample, reason, note, version=version, recollect=False
+        )
+        return rejected
+
+    async def reject_and_recollect(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample: uuid.UUID | str,
+        reason: RejectionReason | str,
+        note: str | None = None,
+        *,
+        version: int | None = None,
+    ) -> tuple[Sample, Sample]:
+        """Reject and create the ``ordered`` replacement (same order, branch, specimen and
+        container); the rejected sample points at it through ``recollection_id``."""
+        rejected, new = await self._reject(
+            session, caller, sample, reason, note, version=version, recollect=True
+        )
+        assert new is not None
+        return rejected, new
+
+    async def _reject(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample: uuid.UUID | str,
+        reason: RejectionReason | str,
+        note: str | None,
+        *,
+        version: int | None,
+        recollect: bool,
+    ) -> tuple[Sample, Sample | None]:
+        try:
+            reason = RejectionReason(reason)
+        except ValueError:
+            raise InvalidInput("Unknown rejection reason.", field="reason") from None
+        note = (note or "").strip() or None
+        if reason == RejectionReason.OTHER and note is None:
+            raise InvalidInput("Say why in a note when the reason is 'other'.", field="note")
+        row, manifest = await self._load_with_manifest(session, caller, sample)
+        _check_version(row, version, "sample")
+        new_status = transition(row.status, SampleEvent.REJECT)
+        new: Sample | None = None
+        if recollect:
+            # The accession is drawn before any audit entry (see create_many).
+            branch = await tenancy_service.get_branch(session, caller, row.branch_id)
+            new = Sample(
+                organisation_id=caller.organisation_id,
+                order_id=row.order_id,
+                branch_id=row.branch_id,
+                accession=await self._next_accession(session, caller, branch),
+                specimen_type=row.specimen_type,
+                container=row.container,
+                status=SampleStatus.ORDERED,
+            )
+            session.add(new)
+            await session.flush()
+        before = _snapshot(row)
+        row.status = new_status
+        row.rejected_at = utcnow()
+        row.rejected_by_id = _user_id(caller)
+        row.rejection_reason = reason
+        row.rejection_note = note
+        row.recollection_id = new.id if new is not None else None
+        await session.flush()
+        if new is not None:
+            await self._audit_created(session, caller, new, replaces=row)
+        await self._audit(session, caller, "sample.rejected", row, before)
+        if manifest is not None:
+            await self._settle_manifest(session, caller, manifest)
+        return row, new
+
+    # ---------------------------------------------------------------- manifests
+
+    async def create_manifest(
+        self, session: AsyncSession, caller: Principal, data: ManifestCreate
+    ) -> tuple[Manifest, bool]:
+        """An open manifest from a branch to a central lab, holding collected samples.
+
+        Returns (manifest, created); a client ``id`` already used for the same content
+        returns the existing manifest with ``created`` False.
+        """
+        accessions = list(dict.fromkeys(a.strip().upper() for a in data.accessions))
+        if data.id is not None:
+            existing = await session.get(Manifest, data.id)
+            if existing is not None:
+                if existing.organisation_id == caller.organisation_id:
+                    held = {s.accession for s in await self._manifest_samples(session, existing)}
+                    if (
+                        existing.from_branch_id == data.from_branch_id
+                        and existing.to_branch_id == data.to_branch_id
+                        and held == set(accessions)
+                    ):
+                        return existing, False
+                raise IdConflict("This manifest id is already used for another manifest.")
+        source = await self._branch(session, caller, data.from_branch_id)
+        destination = await self._branch(session, caller, data.to_branch_id)
+        self._require_branch(caller, source)
+        if destination.kind != BranchKind.CENTRAL_LAB:
+            raise BranchNotALab(
+                f"Branch {destination.code} is not a central lab.", field="to_branch_id"
+            )
+        if source.id == destination.id:
+            raise InvalidInput("A manifest goes to another branch.", field="to_branch_id")
+        samples = list(
+            await session.scalars(
+                select(Sample)
+                .where(
+                    Sample.organisation_id == caller.organisation_id,
+                    Sample.accession.in_(accessions),
+                )
+                .order_by(Sample.accession)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        )
+        found = {s.accession for s in samples}
+        unknown = [a for a in accessions if a not in found]
+        if unknown:
+            raise InvalidInput(
+                f"Unknown accessions: {', '.join(unknown)}.", field="accessions", unknown=unknown
+            )
+        for sample in samples:
+            transition(sample.status, SampleEvent.DISPATCH)  # only collected samples travel
+            if sample.collected_at_branch_id != source.id:
+                raise SampleNotAtBranch(
+                    f"Sample {sample.accession} was not collected at {source.code}.",
+                    accession=sample.accession,
+                )
+            if sample.manifest_id is not None:
+                raise SampleOnManifest(
+                    f"Sample {sample.accession} is already on another manifest.",
+                    accession=sample.accession,
+                    manifest_id=str(sample.manifest_id),
+                )
+        day = domain.ist_day(utcnow())
+        number = await next_value(
+            session, caller.organisation_id, domain.manifest_scope(source.code, day)
+        )
+        manifest = Manifest(
+            organisation_id=caller.organisation_id,
+            manifest_number=domain.manifest_number(source.code, day, number),
+            from_branch_id=source.id,
+            to_branch_id=destination.id,
+            status=ManifestStatus.OPEN,
+            courier=data.courier,
+        )
+        if data.id is not None:
+            manifest.id = data.id
+        session.add(manifest)
+        await session.flush()
+        for sample in samples:
+            sample.manifest_id = manifest.id
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="manifest.created",
+            entity_type="manifest",
+            entity_id=manifest.id,
+            after={**_manifest_snapshot(manifest), "accessions": sorted(found)},
+        )
+        return manifest, True
+
+    async def dispatch_manifest(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        manifest_id: uuid.UUID,
+        *,
+        courier: str | None = None,
+        version: int | None = None,
+    ) -> Manifest:
+        """open -> dispatched; its collected samples go in_transit."""
+        manifest = await self._lock_manifest(session, caller, manifest_id)
+        assert manifest is not None
+        _check_version(manifest, version, "manifest")
+        if manifest.status != ManifestStatus.OPEN:
+            raise ManifestIllegalTransition(manifest.status, ManifestStatus.DISPATCHED)
+        source = await self._branch(session, caller, manifest.from_branch_id)
+        self._require_branch(caller, source)
+        samples = [
+            s
+            for s in await self._manifest_samples(session, manifest, lock=True)
+            if s.status == SampleStatus.COLLECTED
+        ]
+        if not samples:
+            raise ManifestEmpty("No collected sample is left on this manifest.")
+        before = _manifest_snapshot(manifest)
+        now = utcnow()
+        for sample in samples:
+            sample_before = _snapshot(sample)
+            sample.status = transition(sample.status, SampleEvent.DISPATCH)
+            await session.flush()
+            await self._audit(session, caller, "sample.dispatched", sample, sample_before)
+        manifest.status = ManifestStatus.DISPATCHED
+        manifest.dispatched_at = now
+        manifest.dispatched_by_id = _user_id(caller)
+        if courier is not None:
+            manifest.courier = courier
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="manifest.dispatched",
+            entity_type="manifest",
+            entity_id=manifest.id,
+            before=before,
+            after=_manifest_snapshot(manifest),
+        )
+        return manifest
+
+    async def get_manifest(
+        self, session: AsyncSession, caller: Principal, manifest_id: uuid.UUID
+    ) -> Manifest:
+        manifest = await session.scalar(
+            select(Manifest).where(
+                Manifest.id == manifest_id, Manifest.organisation_id == caller.organisation_id
+            )
+        )
+        if manifest is None:
+            raise NotFound("No such manifest in your organisation.", entity="manifest")
+        return manifest
+
+    async def manifest_samples(
+        self, session: AsyncSession, caller: Principal, manifest: Manifest
+    ) -> list[Sample]:
+        if manifest.organisation_id != caller.organisation_id:
+            raise NotFound("No such manifest in your organisation.", entity="manifest")
+        return await self._manifest_samples(session, manifest)
+
+    async def _manifest_samples(
+        self, session: AsyncSession, manifest: Manifest, *, lock: bool = False
+    ) -> list[Sample]:
+        statement = (
+            select(Sample)
+            .where(
+                Sample.organisation_id == manifest.organisation_id,
+                Sample.manifest_id == manifest.id,
+            )
+            .order_by(Sample.accession)
+        )
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        return list(await session.scalars(statement))
+
+    async def _lock_manifest(
+        self, session: AsyncSession, caller: Principal, manifest_id: uuid.UUID | None
+    ) -> Manifest | None:
+        if manifest_id is None:
+            return None
+        manifest = await session.scalar(
+            select(Manifest)
+            .where(Manifest.id == manifest_id, Manifest.organisation_id == caller.organisation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if manifest is None:
+            raise NotFound("No such manifest in your organisation.", entity="manifest")
+        return manifest
+
+    async def _settle_manifest(
+        self, session: AsyncSession, caller: Principal, manifest: Manifest
+    ) -> None:
+        """A dispatched manifest with no sample left in transit has been received."""
+        if manifest.status != ManifestStatus.DISPATCHED:
+            return
+        samples = await self._manifest_samples(session, manifest)
+        if any(s.status == SampleStatus.IN_TRANSIT for s in samples):
+            return
+        before = _manifest_snapshot(manifest)
+        manifest.status = ManifestStatus.RECEIVED
+        manifest.received_at = utcnow()
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="manifest.received",
+            entity_type="manifest",
+            entity_id=manifest.id,
+            before=before,
+            after=_manifest_snapshot(manifest),
+        )
+
+    # ---------------------------------------------------------------- worklists
+
+    def _scope(self, caller: Principal, branch_id: uuid.UUID | None) -> frozenset[uuid.UUID] | None:
+        """Branches a worklist covers: the one asked for (if allowed) or all the caller's."""
+        if branch_id is not None:
+            if not caller.may_use_branch(branch_id):
+                raise BranchNotAllowed(
+                    "You are not allowed to work at this branch.", branch_id=str(branch_id)
+                )
+            return frozenset({branch_id})
+        return caller.branch_ids
+
+    async def pending_collection(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        branch_id: uuid.UUID | None = None,
+    ) -> tuple[list[Sample], int]:
+        """Ordered samples still to be drawn, oldest first, at the caller's branches."""
+        statement = select(Sample).where(
+            Sample.organisation_id == caller.organisation_id,
+            Sample.status == SampleStatus.ORDERED,
+        )
+        scope = self._scope(caller, branch_id)
+        if scope is not None:
+            statement = statement.where(Sample.branch_id.in_(scope))
+        return await paginate(session, statement.order_by(Sample.created_at, Sample.id), page)
+
+    async def pending_receipt(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        branch_id: uuid.UUID | None = None,
+    ) -> tuple[list[Sample], int]:
+        """Samples a lab can receive now: in transit to it, or collected at the lab itself.
+
+        ``branch_id`` is the receiving lab (the manifest's destination, or the lab where
+        the sample was collected).
+        """
+        destination = case(
+            (Sample.status == SampleStatus.IN_TRANSIT, Manifest.to_branch_id),
+            else_=Sample.collected_at_branch_id,
+        )
+        statement: Select[Any] = (
+            select(Sample)
+            .outerjoin(Manifest, Manifest.id == Sample.manifest_id)
+            .join(Branch, Branch.id == destination)
+            .where(
+                Sample.organisation_id == caller.organisation_id,
+                or_(
+                    Sample.status == SampleStatus.IN_TRANSIT,
+                    and_(
+                        Sample.status == SampleStatus.COLLECTED,
+                        Branch.kind == BranchKind.CENTRAL_LAB,
+                    ),
+                ),
+            )
+        )
+        scope = self._scope(caller, branch_id)
+        if scope is not None:
+            statement = statement.where(destination.in_(scope))
+        return await paginate(session, statement.order_by(Sample.collected_at, Sample.id), page)
+
+    # ---------------------------------------------------------------- labels
+
+    async def labels_pdf(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample_ids: Sequence[uuid.UUID],
+        *,
+        order_facts: Mapping[uuid.UUID, LabelOrderFacts],
+    ) -> bytes:
+        """One 50 x 25 mm label page per sample, in the order given.
+
+        ``order_facts`` maps each sample's ``order_id`` to its order number and patient
+        (orders supplies them: samples does not read orders' tables).
+        """
+        ids = list(dict.fromkeys(sample_ids))
+        rows = {
+            s.id: s
+            for s in await session.scalars(
+                select(Sample).where(
+                    Sample.organisation_id == caller.organisation_id, Sample.id.in_(ids)
+                )
+            )
+        }
+        if len(rows) != len(ids):
+            raise NotFound("No such sample in your organisation.", entity="sample")
+        today = domain.ist_day(utcnow())
+        patients: dict[uuid.UUID, Any] = {}
+        labels = []
+        for sample_id in ids:
+            sample = rows[sample_id]
+            facts = order_facts[sample.order_id]
+            if facts.patient_id not in patients:
+                patients[facts.patient_id] = await patients_service.get(
+                    session, caller, facts.patient_id
+                )
+            patient = patients[facts.patient_id]
+            age = age_text(patient.date_of_birth, today)
+            sex = (patient.sex or "U")[:1].upper()
+            labels.append(
+                Label(
+                    accession=sample.accession,
+                    patient_name=patient.full_name,
+                    age_sex=f"{age}/{sex}" if age else sex,
+                    specimen_type=sample.specimen_type,
+                    container=sample.container,
+                    order_number=facts.order_number,
+                    collected_at=sample.collected_at,
+                )
+            )
+        return render_labels(labels)
+
+
+samples_service = SamplesService()
