@@ -6,9 +6,17 @@ Prints requests/s and p50/p95/p99 latency per endpoint next to the same figures 
 /healthz measured in the same run at the same concurrency (the ratio is what counts), then
 the PDF report render time per page.
 
-Run:  .venv/bin/python benchmarks/workflow.py [--clients 50] [--journeys 2]
+Run:  .venv/bin/python benchmarks/workflow.py [--clients 50] [--journeys 2] [--think-ms 1000]
 Target on a 2-core machine: p95 under 100 ms for order creation and result entry at 50
 concurrent clients.
+
+Two load models are run, both printed:
+  * paced: each client is a person at a terminal who waits --think-ms (jittered +-50%)
+    between actions, as front desks, phlebotomists and technicians do;
+  * saturated: no think time at all, every client fires its next request the moment the
+    last one returns. This measures capacity (requests/s); latency then is simply
+    clients / throughput, so it says little about what a user feels.
+The load generator runs on the same machine and competes for the same cores.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import signal
 import socket
 import statistics
@@ -37,13 +46,16 @@ VALUES = {"GLUF": "96", "CREA": "0.9", "K": "4.2", "NA": "140", "HB": "13.5", "P
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, think_ms: float = 0) -> None:
         self.samples: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
+        self.think_ms = think_ms
 
     async def call(
         self, client: httpx.AsyncClient, label: str, method: str, url: str, **kwargs: object
     ) -> httpx.Response:
+        if self.think_ms:
+            await asyncio.sleep(self.think_ms * random.uniform(0.5, 1.5) / 1000)
         started = time.perf_counter()
         response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
         self.samples[label].append((time.perf_counter() - started) * 1000)
@@ -211,10 +223,47 @@ def render_timing(runs: int) -> None:
 
     for language in ("en", "hi"):
         timing = measure_render(sample_document(language=language), runs=runs)
-        print(f"report render ({language}): {timing}")
+        print(
+            f"report render ({language}, {timing.pages} pages, {runs} runs): "
+            f"median {timing.median_seconds_per_page * 1000:.0f} ms/page, "
+            f"p95 {timing.p95_seconds_per_page * 1000:.0f} ms/page"
+        )
 
 
-async def main(clients: int, journeys: int, keep: bool) -> None:
+async def run_phase(
+    client: httpx.AsyncClient,
+    auth: dict[str, dict[str, str]],
+    branches: dict[str, str],
+    *,
+    clients: int,
+    journeys: int,
+    think_ms: float,
+    first_patient: int,
+) -> None:
+    rec = Recorder(think_ms)
+    elapsed: dict[str, float] = {}
+    started = time.perf_counter()
+    await baseline(client, rec, clients, per_client=10 if think_ms else 20)
+    elapsed["baseline"] = time.perf_counter() - started
+
+    async def worker(index: int) -> None:
+        for j in range(journeys):
+            await journey(client, rec, auth, branches, first_patient + index * 1000 + j)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    elapsed["journey"] = time.perf_counter() - started
+    total = sum(len(v) for k, v in rec.samples.items() if "baseline" not in k)
+    model = f"paced, think time {think_ms:.0f} ms +-50%" if think_ms else "saturated, no think time"
+    print(
+        f"\n== {model}: {clients} concurrent clients x {journeys} journeys "
+        f"({clients * journeys} patients, {total} API calls in {elapsed['journey']:.1f} s, "
+        f"{total / elapsed['journey']:.0f} req/s), {os.cpu_count()} CPU(s)\n"
+    )
+    print_table(rec, elapsed)
+
+
+async def main(clients: int, journeys: int, think_ms: float, saturate: bool, keep: bool) -> None:
     data_dir = (
         ROOT / "var" / "bench-workflow" if keep else Path(tempfile.mkdtemp(prefix="nidaan-bench-"))
     )
@@ -231,29 +280,29 @@ async def main(clients: int, journeys: int, keep: bool) -> None:
             }
             listed = (await client.get("/api/v1/branches", headers=auth["front_desk"])).json()
             branches = {b["code"]: b["id"] for b in listed["items"]}
-            rec = Recorder()
-            elapsed: dict[str, float] = {}
-            started = time.perf_counter()
-            await baseline(client, rec, clients, per_client=20)
-            elapsed["baseline"] = time.perf_counter() - started
-
-            async def worker(index: int) -> None:
-                for j in range(journeys):
-                    await journey(client, rec, auth, branches, index * 1000 + j)
-
-            started = time.perf_counter()
-            await asyncio.gather(*(worker(i) for i in range(clients)))
-            elapsed["journey"] = time.perf_counter() - started
-        total = sum(len(v) for k, v in rec.samples.items() if "baseline" not in k)
-        print(
-            f"\nWorkflow benchmark: {clients} concurrent clients x {journeys} journeys "
-            f"({clients * journeys} patients, {total} API calls in {elapsed['journey']:.1f} s, "
-            f"{total / elapsed['journey']:.0f} req/s overall), {os.cpu_count()} CPU(s)\n"
-        )
-        print_table(rec, elapsed)
+            await run_phase(
+                client,
+                auth,
+                branches,
+                clients=clients,
+                journeys=journeys,
+                think_ms=think_ms,
+                first_patient=0,
+            )
+            if saturate:
+                await run_phase(
+                    client,
+                    auth,
+                    branches,
+                    clients=clients,
+                    journeys=journeys,
+                    think_ms=0,
+                    first_patient=500_000,
+                )
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+    print()
     render_timing(runs=10)
 
 
@@ -264,7 +313,19 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     parser.add_argument("--journeys", type=int, default=2, help="patients per client (default 2)")
     parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=1000,
+        help="pause between a client's actions in the paced run (default 1000)",
+    )
+    parser.add_argument(
+        "--no-saturate",
+        dest="saturate",
+        action="store_false",
+        help="skip the run without think time",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the data under var/bench-workflow"
     )
     args = parser.parse_args()
-    asyncio.run(main(args.clients, args.journeys, args.keep))
+    asyncio.run(main(args.clients, args.journeys, args.think_ms, args.saturate, args.keep))

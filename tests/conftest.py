@@ -138,6 +138,7 @@ async def app(settings: Settings, session: AsyncSession):  # type: ignore[no-unt
             await request_transaction.rollback()
             raise
         else:
+            await db.run_before_commit_hooks(session)
             await request_transaction.commit()
 
     application.dependency_overrides[get_session] = _test_session

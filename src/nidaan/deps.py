@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by every router: the request's transaction and paging."""
+"""FastAPI dependencies shared by every router: the request's transaction and paging.
+
+Use the session as ``Depends(get_session, scope="function")``: the transaction then commits
+before the response is sent, so a client never acts on a write that is not committed yet.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from fastapi import Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.config import get_settings
-from nidaan.kit.db import get_sessionmaker
+from nidaan.kit.db import commit, get_sessionmaker
 from nidaan.kit.pagination import PageParams
 
 
@@ -17,7 +21,7 @@ async def get_session() -> AsyncIterator[AsyncSession]:
     async with get_sessionmaker(get_settings())() as session:
         try:
             yield session
-            await session.commit()
+            await commit(session)
         except BaseException:
             await session.rollback()
             raise

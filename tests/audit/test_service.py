@@ -38,6 +38,7 @@ async def _record(
         }
         args.update(kw)
         entries.append(await audit_service.record(session, **args))  # type: ignore[arg-type]
+    await audit_service.flush(session)  # entries are otherwise written at commit
     return entries
 
 
@@ -94,6 +95,7 @@ async def test_chain_of_entries_is_contiguous_linked_and_verifies(
             before={"name": "CBC"},
         )
     )
+    await audit_service.flush(session)
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
     assert entries[0].prev_hash == GENESIS_HASH
     for previous, current in itertools.pairwise(entries):

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.models import AuditLog
 from nidaan.audit.schemas import SYSTEM_ACTOR
+from nidaan.audit.service import audit_service
 from nidaan.catalog.domain import evaluate_formula, formula_inputs, select_range
 from nidaan.catalog.models import CatalogTest, Panel
 from nidaan.catalog.seed import seed_catalog
@@ -81,6 +82,7 @@ async def test_seed_builds_a_realistic_catalogue_once(
     hbsag = {c["code"]: c["abnormal"] for c in tests["HBSAG"].choices}
     assert hbsag == {"NR": False, "R": True}
     assert {c["code"] for c in tests["UKET"].choices if c["abnormal"]} >= {"SMALL", "LARGE"}
+    await audit_service.flush(session)  # audit entries are otherwise written at commit
     entries = await session.scalar(
         select(func.count())
         .select_from(AuditLog)

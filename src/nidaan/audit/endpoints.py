@@ -31,7 +31,7 @@ async def list_entries(
     page: int = Query(1, ge=1, description="1-based page number"),
     limit: int = Query(20, ge=1, le=MAX_LIMIT, description="Entries per page"),
     principal: Principal = Depends(_audit_reader),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[AuditEntryOut]:
     entries, total = await audit_service.list_entries(
         session,
@@ -53,7 +53,7 @@ async def list_entries(
 )
 async def verify(
     principal: Principal = Depends(_audit_reader),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> AuditVerifyOut:
     report = await audit_service.verify(session, principal.organisation_id)
     return AuditVerifyOut.model_validate(report)

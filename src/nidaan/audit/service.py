@@ -6,9 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select, union, update
+from sqlalchemy import Select, event, func, select, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from nidaan.audit.domain import (
     DEFAULT_SENSITIVE_KEYS,
@@ -20,11 +21,13 @@ from nidaan.audit.domain import (
 from nidaan.audit.models import AuditChainHead, AuditLog
 from nidaan.audit.schemas import AuditActor
 from nidaan.kit.context import current_request_id
+from nidaan.kit.db import TRANSACTION_STATE, add_before_commit_hook, transaction_state
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
 
 VERIFY_BATCH_SIZE = 1000
+_PENDING = "audit.pending_entries"
 
 REASON_HASH_MISMATCH = "hash mismatch: content changed"
 REASON_PREV_HASH = "prev_hash does not match previous entry"
@@ -79,6 +82,27 @@ _ENTRY_COLUMNS = (
 )
 
 
+def _innermost_transaction(session: Session) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_entries(session: Session, previous_transaction: Any) -> None:
+    """Entries recorded inside a savepoint (or transaction) that rolled back are forgotten."""
+    pending = session.info.get(TRANSACTION_STATE, {}).get(_PENDING)
+    if not pending:
+        return
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    pending[:] = [(txn, entry) for txn, entry in pending if not inside(txn)]
+
+
 class AuditService:
     async def record(
         self,
@@ -96,29 +120,14 @@ class AuditService:
         """Append one entry to the organisation's chain, in ``session``'s transaction.
 
         ``before``/``after`` are the record's fields; only changed ones are stored and
-        secrets are redacted. The chain head stays row-locked until the caller's
-        transaction ends, so record audit entries late in a transaction when possible.
+        secrets are redacted. The entry is written when the transaction commits (through
+        ``nidaan.kit.db.commit``); ``flush`` writes pending entries earlier, e.g. to read
+        them back in the same transaction.
         """
-        # Diff first: it can raise on unstorable values, and it should not run under the lock.
         changes = diff(before, after, sensitive)
-        # One atomic upsert both allocates the next seq and takes the head's row lock, so
-        # concurrent writers of the same tenant queue here instead of forking the chain.
-        head = AuditChainHead.__table__
-        claim = (
-            pg_insert(head)
-            .values(organisation_id=organisation_id, last_seq=1, last_hash=GENESIS_HASH)
-            .on_conflict_do_update(
-                index_elements=[head.c.organisation_id],
-                set_={"last_seq": head.c.last_seq + 1},
-            )
-            .returning(head.c.last_seq, head.c.last_hash)
-        )
-        seq, prev_hash = (await session.execute(claim)).one()
-
         entry = AuditLog(
             id=new_id(),
             organisation_id=organisation_id,
-            seq=seq,
             occurred_at=utcnow(),
             actor_kind=actor.kind,
             actor_id=actor.id,
@@ -128,22 +137,63 @@ class AuditService:
             entity_id=str(entity_id),
             changes=changes,
             request_id=current_request_id(),
-            prev_hash=prev_hash,
         )
-        entry.hash = entry_hash(prev_hash, _content_of(entry))
-        session.add(entry)
-        await session.flush()
-        await session.execute(
-            update(head)
-            .where(head.c.organisation_id == organisation_id)
-            .values(last_hash=entry.hash)
-        )
+        # Chained and written right before COMMIT (see ``flush``), in this same transaction.
+        pending: list[tuple[Any, AuditLog]] = transaction_state(session, _PENDING, list)
+        pending.append((_innermost_transaction(session.sync_session), entry))
+        add_before_commit_hook(session, _PENDING, self.flush)
         return entry
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Chain and insert the transaction's pending entries (the commit hook runs this).
+
+        One atomic upsert per organisation allocates the entries' sequence numbers and
+        takes the chain head's row lock, so writers of one tenant queue here instead of
+        forking the chain; the lock is held only from here to COMMIT.
+        """
+        pending: list[tuple[Any, AuditLog]] = transaction_state(session, _PENDING, list)
+        if not pending:
+            return
+        entries, pending[:] = [entry for _, entry in pending], []
+        head = AuditChainHead.__table__
+        by_organisation: dict[uuid.UUID, list[AuditLog]] = {}
+        for entry in entries:
+            by_organisation.setdefault(entry.organisation_id, []).append(entry)
+        # A fixed order of tenants, so two transactions touching the same ones cannot deadlock.
+        for organisation_id in sorted(by_organisation):
+            batch = by_organisation[organisation_id]
+            claim = (
+                pg_insert(head)
+                .values(
+                    organisation_id=organisation_id, last_seq=len(batch), last_hash=GENESIS_HASH
+                )
+                .on_conflict_do_update(
+                    index_elements=[head.c.organisation_id],
+                    set_={"last_seq": head.c.last_seq + len(batch)},
+                )
+                .returning(head.c.last_seq, head.c.last_hash)
+            )
+            last_seq, prev_hash = (await session.execute(claim)).one()
+            for offset, entry in enumerate(batch):
+                entry.seq = last_seq - len(batch) + 1 + offset
+                entry.prev_hash = prev_hash
+                entry.hash = prev_hash = entry_hash(prev_hash, _content_of(entry))
+            # One round trip writes the entries and moves the head (a CTE, not the ORM).
+            insert_entries = pg_insert(AuditLog.__table__).values(
+                [{c.key: getattr(e, c.key) for c in AuditLog.__table__.columns} for e in batch]
+            )
+            await session.execute(
+                update(head)
+                .where(head.c.organisation_id == organisation_id)
+                .values(last_hash=prev_hash)
+                .add_cte(insert_entries.cte("audit_entries"))
+            )
 
     async def verify(
         self, session: AsyncSession, organisation_id: uuid.UUID | None = None
     ) -> VerifyReport:
         """Recompute every chain (or one organisation's) and report the first broken link."""
+        await self.flush(session)  # this transaction's own entries count too
         if organisation_id is not None:
             organisation_ids = [organisation_id]
         else:
@@ -229,6 +279,7 @@ class AuditService:
         page: PageParams,
     ) -> tuple[list[AuditLog], int]:
         """One page of an organisation's entries, newest first, and the total matching."""
+        await self.flush(session)
         statement: Select[Any] = select(AuditLog).where(AuditLog.organisation_id == organisation_id)
         if entity_type is not None:
             statement = statement.where(AuditLog.entity_type == entity_type)

@@ -29,7 +29,7 @@ def _credential(request: Request) -> str | None:
 
 
 async def current_principal(
-    request: Request, session: AsyncSession = Depends(get_session)
+    request: Request, session: AsyncSession = Depends(get_session, scope="function")
 ) -> Principal:
     credential = _credential(request)
     if credential is None:

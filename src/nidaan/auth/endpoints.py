@@ -52,7 +52,7 @@ admin_only = require_roles(Role.ADMIN)
 async def token(
     request: Request,
     form: OAuth2PasswordRequestForm = Depends(),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> TokenPair:
     """Log in with e-mail and password; returns an access token and a refresh token."""
     settings = get_settings()
@@ -73,7 +73,9 @@ async def token(
     responses=problem_responses(InvalidRefreshToken),
 )
 async def refresh(
-    request: Request, body: RefreshRequest, session: AsyncSession = Depends(get_session)
+    request: Request,
+    body: RefreshRequest,
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> TokenPair | JSONResponse:
     """Exchange a refresh token for a new pair; each refresh token works once."""
     pair = await auth_service.refresh(session, get_settings(), body.refresh_token)
@@ -85,7 +87,9 @@ async def refresh(
 
 
 @router.post("/auth/logout", status_code=204, operation_id="auth:logout")
-async def logout(body: RefreshRequest, session: AsyncSession = Depends(get_session)) -> Response:
+async def logout(
+    body: RefreshRequest, session: AsyncSession = Depends(get_session, scope="function")
+) -> Response:
     """Revoke the refresh token (and every token refreshed from the same login)."""
     await auth_service.logout(session, body.refresh_token)
     return Response(status_code=204)
@@ -132,7 +136,7 @@ async def list_users(
     mobile: str | None = Query(None, description="Exact mobile number"),
     role: Role | None = Query(None),
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[UserOut]:
     """Users of your organisation."""
     users, total = await auth_service.list_users(session, principal, page, mobile=mobile, role=role)
@@ -151,7 +155,7 @@ async def list_users(
 async def create_user(
     body: UserCreate,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
 ) -> UserOut:
     """Create a staff user in your organisation. Accepts an Idempotency-Key header."""
@@ -170,7 +174,7 @@ async def create_user(
 async def get_user(
     user_id: uuid.UUID,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> UserOut:
     user = await auth_service.get_user(session, principal, user_id)
     return (await _user_out(session, [user]))[0]
@@ -186,7 +190,7 @@ async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> UserOut:
     """Change roles, branches, mobile, password or deactivate a user."""
     user = await auth_service.update_user(session, principal, user_id, body)
@@ -202,7 +206,7 @@ async def update_user(
 async def list_api_keys(
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[ApiKeyOut]:
     keys, total = await auth_service.list_api_keys(session, principal, page)
     return ListResource[ApiKeyOut].build(
@@ -220,7 +224,7 @@ async def list_api_keys(
 async def create_api_key(
     body: ApiKeyCreate,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ApiKeyCreated:
     """Create a key for a machine client (sync agent, integration). The key is shown only once."""
     issued = await auth_service.create_api_key(session, principal, body)
@@ -236,7 +240,7 @@ async def create_api_key(
 async def revoke_api_key(
     key_id: uuid.UUID,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ApiKeyOut:
     """Revoke a key; clients using it get 401 from now on."""
     return ApiKeyOut.model_validate(await auth_service.revoke_api_key(session, principal, key_id))

@@ -192,10 +192,18 @@ class AuthService:
             user_id = uuid.UUID(claims["sub"])
         except (tokens.InvalidToken, ValueError) as exc:
             raise NotAuthenticated("The access token is invalid or expired; log in again.") from exc
-        user = await session.get(User, user_id)
+        # One round trip for the user and their branch limits: this runs on every request.
+        row = (
+            await session.execute(
+                select(User, func.array_remove(func.array_agg(UserBranch.branch_id), None))
+                .outerjoin(UserBranch, UserBranch.user_id == User.id)
+                .where(User.id == user_id)
+                .group_by(User.id)
+            )
+        ).one_or_none()
+        user, branch_ids = row if row is not None else (None, [])
         if user is None or not user.is_active or str(user.organisation_id) != claims["org"]:
             raise NotAuthenticated("The account is disabled or no longer exists.")
-        branch_ids = await self._branch_ids(session, user.id)
         return Principal(
             kind="user",
             id=user.id,

@@ -87,7 +87,7 @@ async def list_tests(
     q: str | None = Query(None, description="Part of the name, or the code"),
     active: bool | None = Query(None, description="Only active (true) or inactive (false)"),
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[CatalogTestOut]:
     """Tests of your catalogue with their reference ranges."""
     rows, total = await catalog_service.list_tests(
@@ -113,7 +113,7 @@ async def create_test(
     body: CatalogTestCreate,
     response: Response,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
 ) -> CatalogTestOut:
     """Add a test (with its reference ranges). Accepts an Idempotency-Key header."""
@@ -134,7 +134,7 @@ async def create_test(
 async def get_test(
     test_id: uuid.UUID,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> CatalogTestOut:
     test = await catalog_service.get_test(session, principal, test_id)
     return (await _tests_out(session, [test]))[0]
@@ -150,7 +150,7 @@ async def update_test(
     test_id: uuid.UUID,
     body: CatalogTestUpdate,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> CatalogTestOut:
     """Change a test; send the ``version`` you loaded (a stale one is a 409)."""
     test = await catalog_service.update_test(session, principal, test_id, body)
@@ -168,7 +168,7 @@ async def add_range(
     test_id: uuid.UUID,
     body: ReferenceRangeIn,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ReferenceRangeOut:
     """Add a reference band (conditions: sex, age band, pregnancy)."""
     return ReferenceRangeOut.model_validate(
@@ -186,7 +186,7 @@ async def delete_range(
     test_id: uuid.UUID,
     range_id: uuid.UUID,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> Response:
     """Remove a reference band (results keep the flag they were given)."""
     await catalog_service.delete_range(session, principal, test_id, range_id)
@@ -204,7 +204,7 @@ async def list_panels(
     q: str | None = Query(None, description="Part of the name, or the code"),
     active: bool | None = Query(None),
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[PanelOut]:
     rows, total = await catalog_service.list_panels(session, principal, page, q=q, active=active)
     return ListResource[PanelOut].build(
@@ -223,7 +223,7 @@ async def create_panel(
     body: PanelCreate,
     response: Response,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
 ) -> PanelOut:
     """Add a panel (profile) of tests in report order. Accepts an Idempotency-Key header."""
@@ -246,7 +246,7 @@ async def create_panel(
 async def get_panel(
     panel_id: uuid.UUID,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PanelOut:
     panel = await catalog_service.get_panel(session, principal, panel_id)
     return (await _panels_out(session, [panel]))[0]
@@ -262,7 +262,7 @@ async def update_panel(
     panel_id: uuid.UUID,
     body: PanelUpdate,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PanelOut:
     """Rename, re-price, deactivate or replace the tests of a panel (send ``version``)."""
     panel = await catalog_service.update_panel(session, principal, panel_id, body)

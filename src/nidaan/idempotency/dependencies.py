@@ -51,7 +51,7 @@ class Idempotency:
 async def idempotency(
     request: Request,
     principal: Principal = Depends(current_principal),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> Idempotency:
     key = request.headers.get(HEADER)
     if key is None:

@@ -6,12 +6,12 @@ runner commit or roll back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,11 +19,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from nidaan.config import Settings
 from nidaan.kit.embedded import embedded_database_url, to_psycopg_url
 
 _engine: AsyncEngine | None = None
+_autonomous_engines: dict[str, AsyncEngine] = {}
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 _url: str | None = None
 
@@ -66,20 +68,88 @@ def get_sessionmaker(settings: Settings) -> async_sessionmaker[AsyncSession]:
     return _sessionmaker
 
 
+# ---- work done at commit time -------------------------------------------------------
+#
+# Some writes are cheapest and least contended when done once, right before COMMIT: the
+# audit chain (its per-tenant head lock is then held for two statements, not a whole
+# request). Such writers register a hook; every commit point runs the hooks through
+# ``commit()``. A plain ``session.commit()`` with hooks pending is refused, never silently
+# dropping what they would have written.
+
+BeforeCommitHook = Callable[[AsyncSession], Awaitable[None]]
+_HOOKS = "nidaan.before_commit_hooks"
+TRANSACTION_STATE = "nidaan.transaction_state"
+
+
+def add_before_commit_hook(session: AsyncSession, key: str, hook: BeforeCommitHook) -> None:
+    """Run ``hook`` once before this transaction commits (idempotent per ``key``)."""
+    session.info.setdefault(_HOOKS, {}).setdefault(key, hook)
+
+
+def transaction_state(session: AsyncSession, key: str, factory: Callable[[], Any]) -> Any:
+    """Per-transaction scratch state, dropped at commit or rollback."""
+    return session.info.setdefault(TRANSACTION_STATE, {}).setdefault(key, factory())
+
+
+async def run_before_commit_hooks(session: AsyncSession) -> None:
+    """Run (and clear) the pending hooks; call it where a transaction or savepoint commits."""
+    while hooks := session.info.pop(_HOOKS, None):
+        for hook in hooks.values():
+            await hook(session)
+    session.info.pop(TRANSACTION_STATE, None)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Run the before-commit hooks, then commit."""
+    await run_before_commit_hooks(session)
+    await session.commit()
+
+
+@event.listens_for(Session, "before_commit")
+def _refuse_commit_with_pending_hooks(session: Session) -> None:
+    if session.info.get(_HOOKS):
+        raise RuntimeError(
+            "Commit with pending before-commit work (audit entries); "
+            "commit through nidaan.kit.db.commit()."
+        )
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending_work(session: Session) -> None:
+    session.info.pop(_HOOKS, None)
+    session.info.pop(TRANSACTION_STATE, None)
+
+
 @asynccontextmanager
 async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
     """One transaction: commit when the block succeeds, roll back when it raises."""
     async with get_sessionmaker(settings)() as session:
         try:
             yield session
-            await session.commit()
+            await commit(session)
         except BaseException:
             await session.rollback()
             raise
 
 
+def autonomous_engine(session: AsyncSession) -> AsyncEngine:
+    """A small separate pool on ``session``'s database, for short work committed on its own.
+
+    Separate so that requests holding a main-pool connection can never starve it.
+    """
+    bind = session.bind
+    engine = bind if isinstance(bind, AsyncEngine) else bind.engine  # type: ignore[union-attr]
+    url = engine.url.render_as_string(hide_password=False)
+    if url not in _autonomous_engines:
+        _autonomous_engines[url] = create_async_engine(url, pool_size=4, max_overflow=8)
+    return _autonomous_engines[url]
+
+
 async def dispose() -> None:
     global _engine, _sessionmaker
+    for autonomous in _autonomous_engines.values():
+        await autonomous.dispose()
+    _autonomous_engines.clear()
     if _engine is not None:
         await _engine.dispose()
     _engine = None
@@ -98,3 +168,17 @@ async def raw_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
+
+
+async def get_in_organisation(
+    session: AsyncSession, model: type[Any], row_id: Any, organisation_id: Any
+) -> Any | None:
+    """A row by primary key if it belongs to ``organisation_id``, else None.
+
+    Uses the session's identity map first, so services that load the same order or patient
+    several times in one request pay for one query.
+    """
+    row = await session.get(model, row_id)
+    if row is None or row.organisation_id != organisation_id:
+        return None
+    return row

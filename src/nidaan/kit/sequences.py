@@ -1,41 +1,62 @@
-"""Readable per-scope counters (MRN, accession, report numbers) without gaps from races.
+"""Readable per-scope counters: MRNs, order, accession and report numbers.
 
-``next_value`` is one atomic upsert: concurrent callers serialise on the counter row until
-their transactions end, so two requests never get the same number. A rolled-back
-transaction gives its number back.
+``next_value`` draws numbers in a short transaction of its own, committed at once, so
+concurrent requests never queue behind each other's commits for a number (an order at a
+busy centre would otherwise wait for every other order's transaction to finish). The price
+is that a rolled-back request leaves a gap, which is fine for identifiers. Counters that
+must have no gaps (GST invoice numbers) use ``next_value_gapless``, which draws inside the
+caller's transaction and so serialises writers of that scope until they commit.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, String, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from nidaan.kit.db import autonomous_engine
 from nidaan.kit.model_base import Base
 
 
 class Sequence(Base):
     __tablename__ = "sequences"
 
-    organisation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organisations.id", ondelete="RESTRICT"), primary_key=True
-    )
+    # No foreign key: numbers are drawn outside the caller's transaction, where a tenant
+    # created in that same transaction is not visible yet.
+    organisation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     scope: Mapped[str] = mapped_column(String(120), primary_key=True)
     last_value: Mapped[int] = mapped_column(BigInteger)
 
 
-async def next_value(session: AsyncSession, organisation_id: uuid.UUID, scope: str) -> int:
-    """The next number in ``scope`` for this organisation (1, 2, 3, ...)."""
-    statement = (
+def _increment(organisation_id: uuid.UUID, scope: str, count: int):  # type: ignore[no-untyped-def]
+    return (
         insert(Sequence)
-        .values(organisation_id=organisation_id, scope=scope, last_value=1)
+        .values(organisation_id=organisation_id, scope=scope, last_value=count)
         .on_conflict_do_update(
             index_elements=["organisation_id", "scope"],
-            set_={"last_value": Sequence.last_value + 1},
+            set_={"last_value": Sequence.last_value + count},
         )
         .returning(Sequence.last_value)
     )
-    return int((await session.execute(statement)).scalar_one())
+
+
+async def next_value(
+    session: AsyncSession, organisation_id: uuid.UUID, scope: str, *, count: int = 1
+) -> int:
+    """Reserve ``count`` numbers in ``scope`` and return the first (1, 2, 3, ...)."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    async with autonomous_engine(session).begin() as connection:
+        # Safe without waiting for the disk: any transaction that uses the number commits
+        # later with a synchronous commit, which flushes this commit's WAL record first.
+        await connection.execute(text("SET LOCAL synchronous_commit = off"))
+        last = (await connection.execute(_increment(organisation_id, scope, count))).scalar_one()
+    return int(last) - count + 1
+
+
+async def next_value_gapless(session: AsyncSession, organisation_id: uuid.UUID, scope: str) -> int:
+    """The next number, drawn in the caller's transaction: no gaps, but writers queue."""
+    return int((await session.execute(_increment(organisation_id, scope, 1))).scalar_one())

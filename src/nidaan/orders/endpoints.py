@@ -120,7 +120,7 @@ async def create_order(
     body: OrderCreate,
     response: Response,
     principal: Principal = Depends(order_writers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
 ) -> OrderOut:
     """Place an order: its tests are grouped into one tube per specimen and container, each
@@ -149,7 +149,7 @@ async def list_orders(
     date_from: date | None = Query(None, description="Placed on or after this day (IST)"),
     date_to: date | None = Query(None, description="Placed on or before this day (IST)"),
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[OrderSummaryOut]:
     """Orders of your organisation, newest first."""
     rows, total = await orders_service.list(
@@ -176,7 +176,7 @@ async def list_orders(
 async def get_order(
     order_id: uuid.UUID,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> OrderOut:
     return _order_out(await orders_service.detail(session, principal, order_id))
 
@@ -194,7 +194,7 @@ async def add_tests(
     order_id: uuid.UUID,
     body: AddTests,
     principal: Principal = Depends(order_writers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> OrderOut:
     """Add tests or panels to an open order (tests already on it are skipped)."""
     await orders_service.add_tests(session, principal, order_id, body.items, version=body.version)
@@ -215,7 +215,7 @@ async def cancel_test(
     order_test_id: uuid.UUID,
     body: CancelTest,
     principal: Principal = Depends(order_writers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> OrderOut:
     """Cancel a test that has no result yet (409 illegal_transition once resulted)."""
     await orders_service.cancel_test(
@@ -233,7 +233,7 @@ async def cancel_test(
 async def order_labels(
     order_id: uuid.UUID,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> Response:
     """Every tube's label (rejected tubes excluded)."""
     order = await orders_service.get(session, principal, order_id)
@@ -250,7 +250,7 @@ async def order_labels(
 async def sample_label(
     accession: str,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> Response:
     """The tube's barcode label (Code 128 of the accession)."""
     pdf = await orders_service.sample_label_pdf(session, principal, accession)
@@ -270,7 +270,7 @@ async def reject_sample(
     accession: str,
     body: RejectSample,
     principal: Principal = Depends(rejecters),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> SampleRejectedOut:
     """Reject a tube (haemolysed, clotted, ...) and order a recollection for its tests."""
     rejected, recollection = await orders_service.reject_sample(

@@ -22,6 +22,7 @@ from nidaan.auth.principal import Principal
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
+from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -209,11 +210,7 @@ class OrdersService:
     # ---------------------------------------------------------------- reads
 
     async def get(self, session: AsyncSession, caller: Principal, order_id: uuid.UUID) -> Order:
-        order = await session.scalar(
-            select(Order).where(
-                Order.id == order_id, Order.organisation_id == caller.organisation_id
-            )
-        )
+        order = await get_in_organisation(session, Order, order_id, caller.organisation_id)
         if order is None:
             raise NotFound("No such order in your organisation.", entity="order")
         return order

@@ -105,7 +105,7 @@ async def register_patient(
     body: PatientCreate,
     response: Response,
     principal: Principal = Depends(registrars),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
 ) -> RegistrationOut:
     """Register a patient. Likely duplicates are flagged for review and listed, never merged.
@@ -146,7 +146,7 @@ async def search_patients(
     abha_number: str | None = Query(None, description="Exact 14-digit ABHA number"),
     include_merged: bool = Query(False, description="Also list records merged into others"),
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[PatientOut]:
     """Find patients; filters combine."""
     rows, total = await patients_service.search(
@@ -176,7 +176,7 @@ async def list_duplicates(
         DuplicateFlagStatus.OPEN, description="open (default), dismissed or merged"
     ),
     principal: Principal = Depends(reviewers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[DuplicateFlagOut]:
     """Likely duplicate registrations waiting for a person to merge or dismiss them."""
     rows, total = await patients_service.list_duplicates(session, principal, page, status=status)
@@ -209,7 +209,7 @@ async def list_duplicates(
 async def dismiss_duplicate(
     flag_id: uuid.UUID,
     principal: Principal = Depends(reviewers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> DuplicateFlagOut:
     """Mark a flag as checked: the two records are different people."""
     flag = await patients_service.dismiss_duplicate(session, principal, flag_id)
@@ -236,7 +236,7 @@ async def dismiss_duplicate(
 async def get_patient(
     patient_id: uuid.UUID,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PatientOut:
     return patient_out(await patients_service.get(session, principal, patient_id))
 
@@ -251,7 +251,7 @@ async def update_patient(
     patient_id: uuid.UUID,
     body: PatientUpdate,
     principal: Principal = Depends(registrars),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PatientOut:
     """Correct a patient's details; send the ``version`` you loaded (stale = 409)."""
     return patient_out(await patients_service.update(session, principal, patient_id, body))
@@ -267,7 +267,7 @@ async def merge_patient(
     patient_id: uuid.UUID,
     body: MergeRequest,
     principal: Principal = Depends(reviewers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> MergeOut:
     """Fold ``duplicate_id`` into this patient; both records and histories are kept."""
     kept, merged = await patients_service.merge(session, principal, patient_id, body.duplicate_id)

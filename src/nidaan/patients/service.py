@@ -19,6 +19,7 @@ from nidaan.audit.domain import DEFAULT_SENSITIVE_KEYS
 from nidaan.audit.schemas import AuditActor
 from nidaan.audit.service import audit_service
 from nidaan.kit.blind_index import blind_index
+from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
@@ -208,11 +209,7 @@ class PatientsService:
         self, session: AsyncSession, organisation_id: uuid.UUID, patient_id: uuid.UUID
     ) -> Patient:
         """Load by id inside ``organisation_id`` (jobs and other services without a caller)."""
-        patient = await session.scalar(
-            select(Patient).where(
-                Patient.id == patient_id, Patient.organisation_id == organisation_id
-            )
-        )
+        patient = await get_in_organisation(session, Patient, patient_id, organisation_id)
         if patient is None:
             raise NotFound("No such patient in your organisation.", entity="patient")
         return patient

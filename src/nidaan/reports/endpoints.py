@@ -72,7 +72,7 @@ def _pdf(found: ReportPdf) -> Response:
 async def current_report(
     order_id: uuid.UUID,
     principal: Principal = Depends(readers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> Response:
     """The order's current report PDF; 404 ``report_not_ready`` until it is issued."""
     return _pdf(await reports_service.current_pdf(session, principal, order_id))
@@ -88,7 +88,7 @@ async def list_reports(
     order_id: uuid.UUID,
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[ReportOut]:
     """Every issued version of the order's report, newest first."""
     rows, total = await reports_service.list_for_order(session, principal, order_id, page)
@@ -108,7 +108,7 @@ async def list_reports(
 async def report_pdf(
     report_id: uuid.UUID,
     principal: Principal = Depends(readers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> Response:
     """Any version's PDF (superseded versions stay retrievable)."""
     return _pdf(await reports_service.pdf(session, principal, report_id))
@@ -142,7 +142,7 @@ def _wants_json(request: Request) -> bool:
     },
 )
 async def verify_report(
-    code: str, request: Request, session: AsyncSession = Depends(get_session)
+    code: str, request: Request, session: AsyncSession = Depends(get_session, scope="function")
 ) -> Response:
     """Public (no login): the page the report's QR code opens. Confirms the lab, report
     number, version, issue time, patient initials and the PDF's SHA-256, and whether this

@@ -70,7 +70,7 @@ async def list_results(
     order_id: uuid.UUID = Query(description="The order whose results to list"),
     include_history: bool = Query(False, description="Also superseded versions"),
     principal: Principal = Depends(readers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> list[ResultOut]:
     """An order's results in report order (department, then catalogue order)."""
     results = await results_service.list_for_order(
@@ -90,7 +90,7 @@ async def enter_result(
     body: ResultEnter,
     response: Response,
     principal: Principal = Depends(enterers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ResultOut:
     """Enter the result of an ordered test (201), or replace it before verification (200).
 
@@ -124,7 +124,7 @@ async def enter_result(
 async def verify_result(
     result_id: uuid.UUID,
     principal: Principal = Depends(pathologists),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ResultOut:
     """Sign a result; the last required signature (1 or 2 people) verifies it."""
     result = await results_service.verify(session, principal, result_id)
@@ -142,7 +142,7 @@ async def correct_result(
     result_id: uuid.UUID,
     body: ResultCorrect,
     principal: Principal = Depends(pathologists),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ResultOut:
     """Correct a result: a new version that needs verification; the old one is superseded."""
     result = await results_service.correct(
@@ -161,7 +161,7 @@ async def release_result(
     result_id: uuid.UUID,
     body: HoldRelease,
     principal: Principal = Depends(pathologists),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ResultOut:
     """Release a held result (e.g. a reviewed delta-check failure) for verification."""
     result = await results_service.release_hold(session, principal, result_id, body.note)
@@ -178,7 +178,7 @@ async def list_critical_alerts(
     status: CriticalAlertStatus | None = Query(None),
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[CriticalAlertOut]:
     """Critical-value alerts, newest first."""
     rows, total = await results_service.list_critical_alerts(
@@ -199,7 +199,7 @@ async def acknowledge_critical_alert(
     alert_id: uuid.UUID,
     body: CriticalAcknowledge,
     principal: Principal = Depends(acknowledgers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> CriticalAlertOut:
     """Record the phone call: who was told, when, and whether they read the value back."""
     alert = await results_service.acknowledge_critical(
@@ -224,7 +224,7 @@ async def pending_entry(
     department: str | None = Query(None, description="e.g. Biochemistry"),
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(enterers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[PendingEntryOut]:
     """Tests waiting for a result whose sample is in the lab; STAT first."""
     rows, total = await results_service.pending_entry(
@@ -244,7 +244,7 @@ async def pending_entry(
 async def pending_verification(
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(pathologists),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[PendingVerificationOut]:
     """Results awaiting verification (held ones included, with their reason); STAT first."""
     rows, total = await results_service.pending_verification(session, principal, page)
@@ -262,7 +262,7 @@ async def pending_verification(
 async def open_critical_alerts(
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(acknowledgers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[CriticalAlertOut]:
     """Critical values nobody has phoned through yet, oldest first."""
     rows, total = await results_service.open_critical_alerts(session, principal, page)
@@ -280,7 +280,7 @@ async def open_critical_alerts(
 async def tat_breaches(
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(tat_watchers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[TatBreachOut]:
     """Tests past their turnaround time since the sample arrived, not yet verified."""
     rows, total = await results_service.tat_breaches(session, principal, page)

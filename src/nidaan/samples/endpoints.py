@@ -73,7 +73,7 @@ async def list_samples(
     branch_id: uuid.UUID | None = Query(None, description="Branch where the order was placed"),
     order_id: uuid.UUID | None = Query(None),
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[SampleOut]:
     """Samples of your organisation, newest first."""
     rows, total = await samples_service.list(
@@ -93,7 +93,7 @@ async def list_samples(
 async def get_sample(
     accession: str,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> SampleOut:
     return SampleOut.model_validate(
         await samples_service.get_by_accession(session, principal, accession)
@@ -110,7 +110,7 @@ async def collect_sample(
     accession: str,
     body: CollectRequest | None = Body(None),
     principal: Principal = Depends(collectors),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> SampleOut:
     """Record that the tube was drawn (at the order's branch unless another is given)."""
     body = body or CollectRequest()
@@ -135,7 +135,7 @@ async def receive_sample(
     accession: str,
     body: ReceiveRequest | None = Body(None),
     principal: Principal = Depends(receivers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> SampleOut:
     """Scan-to-receive at a central lab (from collected or in transit)."""
     body = body or ReceiveRequest()
@@ -156,7 +156,7 @@ async def create_manifest(
     body: ManifestCreate,
     response: Response,
     principal: Principal = Depends(collectors),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
 ) -> ManifestOut:
     """Put collected samples on a manifest to a central lab (201; 200 when the client ``id``
@@ -179,7 +179,7 @@ async def dispatch_manifest(
     manifest_id: uuid.UUID,
     body: DispatchRequest | None = Body(None),
     principal: Principal = Depends(collectors),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ManifestOut:
     """Hand the manifest to the courier: its samples are now in transit."""
     body = body or DispatchRequest()
@@ -198,7 +198,7 @@ async def dispatch_manifest(
 async def get_manifest(
     manifest_id: uuid.UUID,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ManifestOut:
     manifest = await samples_service.get_manifest(session, principal, manifest_id)
     return await _manifest_out(session, principal, manifest)
@@ -214,7 +214,7 @@ async def pending_collection(
     page: PageParams = Depends(page_params),
     branch_id: uuid.UUID | None = Query(None, description="Default: every branch you work at"),
     principal: Principal = Depends(collectors),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[SampleOut]:
     """Tubes still to be drawn, oldest first."""
     rows, total = await samples_service.pending_collection(
@@ -235,7 +235,7 @@ async def pending_receipt(
     page: PageParams = Depends(page_params),
     branch_id: uuid.UUID | None = Query(None, description="Receiving lab; default: yours"),
     principal: Principal = Depends(receivers),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[SampleOut]:
     """Tubes in transit to the lab, or collected at the lab, not yet received."""
     rows, total = await samples_service.pending_receipt(

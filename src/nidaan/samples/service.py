@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import audit_service
 from nidaan.auth.principal import Principal
+from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -185,12 +186,10 @@ class SamplesService:
     ) -> list[Sample]:
         """One ``ordered`` sample per (specimen_type, container) in ``tubes``, in that order.
 
-        Every accession is drawn before the first audit entry: the audit chain head stays
-        locked until commit, so taking a sequence lock after it could deadlock with a
-        concurrent order at the same branch.
+        The accessions are reserved together, in one short transaction of their own.
         """
         branch = await tenancy_service.get_branch(session, caller, branch_id)
-        accessions = [await self._next_accession(session, caller, branch) for _ in tubes]
+        accessions = await self._next_accessions(session, caller, branch, len(tubes))
         samples = []
         for index, ((specimen_type, container), accession) in enumerate(
             zip(tubes, accessions, strict=True)
@@ -216,11 +215,18 @@ class SamplesService:
     async def _next_accession(
         self, session: AsyncSession, caller: Principal, branch: Branch
     ) -> str:
+        return (await self._next_accessions(session, caller, branch, 1))[0]
+
+    async def _next_accessions(
+        self, session: AsyncSession, caller: Principal, branch: Branch, count: int
+    ) -> list[str]:
+        if count == 0:
+            return []
         day = domain.ist_day(utcnow())
-        number = await next_value(
-            session, caller.organisation_id, domain.accession_scope(branch.code, day)
+        first = await next_value(
+            session, caller.organisation_id, domain.accession_scope(branch.code, day), count=count
         )
-        return domain.accession_number(branch.code, day, number)
+        return [domain.accession_number(branch.code, day, first + i) for i in range(count)]
 
     async def _audit_created(
         self,
@@ -302,6 +308,11 @@ class SamplesService:
         lock: bool = True,
     ) -> Sample:
         """A sample by id (UUID) or accession (str) in the caller's organisation."""
+        if isinstance(ref, uuid.UUID) and not lock:
+            found = await get_in_organisation(session, Sample, ref, caller.organisation_id)
+            if found is None:
+                raise NotFound("No such sample in your organisation.", entity="sample")
+            return found
         statement = select(Sample).where(Sample.organisation_id == caller.organisation_id)
         if isinstance(ref, uuid.UUID):
             statement = statement.where(Sample.id == ref)

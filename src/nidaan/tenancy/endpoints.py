@@ -32,7 +32,8 @@ admin_only = require_roles(Role.ADMIN)
     responses=AUTH_ERRORS,
 )
 async def get_organisation(
-    principal: Principal = Depends(any_role), session: AsyncSession = Depends(get_session)
+    principal: Principal = Depends(any_role),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> OrganisationOut:
     """Your organisation."""
     return OrganisationOut.model_validate(
@@ -49,7 +50,7 @@ async def get_organisation(
 async def list_branches(
     page: PageParams = Depends(page_params),
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[BranchOut]:
     """Central labs and collection centres of your organisation."""
     rows, total = await tenancy_service.list_branches(session, principal, page)
@@ -68,7 +69,7 @@ async def list_branches(
 async def create_branch(
     body: BranchCreate,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
 ) -> BranchOut:
     """Add a central lab or collection centre. Accepts an Idempotency-Key header."""
@@ -87,7 +88,7 @@ async def create_branch(
 async def get_branch(
     branch_id: uuid.UUID,
     principal: Principal = Depends(any_role),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> BranchOut:
     return BranchOut.model_validate(await tenancy_service.get_branch(session, principal, branch_id))
 
@@ -102,7 +103,7 @@ async def update_branch(
     branch_id: uuid.UUID,
     body: BranchUpdate,
     principal: Principal = Depends(admin_only),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> BranchOut:
     return BranchOut.model_validate(
         await tenancy_service.update_branch(session, principal, branch_id, body)
