@@ -138,7 +138,8 @@ async def app(settings: Settings, session: AsyncSession):  # type: ignore[no-unt
             await request_transaction.rollback()
             raise
         else:
-            await db.run_before_commit_hooks(session)
+            # After-commit work (audit chaining) needs committed data; in a rolled-back
+            # test it is done by the tests that need it (audit_service.flush).
             await request_transaction.commit()
 
     application.dependency_overrides[get_session] = _test_session

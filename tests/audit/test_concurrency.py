@@ -56,6 +56,10 @@ async def test_concurrent_transactions_build_one_contiguous_chain(
     assert all(verifications)
 
     async with committing_session() as session:
+        # A verify holds the chain head while it checks; chaining skipped meanwhile is
+        # caught up here (or by the next write, or the periodic sweep).
+        await audit_service.verify(session, committed_organisation.id)
+    async with committing_session() as session:
         rows = (
             await session.execute(
                 select(AuditLog.seq, AuditLog.prev_hash, AuditLog.hash, AuditLog.entity_id)
@@ -71,9 +75,9 @@ async def test_concurrent_transactions_build_one_contiguous_chain(
     assert len({r.prev_hash for r in rows}) == total
     for previous, current in itertools.pairwise(rows):
         assert current.prev_hash == previous.hash
-    # Each writer's entries are consecutive: its transaction held the head until commit.
-    writers_in_order = [r.entity_id.split("-")[1] for r in rows]
+    # Within each writer, the chain keeps the order in which its entries were recorded.
+    writers_in_order = [r.entity_id.split("-")[1:] for r in rows]
     for n in range(WRITERS):
-        positions = [i for i, w in enumerate(writers_in_order) if w == str(n)]
-        assert positions == list(range(positions[0], positions[0] + ENTRIES_PER_WRITER))
+        own = [int(i) for w, i in writers_in_order if w == str(n)]
+        assert own == sorted(own)
     assert (report.ok, report.entries_checked) == (True, total)

@@ -38,8 +38,16 @@ async def _record(
         }
         args.update(kw)
         entries.append(await audit_service.record(session, **args))  # type: ignore[arg-type]
-    await audit_service.flush(session)  # entries are otherwise written at commit
-    return entries
+    await audit_service.flush(session)  # chain now; otherwise that happens after commit
+    return await _reload(session, entries)
+
+
+async def _reload(session: AsyncSession, entries: list[AuditLog]) -> list[AuditLog]:
+    """The stored rows of ``entries`` (records are chained after they are written)."""
+    rows = await session.scalars(
+        select(AuditLog).where(AuditLog.id.in_([e.id for e in entries])).order_by(AuditLog.seq)
+    )
+    return list(rows)
 
 
 async def test_record_stores_entry_with_diff_actor_and_request_id(
@@ -96,6 +104,7 @@ async def test_chain_of_entries_is_contiguous_linked_and_verifies(
         )
     )
     await audit_service.flush(session)
+    entries = await _reload(session, entries)
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
     assert entries[0].prev_hash == GENESIS_HASH
     for previous, current in itertools.pairwise(entries):

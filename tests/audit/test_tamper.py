@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from nidaan.audit.models import AuditLog
@@ -28,7 +28,7 @@ async def record_committed(
     committing_session: CommittingSession, organisation: Organisation, n: int
 ) -> list[AuditLog]:
     async with committing_session() as session:
-        return [
+        recorded = [
             await audit_service.record(
                 session,
                 organisation_id=organisation.id,
@@ -41,6 +41,12 @@ async def record_committed(
             )
             for i in range(n)
         ]
+    # Committed, and chained right after the commit: read back what was stored.
+    async with committing_session() as session:
+        rows = await session.scalars(
+            select(AuditLog).where(AuditLog.id.in_([e.id for e in recorded])).order_by(AuditLog.seq)
+        )
+        return list(rows)
 
 
 async def verify_committed(

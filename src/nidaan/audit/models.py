@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -14,11 +14,18 @@ from nidaan.kit.model_base import Base, IdMixin, TenantMixin
 
 
 class AuditLog(IdMixin, TenantMixin, Base):
-    """One recorded change. Append-only: database triggers refuse UPDATE, DELETE, TRUNCATE."""
+    """One recorded change. Append-only: triggers refuse UPDATE, DELETE and TRUNCATE, except
+    the one-time filling of seq/prev_hash/hash when the entry is chained after commit."""
 
     __tablename__ = "audit_log"
     __table_args__ = (
         UniqueConstraint("organisation_id", "seq"),
+        Index(
+            "ix_audit_log_unchained",
+            "organisation_id",
+            "id",
+            postgresql_where=text("hash IS NULL"),
+        ),
         Index(
             "ix_audit_log_organisation_id_entity_type_entity_id",
             "organisation_id",
@@ -27,7 +34,8 @@ class AuditLog(IdMixin, TenantMixin, Base):
         ),
     )
 
-    seq: Mapped[int] = mapped_column(BigInteger)
+    # Empty until the entry is chained (right after its transaction commits).
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime]
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[uuid.UUID | None]
@@ -37,8 +45,8 @@ class AuditLog(IdMixin, TenantMixin, Base):
     entity_id: Mapped[str] = mapped_column(Text)
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(Text)
-    hash: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str | None] = mapped_column(Text)
+    hash: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditChainHead(Base):

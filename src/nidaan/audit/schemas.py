@@ -29,7 +29,11 @@ SYSTEM_ACTOR = AuditActor("system", None, "system")
 class AuditEntryOut(Schema):
     id: uuid.UUID = Field(description="Entry id")
     organisation_id: uuid.UUID = Field(description="Organisation the entry belongs to")
-    seq: int = Field(description="Position in the organisation's chain, from 1", examples=[42])
+    seq: int | None = Field(
+        description="Position in the organisation's chain, from 1; empty for the moment "
+        "between the change's commit and its chaining",
+        examples=[42],
+    )
     occurred_at: datetime = Field(description="When the change was recorded (UTC)")
     actor_kind: str = Field(description="user, api_key or system", examples=["user"])
     actor_id: uuid.UUID | None = Field(description="Id of the user or API key; null for system")
@@ -42,8 +46,8 @@ class AuditEntryOut(Schema):
         examples=[{"before": {"is_active": True}, "after": {"is_active": False}}],
     )
     request_id: str | None = Field(description="Id of the HTTP request or job that did it")
-    prev_hash: str = Field(description="Hash of the previous entry (64 zeros for the first)")
-    hash: str = Field(description="SHA-256 over this entry's content and prev_hash")
+    prev_hash: str | None = Field(description="Hash of the previous entry (64 zeros for the first)")
+    hash: str | None = Field(description="SHA-256 over this entry's content and prev_hash")
 
 
 class AuditBrokenLinkOut(Schema):

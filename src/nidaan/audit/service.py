@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, event, func, select, union, update
+from sqlalchemy import Select, bindparam, func, select, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from nidaan.audit.domain import (
     DEFAULT_SENSITIVE_KEYS,
@@ -20,14 +20,19 @@ from nidaan.audit.domain import (
 )
 from nidaan.audit.models import AuditChainHead, AuditLog
 from nidaan.audit.schemas import AuditActor
+from nidaan.config import get_settings
 from nidaan.kit.context import current_request_id
-from nidaan.kit.db import TRANSACTION_STATE, add_before_commit_hook, transaction_state
+from nidaan.kit.db import add_after_commit_hook, session_scope, transaction_state
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
 
 VERIFY_BATCH_SIZE = 1000
-_PENDING = "audit.pending_entries"
+CHAIN_BATCH_SIZE = 1000
+_RECORDED = "audit.recorded_organisations"
+# A chainer that found the head locked stops; the holder re-checks after its commit. The
+# periodic sweep (audit.tasks) catches anything a crash left unchained.
+_MAX_CHAIN_ROUNDS = 5
 
 REASON_HASH_MISMATCH = "hash mismatch: content changed"
 REASON_PREV_HASH = "prev_hash does not match previous entry"
@@ -82,27 +87,6 @@ _ENTRY_COLUMNS = (
 )
 
 
-def _innermost_transaction(session: Session) -> Any:
-    return session.get_nested_transaction() or session.get_transaction()
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_rolled_back_entries(session: Session, previous_transaction: Any) -> None:
-    """Entries recorded inside a savepoint (or transaction) that rolled back are forgotten."""
-    pending = session.info.get(TRANSACTION_STATE, {}).get(_PENDING)
-    if not pending:
-        return
-
-    def inside(transaction: Any) -> bool:
-        while transaction is not None:
-            if transaction is previous_transaction:
-                return True
-            transaction = transaction.parent
-        return False
-
-    pending[:] = [(txn, entry) for txn, entry in pending if not inside(txn)]
-
-
 class AuditService:
     async def record(
         self,
@@ -138,62 +122,103 @@ class AuditService:
             changes=changes,
             request_id=current_request_id(),
         )
-        # Chained and written right before COMMIT (see ``flush``), in this same transaction.
-        pending: list[tuple[Any, AuditLog]] = transaction_state(session, _PENDING, list)
-        pending.append((_innermost_transaction(session.sync_session), entry))
-        add_before_commit_hook(session, _PENDING, self.flush)
+        # Written now, in the caller's transaction, without any lock; chained (seq and
+        # hashes) right after the transaction commits, so audited requests of one lab do
+        # not queue behind each other's commits.
+        await session.execute(
+            pg_insert(AuditLog.__table__).values(
+                {c.key: getattr(entry, c.key) for c in AuditLog.__table__.columns}
+            )
+        )
+        organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
+        organisations.add(organisation_id)
+        add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
         return entry
 
     async def flush(self, session: AsyncSession) -> None:
-        """Chain and insert the transaction's pending entries (the commit hook runs this).
+        """Chain, in this transaction, the entries this session recorded (tests, verify)."""
+        organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
+        for organisation_id in sorted(organisations):
+            await self.chain_pending(session, organisation_id, wait=True)
 
-        One atomic upsert per organisation allocates the entries' sequence numbers and
-        takes the chain head's row lock, so writers of one tenant queue here instead of
-        forking the chain; the lock is held only from here to COMMIT.
+    async def chain_pending(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        *,
+        wait: bool,
+        create_head: bool = True,
+    ) -> int | None:
+        """Give the organisation's committed unchained entries their seq and hashes.
+
+        Takes the chain head's row lock, so chainers of one tenant take turns and never fork
+        the chain. With ``wait=False`` returns None at once when another chainer holds it
+        (that one re-checks after its commit). Returns how many entries were chained.
         """
-        pending: list[tuple[Any, AuditLog]] = transaction_state(session, _PENDING, list)
-        if not pending:
-            return
-        entries, pending[:] = [entry for _, entry in pending], []
         head = AuditChainHead.__table__
-        by_organisation: dict[uuid.UUID, list[AuditLog]] = {}
-        for entry in entries:
-            by_organisation.setdefault(entry.organisation_id, []).append(entry)
-        # A fixed order of tenants, so two transactions touching the same ones cannot deadlock.
-        for organisation_id in sorted(by_organisation):
-            batch = by_organisation[organisation_id]
-            claim = (
+        if create_head:
+            await session.execute(
                 pg_insert(head)
+                .values(organisation_id=organisation_id, last_seq=0, last_hash=GENESIS_HASH)
+                .on_conflict_do_nothing(index_elements=[head.c.organisation_id])
+            )
+        locked = (
+            await session.execute(
+                select(head.c.last_seq, head.c.last_hash)
+                .where(head.c.organisation_id == organisation_id)
+                .with_for_update(skip_locked=not wait)
+            )
+        ).one_or_none()
+        if locked is None:
+            return None
+        seq, prev_hash = locked
+        chained = 0
+        while True:
+            rows = (
+                await session.execute(
+                    select(*_ENTRY_COLUMNS)
+                    .where(AuditLog.organisation_id == organisation_id, AuditLog.hash.is_(None))
+                    .order_by(AuditLog.id)
+                    .limit(CHAIN_BATCH_SIZE)
+                )
+            ).all()
+            if not rows:
+                break
+            links = []
+            for row in rows:
+                seq += 1
+                entry_hash_value = entry_hash(
+                    prev_hash, _content_of(SimpleNamespace(**{**row._asdict(), "seq": seq}))
+                )
+                links.append(
+                    {"b_id": row.id, "b_seq": seq, "b_prev": prev_hash, "b_hash": entry_hash_value}
+                )
+                prev_hash = entry_hash_value
+            table = AuditLog.__table__
+            await session.execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
                 .values(
-                    organisation_id=organisation_id, last_seq=len(batch), last_hash=GENESIS_HASH
-                )
-                .on_conflict_do_update(
-                    index_elements=[head.c.organisation_id],
-                    set_={"last_seq": head.c.last_seq + len(batch)},
-                )
-                .returning(head.c.last_seq, head.c.last_hash)
+                    seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash")
+                ),
+                links,
             )
-            last_seq, prev_hash = (await session.execute(claim)).one()
-            for offset, entry in enumerate(batch):
-                entry.seq = last_seq - len(batch) + 1 + offset
-                entry.prev_hash = prev_hash
-                entry.hash = prev_hash = entry_hash(prev_hash, _content_of(entry))
-            # One round trip writes the entries and moves the head (a CTE, not the ORM).
-            insert_entries = pg_insert(AuditLog.__table__).values(
-                [{c.key: getattr(e, c.key) for c in AuditLog.__table__.columns} for e in batch]
-            )
+            chained += len(rows)
+            if len(rows) < CHAIN_BATCH_SIZE:
+                break
+        if chained:
             await session.execute(
                 update(head)
                 .where(head.c.organisation_id == organisation_id)
-                .values(last_hash=prev_hash)
-                .add_cte(insert_entries.cte("audit_entries"))
+                .values(last_seq=seq, last_hash=prev_hash)
             )
+        return chained
 
     async def verify(
         self, session: AsyncSession, organisation_id: uuid.UUID | None = None
     ) -> VerifyReport:
-        """Recompute every chain (or one organisation's) and report the first broken link."""
-        await self.flush(session)  # this transaction's own entries count too
+        """Chain what is pending, then recompute every chain (or one organisation's) and
+        report the first broken link."""
         if organisation_id is not None:
             organisation_ids = [organisation_id]
         else:
@@ -203,6 +228,16 @@ class AuditService:
                 select(AuditLog.organisation_id).distinct(),
             ).order_by("organisation_id")
             organisation_ids = list((await session.scalars(select(query.subquery()))).all())
+        for pending_organisation in organisation_ids:
+            # Chain entries still waiting, and hold each head until this check ends. A head
+            # is created only for a chain that has none yet: a missing head next to chained
+            # entries is a finding, not something to repair.
+            await self.chain_pending(
+                session,
+                pending_organisation,
+                wait=True,
+                create_head=not await _has_chained(session, pending_organisation),
+            )
 
         entries_checked = 0
         for index, org_id in enumerate(organisation_ids, start=1):
@@ -222,7 +257,7 @@ class AuditService:
         if head is None:
             first = await session.scalar(
                 select(AuditLog.id)
-                .where(AuditLog.organisation_id == organisation_id)
+                .where(AuditLog.organisation_id == organisation_id, AuditLog.hash.is_not(None))
                 .order_by(AuditLog.seq)
                 .limit(1)
             )
@@ -279,7 +314,6 @@ class AuditService:
         page: PageParams,
     ) -> tuple[list[AuditLog], int]:
         """One page of an organisation's entries, newest first, and the total matching."""
-        await self.flush(session)
         statement: Select[Any] = select(AuditLog).where(AuditLog.organisation_id == organisation_id)
         if entity_type is not None:
             statement = statement.where(AuditLog.entity_type == entity_type)
@@ -354,3 +388,42 @@ def _check_entry(row: Any, expected_seq: int, prev_hash: str) -> BrokenLink | No
 
 
 audit_service = AuditService()
+
+
+async def _chain_after_commit(organisation_ids: set[uuid.UUID]) -> None:
+    """Chain what the committed transaction recorded, each tenant in its own transaction."""
+    for organisation_id in sorted(organisation_ids):
+        await chain_in_own_transactions(organisation_id)
+
+
+async def chain_in_own_transactions(organisation_id: uuid.UUID) -> None:
+    """Chain pending entries until none are left or another chainer has the head."""
+    settings = get_settings()
+    for _ in range(_MAX_CHAIN_ROUNDS):
+        async with session_scope(settings) as session:
+            chained = await audit_service.chain_pending(session, organisation_id, wait=False)
+        if chained is None:
+            return  # the holder of the head re-checks after its own commit
+        async with session_scope(settings) as session:
+            if not await _has_unchained(session, organisation_id):
+                return
+
+
+async def _has_chained(session: AsyncSession, organisation_id: uuid.UUID) -> bool:
+    return bool(
+        await session.scalar(
+            select(AuditLog.id)
+            .where(AuditLog.organisation_id == organisation_id, AuditLog.hash.is_not(None))
+            .limit(1)
+        )
+    )
+
+
+async def _has_unchained(session: AsyncSession, organisation_id: uuid.UUID) -> bool:
+    return bool(
+        await session.scalar(
+            select(AuditLog.id)
+            .where(AuditLog.organisation_id == organisation_id, AuditLog.hash.is_(None))
+            .limit(1)
+        )
+    )

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import structlog
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from nidaan.config import Settings
 from nidaan.kit.embedded import embedded_database_url, to_psycopg_url
 
+_log = structlog.get_logger("nidaan.db")
 _engine: AsyncEngine | None = None
 _autonomous_engines: dict[str, AsyncEngine] = {}
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
@@ -68,22 +70,22 @@ def get_sessionmaker(settings: Settings) -> async_sessionmaker[AsyncSession]:
     return _sessionmaker
 
 
-# ---- work done at commit time -------------------------------------------------------
+# ---- work done right after commit ---------------------------------------------------
 #
-# Some writes are cheapest and least contended when done once, right before COMMIT: the
-# audit chain (its per-tenant head lock is then held for two statements, not a whole
-# request). Such writers register a hook; every commit point runs the hooks through
-# ``commit()``. A plain ``session.commit()`` with hooks pending is refused, never silently
-# dropping what they would have written.
+# Some follow-up work must see the committed data and must not hold locks inside the
+# business transaction, e.g. chaining the audit entries the transaction wrote. Writers
+# register a hook; ``commit()`` runs the hooks after COMMIT. A hook's failure is logged, not
+# raised (the business change is committed); such work must also be caught up later by a
+# periodic job, so nothing depends on a hook having run.
 
-BeforeCommitHook = Callable[[AsyncSession], Awaitable[None]]
-_HOOKS = "nidaan.before_commit_hooks"
+AfterCommitHook = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "nidaan.after_commit_hooks"
 TRANSACTION_STATE = "nidaan.transaction_state"
 
 
-def add_before_commit_hook(session: AsyncSession, key: str, hook: BeforeCommitHook) -> None:
-    """Run ``hook`` once before this transaction commits (idempotent per ``key``)."""
-    session.info.setdefault(_HOOKS, {}).setdefault(key, hook)
+def add_after_commit_hook(session: AsyncSession, key: str, hook: AfterCommitHook) -> None:
+    """Run ``hook`` once after this transaction commits (idempotent per ``key``)."""
+    session.info.setdefault(_AFTER_COMMIT, {}).setdefault(key, hook)
 
 
 def transaction_state(session: AsyncSession, key: str, factory: Callable[[], Any]) -> Any:
@@ -91,32 +93,21 @@ def transaction_state(session: AsyncSession, key: str, factory: Callable[[], Any
     return session.info.setdefault(TRANSACTION_STATE, {}).setdefault(key, factory())
 
 
-async def run_before_commit_hooks(session: AsyncSession) -> None:
-    """Run (and clear) the pending hooks; call it where a transaction or savepoint commits."""
-    while hooks := session.info.pop(_HOOKS, None):
-        for hook in hooks.values():
-            await hook(session)
-    session.info.pop(TRANSACTION_STATE, None)
-
-
 async def commit(session: AsyncSession) -> None:
-    """Run the before-commit hooks, then commit."""
-    await run_before_commit_hooks(session)
+    """Commit, then run the after-commit hooks."""
     await session.commit()
-
-
-@event.listens_for(Session, "before_commit")
-def _refuse_commit_with_pending_hooks(session: Session) -> None:
-    if session.info.get(_HOOKS):
-        raise RuntimeError(
-            "Commit with pending before-commit work (audit entries); "
-            "commit through nidaan.kit.db.commit()."
-        )
+    hooks = session.info.pop(_AFTER_COMMIT, None) or {}
+    session.info.pop(TRANSACTION_STATE, None)
+    for key, hook in hooks.items():
+        try:
+            await hook()
+        except Exception:
+            _log.exception("after_commit_hook_failed", hook=key)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_pending_work(session: Session) -> None:
-    session.info.pop(_HOOKS, None)
+    session.info.pop(_AFTER_COMMIT, None)
     session.info.pop(TRANSACTION_STATE, None)
 
 

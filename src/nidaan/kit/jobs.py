@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 #: not exist (yet) are skipped with a warning; an import error inside one is not.
 TASK_MODULES: list[str] = [
     "nidaan.events.tasks",
+    "nidaan.audit.tasks",
     "nidaan.auth.tasks",
     "nidaan.idempotency.tasks",
 ]
