@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from nidaan.audit.service import chainer
+
+        chainer.start()
         worker: asyncio.Task[Any] | None = None
         if run_worker:
             from nidaan.kit.jobs import run_worker as run_job_worker
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker
+            await chainer.stop()
             await db.dispose()
 
     app = FastAPI(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import structlog
 from sqlalchemy import Select, bindparam, func, select, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +30,7 @@ from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
 
+_log = structlog.get_logger("nidaan.audit")
 VERIFY_BATCH_SIZE = 1000
 CHAIN_BATCH_SIZE = 1000
 _RECORDED = "audit.recorded_organisations"
@@ -390,8 +394,64 @@ def _check_entry(row: Any, expected_seq: int, prev_hash: str) -> BrokenLink | No
 audit_service = AuditService()
 
 
+class BackgroundChainer:
+    """Chains committed entries off the request path, many requests' entries at a time.
+
+    Started by the server (``nidaan serve``); where it is not running (CLI commands, a
+    standalone worker, tests) chaining happens inline right after the commit instead.
+    """
+
+    def __init__(self) -> None:
+        self._dirty: set[uuid.UUID] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="nidaan-audit-chainer")
+
+    async def stop(self) -> None:
+        """Stop, then chain whatever is still marked (best effort; the sweep catches up)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._chain(sorted(self._dirty))
+
+    def schedule(self, organisation_ids: set[uuid.UUID]) -> None:
+        self._dirty |= organisation_ids
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._dirty:
+                batch = sorted(self._dirty)
+                self._dirty.clear()
+                await self._chain(batch)
+
+    async def _chain(self, organisation_ids: list[uuid.UUID]) -> None:
+        for organisation_id in organisation_ids:
+            try:
+                await chain_in_own_transactions(organisation_id)
+            except Exception:
+                _log.exception("audit_chaining_failed", organisation_id=str(organisation_id))
+
+
+chainer = BackgroundChainer()
+
+
 async def _chain_after_commit(organisation_ids: set[uuid.UUID]) -> None:
-    """Chain what the committed transaction recorded, each tenant in its own transaction."""
+    """Chain what the committed transaction recorded (in the background when possible)."""
+    if chainer.running:
+        chainer.schedule(set(organisation_ids))
+        return
     for organisation_id in sorted(organisation_ids):
         await chain_in_own_transactions(organisation_id)
 
