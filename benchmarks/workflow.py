@@ -12,7 +12,8 @@ concurrent clients.
 
 Two load models are run, both printed:
   * paced: each client is a person at a terminal who waits --think-ms (jittered +-50%)
-    between actions, as front desks, phlebotomists and technicians do;
+    between actions, as front desks, phlebotomists and technicians do; clients join
+    spread over one think period;
   * saturated: no think time at all, every client fires its next request the moment the
     last one returns. This measures capacity (requests/s); latency then is simply
     clients / throughput, so it says little about what a user feels.
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NIDAAN = str(Path(sys.executable).parent / "nidaan")
 PASSWORD = "nidaan-demo"
 # A typical walk-in: a sugar, a kidney and a blood count, on three tubes.
+PROCESSES = os.cpu_count() or 1
 ORDER_ITEMS = ["GLUF", "CREA", "K", "NA", "HB", "PLT"]
 VALUES = {"GLUF": "96", "CREA": "0.9", "K": "4.2", "NA": "140", "HB": "13.5", "PLT": "250"}
 
@@ -84,7 +86,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     for command in (["db", "upgrade"], ["demo", "seed"]):
         subprocess.run([NIDAAN, *command], env=env, check=True, capture_output=True)
     return subprocess.Popen(
-        [NIDAAN, "serve", "--role", "api", "--port", str(port)],
+        [NIDAAN, "serve", "--role", "api", "--port", str(port), "--processes", str(PROCESSES)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -247,6 +249,10 @@ async def run_phase(
     elapsed["baseline"] = time.perf_counter() - started
 
     async def worker(index: int) -> None:
+        if think_ms:
+            # Staff do not all press Enter in the same second: clients join over one
+            # think period, as they would over a morning (the saturated run has no ramp).
+            await asyncio.sleep(index * (think_ms / 1000) / clients)
         for j in range(journeys):
             await journey(client, rec, auth, branches, first_patient + index * 1000 + j)
 

@@ -93,23 +93,47 @@ def _ensure_schema_current(settings: Settings, migrate: bool) -> None:
 
 
 def _serve(
-    settings: Settings, role: ServeRole, host: str, port: int, banner: str | None = None
+    settings: Settings,
+    role: ServeRole,
+    host: str,
+    port: int,
+    banner: str | None = None,
+    processes: int = 1,
 ) -> None:
+    import os
+
     import uvicorn
 
+    from nidaan.kit.db import database_url
     from nidaan.kit.embedded import stop_embedded_servers
     from nidaan.main import create_app
 
     run_worker = role is ServeRole.ALL and settings.worker_in_process
-    application = create_app(settings, run_worker=run_worker)
     if banner:
         typer.echo(banner)
     typer.echo(f"Nidaan is running on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     typer.echo("Press Ctrl-C to stop.")
     try:
-        uvicorn.Server(
-            uvicorn.Config(application, host=host, port=port, log_config=None, proxy_headers=True)
-        ).run()
+        if processes > 1:
+            # Child processes find the (possibly embedded) database through the environment.
+            os.environ["NIDAAN_DATABASE_URL"] = database_url(settings)
+            os.environ["NIDAAN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
+            uvicorn.run(
+                "nidaan.main:app_from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=processes,
+                log_config=None,
+                proxy_headers=True,
+            )
+        else:
+            application = create_app(settings, run_worker=run_worker)
+            uvicorn.Server(
+                uvicorn.Config(
+                    application, host=host, port=port, log_config=None, proxy_headers=True
+                )
+            ).run()
     finally:
         stop_embedded_servers()
         typer.echo("Stopped.")
@@ -133,6 +157,15 @@ def serve(
     migrate: Annotated[
         bool, typer.Option("--migrate", help="Apply pending database migrations first")
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Server processes sharing the port (use the number of CPU cores for the API "
+            "role on a dedicated machine).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the Nidaan server.
 
@@ -147,7 +180,7 @@ def serve(
             "this database holds demo data (demo organisations and passwords); "
             "production mode refuses to start with it. Use a fresh database."
         )
-    _serve(settings, role, host or settings.host, port or settings.port)
+    _serve(settings, role, host or settings.host, port or settings.port, processes=processes)
 
 
 @db_app.command("upgrade")

@@ -133,3 +133,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         return JSONResponse({"status": "ok", "database": "ok", "migration": current})
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `nidaan serve --processes N`: each process builds its app from settings."""
+    settings = get_settings()
+    return create_app(settings, run_worker=settings.worker_in_process)
