@@ -136,7 +136,7 @@ async def test_report_is_issued_amended_and_verifiable(
             .select_from(OutboxEvent)
             .where(
                 OutboxEvent.organisation_id == world.organisation_id,
-                OutboxEvent.name == "reports.finalized",
+                OutboxEvent.name == "report.finalized",
             )
         )
     assert len(reports) == 1

@@ -12,7 +12,7 @@ from nidaan.events.base import DomainEvent
 class ReportFinalized(DomainEvent):
     """A signed PDF version of an order's report was issued (``amended``: it replaces one)."""
 
-    name = "reports.finalized"
+    name = "report.finalized"  # the name the product spec gives it
     order_id: uuid.UUID
     report_id: uuid.UUID
     report_version: int
