@@ -53,7 +53,7 @@ async def test_api_key_lifecycle(
 
     actions = list(
         await session.scalars(
-            select(AuditLog.action).where(AuditLog.entity_id == body["id"]).order_by(AuditLog.seq)
+            select(AuditLog.action).where(AuditLog.entity_id == body["id"]).order_by(AuditLog.id)
         )
     )
     assert actions == ["api_key.created", "api_key.revoked"]

@@ -478,7 +478,7 @@ async def test_order_completes_when_every_active_test_is_verified_and_reopens(
     assert (closed.status_code, closed.json()["code"]) == (409, "order_not_open")
     actions = list(
         await session.scalars(
-            select(AuditLog.action).where(AuditLog.entity_id == order["id"]).order_by(AuditLog.seq)
+            select(AuditLog.action).where(AuditLog.entity_id == order["id"]).order_by(AuditLog.id)
         )
     )
     assert actions == ["order.created", "order.completed", "order.reopened", "order.completed"]

@@ -112,7 +112,7 @@ async def test_reentry_is_200_and_audited_before_after(
     )
     entries = (
         await session.scalars(
-            select(AuditLog).where(AuditLog.entity_id == first["id"]).order_by(AuditLog.seq)
+            select(AuditLog).where(AuditLog.entity_id == first["id"]).order_by(AuditLog.id)
         )
     ).all()
     assert [e.action for e in entries] == ["result.entered", "result.reentered"]

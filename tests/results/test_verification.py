@@ -77,7 +77,7 @@ async def test_two_verifications_need_two_pathologists(
     ]
     actions = (
         await session.scalars(
-            select(AuditLog.action).where(AuditLog.entity_id == result["id"]).order_by(AuditLog.seq)
+            select(AuditLog.action).where(AuditLog.entity_id == result["id"]).order_by(AuditLog.id)
         )
     ).all()
     assert actions == ["result.entered", "result.signed", "result.verified"]
@@ -227,7 +227,7 @@ async def test_correction_creates_version_two_and_an_amended_event(
         await session.scalars(
             select(AuditLog.action)
             .where(AuditLog.entity_id.in_([original["id"], new["id"]]))
-            .order_by(AuditLog.seq)
+            .order_by(AuditLog.id)
         )
     ).all()
     assert actions == [

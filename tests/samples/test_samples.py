@@ -210,7 +210,7 @@ async def test_collect_manifest_dispatch_receive(
         await session.scalars(
             select(AuditLog.action)
             .where(AuditLog.entity_id == str(blood.id))
-            .order_by(AuditLog.seq)
+            .order_by(AuditLog.id)
         )
     )
     assert actions == ["sample.created", "sample.collected", "sample.dispatched", "sample.received"]
@@ -218,7 +218,7 @@ async def test_collect_manifest_dispatch_receive(
         await session.scalars(
             select(AuditLog.action)
             .where(AuditLog.entity_id == manifest["id"])
-            .order_by(AuditLog.seq)
+            .order_by(AuditLog.id)
         )
     )
     assert manifest_actions == ["manifest.created", "manifest.dispatched", "manifest.received"]

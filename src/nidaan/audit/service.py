@@ -325,8 +325,9 @@ class AuditService:
             statement = statement.where(AuditLog.entity_id == str(entity_id))
         if action is not None:
             statement = statement.where(AuditLog.action == action)
-        # seq, not occurred_at: it is the chain's order and unique within the organisation.
-        return await paginate(session, statement.order_by(AuditLog.seq.desc()), page)
+        # Ids are UUIDv7, so id order is time order; it is also the order entries are
+        # chained in, and it covers entries not chained yet.
+        return await paginate(session, statement.order_by(AuditLog.id.desc()), page)
 
 
 def _content_of(entry: Any) -> dict[str, Any]:
