@@ -17,6 +17,7 @@ MODULES = [
     "orders",
     "samples",
     "results",
+    "integration",
     "reports",
     "audit",
 ]

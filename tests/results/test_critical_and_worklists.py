@@ -110,9 +110,7 @@ async def test_critical_value_opens_an_alert_acknowledged_once(
     assert [a["id"] for a in listed.json()["items"]] == [str(alert.id)]
     actions = (
         await session.scalars(
-            select(AuditLog.action)
-            .where(AuditLog.entity_id == str(alert.id))
-            .order_by(AuditLog.id)
+            select(AuditLog.action).where(AuditLog.entity_id == str(alert.id)).order_by(AuditLog.id)
         )
     ).all()
     assert actions == ["critical_alert.created", "critical_alert.acknowledged"]

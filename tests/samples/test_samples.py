@@ -208,9 +208,7 @@ async def test_collect_manifest_dispatch_receive(
 
     actions = list(
         await session.scalars(
-            select(AuditLog.action)
-            .where(AuditLog.entity_id == str(blood.id))
-            .order_by(AuditLog.id)
+            select(AuditLog.action).where(AuditLog.entity_id == str(blood.id)).order_by(AuditLog.id)
         )
     )
     assert actions == ["sample.created", "sample.collected", "sample.dispatched", "sample.received"]

@@ -1,0 +1,286 @@
+"""ASTM links over TCP (server and client) and RS-232 (pyserial), all with one interface.
+
+``await start()``, ``await send(records)``, ``await close()``; received transfers go to
+``on_message(records, raw_frames)``. Each TCP connection runs its own ``ASTMLink`` task, so a
+peer that sends garbage or drops mid-message affects only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nidaan.integration.astm.errors import ASTMNotConnected
+from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, OnMessage
+
+log = logging.getLogger(__name__)
+
+
+class ASTMServer:
+    """The LIS listens; analyzers (or terminal servers) connect. One link per connection."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        on_message: OnMessage,
+        options: LinkOptions | None = None,
+        *,
+        busy: Callable[[], bool] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.on_message = on_message
+        self.options = options or LinkOptions()
+        self.busy = busy
+        self.links: set[ASTMLink] = set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connected = asyncio.Condition()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        link = ASTMLink(
+            reader, writer, self.on_message, self.options, busy=self.busy, name=f"astm {peer}"
+        )
+        self.links.add(link)
+        async with self._connected:
+            self._connected.notify_all()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await link.run()
+        except Exception:
+            log.exception("astm server: connection %s failed", peer)
+        finally:
+            self.links.discard(link)
+            if task is not None:
+                self._tasks.discard(task)
+            link.close()
+
+    async def wait_for_connection(self, within: float | None = None) -> ASTMLink:
+        async def wait() -> ASTMLink:
+            async with self._connected:
+                await self._connected.wait_for(lambda: bool(self.links))
+                return next(iter(self.links))
+
+        return await asyncio.wait_for(wait(), within)
+
+    async def send(self, records: Sequence[str], link: ASTMLink | None = None) -> None:
+        """Send on ``link``, or on the only connection (an error when there are several)."""
+        if link is None:
+            live = [lk for lk in self.links if not lk.closed]
+            if len(live) != 1:
+                raise ASTMNotConnected(f"{len(live)} connections; pass the link to send on")
+            link = live[0]
+        await link.send(records)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self.links):
+            link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+class ASTMClient:
+    """The LIS connects to the analyzer (or its terminal server); reconnects with backoff."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        on_message: OnMessage,
+        options: LinkOptions | None = None,
+        *,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        connect_timeout: float = 10.0,
+        busy: Callable[[], bool] | None = None,
+    ) -> None:
+        self.busy = busy
+        self.host = host
+        self.port = port
+        self.on_message = on_message
+        self.options = options or LinkOptions()
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.connect_timeout = connect_timeout
+        self.link: ASTMLink | None = None
+        self.connections = 0
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"astm-client {self.host}:{self.port}")
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.backoff_max, self.backoff_initial * 2**attempt)
+        return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port), self.connect_timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                delay = self._delay(attempt)
+                attempt += 1
+                log.info("astm client: connect failed (%s); retry in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            link = ASTMLink(
+                reader, writer, self.on_message, self.options, busy=self.busy, name="astm-client"
+            )
+            self.connections += 1
+            async with self._changed:
+                self.link = link
+                self._changed.notify_all()
+            try:
+                await link.run()
+            except Exception:
+                log.exception("astm client: link failed")
+            finally:
+                async with self._changed:
+                    self.link = None
+                    self._changed.notify_all()
+            await asyncio.sleep(self._delay(0))
+
+    async def wait_connected(self, within: float | None = None) -> ASTMLink:
+        async def wait() -> ASTMLink:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.link is not None)
+                assert self.link is not None
+                return self.link
+
+        return await asyncio.wait_for(wait(), within)
+
+    async def send(self, records: Sequence[str], within: float | None = None) -> None:
+        link = self.link if self.link is not None else await self.wait_connected(within)
+        await link.send(records)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.link is not None:
+            self.link.close()
+
+
+class _SerialWriter:
+    """``ByteWriter`` over a pyserial port; writes run in a thread."""
+
+    def __init__(self, port: Any) -> None:
+        self._port = port
+        self._pending: list[bytes] = []
+        self._closing = False
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+
+    async def drain(self) -> None:
+        data, self._pending = b"".join(self._pending), []
+        if data:
+            await asyncio.to_thread(self._write_all, data)
+
+    def _write_all(self, data: bytes) -> None:
+        self._port.write(data)
+        self._port.flush()
+
+    def close(self) -> None:
+        self._closing = True
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+
+class ASTMSerial:
+    """RS-232 link through pyserial; a reader thread feeds an ``asyncio.StreamReader``.
+
+    ``device`` is a path (``/dev/ttyUSB0``) or a pyserial URL (``loop://``, ``socket://``,
+    ``rfc2217://``). Extra keyword arguments go to ``serial.serial_for_url``.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        baudrate: int = 9600,
+        on_message: OnMessage | None = None,
+        options: LinkOptions | None = None,
+        **serial_kwargs: Any,
+    ) -> None:
+        self.device = device
+        self.baudrate = baudrate
+        self.on_message: OnMessage = on_message or (lambda records, frames: None)
+        self.options = options or LinkOptions()
+        self.serial_kwargs = serial_kwargs
+        self.link: ASTMLink | None = None
+        self._port: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        import serial  # pyserial; imported here so the module loads without it
+
+        self._port = serial.serial_for_url(
+            self.device, baudrate=self.baudrate, timeout=0.05, **self.serial_kwargs
+        )
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        self._thread = threading.Thread(
+            target=self._read_thread, args=(loop, reader), daemon=True, name="astm-serial"
+        )
+        self._thread.start()
+        self.link = ASTMLink(
+            reader, _SerialWriter(self._port), self.on_message, self.options, name=self.device
+        )
+        self._task = asyncio.create_task(self.link.run(), name=f"astm-serial {self.device}")
+
+    def _read_thread(self, loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._port.read(max(1, self._port.in_waiting))
+                if data:
+                    loop.call_soon_threadsafe(reader.feed_data, data)
+        except Exception as exc:
+            log.warning("astm serial %s: read failed: %s", self.device, exc)
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(reader.feed_eof)
+
+    async def send(self, records: Sequence[str]) -> None:
+        if self.link is None:
+            raise ASTMNotConnected("serial port not open")
+        await self.link.send(records)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 2)
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, 2)
+        if self._port is not None:
+            self._port.close()

@@ -1,0 +1,129 @@
+"""What the HL7/ASTM drivers hand to the service, and the pure rules of ingestion.
+
+The codecs (``integration.hl7``, ``integration.astm``) and the vendor drivers turn bytes
+into :class:`InstrumentMessage`; the service stores and applies them. Nothing here touches
+the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from nidaan.integration.enums import ConnectionState, MessageStatus, Transport
+
+#: A message within this window counts as a live link even without a socket heartbeat.
+RECENT = timedelta(minutes=10)
+#: Result status codes that carry no value (ASTM R.9 / HL7 OBX-11 "X": cannot be done).
+NO_VALUE_STATUSES = frozenset({"X", "D"})
+
+
+@dataclass(frozen=True)
+class InstrumentResult:
+    """One result as the analyzer sent it, before any mapping."""
+
+    accession: str  # sample id as read from the tube (may carry a vendor prefix such as '@')
+    instrument_code: str  # the analyzer's test code (ASTM universal test id, OBX-3 code)
+    value: str
+    unit: str | None = None
+    flags: tuple[str, ...] = ()  # abnormal flags as sent: "H", "LL", "<", "EDIT"...
+    status: str | None = None  # F final, C correction, P preliminary, X no value...
+    completed_at: datetime | None = None
+    raw_segment: str | None = None  # the R record / OBX segment, for the audit trail
+
+
+@dataclass(frozen=True)
+class InstrumentMessage:
+    """One transmission (ASTM H..L, HL7 MSH..) with its results."""
+
+    dedupe_key: str | None  # MSH-10 control id, or a hash of the ASTM body; None: never deduped
+    message_type: str  # "ORU^R01", "ASTM-R"...
+    results: list[InstrumentResult] = field(default_factory=list)
+    raw: str = ""
+
+
+def normalize_accession(text: str) -> str:
+    """The accession as our labels print it: trimmed, upper-case, without Roche's '@'
+    (barcode read error / unknown rack) prefix."""
+    return text.strip().lstrip("@").strip().upper()
+
+
+def normalize_code(text: str) -> str:
+    """Instrument codes compare trimmed and case-insensitively."""
+    return text.strip().upper()
+
+
+def join_flags(flags: tuple[str, ...] | list[str]) -> str | None:
+    """Instrument flags as stored on the result ("H~EDIT"), at most 100 characters."""
+    cleaned = [f.strip() for f in flags if f and f.strip()]
+    return "~".join(cleaned)[:100] or None
+
+
+def has_value(result: InstrumentResult) -> bool:
+    status = (result.status or "").strip().upper()
+    return bool(result.value and result.value.strip()) and status not in NO_VALUE_STATUSES
+
+
+def result_raw(result: InstrumentResult, message_id: Any, instrument_name: str) -> dict[str, Any]:
+    """What a result's ``raw`` column keeps of its instrument origin."""
+    return {
+        "instrument": instrument_name,
+        "message_id": str(message_id),
+        "instrument_code": result.instrument_code,
+        "accession": result.accession,
+        "value": result.value,
+        "unit": result.unit,
+        "flags": list(result.flags),
+        "status": result.status,
+        "completed_at": result.completed_at.isoformat() if result.completed_at else None,
+        "segment": result.raw_segment,
+    }
+
+
+def transport_problems(
+    transport: str,
+    *,
+    host: str | None,
+    port: int | None,
+    device: str | None,
+    baudrate: int | None,
+) -> list[str]:
+    """What is missing or out of place for the chosen transport (empty when valid)."""
+    problems = []
+    if transport in (Transport.TCP_SERVER, Transport.TCP_CLIENT):
+        if transport == Transport.TCP_CLIENT and not host:
+            problems.append("host is required for tcp-client")
+        if port is None:
+            problems.append(f"port is required for {transport}")
+        if device or baudrate:
+            problems.append(f"device and baudrate are for serial, not {transport}")
+    elif transport == Transport.SERIAL:
+        if not device:
+            problems.append("device is required for serial")
+        if baudrate is None:
+            problems.append("baudrate is required for serial")
+        if host or port:
+            problems.append("host and port are for TCP, not serial")
+    return problems
+
+
+def connection_state(
+    *,
+    enabled: bool,
+    connected: bool | None,
+    last_message_at: datetime | None,
+    last_status: str | None,
+    now: datetime,
+) -> ConnectionState:
+    """connected / idle / error from the link heartbeat (None: unknown in this process) and
+    the last stored message."""
+    if not enabled:
+        return ConnectionState.DISABLED
+    if last_status == MessageStatus.ERROR:
+        return ConnectionState.ERROR
+    if connected:
+        return ConnectionState.CONNECTED
+    if connected is None and last_message_at is not None and now - last_message_at <= RECENT:
+        return ConnectionState.CONNECTED
+    return ConnectionState.IDLE

@@ -1,0 +1,965 @@
+"""Analyzer integration: instruments as data, the raw message store, landing instrument
+results as entered (not verified) results, and the exceptions queue for the rest.
+
+The codec and driver packages (``integration.hl7``, ``integration.astm``) turn bytes into
+``domain.InstrumentMessage`` and call :meth:`IntegrationService.ingest_results` inside one
+job transaction. A result is never dropped: what cannot be landed becomes an
+``interface_exceptions`` row that a technician resolves (enter against an ordered test, or
+discard with a note).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from nidaan.audit.schemas import AuditActor
+from nidaan.audit.service import audit_service
+from nidaan.auth.principal import Principal
+from nidaan.catalog.enums import ResultType
+from nidaan.catalog.models import CatalogTest
+from nidaan.catalog.service import catalog_service
+from nidaan.integration import domain
+from nidaan.integration.domain import InstrumentMessage, InstrumentResult
+from nidaan.integration.enums import (
+    Direction,
+    Driver,
+    ExceptionKind,
+    ExceptionStatus,
+    MessageStatus,
+    Protocol,
+    ResolutionAction,
+)
+from nidaan.integration.errors import (
+    ExceptionClosed,
+    IdConflict,
+    InstrumentNameTaken,
+    InvalidTransport,
+    UnknownTests,
+    VersionConflict,
+)
+from nidaan.integration.models import (
+    Instrument,
+    InstrumentTestMap,
+    InterfaceException,
+    InterfaceMessage,
+)
+from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEntryIn
+from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
+from nidaan.kit.pagination import PageParams, paginate
+from nidaan.kit.time import utcnow
+from nidaan.orders.enums import OrderTestStatus
+from nidaan.orders.models import OrderTest
+from nidaan.orders.service import orders_service
+from nidaan.results.enums import ResultSource
+from nidaan.results.errors import (
+    CalculatedResult,
+    InvalidResultValue,
+    OrderTestNotActive,
+    ResultVerified,
+    SampleNotReady,
+)
+from nidaan.results.models import Result
+from nidaan.results.service import results_service
+from nidaan.samples.enums import SampleStatus
+from nidaan.samples.models import Sample
+from nidaan.samples.service import samples_service
+from nidaan.tenancy.service import tenancy_service
+
+__all__ = ["IngestReport", "InstrumentStatus", "integration_service"]
+
+#: The roles an instrument acts with when it lands results (entry only; never verification).
+INSTRUMENT_ROLES = frozenset({"technician"})
+READY_SAMPLE_STATES = frozenset({SampleStatus.RECEIVED, SampleStatus.IN_PROCESS})
+_INSTRUMENT_FIELDS = (
+    "name",
+    "driver",
+    "transport",
+    "host",
+    "port",
+    "device",
+    "baudrate",
+    "branch_id",
+    "enabled",
+    "settings",
+)
+_HL7_DRIVERS = frozenset({Driver.GENERIC_HL7})
+
+
+@dataclass(frozen=True)
+class MappedTest:
+    instrument_code: str
+    test: CatalogTest
+
+
+@dataclass(frozen=True)
+class InstrumentStatus:
+    instrument_id: uuid.UUID
+    state: str
+    connected: bool | None
+    last_message_at: datetime | None
+    last_message_status: str | None
+    last_error: str | None
+    messages_received: int
+    messages_failed: int
+    duplicates: int
+    open_exceptions: int
+
+
+@dataclass
+class IngestReport:
+    """What one message led to."""
+
+    message: InterfaceMessage
+    duplicate: bool = False
+    results: list[Result] = field(default_factory=list)
+    exceptions: list[InterfaceException] = field(default_factory=list)
+
+
+class _Skip(Exception):
+    """A result that becomes an exception instead of a result."""
+
+    def __init__(
+        self,
+        kind: ExceptionKind,
+        detail: str,
+        *,
+        sample: Sample | None = None,
+        test_id: uuid.UUID | None = None,
+        order_test_id: uuid.UUID | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.sample = sample
+        self.test_id = test_id
+        self.order_test_id = order_test_id
+
+
+def instrument_principal(instrument: Instrument) -> Principal:
+    """The caller an instrument's results are entered as (audit label ``instrument:<name>``)."""
+    return Principal(
+        kind="instrument",
+        id=instrument.id,
+        organisation_id=instrument.organisation_id,
+        roles=INSTRUMENT_ROLES,
+        label=f"instrument:{instrument.name}",
+    )
+
+
+def _snapshot(instrument: Instrument, test_map: Sequence[MappedTest]) -> dict[str, Any]:
+    data = {name: getattr(instrument, name) for name in _INSTRUMENT_FIELDS}
+    data["test_map"] = {m.instrument_code: m.test.code for m in test_map}
+    return data
+
+
+def _exception_snapshot(row: InterfaceException) -> dict[str, Any]:
+    return {
+        "kind": row.kind,
+        "accession": row.accession,
+        "instrument_code": row.instrument_code,
+        "value": row.value,
+        "unit": row.unit,
+        "flags": row.flags,
+        "order_test_id": row.order_test_id,
+        "status": row.status,
+        "resolution_note": row.resolution_note,
+        "result_id": row.result_id,
+        "resolved_by_id": row.resolved_by_id,
+        "resolved_at": row.resolved_at,
+    }
+
+
+class IntegrationService:
+    def __init__(self) -> None:
+        # Link heartbeat of the connection tasks running in this process (id -> connected).
+        self._links: dict[uuid.UUID, bool] = {}
+
+    # --- instruments -------------------------------------------------------------------
+
+    async def list_instruments(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        branch_id: uuid.UUID | None = None,
+        enabled: bool | None = None,
+    ) -> tuple[list[Instrument], int]:
+        statement = select(Instrument).where(Instrument.organisation_id == caller.organisation_id)
+        if branch_id is not None:
+            statement = statement.where(Instrument.branch_id == branch_id)
+        if enabled is not None:
+            statement = statement.where(Instrument.enabled.is_(enabled))
+        return await paginate(session, statement.order_by(Instrument.name, Instrument.id), page)
+
+    async def get_instrument(
+        self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
+    ) -> Instrument:
+        return await self._instrument(session, caller.organisation_id, instrument_id)
+
+    async def _instrument(
+        self, session: AsyncSession, organisation_id: uuid.UUID, instrument_id: uuid.UUID
+    ) -> Instrument:
+        instrument = await session.scalar(
+            select(Instrument).where(
+                Instrument.id == instrument_id, Instrument.organisation_id == organisation_id
+            )
+        )
+        if instrument is None:
+            raise NotFound("No such instrument in your organisation.", entity="instrument")
+        return instrument
+
+    async def test_map(
+        self, session: AsyncSession, organisation_id: uuid.UUID, instrument_id: uuid.UUID
+    ) -> list[MappedTest]:
+        """The instrument's codes and their catalogue tests, by code."""
+        rows = list(
+            await session.scalars(
+                select(InstrumentTestMap)
+                .where(
+                    InstrumentTestMap.organisation_id == organisation_id,
+                    InstrumentTestMap.instrument_id == instrument_id,
+                )
+                .order_by(InstrumentTestMap.instrument_code)
+            )
+        )
+        tests = await catalog_service.tests_by_ids(
+            session, organisation_id, {r.test_id for r in rows}
+        )
+        return [MappedTest(r.instrument_code, tests[r.test_id]) for r in rows]
+
+    async def create_instrument(
+        self, session: AsyncSession, caller: Principal, data: InstrumentCreate
+    ) -> tuple[Instrument, bool]:
+        """Register an analyzer with its test map; (instrument, created). A replayed client
+        id with the same content returns the existing row."""
+        resolved = await self._resolve_map(session, caller, data.test_map)
+        if data.id is not None:
+            existing = await session.scalar(
+                select(Instrument).where(
+                    Instrument.id == data.id, Instrument.organisation_id == caller.organisation_id
+                )
+            )
+            if existing is not None:
+                current = _snapshot(
+                    existing, await self.test_map(session, caller.organisation_id, existing.id)
+                )
+                proposed = data.model_dump(include=set(_INSTRUMENT_FIELDS))
+                proposed["test_map"] = {m.instrument_code: m.test.code for m in resolved}
+                if current != proposed:
+                    raise IdConflict(
+                        "An instrument with this id already exists with different content.",
+                        id=str(data.id),
+                    )
+                return existing, False
+        self._check_transport(data.model_dump())
+        await tenancy_service.check_branches_belong(
+            session, caller.organisation_id, [data.branch_id]
+        )
+        await self._check_name(session, caller.organisation_id, data.name.strip())
+        values = data.model_dump(include=set(_INSTRUMENT_FIELDS))
+        values["name"] = data.name.strip()
+        instrument = Instrument(organisation_id=caller.organisation_id, **values)
+        if data.id is not None:
+            instrument.id = data.id
+        session.add(instrument)
+        await session.flush()
+        await self._write_map(session, instrument, resolved)
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="instrument.created",
+            entity_type="instrument",
+            entity_id=instrument.id,
+            after=_snapshot(instrument, resolved),
+        )
+        return instrument, True
+
+    async def update_instrument(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        instrument_id: uuid.UUID,
+        data: InstrumentUpdate,
+    ) -> Instrument:
+        instrument = await self._instrument(session, caller.organisation_id, instrument_id)
+        if data.version != instrument.version:
+            raise VersionConflict(
+                f"The instrument was changed meanwhile (version {instrument.version}, you sent "
+                f"{data.version}); reload and try again.",
+                current_version=instrument.version,
+            )
+        old_map = await self.test_map(session, caller.organisation_id, instrument.id)
+        before = _snapshot(instrument, old_map)
+        changes = data.model_dump(exclude_unset=True, exclude={"version", "test_map"})
+        not_null = {"name", "driver", "transport", "branch_id", "enabled", "settings"}
+        changes = {k: v for k, v in changes.items() if v is not None or k not in not_null}
+        if "name" in changes:
+            changes["name"] = changes["name"].strip()
+            if changes["name"] != instrument.name:
+                await self._check_name(session, caller.organisation_id, changes["name"])
+        if "branch_id" in changes:
+            await tenancy_service.check_branches_belong(
+                session, caller.organisation_id, [changes["branch_id"]]
+            )
+        proposed = {name: getattr(instrument, name) for name in _INSTRUMENT_FIELDS} | changes
+        self._check_transport(proposed)
+        new_map = old_map
+        if data.test_map is not None:
+            new_map = await self._resolve_map(session, caller, data.test_map)
+        for name, value in changes.items():
+            setattr(instrument, name, value)
+        if data.test_map is not None:
+            # A map change is a change of the instrument: its row is updated (version + 1).
+            instrument.updated_at = utcnow()
+            await self._write_map(session, instrument, new_map, replace=True)
+        try:
+            await session.flush()
+        except StaleDataError:
+            raise VersionConflict(
+                "The instrument was changed meanwhile; reload and try again."
+            ) from None
+        await session.refresh(instrument)
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="instrument.updated",
+            entity_type="instrument",
+            entity_id=instrument.id,
+            before=before,
+            after=_snapshot(instrument, new_map),
+        )
+        return instrument
+
+    @staticmethod
+    def _check_transport(values: dict[str, Any]) -> None:
+        problems = domain.transport_problems(
+            values["transport"],
+            host=values.get("host"),
+            port=values.get("port"),
+            device=values.get("device"),
+            baudrate=values.get("baudrate"),
+        )
+        if problems:
+            raise InvalidTransport("; ".join(problems) + ".", problems=problems)
+
+    async def _check_name(
+        self, session: AsyncSession, organisation_id: uuid.UUID, name: str
+    ) -> None:
+        taken = await session.scalar(
+            select(Instrument.id).where(
+                Instrument.organisation_id == organisation_id, Instrument.name == name
+            )
+        )
+        if taken is not None:
+            raise InstrumentNameTaken(f"An instrument named {name!r} already exists.")
+
+    async def _resolve_map(
+        self, session: AsyncSession, caller: Principal, entries: Sequence[MapEntryIn]
+    ) -> list[MappedTest]:
+        """Catalogue tests for map entries given by test code or LOINC; every problem is
+        reported at once."""
+        codes = [domain.normalize_code(e.instrument_code) for e in entries]
+        repeated = sorted({c for c in codes if codes.count(c) > 1})
+        if repeated:
+            raise InvalidInput(
+                "Each instrument code may be mapped once.", field="test_map", repeated=repeated
+            )
+        by_code = await catalog_service.tests_by_codes(
+            session, caller.organisation_id, [e.test_code for e in entries if e.test_code]
+        )
+        resolved: list[MappedTest] = []
+        unknown: list[str] = []
+        ambiguous: list[str] = []
+        for code, entry in zip(codes, entries, strict=True):
+            if entry.test_code is not None:
+                test = by_code.get(entry.test_code.strip().upper())
+                if test is None:
+                    unknown.append(entry.test_code)
+                    continue
+            else:
+                loinc = (entry.loinc or "").strip()
+                found, total = await catalog_service.list_tests(
+                    session, caller, PageParams(1, 2), loinc=loinc
+                )
+                if total == 0:
+                    unknown.append(f"LOINC {loinc}")
+                    continue
+                if total > 1:
+                    ambiguous.append(f"LOINC {loinc}")
+                    continue
+                test = found[0]
+            resolved.append(MappedTest(code, test))
+        if unknown or ambiguous:
+            raise UnknownTests(
+                "Some map entries match no catalogue test, or more than one.",
+                field="test_map",
+                unknown=unknown,
+                ambiguous=ambiguous,
+            )
+        return resolved
+
+    async def _write_map(
+        self,
+        session: AsyncSession,
+        instrument: Instrument,
+        entries: Sequence[MappedTest],
+        *,
+        replace: bool = False,
+    ) -> None:
+        if replace:
+            for row in await session.scalars(
+                select(InstrumentTestMap).where(InstrumentTestMap.instrument_id == instrument.id)
+            ):
+                await session.delete(row)
+            await session.flush()
+        for entry in entries:
+            session.add(
+                InstrumentTestMap(
+                    organisation_id=instrument.organisation_id,
+                    instrument_id=instrument.id,
+                    instrument_code=entry.instrument_code,
+                    test_id=entry.test.id,
+                )
+            )
+        await session.flush()
+
+    # --- link status ---------------------------------------------------------------------
+
+    def report_link(self, instrument_id: uuid.UUID, connected: bool) -> None:
+        """Heartbeat from the connection task (socket or serial port) in this process."""
+        self._links[instrument_id] = connected
+
+    async def status(
+        self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
+    ) -> InstrumentStatus:
+        instrument = await self._instrument(session, caller.organisation_id, instrument_id)
+        own = (
+            InterfaceMessage.organisation_id == caller.organisation_id,
+            InterfaceMessage.instrument_id == instrument.id,
+            InterfaceMessage.direction == Direction.IN,
+        )
+        counts = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.count().filter(InterfaceMessage.status == MessageStatus.ERROR),
+                    func.count().filter(InterfaceMessage.status == MessageStatus.DUPLICATE),
+                ).where(*own)
+            )
+        ).one()
+        last = await session.scalar(
+            select(InterfaceMessage)
+            .where(*own)
+            .order_by(InterfaceMessage.received_at.desc(), InterfaceMessage.id.desc())
+            .limit(1)
+        )
+        open_exceptions = await session.scalar(
+            select(func.count()).where(
+                InterfaceException.organisation_id == caller.organisation_id,
+                InterfaceException.instrument_id == instrument.id,
+                InterfaceException.status == ExceptionStatus.OPEN,
+            )
+        )
+        connected = self._links.get(instrument.id)
+        state = domain.connection_state(
+            enabled=instrument.enabled,
+            connected=connected,
+            last_message_at=last.received_at if last else None,
+            last_status=last.status if last else None,
+            now=utcnow(),
+        )
+        return InstrumentStatus(
+            instrument_id=instrument.id,
+            state=state,
+            connected=connected,
+            last_message_at=last.received_at if last else None,
+            last_message_status=last.status if last else None,
+            last_error=last.error if last else None,
+            messages_received=counts[0],
+            messages_failed=counts[1],
+            duplicates=counts[2],
+            open_exceptions=open_exceptions or 0,
+        )
+
+    # --- message store -------------------------------------------------------------------
+
+    async def store_inbound(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument_id: uuid.UUID | None,
+        protocol: str,
+        dedupe_key: str | None,
+        message_type: str | None,
+        raw: str,
+    ) -> tuple[InterfaceMessage, bool]:
+        """Keep a received message; (message, is_duplicate). A message whose dedupe key was
+        seen before from the same instrument is stored as ``duplicate`` pointing at the
+        first copy, and must not be applied again."""
+        key = dedupe_key.strip()[:200] if dedupe_key and dedupe_key.strip() else None
+        first = await self._first_copy(session, organisation_id, instrument_id, key)
+        if first is None:
+            message = InterfaceMessage(
+                organisation_id=organisation_id,
+                instrument_id=instrument_id,
+                direction=Direction.IN,
+                protocol=Protocol(protocol),
+                dedupe_key=key,
+                message_type=message_type,
+                raw=raw,
+                received_at=utcnow(),
+                status=MessageStatus.OK,
+                links={},
+            )
+            try:
+                async with session.begin_nested():
+                    session.add(message)
+                    await session.flush()
+                return message, False
+            except IntegrityError:
+                # Another connection stored the same message a moment ago.
+                first = await self._first_copy(session, organisation_id, instrument_id, key)
+                if first is None:
+                    raise
+        duplicate = InterfaceMessage(
+            organisation_id=organisation_id,
+            instrument_id=instrument_id,
+            direction=Direction.IN,
+            protocol=Protocol(protocol),
+            dedupe_key=key,
+            message_type=message_type,
+            raw=raw,
+            received_at=utcnow(),
+            status=MessageStatus.DUPLICATE,
+            duplicate_of_id=first.id,
+            links={},
+        )
+        session.add(duplicate)
+        await session.flush()
+        return duplicate, True
+
+    async def store_unparsable(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument_id: uuid.UUID | None,
+        protocol: str,
+        raw: str,
+        error: str,
+    ) -> InterfaceMessage:
+        """Keep a message the codec could not read (status ``error``); nothing is applied."""
+        message = InterfaceMessage(
+            organisation_id=organisation_id,
+            instrument_id=instrument_id,
+            direction=Direction.IN,
+            protocol=Protocol(protocol),
+            raw=raw,
+            received_at=utcnow(),
+            status=MessageStatus.ERROR,
+            error=error[:2000],
+            links={},
+        )
+        session.add(message)
+        await session.flush()
+        return message
+
+    async def _first_copy(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument_id: uuid.UUID | None,
+        key: str | None,
+    ) -> InterfaceMessage | None:
+        if key is None:
+            return None
+        statement = select(InterfaceMessage).where(
+            InterfaceMessage.organisation_id == organisation_id,
+            InterfaceMessage.direction == Direction.IN,
+            InterfaceMessage.dedupe_key == key,
+            InterfaceMessage.status != MessageStatus.DUPLICATE,
+        )
+        if instrument_id is None:
+            statement = statement.where(InterfaceMessage.instrument_id.is_(None))
+        else:
+            statement = statement.where(InterfaceMessage.instrument_id == instrument_id)
+        return await session.scalar(statement.limit(1))
+
+    async def list_messages(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        instrument_id: uuid.UUID,
+        page: PageParams,
+        *,
+        status: MessageStatus | None = None,
+        direction: Direction | None = None,
+    ) -> tuple[list[InterfaceMessage], int]:
+        """An instrument's messages, newest first."""
+        await self._instrument(session, caller.organisation_id, instrument_id)
+        statement = select(InterfaceMessage).where(
+            InterfaceMessage.organisation_id == caller.organisation_id,
+            InterfaceMessage.instrument_id == instrument_id,
+        )
+        if status is not None:
+            statement = statement.where(InterfaceMessage.status == status)
+        if direction is not None:
+            statement = statement.where(InterfaceMessage.direction == direction)
+        statement = statement.order_by(
+            InterfaceMessage.received_at.desc(), InterfaceMessage.id.desc()
+        )
+        return await paginate(session, statement, page)
+
+    # --- ingestion -----------------------------------------------------------------------
+
+    async def ingest_results(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument: Instrument,
+        message: InstrumentMessage,
+        *,
+        protocol: str | None = None,
+        stored: InterfaceMessage | None = None,
+    ) -> IngestReport:
+        """Store ``message`` (unless ``stored`` is given) and land its results as entered,
+        unverified results; everything that cannot land becomes an exception. A duplicate
+        (same dedupe key as an earlier message) is stored and nothing else happens."""
+        if instrument.organisation_id != organisation_id:
+            raise NotFound("No such instrument in your organisation.", entity="instrument")
+        if stored is None:
+            protocol = protocol or (
+                Protocol.HL7 if instrument.driver in _HL7_DRIVERS else Protocol.ASTM
+            )
+            stored, duplicate = await self.store_inbound(
+                session,
+                organisation_id,
+                instrument.id,
+                protocol,
+                message.dedupe_key,
+                message.message_type,
+                message.raw,
+            )
+            if duplicate:
+                return IngestReport(stored, duplicate=True)
+        elif stored.status == MessageStatus.DUPLICATE:
+            return IngestReport(stored, duplicate=True)
+        report = IngestReport(stored)
+        caller = instrument_principal(instrument)
+        codes = {
+            m.instrument_code: m.test
+            for m in await self.test_map(session, organisation_id, instrument.id)
+        }
+        samples: dict[str, Sample | None] = {}
+        order_tests: dict[uuid.UUID, list[OrderTest]] = {}
+        for item in message.results:
+            try:
+                result = await self._land(
+                    session, caller, item, codes, samples, order_tests, stored, instrument.name
+                )
+            except _Skip as skip:
+                report.exceptions.append(
+                    await self._open_exception(session, caller, instrument, stored, item, skip)
+                )
+            else:
+                report.results.append(result)
+        stored.links = {
+            "results": [str(r.id) for r in report.results],
+            "exceptions": [str(e.id) for e in report.exceptions],
+            "orders": sorted({str(r.order_id) for r in report.results}),
+            "patients": sorted({str(r.patient_id) for r in report.results}),
+        }
+        await session.flush()
+        return report
+
+    async def _land(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        item: InstrumentResult,
+        codes: dict[str, CatalogTest],
+        samples: dict[str, Sample | None],
+        order_tests: dict[uuid.UUID, list[OrderTest]],
+        stored: InterfaceMessage,
+        instrument_name: str,
+    ) -> Result:
+        accession = domain.normalize_accession(item.accession)
+        test = codes.get(domain.normalize_code(item.instrument_code))
+        if accession not in samples:
+            try:
+                samples[accession] = await samples_service.get_by_accession(
+                    session, caller, accession
+                )
+            except NotFound:
+                samples[accession] = None
+        sample = samples[accession]
+        if test is None:
+            raise _Skip(
+                ExceptionKind.UNMAPPED_TEST,
+                f"Code {item.instrument_code!r} is not in this instrument's test map.",
+                sample=sample,
+            )
+        if sample is None:
+            raise _Skip(
+                ExceptionKind.UNKNOWN_SAMPLE,
+                f"No sample with accession {accession!r}.",
+                test_id=test.id,
+            )
+        if sample.order_id not in order_tests:
+            order_tests[sample.order_id] = await orders_service.tests_of(
+                session, caller, sample.order_id
+            )
+        candidates = [
+            t
+            for t in order_tests[sample.order_id]
+            if t.sample_id == sample.id and t.test_id == test.id
+        ]
+        context = {"sample": sample, "test_id": test.id}
+        if not candidates:
+            raise _Skip(
+                ExceptionKind.NOT_ORDERED,
+                f"{test.code} is not ordered on sample {sample.accession}.",
+                **context,
+            )
+        live = [t for t in candidates if t.status != OrderTestStatus.CANCELLED]
+        if not live:
+            raise _Skip(
+                ExceptionKind.CANCELLED_TEST,
+                f"{test.code} was cancelled on this order.",
+                order_test_id=candidates[-1].id,
+                **context,
+            )
+        order_test = live[-1]
+        context["order_test_id"] = order_test.id
+        if order_test.status == OrderTestStatus.VERIFIED:
+            raise _Skip(
+                ExceptionKind.ALREADY_VERIFIED,
+                f"{test.code} is already verified; a new value needs a correction.",
+                **context,
+            )
+        if sample.status not in READY_SAMPLE_STATES:
+            raise _Skip(
+                ExceptionKind.NOT_RECEIVED,
+                f"Sample {sample.accession} is {sample.status}, not received in the lab.",
+                **context,
+            )
+        if test.result_type == ResultType.CALCULATED:
+            raise _Skip(
+                ExceptionKind.CALCULATED_TEST,
+                f"{test.code} is calculated by Nidaan; map the instrument code to its inputs.",
+                **context,
+            )
+        if not domain.has_value(item):
+            raise _Skip(
+                ExceptionKind.INVALID_VALUE,
+                f"No value for {test.code} (status {item.status or '-'}).",
+                **context,
+            )
+        try:
+            async with session.begin_nested():
+                return await results_service.enter(
+                    session,
+                    caller,
+                    order_test.id,
+                    item.value.strip(),
+                    (item.unit or "").strip() or None,
+                    source=ResultSource.INSTRUMENT,
+                    instrument_flags=domain.join_flags(item.flags),
+                    raw=domain.result_raw(item, stored.id, instrument_name),
+                )
+        except ResultVerified as error:
+            raise _Skip(ExceptionKind.ALREADY_VERIFIED, error.detail, **context) from None
+        except SampleNotReady as error:
+            raise _Skip(ExceptionKind.NOT_RECEIVED, error.detail, **context) from None
+        except OrderTestNotActive as error:
+            raise _Skip(ExceptionKind.CANCELLED_TEST, error.detail, **context) from None
+        except CalculatedResult as error:
+            raise _Skip(ExceptionKind.CALCULATED_TEST, error.detail, **context) from None
+        except InvalidResultValue as error:
+            raise _Skip(ExceptionKind.INVALID_VALUE, error.detail, **context) from None
+        except NidaanError as error:
+            raise _Skip(ExceptionKind.INVALID_VALUE, error.detail, **context) from None
+
+    async def _open_exception(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        instrument: Instrument,
+        message: InterfaceMessage,
+        item: InstrumentResult,
+        skip: _Skip,
+    ) -> InterfaceException:
+        row = InterfaceException(
+            organisation_id=instrument.organisation_id,
+            message_id=message.id,
+            instrument_id=instrument.id,
+            kind=skip.kind,
+            detail=skip.detail[:500],
+            accession=item.accession.strip()[:64] or None,
+            instrument_code=item.instrument_code.strip()[:64] or None,
+            value=(item.value or "")[:200] or None,
+            unit=(item.unit or "")[:32] or None,
+            flags=domain.join_flags(item.flags),
+            instrument_status=(item.status or "")[:8] or None,
+            completed_at=item.completed_at,
+            raw_segment=item.raw_segment,
+            sample_id=skip.sample.id if skip.sample else None,
+            test_id=skip.test_id,
+            order_test_id=skip.order_test_id,
+            status=ExceptionStatus.OPEN,
+        )
+        session.add(row)
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=instrument.organisation_id,
+            actor=caller.actor,
+            action="interface_exception.created",
+            entity_type="interface_exception",
+            entity_id=row.id,
+            after=_exception_snapshot(row),
+        )
+        return row
+
+    # --- exceptions queue ----------------------------------------------------------------
+
+    async def list_exceptions(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        status: ExceptionStatus | None = None,
+        kind: ExceptionKind | None = None,
+        instrument_id: uuid.UUID | None = None,
+        accession: str | None = None,
+    ) -> tuple[list[InterfaceException], int]:
+        """Exceptions, oldest first (a queue)."""
+        statement = select(InterfaceException).where(
+            InterfaceException.organisation_id == caller.organisation_id
+        )
+        if status is not None:
+            statement = statement.where(InterfaceException.status == status)
+        if kind is not None:
+            statement = statement.where(InterfaceException.kind == kind)
+        if instrument_id is not None:
+            statement = statement.where(InterfaceException.instrument_id == instrument_id)
+        if accession:
+            statement = statement.where(
+                func.upper(InterfaceException.accession) == accession.strip().upper()
+            )
+        statement = statement.order_by(InterfaceException.created_at, InterfaceException.id)
+        return await paginate(session, statement, page)
+
+    async def get_exception(
+        self, session: AsyncSession, caller: Principal, exception_id: uuid.UUID
+    ) -> InterfaceException:
+        row = await session.scalar(
+            select(InterfaceException).where(
+                InterfaceException.id == exception_id,
+                InterfaceException.organisation_id == caller.organisation_id,
+            )
+        )
+        if row is None:
+            raise NotFound("No such interface exception.", entity="interface_exception")
+        return row
+
+    async def resolve_exception(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        exception_id: uuid.UUID,
+        action: ResolutionAction,
+        note: str,
+        *,
+        order_test_id: uuid.UUID | None = None,
+        value: str | None = None,
+        unit: str | None = None,
+    ) -> InterfaceException:
+        """Enter the value (the instrument's unless another is given) against an ordered
+        test, or discard it; either way with a note."""
+        row = await session.scalar(
+            select(InterfaceException)
+            .where(
+                InterfaceException.id == exception_id,
+                InterfaceException.organisation_id == caller.organisation_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            raise NotFound("No such interface exception.", entity="interface_exception")
+        if row.status != ExceptionStatus.OPEN:
+            raise ExceptionClosed(
+                f"This exception is already {row.status}.", exception_status=row.status
+            )
+        before = _exception_snapshot(row)
+        if action == ResolutionAction.ENTER:
+            if order_test_id is None:
+                raise InvalidInput("Choose the ordered test to enter the value for.")
+            entered_value = (value or row.value or "").strip()
+            if not entered_value:
+                raise InvalidInput("The instrument sent no value; give one.", field="value")
+            unchanged = value is None or value.strip() == (row.value or "").strip()
+            result = await results_service.enter(
+                session,
+                caller,
+                order_test_id,
+                entered_value,
+                (unit if unit is not None else row.unit) or None,
+                comment=None,
+                source=ResultSource.INSTRUMENT if unchanged else ResultSource.MANUAL,
+                instrument_flags=row.flags if unchanged else None,
+                raw={
+                    "exception_id": str(row.id),
+                    "message_id": str(row.message_id),
+                    "instrument_code": row.instrument_code,
+                    "accession": row.accession,
+                    "value": row.value,
+                    "unit": row.unit,
+                    "flags": row.flags,
+                    "segment": row.raw_segment,
+                },
+            )
+            row.status = ExceptionStatus.RESOLVED
+            row.result_id = result.id
+            row.order_test_id = order_test_id
+            verb = "resolved"
+        else:
+            row.status = ExceptionStatus.DISCARDED
+            verb = "discarded"
+        self._close(row, caller.actor, note)
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action=f"interface_exception.{verb}",
+            entity_type="interface_exception",
+            entity_id=row.id,
+            before=before,
+            after=_exception_snapshot(row),
+        )
+        return row
+
+    @staticmethod
+    def _close(row: InterfaceException, actor: AuditActor, note: str) -> None:
+        row.resolution_note = note.strip()[:500]
+        row.resolved_by_kind = actor.kind
+        row.resolved_by_id = actor.id
+        row.resolved_by_label = actor.label
+        row.resolved_at = utcnow()
+
+
+integration_service = IntegrationService()
