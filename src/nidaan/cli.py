@@ -15,7 +15,9 @@ import typer
 
 from nidaan.audit.cli import audit_app
 from nidaan.config import ConfigurationError, Mode, Settings, check_production_ready, get_settings
+from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
+from nidaan.simulators.cli import analyzer_sim
 from nidaan.worker.cli import worker
 
 app = typer.Typer(
@@ -34,6 +36,8 @@ app.add_typer(org_app, name="org")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command("worker")(worker)
+app.command("analyzer-sim")(analyzer_sim)
+app.command("interfaces")(interfaces)
 
 
 class ServeRole(enum.StrEnum):
@@ -128,7 +132,11 @@ def _serve(
                 proxy_headers=True,
             )
         else:
-            application = create_app(settings, run_worker=run_worker)
+            # One process: it also runs the analyzer connections (several processes would
+            # all try to bind the instruments' ports; run `nidaan interfaces` then).
+            application = create_app(
+                settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
+            )
             uvicorn.Server(
                 uvicorn.Config(
                     application, host=host, port=port, log_config=None, proxy_headers=True

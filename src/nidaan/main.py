@@ -68,8 +68,11 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-def create_app(settings: Settings | None = None, *, run_worker: bool = False) -> FastAPI:
-    """Build the app; with ``run_worker`` the background job worker runs in-process."""
+def create_app(
+    settings: Settings | None = None, *, run_worker: bool = False, run_interfaces: bool = False
+) -> FastAPI:
+    """Build the app; ``run_worker`` / ``run_interfaces`` add the job worker and the analyzer
+    connections to this process (the all-in-one server)."""
     settings = settings or get_settings()
     configure_logging(settings)
 
@@ -78,6 +81,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
         from nidaan.audit.service import chainer
 
         chainer.start()
+        supervisor = None
+        if run_interfaces:
+            from nidaan.integration.runtime import InterfaceSupervisor
+
+            supervisor = InterfaceSupervisor(settings)
+            await supervisor.start()
         worker: asyncio.Task[Any] | None = None
         if run_worker:
             from nidaan.kit.jobs import run_worker as run_job_worker
@@ -92,6 +101,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = False) ->
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker
+            if supervisor is not None:
+                await supervisor.stop()
             await chainer.stop()
             await db.dispose()
 

@@ -21,6 +21,8 @@ from nidaan.catalog.domain import select_range
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
+from nidaan.integration.schemas import InstrumentCreate, MapEntryIn
+from nidaan.integration.service import integration_service
 from nidaan.orders.models import Order
 from nidaan.orders.schemas import OrderCreate
 from nidaan.orders.service import orders_service
@@ -145,6 +147,20 @@ PATIENTS = [
             state="Maharashtra",
         ),
     ),
+]
+
+# The demo analyzer: Roche-style application codes for the chemistry tests it runs.
+DEMO_ANALYZER_PORT = 5100
+DEMO_ANALYZER_MAP = [
+    ("685", "GLUF"),
+    ("690", "CREA"),
+    ("418", "UREA"),
+    ("989", "NA"),
+    ("990", "K"),
+    ("991", "CL"),
+    ("687", "CHOL"),
+    ("781", "TG"),
+    ("798", "HDL"),
 ]
 
 # Values that make the demo interesting; everything else gets a value inside its range.
@@ -315,4 +331,31 @@ async def seed_lab_day(session: AsyncSession, organisation: Organisation) -> lis
     await samples_service.dispatch_manifest(session, staff.front_desk, manifest.id)
     # 6. Ordered, waiting for collection at CC1.
     await order("fatima", ["CBC", "THYROID"], cc1)
+    # 7. A chemistry analyzer at the lab, listening for the analyzer simulator.
+    admin = await _admin(session, organisation)
+    if admin is not None:
+        await integration_service.create_instrument(
+            session,
+            admin,
+            InstrumentCreate(
+                name="cobas c311 (demo)",
+                driver="roche-cobas",
+                transport="tcp-server",
+                host="127.0.0.1",
+                port=DEMO_ANALYZER_PORT,
+                branch_id=lab.id,
+                test_map=[
+                    MapEntryIn(instrument_code=code, test_code=test)
+                    for code, test in DEMO_ANALYZER_MAP
+                ],
+            ),
+        )
+        created.append(f"instrument cobas c311 (demo) on port {DEMO_ANALYZER_PORT}")
     return created
+
+
+async def _admin(session: AsyncSession, organisation: Organisation) -> Principal | None:
+    user = await session.scalar(
+        select(User).where(User.organisation_id == organisation.id, User.roles.any("admin"))
+    )
+    return _principal(user) if user is not None else None

@@ -1,0 +1,322 @@
+"""Integration benchmark: HL7 parse throughput and ASTM end-to-end ingestion.
+
+(a) HL7 ORU^R01 parsing on one generated corpus (N messages with 20-30 OBX each): our codec
+    (parse; parse+validate; parse+validate+extract_results) next to python-hl7 ``hl7.parse``
+    and hl7apy ``parse_message`` (on a smaller sample: it is ~30x slower), with ratios against
+    python-hl7 measured in the same run. Target: at least as fast as python-hl7 while validating.
+(b) ASTM ingestion: the analyzer simulator uploads results over TCP (E1381 frames, ACK per
+    frame) to an ``ASTMServer`` whose handler parses the records into an ``InstrumentMessage``
+    and lands them with ``integration_service.ingest_results`` in one committed transaction per
+    message (entered, flagged, unverified results). Figure: results/s, sender to commit.
+    Baseline in the same run: the same uploads to a server that only parses (no database).
+    Target: 500 results/s.
+
+Run:  .venv/bin/python benchmarks/integration.py [--messages 2000] [--samples 200]
+Uses NIDAAN_DATABASE_URL if set, else an embedded PostgreSQL under var/bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+os.environ.setdefault("NIDAAN_MODE", "test")
+os.environ.setdefault("NIDAAN_LOG_LEVEL", "WARNING")
+os.environ.setdefault("NIDAAN_DATA_DIR", str(Path(__file__).resolve().parents[1] / "var" / "bench"))
+
+from nidaan.integration.astm.protocol import LinkOptions, Timers
+from nidaan.integration.astm.records import Result as ASTMResult
+from nidaan.integration.astm.transport import ASTMServer
+from nidaan.integration.hl7 import (
+    Coded,
+    HL7Patient,
+    HL7Result,
+    Message,
+    build_oru,
+    ensure_valid,
+    extract_results,
+)
+from nidaan.simulators.analyzer import AnalyzerSimulator
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RESULTS_PER_S = 500
+
+# ---------------------------------------------------------------------- (a) HL7 parsing
+
+
+def make_corpus(n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    corpus = []
+    for i in range(n):
+        obx = rng.randint(20, 30)
+        results = [
+            HL7Result(
+                accession=f"CC1-20261126-{i:04d}",
+                observation=Coded(f"T{k:03d}", f"Analyte {k}", "L"),
+                values=(f"{rng.uniform(0.1, 500):.2f}",),
+                value_type="NM",
+                units="mg/dL",
+                reference_range="10-100",
+                abnormal_flags=(rng.choice(["", "H", "L", "N"]),),
+                status="F",
+                producer="cobas8000",
+                service=Coded("CHEM", "Chemistry panel", "L"),
+            )
+            for k in range(obx)
+        ]
+        patient = HL7Patient(mrn=f"MRN{i:06d}", family_name="Rao", given_name="Asha", sex="F")
+        msg = build_oru(results, patient=patient, control_id=f"C{i:08d}")
+        corpus.append(str(msg))
+    return corpus
+
+
+def rate(n: int, fn, corpus: list[str]) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    for text in corpus[:n]:
+        fn(text)
+    return n / (time.perf_counter() - started)
+
+
+def bench_hl7(messages: int) -> bool:
+    import hl7
+    from hl7apy.parser import parse_message
+
+    corpus = make_corpus(messages)
+    segs = sum(t.count("\r") + 1 for t in corpus)
+    print(f"(a) HL7 ORU^R01 parse, {messages} messages, {segs / messages:.1f} segments each")
+
+    def ours_parse(t: str) -> object:
+        return Message.parse(t)
+
+    def ours_validate(t: str) -> object:
+        return ensure_valid(Message.parse(t))
+
+    def ours_extract(t: str) -> object:
+        return extract_results(ensure_valid(Message.parse(t)))
+
+    def python_hl7(t: str) -> object:
+        return hl7.parse(t)
+
+    def hl7apy(t: str) -> object:
+        return parse_message(t)
+
+    for fn in (ours_parse, python_hl7):  # warm up
+        rate(min(50, messages), fn, corpus)
+    base = rate(messages, python_hl7, corpus)
+    rows = [
+        ("python-hl7 hl7.parse (baseline)", base, messages),
+        ("nidaan Message.parse", rate(messages, ours_parse, corpus), messages),
+        ("nidaan parse + ensure_valid", rate(messages, ours_validate, corpus), messages),
+        (
+            "nidaan parse + ensure_valid + extract_results",
+            rate(messages, ours_extract, corpus),
+            messages,
+        ),
+    ]
+    small = max(20, messages // 20)
+    rows.append(("hl7apy parse_message", rate(small, hl7apy, corpus), small))
+    for name, r, n in rows:
+        print(f"  {name:<48} {r:9.0f} msg/s  {r / base:6.2f}x python-hl7   (n={n})")
+    validating = rows[2][1]
+    met = validating >= base
+    print(
+        f"  target: parse+validate >= python-hl7 parse: "
+        f"{'MET' if met else 'NOT MET'} ({validating / base:.2f}x)"
+    )
+    return met
+
+
+# ---------------------------------------------------------------------- (b) ASTM ingestion
+
+
+def to_instrument_message(records: list[str]):  # type: ignore[no-untyped-def]
+    from nidaan.integration.astm.records import parse_message
+    from nidaan.integration.domain import InstrumentMessage, InstrumentResult
+
+    msg = parse_message(records)
+    results = []
+    for group in msg.patients():
+        for og in group.orders:
+            for rg in og.results:
+                r: ASTMResult = rg.result
+                results.append(
+                    InstrumentResult(
+                        accession=og.order.specimen_id,
+                        instrument_code=r.test_code.split("/")[0],
+                        value=r.value,
+                        unit=r.units or None,
+                        flags=r.flags,
+                        status=r.status or None,
+                        raw_segment=r.to_record().encode(msg.delimiters),
+                    )
+                )
+    raw = "\r".join(records)
+    head = msg.header
+    key = f"{head.timestamp if head else ''}:{hash(raw)}"
+    return InstrumentMessage(dedupe_key=key, message_type="ASTM-R", results=results, raw=raw)
+
+
+async def upload_all(
+    port: int, accessions: list[str], codes: list[str], connections: int
+) -> tuple[float, int]:
+    """Upload one message per accession over ``connections`` simulators; (seconds, results)."""
+    timers = Timers(ack=15.0, receive=30.0)
+    chunks = [accessions[i::connections] for i in range(connections)]
+    sims = [AnalyzerSimulator("roche-cobas", "127.0.0.1", port, timers=timers) for _ in chunks]
+
+    async def run(sim: AnalyzerSimulator, chunk: list[str]) -> int:
+        reports = await sim.random_results(chunk, codes, seed=1)
+        await sim.close()
+        failed = [r for r in reports if not r.ok]
+        if failed:
+            raise RuntimeError(f"upload failed: {failed[0].error}")
+        return sum(len(codes) for _ in reports)
+
+    started = time.perf_counter()
+    sent = sum(await asyncio.gather(*(run(s, c) for s, c in zip(sims, chunks, strict=True))))
+    return time.perf_counter() - started, sent
+
+
+async def bench_astm(samples: int, connections: int) -> bool:
+    sys.path.insert(0, str(ROOT))  # for the tests.fixtures lab helpers
+    from sqlalchemy import func, select
+    from tests.fixtures.lab import create_catalog_test, create_patient
+    from tests.fixtures.objects import create_organisation
+    from tests.fixtures.results import make_lab, place_order, principal_of
+
+    from nidaan import migrate
+    from nidaan.config import get_settings
+    from nidaan.integration.schemas import InstrumentCreate, MapEntryIn
+    from nidaan.integration.service import integration_service
+    from nidaan.kit import db
+    from nidaan.results.models import Result
+
+    settings = get_settings()
+    migrate.upgrade(settings)
+    codes = {"685": "GLU", "767": "CREA", "418": "UREA", "690": "CHOL"}
+    async with db.session_scope(settings) as session:
+        org = await create_organisation(session, "Integration bench")
+        lab = await make_lab(session, org)
+        tests = [
+            await create_catalog_test(
+                session,
+                org,
+                code=code,
+                unit="mg/dL",
+                ranges=[{"low": Decimal("1"), "high": Decimal("120")}],
+            )
+            for code in codes.values()
+        ]
+        instrument, _ = await integration_service.create_instrument(
+            session,
+            principal_of(lab.users["admin"]),
+            InstrumentCreate(
+                name="cobas c311 bench",
+                driver="roche-cobas",
+                transport="tcp-server",
+                port=5100,
+                branch_id=lab.branch.id,
+                test_map=[MapEntryIn(instrument_code=i, test_code=t) for i, t in codes.items()],
+            ),
+        )
+        accessions = []
+        for _ in range(samples):
+            patient = await create_patient(session, org)
+            placed = await place_order(session, lab, patient, tests)
+            accessions.append(placed.sample.accession)
+    org_id, instrument_id = org.id, instrument.id
+    print(
+        f"(b) ASTM ingestion, roche-cobas layout, {samples} samples x {len(codes)} results, "
+        f"{connections} analyzer connection(s), database: "
+        f"{'external' if settings.database_url else 'embedded'}"
+    )
+
+    # Baseline: the same transfers to a server that only parses the records.
+    async def parse_only(records: list[str], frames: list[bytes]) -> None:
+        to_instrument_message(records)
+
+    server = ASTMServer("127.0.0.1", 0, parse_only, LinkOptions(role="host"))
+    await server.start()
+    base_s, base_n = await upload_all(server.port, accessions, list(codes), connections)
+    await server.close()
+    base_rate = base_n / base_s
+
+    landed = 0
+    exceptions = 0
+    all_landed = asyncio.Event()
+
+    async def ingest(records: list[str], frames: list[bytes]) -> None:
+        nonlocal landed, exceptions
+        message = to_instrument_message(records)
+        async with db.session_scope(settings) as session:
+            from nidaan.integration.models import Instrument
+
+            inst = await session.get(Instrument, instrument_id)
+            assert inst is not None
+            report = await integration_service.ingest_results(session, org_id, inst, message)
+        landed += len(report.results)
+        exceptions += len(report.exceptions)
+        if landed + exceptions >= samples * len(codes):
+            all_landed.set()
+
+    server = ASTMServer("127.0.0.1", 0, ingest, LinkOptions(role="host"))
+    await server.start()
+    started = time.perf_counter()
+    _, sent = await upload_all(server.port, accessions, list(codes), connections)
+    # The last transfers are still being landed after the sender's EOT: wait for the commits.
+    expected = samples * len(codes)
+    if landed + exceptions < expected:
+        await asyncio.wait_for(all_landed.wait(), 300)
+    seconds = time.perf_counter() - started
+    await server.close()
+    async with db.session_scope(settings) as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Result).where(Result.organisation_id == org_id)
+        )
+        flagged = await session.scalar(
+            select(func.count())
+            .select_from(Result)
+            .where(Result.organisation_id == org_id, Result.flag.is_not(None))
+        )
+    got = sent / seconds
+    print(f"  {'baseline: simulator -> TCP -> parse only':<48} {base_rate:9.0f} results/s")
+    print(
+        f"  {'simulator -> TCP -> ingest_results -> commit':<48} {got:9.0f} results/s"
+        f"  {got / base_rate:6.2f}x baseline"
+    )
+    print(
+        f"  {sent} sent, {landed} landed ({stored} result rows, {flagged} with a flag), "
+        f"{exceptions} exceptions, {seconds:.2f} s"
+    )
+    met = got >= TARGET_RESULTS_PER_S and stored == sent
+    print(f"  target {TARGET_RESULTS_PER_S} results/s: {'MET' if met else 'NOT MET'}")
+    await db.dispose()
+    return met
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=2000, help="HL7 corpus size")
+    parser.add_argument("--samples", type=int, default=200, help="ASTM samples (4 results each)")
+    parser.add_argument("--connections", type=int, default=1, help="simulated analyzers")
+    parser.add_argument("--skip-db", action="store_true", help="only (a)")
+    args = parser.parse_args()
+    # ASTMServer.close() cancels connection handlers; asyncio logs each as "Exception in
+    # callback ... CancelledError" on 3.11. Noise for a benchmark (reported upstream).
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    bench_hl7(args.messages)
+    if not args.skip_db:
+        asyncio.run(bench_astm(args.samples, args.connections))
+
+
+if __name__ == "__main__":
+    main()

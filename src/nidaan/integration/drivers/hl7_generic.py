@@ -1,0 +1,102 @@
+"""Generic HL7 v2 driver (LAW 2.5.1 and the 2.3.1 dialects of Mindray and similar).
+
+* ORU^R01 / OUL^R22 -> results: accession from OBR-2 (else ORC/OBR-3/SPM-2), code OBX-3.1,
+  value OBX-5 (SN joined), unit OBX-6, flags OBX-8, status OBX-11, time OBX-14.
+* QRY^Q02 (QRD-8) / QBP^Q11 (QPD-3) -> the sample asked about; answered with DSR^Q03
+  (``build_dsr_q03``, QAK-2 ``NF`` = no order).
+* Order download: ORM^O01.
+The dedupe key is MSH-10 (the control id senders re-use when they re-send).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from nidaan.integration.domain import InstrumentMessage, InstrumentResult
+from nidaan.integration.drivers.base import OrderLine, register
+from nidaan.integration.hl7.builders import build_dsr_q03, build_orm
+from nidaan.integration.hl7.errors import HL7ErrorCode, HL7ValidationError
+from nidaan.integration.hl7.extract import Coded, HL7Order, extract_query, extract_results
+from nidaan.integration.hl7.message import Message, decode_payload
+
+RESULT_MESSAGES = frozenset({"ORU^R01", "OUL^R22"})
+QUERY_MESSAGES = frozenset({"QRY^Q02", "QBP^Q11"})
+
+
+class GenericHL7Driver:
+    name: ClassVar[str] = "generic-hl7"
+    protocol: ClassVar[Literal["hl7", "astm"]] = "hl7"
+
+    def parse(self, raw: str | bytes | Sequence[str]) -> Message:
+        if isinstance(raw, bytes):
+            raw = decode_payload(raw)
+        elif not isinstance(raw, str):
+            raw = "\r".join(raw)
+        return Message.parse(raw)
+
+    def kind(self, msg: Message) -> str:
+        """``results``, ``query`` or raises (unsupported message type, for an AR)."""
+        code = f"{msg.message_code}^{msg.trigger_event}"
+        if code in RESULT_MESSAGES:
+            return "results"
+        if code in QUERY_MESSAGES:
+            return "query"
+        raise HL7ValidationError(
+            HL7ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
+            "MSH",
+            9,
+            f"{code} is not accepted here (send ORU^R01, OUL^R22 or QRY^Q02)",
+        )
+
+    def to_instrument_message(self, parsed: Message, raw: str) -> InstrumentMessage:
+        results = []
+        if f"{parsed.message_code}^{parsed.trigger_event}" in RESULT_MESSAGES:
+            for r in extract_results(parsed):
+                results.append(
+                    InstrumentResult(
+                        accession=r.accession,
+                        instrument_code=r.observation.code.strip(),
+                        value=r.value.strip(),
+                        unit=r.units.strip() or None,
+                        flags=tuple(f.strip() for f in r.abnormal_flags if f.strip()),
+                        status=r.status.strip() or None,
+                        completed_at=r.observed_at,
+                        raw_segment=None,
+                    )
+                )
+        return InstrumentMessage(
+            dedupe_key=parsed.control_id or None,
+            message_type=f"{parsed.message_code}^{parsed.trigger_event}",
+            results=results,
+            raw=raw,
+        )
+
+    def queries(self, parsed: Message) -> list[str]:
+        if f"{parsed.message_code}^{parsed.trigger_event}" not in QUERY_MESSAGES:
+            return []
+        return [extract_query(parsed)]
+
+    def _orders(self, sample_id: str, orders: Sequence[OrderLine]) -> list[HL7Order]:
+        return [
+            HL7Order(
+                accession=sample_id,
+                service=Coded(line.instrument_code, line.name),
+                priority=line.priority,
+                specimen_id=sample_id,
+            )
+            for line in orders
+        ]
+
+    def answer_query(
+        self, sample_id: str, orders: Sequence[OrderLine] | None, parsed: Message | None = None
+    ) -> Message:
+        if parsed is None:
+            raise ValueError("an HL7 query answer needs the query message")
+        return build_dsr_q03(parsed, self._orders(sample_id, orders or []))
+
+    def order_download(self, sample_id: str, orders: Sequence[OrderLine]) -> Message:
+        return build_orm(self._orders(sample_id, orders))
+
+
+driver = register(GenericHL7Driver())

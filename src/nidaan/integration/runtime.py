@@ -1,0 +1,478 @@
+"""The interface runtime: one supervised connection per enabled instrument.
+
+:class:`InterfaceSupervisor` loads the enabled instruments of every organisation, starts the
+transport each one is configured for (``tcp-server``: we listen; ``tcp-client``: we dial the
+analyzer; ``serial``: an RS-232 port) and, for every message received:
+
+1. parses it with the instrument's driver; garbage is kept with ``store_unparsable`` and the
+   listener carries on;
+2. stores it and lands its results (``integration_service.ingest_results``) in one committed
+   transaction; a re-sent message (same MSH-10 / same ASTM records) is stored as a duplicate
+   and applied once;
+3. replies: HL7 gets an ACK (AA, AE or AR naming the problem); ASTM frames are acknowledged by
+   the link itself; host queries are answered with the sample's ordered (non-cancelled) tests
+   mapped to the instrument's codes, or "no order".
+
+Every ``reload_interval`` seconds the instruments are read again and only connections whose
+(version, enabled) changed are restarted, so edits in the UI apply without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nidaan.config import Settings
+from nidaan.integration import domain
+from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, Timers
+from nidaan.integration.astm.transport import ASTMClient, ASTMSerial, ASTMServer
+from nidaan.integration.drivers.base import Driver, OrderLine, get_driver
+from nidaan.integration.enums import Transport
+from nidaan.integration.hl7.ack import build_ack
+from nidaan.integration.hl7.errors import HL7Error, HL7ParseError, HL7ValidationError
+from nidaan.integration.hl7.message import Message as HL7Message
+from nidaan.integration.hl7.message import decode_payload
+from nidaan.integration.hl7.mllp import Frame, MLLPDecoder, MLLPServer, frame
+from nidaan.integration.hl7.validation import validate
+from nidaan.integration.models import Instrument
+from nidaan.integration.service import instrument_principal, integration_service
+from nidaan.kit.db import session_scope
+from nidaan.kit.errors import NotFound
+from nidaan.orders.enums import OrderTestStatus
+from nidaan.orders.service import orders_service
+from nidaan.samples.service import samples_service
+
+log = logging.getLogger(__name__)
+
+__all__ = ["InstrumentConfig", "InterfaceSupervisor"]
+
+
+@dataclass(frozen=True)
+class InstrumentConfig:
+    """What a connection needs of an instrument row (detached from any session)."""
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    name: str
+    driver: str
+    transport: str
+    host: str | None
+    port: int | None
+    device: str | None
+    baudrate: int | None
+    enabled: bool
+    version: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, row: Instrument) -> InstrumentConfig:
+        return cls(
+            id=row.id,
+            organisation_id=row.organisation_id,
+            name=row.name,
+            driver=row.driver,
+            transport=row.transport,
+            host=row.host,
+            port=row.port,
+            device=row.device,
+            baudrate=row.baudrate,
+            enabled=row.enabled,
+            version=row.version,
+            settings=dict(row.settings or {}),
+        )
+
+    @property
+    def key(self) -> tuple[uuid.UUID, int, bool]:
+        return (self.id, self.version, self.enabled)
+
+
+def link_options(config: InstrumentConfig) -> LinkOptions:
+    """ASTM link options from ``settings["astm"]`` (timers in seconds, quirks)."""
+    astm = config.settings.get("astm") or {}
+    timers = {
+        k: float(v) for k, v in (astm.get("timers") or {}).items() if k in Timers.__annotations__
+    }
+    return LinkOptions(
+        role="host",
+        timers=Timers(**timers),
+        allow_wrap_to_one=bool(astm.get("allow_wrap_to_one", False)),
+        require_terminator=bool(astm.get("require_terminator", True)),
+    )
+
+
+class Connection:
+    """One instrument's transport and message handling."""
+
+    def __init__(self, supervisor: InterfaceSupervisor, config: InstrumentConfig) -> None:
+        self.supervisor = supervisor
+        self.config = config
+        self.driver: Driver = get_driver(config.driver)
+        self.transport: Any = None
+        self.connected = False
+        self.messages = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def settings(self) -> Settings:
+        return self.supervisor.settings
+
+    @property
+    def port(self) -> int | None:
+        """The bound (tcp-server) or dialled (tcp-client) port."""
+        return getattr(self.transport, "port", self.config.port)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        c = self.config
+        host = c.host or self.supervisor.listen_host
+        if self.driver.protocol == "astm":
+            options = link_options(c)
+            if c.transport == Transport.TCP_SERVER:
+                self.transport = ASTMServer(host, c.port or 0, self._on_astm, options)
+            elif c.transport == Transport.TCP_CLIENT:
+                self.transport = ASTMClient(
+                    c.host or "127.0.0.1", c.port or 0, self._on_astm, options, backoff_max=30.0
+                )
+            elif c.transport == Transport.SERIAL:
+                self.transport = ASTMSerial(
+                    c.device or "", c.baudrate or 9600, self._on_astm, options
+                )
+            else:
+                raise ValueError(f"unknown transport {c.transport!r}")
+            await self.transport.start()
+        else:
+            if c.transport == Transport.TCP_SERVER:
+                self.transport = MLLPServer(host, c.port or 0, self._on_hl7)
+                await self.transport.start()
+            elif c.transport == Transport.TCP_CLIENT:
+                task = asyncio.create_task(self._hl7_dial(), name=f"hl7-client {c.name}")
+                self._tasks.add(task)
+            else:
+                raise ValueError("HL7 over a serial port is not supported; use tcp-server")
+        log.info(
+            "interface %s (%s, %s) started on %s",
+            c.name,
+            c.driver,
+            c.transport,
+            c.device if c.transport == Transport.SERIAL else f"{host}:{self.port}",
+        )
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for writer in list(self._writers):
+            writer.close()
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                await self.transport.close()
+        self._report(False)
+        log.info("interface %s stopped", self.config.name)
+
+    def poll_link(self) -> None:
+        """Report connect/disconnect of the analyzer (called by the supervisor's tick)."""
+        t = self.transport
+        if isinstance(t, ASTMServer):
+            self._report(any(not link.closed for link in t.links))
+        elif isinstance(t, ASTMClient):
+            self._report(t.link is not None and not t.link.closed)
+        elif isinstance(t, ASTMSerial):
+            link = getattr(t, "link", None)
+            self._report(link is not None and not link.closed)
+        elif self.config.transport == Transport.TCP_CLIENT:
+            self._report(bool(self._writers))
+
+    def _report(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            integration_service.report_link(self.config.id, connected)
+            log.info(
+                "interface %s: analyzer %s",
+                self.config.name,
+                "connected" if connected else "disconnected",
+            )
+
+    # --- shared DB steps ---------------------------------------------------------------
+
+    async def _instrument(self, session: AsyncSession) -> Instrument:
+        row = await session.get(Instrument, self.config.id)
+        if row is None or row.organisation_id != self.config.organisation_id:
+            raise NotFound("The instrument was deleted.", entity="instrument")
+        return row
+
+    async def _store_unparsable(self, raw: str, error: str) -> None:
+        log.warning("interface %s: unreadable message: %s", self.config.name, error)
+        try:
+            async with session_scope(self.settings) as session:
+                await integration_service.store_unparsable(
+                    session,
+                    self.config.organisation_id,
+                    self.config.id,
+                    self.driver.protocol,
+                    raw,
+                    error,
+                )
+        except Exception:
+            log.exception("interface %s: could not store an unreadable message", self.config.name)
+
+    async def _ingest(self, parsed: Any, raw: str) -> None:
+        message = self.driver.to_instrument_message(parsed, raw)
+        async with session_scope(self.settings) as session:
+            instrument = await self._instrument(session)
+            report = await integration_service.ingest_results(
+                session,
+                self.config.organisation_id,
+                instrument,
+                message,
+                protocol=self.driver.protocol,
+            )
+        self.messages += 1
+        log.info(
+            "interface %s: %s stored%s, %d result(s), %d exception(s)",
+            self.config.name,
+            message.message_type,
+            " (duplicate, not applied)" if report.duplicate else "",
+            len(report.results),
+            len(report.exceptions),
+        )
+
+    async def orders_for(self, sample_id: str) -> list[OrderLine] | None:
+        """The sample's non-cancelled tests this instrument can run, as its codes;
+        ``None`` when there is no such sample."""
+        async with session_scope(self.settings) as session:
+            instrument = await self._instrument(session)
+            caller = instrument_principal(instrument)
+            try:
+                sample = await samples_service.get_by_accession(
+                    session, caller, domain.normalize_accession(sample_id)
+                )
+            except NotFound:
+                return None
+            codes: dict[uuid.UUID, str] = {}
+            for mapped in await integration_service.test_map(
+                session, instrument.organisation_id, instrument.id
+            ):
+                codes.setdefault(mapped.test.id, mapped.instrument_code)
+            lines: list[OrderLine] = []
+            for test in await orders_service.tests_of(session, caller, sample.order_id):
+                if test.sample_id != sample.id or test.status == OrderTestStatus.CANCELLED:
+                    continue
+                code = codes.get(test.test_id)
+                if code is not None and all(x.instrument_code != code for x in lines):
+                    lines.append(OrderLine(code))
+            return lines
+
+    # --- ASTM --------------------------------------------------------------------------
+
+    async def _on_astm(self, records: list[str], frames: list[bytes]) -> None:
+        self._report(True)
+        link = self._current_link()
+        raw = "".join(r + "\r" for r in records)
+        try:
+            parsed = self.driver.parse(records)
+        except Exception as exc:
+            await self._store_unparsable(raw, f"unreadable ASTM message: {exc}")
+            return
+        try:
+            await self._ingest(parsed, raw)
+        except Exception as exc:
+            log.exception("interface %s: message not applied", self.config.name)
+            await self._store_unparsable(raw, f"not applied: {exc}")
+        for sample_id in self.driver.queries(parsed):
+            try:
+                orders = await self.orders_for(sample_id)
+                reply = self.driver.answer_query(sample_id, orders, parsed)
+                await self._astm_send(reply, link)
+            except Exception:
+                log.exception("interface %s: host query for %s failed", self.config.name, sample_id)
+
+    def _current_link(self) -> ASTMLink | None:
+        """The link whose delivery task is calling us (a server may have several)."""
+        task = asyncio.current_task()
+        name = task.get_name() if task is not None else ""
+        if isinstance(self.transport, ASTMServer):
+            for link in self.transport.links:
+                if f"{link.name}-deliver" == name:
+                    return link
+        return None
+
+    async def _astm_send(self, records: Sequence[str], link: ASTMLink | None) -> None:
+        if link is not None:
+            await link.send(records)
+        else:
+            await self.transport.send(records)
+
+    # --- HL7 ---------------------------------------------------------------------------
+
+    async def _on_hl7(self, data: bytes, peer: Any) -> HL7Message:
+        """Handle one MLLP payload; always returns the ACK / query answer to send."""
+        self._report(True)
+        raw = decode_payload(data)
+        try:
+            msg = self.driver.parse(raw)
+            errors: list[HL7ValidationError] = validate(msg)
+            if errors:
+                raise errors[0]
+            self.driver.kind(msg)  # type: ignore[attr-defined]
+        except HL7ParseError as exc:
+            await self._store_unparsable(raw, f"unreadable HL7 message: {exc}")
+            return build_ack(data, "AR", error=exc)
+        except HL7ValidationError as exc:
+            await self._store_unparsable(raw, f"rejected: {exc}")
+            return build_ack(data, "AR", error=exc)
+        except HL7Error as exc:
+            await self._store_unparsable(raw, f"rejected: {exc}")
+            return build_ack(data, "AR", error=exc)
+        except Exception as exc:
+            await self._store_unparsable(raw, f"unreadable HL7 message: {exc}")
+            return build_ack(data, "AR", text=str(exc)[:200])
+        try:
+            await self._ingest(msg, raw)
+        except Exception as exc:
+            log.exception("interface %s: message not applied", self.config.name)
+            await self._store_unparsable(raw, f"not applied: {exc}")
+            return build_ack(msg, "AE", text=f"not applied: {exc}"[:200])
+        queries = self.driver.queries(msg)
+        if queries:
+            orders = await self.orders_for(queries[0])
+            answer: HL7Message = self.driver.answer_query(queries[0], orders, msg)
+            return answer
+        return build_ack(msg, "AA")
+
+    async def _hl7_dial(self) -> None:
+        """tcp-client for HL7: keep a connection to the analyzer and answer what it sends."""
+        c = self.config
+        delay = 1.0
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(c.host, c.port), 10.0
+                )
+            except (OSError, TimeoutError) as exc:
+                log.info("interface %s: connect failed (%s)", c.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 1.0
+            self._writers.add(writer)
+            self._report(True)
+            decoder = MLLPDecoder()
+            try:
+                while data := await reader.read(65536):
+                    for event in decoder.feed(data):
+                        if isinstance(event, Frame):
+                            reply = await self._on_hl7(event.payload, c.host)
+                            writer.write(frame(reply))
+                            await writer.drain()
+            except (ConnectionError, OSError) as exc:
+                log.info("interface %s: connection lost (%s)", c.name, exc)
+            finally:
+                self._writers.discard(writer)
+                writer.close()
+                self._report(False)
+            await asyncio.sleep(delay)
+
+
+class InterfaceSupervisor:
+    """Runs the connections of all enabled instruments and follows configuration changes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reload_interval: float = 5.0,
+        listen_host: str = "0.0.0.0",  # noqa: S104 - analyzers connect from the lab network
+        organisation_id: uuid.UUID | None = None,
+    ) -> None:
+        self.settings = settings
+        self.reload_interval = reload_interval
+        self.listen_host = listen_host
+        #: Restrict to one organisation (tests, or one lab per process); None = all.
+        self.organisation_id = organisation_id
+        self.connections: dict[uuid.UUID, Connection] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.reload()
+        self._task = asyncio.create_task(self._loop(), name="interface-supervisor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        async with self._lock:
+            for connection in list(self.connections.values()):
+                await connection.stop()
+            self.connections.clear()
+
+    async def __aenter__(self) -> InterfaceSupervisor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def port_of(self, instrument_id: uuid.UUID) -> int | None:
+        """The port a running connection listens on (useful with port 0)."""
+        connection = self.connections.get(instrument_id)
+        return connection.port if connection is not None else None
+
+    async def _loop(self) -> None:
+        tick = min(1.0, self.reload_interval)
+        waited = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            waited += tick
+            for connection in list(self.connections.values()):
+                connection.poll_link()
+            if waited >= self.reload_interval:
+                waited = 0.0
+                try:
+                    await self.reload()
+                except Exception:
+                    log.exception("interfaces: reload failed; keeping the running connections")
+
+    async def _load(self) -> dict[uuid.UUID, InstrumentConfig]:
+        async with session_scope(self.settings) as session:
+            statement = select(Instrument).where(Instrument.enabled.is_(True))
+            if self.organisation_id is not None:
+                statement = statement.where(Instrument.organisation_id == self.organisation_id)
+            rows = list(await session.scalars(statement))
+            return {row.id: InstrumentConfig.of(row) for row in rows}
+
+    async def reload(self) -> None:
+        """Start new, stop removed/disabled and restart changed instruments."""
+        wanted = await self._load()
+        async with self._lock:
+            for instrument_id, connection in list(self.connections.items()):
+                config = wanted.get(instrument_id)
+                if config is None or config.key != connection.config.key:
+                    del self.connections[instrument_id]
+                    await connection.stop()
+            for instrument_id, config in wanted.items():
+                if instrument_id in self.connections:
+                    continue
+                connection = Connection(self, config)
+                try:
+                    await connection.start()
+                except Exception:
+                    log.exception("interface %s could not start", config.name)
+                    with contextlib.suppress(Exception):
+                        await connection.stop()
+                    continue
+                self.connections[instrument_id] = connection
