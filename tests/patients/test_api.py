@@ -158,7 +158,10 @@ async def test_missing_or_bad_fields_are_refused(
 
 
 async def test_aadhaar_is_never_accepted(
-    client: httpx.AsyncClient, session: AsyncSession, desk: dict[str, str]
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    organisation: Organisation,
+    desk: dict[str, str],
 ) -> None:
     aadhaar = await client.post(
         "/api/v1/patients",
@@ -186,7 +189,11 @@ async def test_aadhaar_is_never_accepted(
     assert problem["code"] == "invalid_abha_number"
     assert "ABHA numbers have 14 digits" in problem["detail"]
     assert "Aadhaar" in problem["detail"]
-    assert await session.scalar(select(Patient.id)) is None
+    # Nothing was stored (other tests may have committed patients of other organisations).
+    assert (
+        await session.scalar(select(Patient.id).where(Patient.organisation_id == organisation.id))
+        is None
+    )
 
 
 async def test_search_by_name_mobile_mrn_and_abha(
