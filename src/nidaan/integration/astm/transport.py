@@ -61,6 +61,10 @@ class ASTMServer:
             self._tasks.add(task)
         try:
             await link.run()
+        except asyncio.CancelledError:
+            # Shutting down. Ending normally (not "cancelled") keeps asyncio's stream
+            # callback from logging a spurious error for every open connection.
+            pass
         except Exception:
             log.exception("astm server: connection %s failed", peer)
         finally:
