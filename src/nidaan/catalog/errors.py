@@ -1,4 +1,8 @@
-from nidaan.kit.errors import Conflict, InvalidInput
+from nidaan.kit.errors import (
+    Conflict,
+    InvalidInput,
+    VersionConflict,  # noqa: F401  (one shared class, re-exported)
+)
 
 
 class FormulaError(InvalidInput):
@@ -19,8 +23,3 @@ class CatalogCodeTaken(Conflict):
 class CatalogIdConflict(Conflict):
     code = "catalog_id_conflict"
     title = "A different record already has this id"
-
-
-class VersionConflict(Conflict):
-    code = "version_conflict"
-    title = "The record was changed by someone else"

@@ -34,7 +34,7 @@ from nidaan.catalog.schemas import (
     PanelUpdate,
     ReferenceRangeIn,
 )
-from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 
 
@@ -792,12 +792,7 @@ def _escape_like(text: str) -> str:
 
 
 def _check_version(current: int, given: int, what: str) -> None:
-    if current != given:
-        raise VersionConflict(
-            f"This {what} was changed since you loaded it (version {given}, now {current}); "
-            "reload and apply your change again.",
-            current_version=current,
-        )
+    check_version(current, given, what)
 
 
 async def _flush_versioned(session: AsyncSession, what: str) -> None:

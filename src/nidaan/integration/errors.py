@@ -1,4 +1,8 @@
-from nidaan.kit.errors import Conflict, InvalidInput
+from nidaan.kit.errors import (
+    Conflict,
+    InvalidInput,
+    VersionConflict,  # noqa: F401  (one shared class, re-exported)
+)
 
 
 class InstrumentNameTaken(Conflict):
@@ -14,11 +18,6 @@ class InvalidTransport(InvalidInput):
 class UnknownTests(InvalidInput):
     code = "unknown_tests"
     title = "Test map refers to tests not in the catalogue"
-
-
-class VersionConflict(Conflict):
-    code = "version_conflict"
-    title = "The record was changed by someone else"
 
 
 class ExceptionClosed(Conflict):

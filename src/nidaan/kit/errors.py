@@ -50,3 +50,20 @@ class InvalidInput(NidaanError):
     status_code = 422
     code = "invalid_input"
     title = "Invalid input"
+
+
+class VersionConflict(Conflict):
+    """The client edited an older version of the row (offline edits, two people at once)."""
+
+    code = "version_conflict"
+    title = "The record was changed by someone else"
+
+
+def check_version(current: int, given: int | None, entity: str) -> None:
+    """Refuse an edit made against another version than the stored one (None: no check)."""
+    if given is not None and given != current:
+        raise VersionConflict(
+            f"The {entity} was changed since you loaded it (version {given}, now {current}); "
+            "reload it and apply your change again.",
+            current_version=current,
+        )

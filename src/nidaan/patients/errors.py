@@ -1,4 +1,9 @@
-from nidaan.kit.errors import Conflict, Forbidden, InvalidInput
+from nidaan.kit.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    VersionConflict,  # noqa: F401  (one shared class, re-exported)
+)
 
 
 class InvalidAbhaNumber(InvalidInput):
@@ -14,11 +19,6 @@ class InvalidAbhaAddress(InvalidInput):
 class PatientIdConflict(Conflict):
     code = "patient_id_conflict"
     title = "A different patient already has this id"
-
-
-class VersionConflict(Conflict):
-    code = "version_conflict"
-    title = "The record was changed by someone else"
 
 
 class IllegalTransition(Conflict):

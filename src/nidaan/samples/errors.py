@@ -1,4 +1,4 @@
-from nidaan.kit.errors import Conflict, Forbidden, InvalidInput
+from nidaan.kit.errors import Conflict, Forbidden, InvalidInput, VersionConflict
 from nidaan.samples.domain import IllegalTransition
 
 __all__ = [
@@ -18,11 +18,6 @@ __all__ = [
 class BranchNotAllowed(Forbidden):
     code = "branch_not_allowed"
     title = "Branch not allowed"
-
-
-class VersionConflict(Conflict):
-    code = "version_conflict"
-    title = "Changed by someone else"
 
 
 class IdConflict(Conflict):

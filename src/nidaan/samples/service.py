@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nidaan.audit.service import audit_service
 from nidaan.auth.principal import Principal
 from nidaan.kit.db import get_in_organisation
-from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
 from nidaan.kit.time import utcnow
@@ -104,12 +104,7 @@ def _manifest_snapshot(manifest: Manifest) -> dict[str, Any]:
 
 
 def _check_version(row: Sample | Manifest, version: int | None, entity: str) -> None:
-    if version is not None and version != row.version:
-        raise VersionConflict(
-            f"The {entity} was changed meanwhile (version {row.version}, you sent {version}); "
-            "reload and try again.",
-            current_version=row.version,
-        )
+    check_version(row.version, version, entity)
 
 
 def age_text(date_of_birth: date | None, on: date) -> str:
