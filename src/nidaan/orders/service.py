@@ -439,15 +439,25 @@ class OrdersService:
         (``cancel_test``); a cancelled test cannot change.
         """
         status = OrderTestStatus(status)
-        found = await session.scalar(
-            select(OrderTest.order_id).where(
-                OrderTest.id == order_test_id, OrderTest.organisation_id == organisation_id
+        found = (
+            await session.execute(
+                select(OrderTest.order_id, OrderTest.status).where(
+                    OrderTest.id == order_test_id, OrderTest.organisation_id == organisation_id
+                )
             )
-        )
+        ).one_or_none()
         if found is None:
             raise NotFound("No such ordered test.", entity="order_test")
-        # Lock the order first: two tests verified at once must not both miss completion.
-        order = await self._lock_order(session, organisation_id, found)
+        # A first result (active -> resulted) cannot change the order's status, so it needs
+        # neither the order's lock nor a status refresh; this runs for every result entered.
+        first_result = status == OrderTestStatus.RESULTED and found.status == OrderTestStatus.ACTIVE
+        # Otherwise lock the order first: two tests verified at once must not both miss
+        # completion.
+        order = (
+            None
+            if first_result
+            else await self._lock_order(session, organisation_id, found.order_id)
+        )
         order_test = await self._lock_test(session, organisation_id, order_test_id)
         if not domain.may_change_status(order_test.status, status):
             raise OrderTestIllegalTransition(order_test.status, status)
@@ -466,7 +476,8 @@ class OrdersService:
             before=before,
             after=_test_snapshot(order_test),
         )
-        await self._refresh_status(session, actor, order)
+        if order is not None:
+            await self._refresh_status(session, actor, order)
         return order_test
 
     async def _lock_test(
