@@ -31,6 +31,11 @@ class MessageStatus(enum.StrEnum):
     OK = "ok"
     ERROR = "error"
     DUPLICATE = "duplicate"  # same dedupe key seen before: stored, never applied again
+    # Outbound (order download): queued, delivered (the analyzer acknowledged it), or
+    # rejected by the analyzer (not retried; transport errors stay pending and are retried).
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
 
 
 class ExceptionKind(enum.StrEnum):

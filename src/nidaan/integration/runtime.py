@@ -13,6 +13,12 @@ analyzer; ``serial``: an RS-232 port) and, for every message received:
    the link itself; host queries are answered with the sample's ordered (non-cancelled) tests
    mapped to the instrument's codes, or "no order".
 
+Order download (batch mode): every ``outbound_interval`` seconds each connection sends its
+pending outbound messages (queued by ``integration.handlers`` when a sample is received),
+oldest first: ASTM over the analyzer's link, HL7 over an MLLP client that waits for the ACK.
+A delivered message is marked ``sent``; one the analyzer rejects (HL7 AE/AR) ``failed``; any
+other error is recorded on the message, which stays ``pending`` and is retried with backoff.
+
 Every ``reload_interval`` seconds the instruments are read again and only connections whose
 (version, enabled) changed are restarted, so edits in the UI apply without a restart.
 """
@@ -32,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.config import Settings
 from nidaan.integration import domain
+from nidaan.integration.astm.errors import ASTMNotConnected
 from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, Timers
 from nidaan.integration.astm.transport import ASTMClient, ASTMSerial, ASTMServer
 from nidaan.integration.drivers.base import Driver, OrderLine, get_driver
@@ -40,10 +47,14 @@ from nidaan.integration.hl7.ack import build_ack
 from nidaan.integration.hl7.errors import HL7Error, HL7ParseError, HL7ValidationError
 from nidaan.integration.hl7.message import Message as HL7Message
 from nidaan.integration.hl7.message import decode_payload
-from nidaan.integration.hl7.mllp import Frame, MLLPDecoder, MLLPServer, frame
+from nidaan.integration.hl7.mllp import Frame, MLLPClient, MLLPDecoder, MLLPServer, frame
 from nidaan.integration.hl7.validation import validate
 from nidaan.integration.models import Instrument
-from nidaan.integration.service import instrument_principal, integration_service
+from nidaan.integration.service import (
+    OutboundMessage,
+    instrument_principal,
+    integration_service,
+)
 from nidaan.kit.db import session_scope
 from nidaan.kit.errors import NotFound
 from nidaan.orders.enums import OrderTestStatus
@@ -108,6 +119,10 @@ def link_options(config: InstrumentConfig) -> LinkOptions:
     )
 
 
+class OutboundRejected(Exception):
+    """The analyzer answered the message with a rejection; re-sending will not help."""
+
+
 class Connection:
     """One instrument's transport and message handling."""
 
@@ -120,6 +135,9 @@ class Connection:
         self.messages = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        # Outbound retry state (message id -> loop time before which it is not re-sent).
+        self._retry_at: dict[uuid.UUID, float] = {}
+        self.sent = 0
 
     @property
     def settings(self) -> Settings:
@@ -159,6 +177,8 @@ class Connection:
                 self._tasks.add(task)
             else:
                 raise ValueError("HL7 over a serial port is not supported; use tcp-server")
+        task = asyncio.create_task(self._outbound_loop(), name=f"outbound {c.name}")
+        self._tasks.add(task)
         log.info(
             "interface %s (%s, %s) started on %s",
             c.name,
@@ -273,6 +293,132 @@ class Connection:
                 if code is not None and all(x.instrument_code != code for x in lines):
                     lines.append(OrderLine(code))
             return lines
+
+    # --- outbound (order download) -----------------------------------------------------
+
+    async def _outbound_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.supervisor.outbound_interval)
+            try:
+                await self.send_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("interface %s: sending pending messages failed", self.config.name)
+
+    def _outbound_ready(self) -> bool:
+        """Whether there is a way to the analyzer now (else messages simply wait)."""
+        if self.driver.protocol == "hl7":
+            return self._hl7_target() is not None
+        t = self.transport
+        if isinstance(t, ASTMServer):
+            return any(not link.closed for link in t.links)
+        if isinstance(t, ASTMClient):
+            return t.link is not None and not t.link.closed
+        link = getattr(t, "link", None)
+        return link is not None and not link.closed
+
+    def _hl7_target(self) -> tuple[str, int] | None:
+        """Where HL7 order downloads go: ``settings["download_host"/"download_port"]``, else
+        the analyzer's own address for ``tcp-client``."""
+        c = self.config
+        host = c.settings.get("download_host")
+        port = c.settings.get("download_port")
+        if host and port:
+            return str(host), int(port)
+        if c.transport == Transport.TCP_CLIENT and c.host and c.port:
+            return c.host, c.port
+        return None
+
+    def _backoff(self, attempts: int) -> float:
+        base = self.supervisor.outbound_interval
+        return float(min(self.supervisor.outbound_backoff_max, base * (2 ** max(attempts - 1, 0))))
+
+    async def send_pending(self) -> int:
+        """Send the pending outbound messages that are due; the number sent."""
+        if not self._outbound_ready():
+            return 0
+        async with session_scope(self.settings) as session:
+            pending = await integration_service.pending_outbound(
+                session, self.config.organisation_id, self.config.id
+            )
+        loop = asyncio.get_running_loop()
+        sent = 0
+        for message in pending:
+            if self._retry_at.get(message.id, 0.0) > loop.time():
+                continue
+            try:
+                await self._send_outbound(message)
+            except asyncio.CancelledError:
+                raise
+            except OutboundRejected as exc:
+                log.warning("interface %s: %s rejected: %s", self.config.name, message.id, exc)
+                self._retry_at.pop(message.id, None)
+                await self._mark_failed(message, str(exc), retry=False)
+                continue
+            except Exception as exc:
+                attempts = message.attempts + 1
+                delay = self._backoff(attempts)
+                self._retry_at[message.id] = loop.time() + delay
+                log.warning(
+                    "interface %s: sending %s failed (attempt %d, retry in %.1fs): %r",
+                    self.config.name,
+                    message.id,
+                    attempts,
+                    delay,
+                    exc,
+                )
+                await self._mark_failed(message, f"{type(exc).__name__}: {exc}", retry=True)
+                # The way to the analyzer is probably down: keep the rest in order for later.
+                break
+            self._retry_at.pop(message.id, None)
+            async with session_scope(self.settings) as session:
+                await integration_service.mark_sent(
+                    session, self.config.organisation_id, message.id
+                )
+            sent += 1
+            self.sent += 1
+            log.info("interface %s: %s sent", self.config.name, message.message_type)
+        return sent
+
+    async def _mark_failed(self, message: OutboundMessage, error: str, *, retry: bool) -> None:
+        try:
+            async with session_scope(self.settings) as session:
+                await integration_service.mark_failed(
+                    session, self.config.organisation_id, message.id, error, retry=retry
+                )
+        except Exception:
+            log.exception("interface %s: could not record a failed send", self.config.name)
+
+    async def _send_outbound(self, message: OutboundMessage) -> None:
+        timeout = float(self.config.settings.get("send_timeout", 60.0))
+        if self.driver.protocol == "astm":
+            records = [r for r in message.raw.replace("\n", "\r").split("\r") if r]
+            await asyncio.wait_for(self._astm_send_any(records), timeout)
+            return
+        target = self._hl7_target()
+        if target is None:
+            raise ConnectionError("no HL7 destination (set download_host/download_port)")
+        client = MLLPClient(target[0], target[1], ack_timeout=timeout, max_attempts=1)
+        try:
+            ack = await client.send(message.raw)
+        finally:
+            await client.close()
+        msa = ack.segment("MSA")
+        code = msa.get(1) if msa is not None else ""
+        if code not in ("AA", "CA"):
+            detail = (msa.get(3) if msa is not None else "") or str(ack.segment("ERR") or "")
+            raise OutboundRejected(f"{code or 'no MSA'}: {detail}".strip())
+
+    async def _astm_send_any(self, records: Sequence[str]) -> None:
+        t = self.transport
+        if isinstance(t, ASTMServer):
+            link = next((lk for lk in t.links if not lk.closed), None)
+            if link is None:
+                raise ASTMNotConnected("no analyzer connected")
+            await link.send(records)
+        else:
+            await t.send(records)
 
     # --- ASTM --------------------------------------------------------------------------
 
@@ -395,8 +541,14 @@ class InterfaceSupervisor:
         reload_interval: float = 5.0,
         listen_host: str = "0.0.0.0",  # noqa: S104 - analyzers connect from the lab network
         organisation_id: uuid.UUID | None = None,
+        outbound_interval: float = 1.0,
+        outbound_backoff_max: float = 300.0,
     ) -> None:
         self.settings = settings
+        #: How often each connection looks for pending outbound messages (seconds).
+        self.outbound_interval = outbound_interval
+        #: Longest wait before a failed outbound message is tried again (seconds).
+        self.outbound_backoff_max = outbound_backoff_max
         self.reload_interval = reload_interval
         self.listen_host = listen_host
         #: Restrict to one organisation (tests, or one lab per process); None = all.

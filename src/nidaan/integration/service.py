@@ -29,6 +29,7 @@ from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.integration import domain
 from nidaan.integration.domain import InstrumentMessage, InstrumentResult
+from nidaan.integration.drivers.base import OrderLine, get_driver
 from nidaan.integration.enums import (
     Direction,
     Driver,
@@ -56,8 +57,8 @@ from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEn
 from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
-from nidaan.orders.enums import OrderTestStatus
-from nidaan.orders.models import OrderTest
+from nidaan.orders.enums import OrderTestStatus, Priority
+from nidaan.orders.models import Order, OrderTest
 from nidaan.orders.service import orders_service
 from nidaan.results.enums import ResultSource
 from nidaan.results.errors import (
@@ -74,7 +75,7 @@ from nidaan.samples.models import Sample
 from nidaan.samples.service import samples_service
 from nidaan.tenancy.service import tenancy_service
 
-__all__ = ["IngestReport", "InstrumentStatus", "integration_service"]
+__all__ = ["IngestReport", "InstrumentStatus", "OutboundMessage", "integration_service"]
 
 #: The roles an instrument acts with when it lands results (entry only; never verification).
 INSTRUMENT_ROLES = frozenset({"technician"})
@@ -92,6 +93,8 @@ _INSTRUMENT_FIELDS = (
     "settings",
 )
 _HL7_DRIVERS = frozenset({Driver.GENERIC_HL7})
+#: Instrument ``settings`` key that turns on unsolicited order download (batch mode).
+ORDER_DOWNLOAD_SETTING = "order_download"
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,17 @@ class InstrumentStatus:
     messages_failed: int
     duplicates: int
     open_exceptions: int
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A pending outbound message, detached from its session (what the runtime sends)."""
+
+    id: uuid.UUID
+    protocol: str
+    message_type: str | None
+    raw: str
+    attempts: int
 
 
 @dataclass
@@ -620,6 +634,203 @@ class IntegrationService:
             InterfaceMessage.received_at.desc(), InterfaceMessage.id.desc()
         )
         return await paginate(session, statement, page)
+
+    # --- outbound: order download ---------------------------------------------------------
+
+    async def order_lines(
+        self, session: AsyncSession, instrument: Instrument, sample: Sample
+    ) -> list[OrderLine]:
+        """The sample's non-cancelled tests this instrument runs, as its codes (one line per
+        code; ``S`` priority for stat orders)."""
+        codes: dict[uuid.UUID, str] = {}
+        for mapped in await self.test_map(session, instrument.organisation_id, instrument.id):
+            codes.setdefault(mapped.test.id, mapped.instrument_code)
+        order = await session.get(Order, sample.order_id)
+        priority = "S" if order is not None and order.priority == Priority.STAT else "R"
+        tests = await session.scalars(
+            select(OrderTest)
+            .where(
+                OrderTest.organisation_id == sample.organisation_id,
+                OrderTest.sample_id == sample.id,
+                OrderTest.status != OrderTestStatus.CANCELLED,
+            )
+            .order_by(OrderTest.created_at, OrderTest.id)
+        )
+        lines: list[OrderLine] = []
+        for test in tests:
+            code = codes.get(test.test_id)
+            if code is not None and all(line.instrument_code != code for line in lines):
+                lines.append(OrderLine(code, priority=priority))
+        return lines
+
+    async def queue_order_downloads(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        sample_id: uuid.UUID,
+        *,
+        branch_id: uuid.UUID | None = None,
+    ) -> list[InterfaceMessage]:
+        """Queue the order download of a received sample for every enabled instrument (at the
+        receiving lab ``branch_id``, when given) with ``settings["order_download"]`` whose
+        test map covers some of its live tests.
+
+        One message per (instrument, sample): the dedupe key ``order:<sample id>`` makes a
+        redelivered event (or a second call) a no-op. Returns the messages queued now.
+        """
+        sample = await session.scalar(
+            select(Sample).where(Sample.id == sample_id, Sample.organisation_id == organisation_id)
+        )
+        if sample is None or sample.status not in READY_SAMPLE_STATES:
+            return []
+        statement = select(Instrument).where(
+            Instrument.organisation_id == organisation_id, Instrument.enabled.is_(True)
+        )
+        if branch_id is not None:
+            # Analyzers at another lab never see this tube.
+            statement = statement.where(Instrument.branch_id == branch_id)
+        instruments = await session.scalars(statement.order_by(Instrument.name, Instrument.id))
+        queued: list[InterfaceMessage] = []
+        for instrument in list(instruments):
+            if (instrument.settings or {}).get(ORDER_DOWNLOAD_SETTING) is not True:
+                continue
+            message = await self._queue_order_download(session, instrument, sample)
+            if message is not None:
+                queued.append(message)
+        return queued
+
+    async def _queue_order_download(
+        self, session: AsyncSession, instrument: Instrument, sample: Sample
+    ) -> InterfaceMessage | None:
+        key = f"order:{sample.id}"
+        existing = await session.scalar(
+            select(InterfaceMessage.id).where(
+                InterfaceMessage.organisation_id == instrument.organisation_id,
+                InterfaceMessage.instrument_id == instrument.id,
+                InterfaceMessage.direction == Direction.OUT,
+                InterfaceMessage.dedupe_key == key,
+            )
+        )
+        if existing is not None:
+            return None
+        lines = await self.order_lines(session, instrument, sample)
+        if not lines:
+            return None
+        driver = get_driver(instrument.driver)
+        built = driver.order_download(sample.accession, lines)
+        if driver.protocol == Protocol.HL7:
+            raw = str(built)
+            message_type = f"{built.message_code}^{built.trigger_event}"
+        else:
+            raw = "".join(record + "\r" for record in built)
+            message_type = "ASTM-O"
+        message = InterfaceMessage(
+            organisation_id=instrument.organisation_id,
+            instrument_id=instrument.id,
+            direction=Direction.OUT,
+            protocol=Protocol(driver.protocol),
+            dedupe_key=key,
+            message_type=message_type,
+            raw=raw,
+            received_at=utcnow(),
+            status=MessageStatus.PENDING,
+            links={
+                "samples": [str(sample.id)],
+                "orders": [str(sample.order_id)],
+                "codes": [line.instrument_code for line in lines],
+                "attempts": 0,
+            },
+        )
+        try:
+            async with session.begin_nested():
+                session.add(message)
+                await session.flush()
+        except IntegrityError:
+            # Queued by a concurrent delivery a moment ago.
+            return None
+        return message
+
+    async def pending_outbound(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument_id: uuid.UUID,
+        *,
+        limit: int = 50,
+    ) -> list[OutboundMessage]:
+        """An instrument's outbound messages still to send, oldest first."""
+        rows = await session.scalars(
+            select(InterfaceMessage)
+            .where(
+                InterfaceMessage.organisation_id == organisation_id,
+                InterfaceMessage.instrument_id == instrument_id,
+                InterfaceMessage.direction == Direction.OUT,
+                InterfaceMessage.status == MessageStatus.PENDING,
+            )
+            .order_by(InterfaceMessage.received_at, InterfaceMessage.id)
+            .limit(limit)
+        )
+        return [
+            OutboundMessage(
+                id=row.id,
+                protocol=row.protocol,
+                message_type=row.message_type,
+                raw=row.raw,
+                attempts=int((row.links or {}).get("attempts") or 0),
+            )
+            for row in rows
+        ]
+
+    async def _outbound(
+        self, session: AsyncSession, organisation_id: uuid.UUID, message_id: uuid.UUID
+    ) -> InterfaceMessage:
+        row = await session.scalar(
+            select(InterfaceMessage)
+            .where(
+                InterfaceMessage.id == message_id,
+                InterfaceMessage.organisation_id == organisation_id,
+                InterfaceMessage.direction == Direction.OUT,
+            )
+            .with_for_update()
+        )
+        if row is None:
+            raise NotFound("No such outbound message.", entity="interface_message")
+        return row
+
+    async def mark_sent(
+        self, session: AsyncSession, organisation_id: uuid.UUID, message_id: uuid.UUID
+    ) -> InterfaceMessage:
+        """The analyzer acknowledged the message."""
+        row = await self._outbound(session, organisation_id, message_id)
+        links = dict(row.links or {})
+        links["attempts"] = int(links.get("attempts") or 0) + 1
+        links["sent_at"] = utcnow().isoformat()
+        row.links = links
+        row.status = MessageStatus.SENT
+        row.error = None
+        await session.flush()
+        return row
+
+    async def mark_failed(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        message_id: uuid.UUID,
+        error: str,
+        *,
+        retry: bool = True,
+    ) -> InterfaceMessage:
+        """A send attempt failed: keep ``error``; the message stays pending (to be retried)
+        unless ``retry`` is False (the analyzer rejected it), which makes it ``failed``."""
+        row = await self._outbound(session, organisation_id, message_id)
+        links = dict(row.links or {})
+        links["attempts"] = int(links.get("attempts") or 0) + 1
+        row.links = links
+        row.error = error[:2000]
+        if not retry:
+            row.status = MessageStatus.FAILED
+        await session.flush()
+        return row
 
     # --- ingestion -----------------------------------------------------------------------
 

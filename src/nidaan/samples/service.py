@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import audit_service
 from nidaan.auth.principal import Principal
+from nidaan.events.service import publish
 from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
@@ -39,6 +40,7 @@ from nidaan.samples.errors import (
     VersionConflict,
     WrongDestination,
 )
+from nidaan.samples.events import SampleReceived
 from nidaan.samples.labels import Label, render_labels
 from nidaan.samples.models import Manifest, Sample
 from nidaan.samples.schemas import ManifestCreate
@@ -448,6 +450,16 @@ class SamplesService:
         await self._audit(session, caller, "sample.received", row, before)
         if manifest is not None:
             await self._settle_manifest(session, caller, manifest)
+        await publish(
+            session,
+            SampleReceived(
+                organisation_id=row.organisation_id,
+                sample_id=row.id,
+                accession=row.accession,
+                order_id=row.order_id,
+                branch_id=branch.id,
+            ),
+        )
         return row
 
     async def start_processing(
