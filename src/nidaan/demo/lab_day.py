@@ -278,7 +278,8 @@ async def seed_lab_day(session: AsyncSession, organisation: Organisation) -> lis
         created.append(f"order {placed.order_number} for {patients[key].full_name}")
         return placed
 
-    async def collect_and_receive(placed: Order, *, via_manifest_from: Branch | None) -> None:
+    async def collect_and_send(placed: Order, *, via_manifest_from: Branch | None) -> list[Sample]:
+        """Collect the order's tubes and, from a centre, dispatch them on a manifest."""
         samples = await _samples(session, placed)
         for sample in samples:
             # The phlebotomist works at CC1 only; elsewhere the front desk collects.
@@ -296,7 +297,10 @@ async def seed_lab_day(session: AsyncSession, organisation: Organisation) -> lis
                 ),
             )
             await samples_service.dispatch_manifest(session, staff.front_desk, manifest.id)
-        for sample in samples:
+        return samples
+
+    async def collect_and_receive(placed: Order, *, via_manifest_from: Branch | None) -> None:
+        for sample in await collect_and_send(placed, via_manifest_from=via_manifest_from):
             await samples_service.receive(session, staff.technician, sample.id, branch_id=lab.id)
 
     # 1. Verified and reported (Hindi report): the worker renders the PDF.
@@ -314,21 +318,7 @@ async def seed_lab_day(session: AsyncSession, organisation: Organisation) -> lis
     # 4. Received at the lab, waiting for result entry.
     await collect_and_receive(await order("arjun", ["CBC"], cc1), via_manifest_from=cc1)
     # 5. Collected at CC2 and on its way in a dispatched manifest.
-    vikas = await order("vikas", ["LFT"], cc2)
-    vikas_samples = await _samples(session, vikas)
-    for sample in vikas_samples:
-        await samples_service.collect(session, staff.front_desk, sample.id)
-    manifest, _ = await samples_service.create_manifest(
-        session,
-        staff.front_desk,
-        ManifestCreate(
-            from_branch_id=cc2.id,
-            to_branch_id=lab.id,
-            courier="Demo courier",
-            accessions=[s.accession for s in vikas_samples],
-        ),
-    )
-    await samples_service.dispatch_manifest(session, staff.front_desk, manifest.id)
+    await collect_and_send(await order("vikas", ["LFT"], cc2), via_manifest_from=cc2)
     # 6. Ordered, waiting for collection at CC1.
     await order("fatima", ["CBC", "THYROID"], cc1)
     # 7. A chemistry analyzer at the lab, listening for the analyzer simulator.

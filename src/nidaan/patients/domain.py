@@ -2,8 +2,9 @@
 
 Nothing here touches the database.
 
-ABHA number: 14 digits, shown as ``XX-XXXX-XXXX-XXXX``. ABDM's own enrolment validator
-checks only that pattern (no check digit is published), so we check only the digits.
+ABHA number: 14 digits, shown in groups 2-4-4-4 (``91-1234-5678-9012``). ABDM's own
+enrolment validator checks only that pattern (no check digit is published), so we check
+only the digits.
 Aadhaar numbers (12 digits) are never accepted or stored.
 """
 

@@ -527,21 +527,7 @@ class ResultsService:
             for name, new_value in fields.items():
                 setattr(result, name, new_value)
             # Signatures were given to the old value.
-            dropped = await self._drop_verifications(session, result)
-            await session.flush()
-            after = _snapshot(result)
-            if dropped:
-                before["verifications"], after["verifications"] = dropped, 0
-            await audit_service.record(
-                session,
-                organisation_id=caller.organisation_id,
-                actor=caller.actor,
-                action="result.reentered",
-                entity_type="result",
-                entity_id=result.id,
-                before=before,
-                after=after,
-            )
+            await self._unsign_and_audit(session, caller, result, before, "result.reentered")
             created = False
         await self._raise_critical(session, caller, result, interpretation)
         await self._mark_in_progress(session, caller, context)
@@ -554,6 +540,31 @@ class ResultsService:
                 Result.order_test_id == order_test.id,
                 Result.is_current.is_(True),
             )
+        )
+
+    async def _unsign_and_audit(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        result: Result,
+        before: dict[str, Any],
+        action: str,
+    ) -> None:
+        """Drop signatures given to the result's previous value and audit the change."""
+        dropped = await self._drop_verifications(session, result)
+        await session.flush()
+        after = _snapshot(result)
+        if dropped:
+            before["verifications"], after["verifications"] = dropped, 0
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action=action,
+            entity_type="result",
+            entity_id=result.id,
+            before=before,
+            after=after,
         )
 
     async def _drop_verifications(self, session: AsyncSession, result: Result) -> int:
@@ -764,21 +775,7 @@ class ResultsService:
         before = _snapshot(result)
         result.status = ResultStatus.HELD
         result.hold_reason = reason[:300]
-        dropped = await self._drop_verifications(session, result)
-        await session.flush()
-        after = _snapshot(result)
-        if dropped:
-            before["verifications"], after["verifications"] = dropped, 0
-        await audit_service.record(
-            session,
-            organisation_id=caller.organisation_id,
-            actor=caller.actor,
-            action="result.held",
-            entity_type="result",
-            entity_id=result.id,
-            before=before,
-            after=after,
-        )
+        await self._unsign_and_audit(session, caller, result, before, "result.held")
 
     # --- verification ----------------------------------------------------------------------
 
