@@ -66,6 +66,7 @@ def test_registry_knows_every_driver_enum() -> None:
         "beckman-dxh",
         "generic-astm",
         "generic-hl7",
+        "hospital-hl7",
         "roche-cobas",
     ]
     assert get_driver("roche-cobas").protocol == "astm"

@@ -9,6 +9,8 @@ class Driver(enum.StrEnum):
     ROCHE_COBAS = "roche-cobas"
     ABBOTT_ARCHITECT = "abbott-architect"
     BECKMAN_DXH = "beckman-dxh"
+    # A hospital information system (HIS): ADT and orders in, verified results out.
+    HOSPITAL_HL7 = "hospital-hl7"
 
 
 class Transport(enum.StrEnum):
@@ -47,6 +49,8 @@ class ExceptionKind(enum.StrEnum):
     INVALID_VALUE = "invalid_value"  # empty, "no value" status, or not valid for the test
     ALREADY_VERIFIED = "already_verified"  # verified results are corrected, not re-sent
     CALCULATED_TEST = "calculated_test"  # the map points at a calculated test
+    # A hospital ordered a code that is not in its connection's test map (no test was added).
+    UNMAPPED_ORDER_CODE = "unmapped_order_code"
 
 
 class ExceptionStatus(enum.StrEnum):

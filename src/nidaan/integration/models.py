@@ -127,3 +127,35 @@ class InterfaceException(IdMixin, TenantMixin, TimestampMixin, Base):
     resolved_by_label: Mapped[str | None] = mapped_column(String(200))
     resolved_at: Mapped[datetime | None]
     result_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("results.id"))
+
+
+class ExternalPatientId(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A hospital's identifier (PID-3, e.g. its MRN) for one of our patients, per connection:
+    how an ADT or order from that hospital finds the patient it registered before."""
+
+    __tablename__ = "external_patient_ids"
+    __table_args__ = (UniqueConstraint("instrument_id", "external_id"),)
+
+    instrument_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("instruments.id", ondelete="RESTRICT")
+    )
+    external_id: Mapped[str] = mapped_column(String(64))
+    assigning_authority: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+
+
+class HospitalOrder(IdMixin, TenantMixin, TimestampMixin, Base):
+    """An order placed by a hospital: its placer order number (ORC-2/OBR-2), kept to apply
+    each hospital order once and to send the verified results back under it."""
+
+    __tablename__ = "hospital_orders"
+    __table_args__ = (UniqueConstraint("instrument_id", "placer_number"),)
+
+    instrument_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("instruments.id", ondelete="RESTRICT")
+    )
+    placer_number: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("interface_messages.id"))
+    # {"codes": {test id: hospital code}, "his": [MSH-3, MSH-4]}: how to answer the hospital.
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

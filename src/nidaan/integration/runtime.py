@@ -49,6 +49,7 @@ from nidaan.integration.hl7.message import Message as HL7Message
 from nidaan.integration.hl7.message import decode_payload
 from nidaan.integration.hl7.mllp import Frame, MLLPClient, MLLPDecoder, MLLPServer, frame
 from nidaan.integration.hl7.validation import validate
+from nidaan.integration.hospital import HOSPITAL_HL7, handle_hospital_message
 from nidaan.integration.models import Instrument
 from nidaan.integration.service import (
     OutboundMessage,
@@ -322,8 +323,9 @@ class Connection:
         """Where HL7 order downloads go: ``settings["download_host"/"download_port"]``, else
         the analyzer's own address for ``tcp-client``."""
         c = self.config
-        host = c.settings.get("download_host")
-        port = c.settings.get("download_port")
+        # Hospitals: where verified results (ORU^R01) go.
+        host = c.settings.get("download_host") or c.settings.get("results_host")
+        port = c.settings.get("download_port") or c.settings.get("results_port")
         if host and port:
             return str(host), int(port)
         if c.transport == Transport.TCP_CLIENT and c.host and c.port:
@@ -348,7 +350,7 @@ class Connection:
             if self._retry_at.get(message.id, 0.0) > loop.time():
                 continue
             try:
-                await self._send_outbound(message)
+                ack = await self._send_outbound(message)
             except asyncio.CancelledError:
                 raise
             except OutboundRejected as exc:
@@ -374,7 +376,7 @@ class Connection:
             self._retry_at.pop(message.id, None)
             async with session_scope(self.settings) as session:
                 await integration_service.mark_sent(
-                    session, self.config.organisation_id, message.id
+                    session, self.config.organisation_id, message.id, ack=ack
                 )
             sent += 1
             self.sent += 1
@@ -390,12 +392,13 @@ class Connection:
         except Exception:
             log.exception("interface %s: could not record a failed send", self.config.name)
 
-    async def _send_outbound(self, message: OutboundMessage) -> None:
+    async def _send_outbound(self, message: OutboundMessage) -> str | None:
+        """Deliver one message; the HL7 ACK received (kept on the message)."""
         timeout = float(self.config.settings.get("send_timeout", 60.0))
         if self.driver.protocol == "astm":
             records = [r for r in message.raw.replace("\n", "\r").split("\r") if r]
             await asyncio.wait_for(self._astm_send_any(records), timeout)
-            return
+            return None
         target = self._hl7_target()
         if target is None:
             raise ConnectionError("no HL7 destination (set download_host/download_port)")
@@ -409,6 +412,7 @@ class Connection:
         if code not in ("AA", "CA"):
             detail = (msa.get(3) if msa is not None else "") or str(ack.segment("ERR") or "")
             raise OutboundRejected(f"{code or 'no MSA'}: {detail}".strip())
+        return str(ack)
 
     async def _astm_send_any(self, records: Sequence[str]) -> None:
         t = self.transport
@@ -484,6 +488,8 @@ class Connection:
         except Exception as exc:
             await self._store_unparsable(raw, f"unreadable HL7 message: {exc}")
             return build_ack(data, "AR", text=str(exc)[:200])
+        if self.driver.name == HOSPITAL_HL7:
+            return await self._on_hospital(msg, raw)
         try:
             await self._ingest(msg, raw)
         except Exception as exc:
@@ -496,6 +502,19 @@ class Connection:
             answer: HL7Message = self.driver.answer_query(queries[0], orders, msg)
             return answer
         return build_ack(msg, "AA")
+
+    async def _on_hospital(self, msg: HL7Message, raw: str) -> HL7Message:
+        """Hospitals send patients and orders, not results (``integration.hospital``)."""
+        try:
+            reply = await handle_hospital_message(
+                self.settings, self.config.organisation_id, self.config.id, msg, raw
+            )
+        except Exception as exc:
+            log.exception("interface %s: hospital message not applied", self.config.name)
+            await self._store_unparsable(raw, f"not applied: {exc}")
+            return build_ack(msg, "AE", text=f"not applied: {exc}"[:80])
+        self.messages += 1
+        return reply
 
     async def _hl7_dial(self) -> None:
         """tcp-client for HL7: keep a connection to the analyzer and answer what it sends."""

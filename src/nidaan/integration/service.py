@@ -798,13 +798,20 @@ class IntegrationService:
         return row
 
     async def mark_sent(
-        self, session: AsyncSession, organisation_id: uuid.UUID, message_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        message_id: uuid.UUID,
+        *,
+        ack: str | None = None,
     ) -> InterfaceMessage:
-        """The analyzer acknowledged the message."""
+        """The analyzer (or hospital) acknowledged the message; ``ack``: its HL7 ACK."""
         row = await self._outbound(session, organisation_id, message_id)
         links = dict(row.links or {})
         links["attempts"] = int(links.get("attempts") or 0) + 1
         links["sent_at"] = utcnow().isoformat()
+        if ack is not None:
+            links["ack"] = ack[:2000]
         row.links = links
         row.status = MessageStatus.SENT
         row.error = None

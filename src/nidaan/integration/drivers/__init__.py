@@ -10,5 +10,6 @@ def load_all() -> None:
         astm_generic,
         beckman_dxh,
         hl7_generic,
+        hospital_hl7,
         roche_cobas,
     )
