@@ -81,7 +81,7 @@ class ProtocolServer:
         row = self.rows.get((entity, entity_id), {"data": {"id": entity_id}, "version": 0})
         self.rows[(entity, entity_id)] = {
             "data": {**row["data"], **data},
-            "version": row["version"] + 1,
+            "version": self.head,  # as on the real server: the row version is its last seq
             "deleted": deleted,
             "seq": self.head,
         }
@@ -133,7 +133,6 @@ class ProtocolServer:
                 "entity": entity,
                 "entityId": entity_id,
                 "deleted": row["deleted"],
-                "version": row["version"],
                 "data": row["data"],
             }
             for seq, (entity, entity_id), row in page

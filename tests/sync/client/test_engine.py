@@ -37,7 +37,7 @@ async def test_push_then_pull_in_one_round_trip(client: SyncClient, server: Prot
 
     assert (report.rounds, report.applied, report.pulled) == (1, 1, 2)
     assert client.pending() == []
-    assert client.get("patient", patient_id).version == 1
+    assert client.get("patient", patient_id).version == 2
     assert client.get("patient", patient_id).pending == 0
     assert client.cursor == "2"
 

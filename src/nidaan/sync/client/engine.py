@@ -297,28 +297,32 @@ class SyncClient:
                 report.pulled += len(response.changes)
             self.store.set_meta("last_hlc", str(self.clock.last))
             self.store.set_meta("clock_offset_ms", str(self.clock.offset_ms))
+            self.store.set_meta("clock_suspect", "1" if response.clock_suspect else None)
         return gap
 
     def _apply_result(self, result: OpResult, report: SyncReport) -> int | None:
         status = result.status
+        op = self.store.get_op(result.op_id)
         if status == OpStatus.APPLIED:
             report.applied += 1
-            self.store.acknowledge(result.op_id)
         elif status == OpStatus.DUPLICATE:
             report.duplicates += 1
-            self.store.acknowledge(result.op_id)
         elif status == OpStatus.REJECTED:
             report.rejected += 1
             self.store.fail(result.op_id, result.reason or "rejected by the server")
         elif status == OpStatus.CONFLICT:
             report.conflicts += 1
-            op = self.store.acknowledge(result.op_id)
-            if result.conflict_id is not None:
-                data = {"entity": op.entity, "entityId": op.entity_id} if op else {}
-                self.store.record_conflict(result.conflict_id, op_id=result.op_id, data=data)
         elif status == OpStatus.GAP:
             report.gaps += 1
             return result.expected_seq
+        # An applied identity edit can open a review too (LWW_REVIEW), not only CONFLICT.
+        for conflict_id in dict.fromkeys(
+            [*([result.conflict_id] if result.conflict_id else []), *result.conflict_ids]
+        ):
+            data = {"entity": op.entity, "entityId": op.entity_id} if op else {}
+            self.store.record_conflict(conflict_id, op_id=result.op_id, data=data)
+        if status in (OpStatus.APPLIED, OpStatus.DUPLICATE, OpStatus.CONFLICT):
+            self.store.acknowledge(result.op_id)
         return None
 
     def _observe_clock(self, response: SyncResponse, sent_at: int, received_at: int) -> None:

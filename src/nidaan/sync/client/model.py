@@ -108,6 +108,7 @@ class OpResult:
     reason: str | None = None
     conflict_id: str | None = None
     expected_seq: int | None = None
+    conflict_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ PROTOCOL_VERSION = 1
 SCHEMA_VERSION = 2
 
 CONFLICT_FIELDS = """
-    id entity entityId field kind status baseVersion serverValue serverChangedBy
+    id entity entityId field kind status baseVersion serverVersion serverValue serverChangedBy
     serverChangedAt clientValue clientChangedBy clientChangedAt clientId resolution
-    resolvedBy resolvedAt version
+    resolutionValue resolutionReason resolvedById resolvedAt version
 """
 
 SYNC_MUTATION = f"""
@@ -23,9 +23,9 @@ mutation Sync($clientId: ID!, $protocolVersion: Int!, $schemaVersion: Int!, $cur
   syncPendingOperations(clientId: $clientId, protocolVersion: $protocolVersion,
                         schemaVersion: $schemaVersion, cursor: $cursor, ops: $ops,
                         pullLimit: $pullLimit, branchId: $branchId) {{
-    results {{ opId status seq reason conflictId expectedSeq }}
-    changes {{ seq entity entityId deleted version data }}
-    cursor hasMore serverTime serverHlc reset upgradeRequired
+    results {{ opId status entity entityId reason conflictId conflictIds expectedSeq }}
+    changes {{ seq entity entityId deleted data }}
+    cursor hasMore serverTime serverHlc reset upgradeRequired clockSuspect
     conflicts {{ {CONFLICT_FIELDS} }}
   }}
 }}
@@ -60,6 +60,7 @@ class SyncResponse:
     reset: bool
     upgrade_required: bool
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    clock_suspect: bool = False
 
 
 def parse_time_ms(value: Any) -> int | None:
@@ -88,6 +89,7 @@ def parse_sync(payload: dict[str, Any]) -> SyncResponse:
             reason=r.get("reason"),
             conflict_id=None if r.get("conflictId") is None else str(r["conflictId"]),
             expected_seq=_int(r.get("expectedSeq")),
+            conflict_ids=tuple(str(c) for c in r.get("conflictIds") or ()),
         )
         for r in payload.get("results") or []
     ]
@@ -97,7 +99,8 @@ def parse_sync(payload: dict[str, Any]) -> SyncResponse:
             entity=str(c["entity"]),
             entity_id=str(c["entityId"]),
             deleted=bool(c.get("deleted")),
-            version=_int(c.get("version")),
+            # The change's seq is the row version the server compares baseVersion with.
+            version=_int(c.get("version", c["seq"])),
             data=dict(c.get("data") or {}),
         )
         for c in payload.get("changes") or []
@@ -112,4 +115,5 @@ def parse_sync(payload: dict[str, Any]) -> SyncResponse:
         reset=bool(payload.get("reset")),
         upgrade_required=bool(payload.get("upgradeRequired")),
         conflicts=list(payload.get("conflicts") or []),
+        clock_suspect=bool(payload.get("clockSuspect")),
     )

@@ -381,6 +381,11 @@ class LocalStore:
         """Write pulled rows, rebase pending ops on them, then save the cursor: one transaction."""
         with self.transaction() as conn:
             for change in changes:
+                data = change.data
+                if change.deleted and not data:
+                    # A tombstone may come without the row: keep what we knew, marked deleted.
+                    known = self.synced(change.entity, change.entity_id)
+                    data = known.data if known else {"id": change.entity_id}
                 conn.execute(
                     "INSERT OR REPLACE INTO synced_rows (entity, id, version, deleted, data, seq) "
                     "VALUES (?,?,?,?,?,?)",
@@ -389,12 +394,12 @@ class LocalStore:
                         change.entity_id,
                         change.version,
                         int(change.deleted),
-                        _dumps(change.data),
+                        _dumps(data),
                         change.seq,
                     ),
                 )
                 if change.entity == "conflict":
-                    self.record_conflict(change.entity_id, data=change.data)
+                    self.record_conflict(change.entity_id, data=data)
                 self.rebuild(change.entity, change.entity_id)
             self.set_meta("cursor", cursor)
 

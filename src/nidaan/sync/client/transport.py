@@ -248,12 +248,20 @@ def _is_graphql_body(response: httpx.Response) -> bool:
 
 
 def _raise_graphql(errors: list[dict[str, Any]], http_status: int) -> None:
-    codes = {str((error.get("extensions") or {}).get("code", "")).upper() for error in errors} - {
-        ""
-    }
+    """Nidaan puts its stable code and HTTP status in ``extensions``; decide from those."""
     message = "; ".join(str(error.get("message", "GraphQL error")) for error in errors)
-    if codes & AUTH_GRAPHQL_CODES:
-        raise AuthExpired(message)
-    if codes & RETRYABLE_GRAPHQL_CODES or http_status >= 500:
+    for error in errors:
+        extensions = error.get("extensions") or {}
+        code = str(extensions.get("code", "")).upper()
+        status = int(extensions.get("status") or 0)
+        if code in AUTH_GRAPHQL_CODES or status == 401:
+            raise AuthExpired(message)
+        if code in RETRYABLE_GRAPHQL_CODES or status == 429 or status >= 500:
+            raise ServerError(message)
+        if not code and error.get("path"):
+            # An exception the server did not expect inside a resolver (a lost database
+            # connection, a deadlock): transient until proven otherwise.
+            raise ServerError(message)
+    if http_status >= 500:
         raise ServerError(message)
     raise PermanentError(message)
