@@ -18,6 +18,7 @@ MODULES = [
     "samples",
     "results",
     "integration",
+    "sync",
     "reports",
     "audit",
 ]

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     login_lockout_minutes: int = 15
     idempotency_hours: int = 24
     worker_in_process: bool = Field(True, description="Run background jobs inside `nidaan serve`")
+    sync_max_drift_seconds: int = Field(
+        600, description="Sync: client clocks further ahead than this are clamped and flagged"
+    )
+    sync_tombstone_days: int = Field(
+        45, ge=1, description="Sync: deletions are kept this long; older cursors reset"
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -2,6 +2,7 @@
 
 from nidaan.audit import models as audit_models  # noqa: F401
 from nidaan.auth import models as auth_models  # noqa: F401
+from nidaan.billing import models as billing_models  # noqa: F401
 from nidaan.catalog import models as catalog_models  # noqa: F401
 from nidaan.events import models as event_models  # noqa: F401
 from nidaan.idempotency import models as idempotency_models  # noqa: F401
@@ -13,6 +14,9 @@ from nidaan.patients import models as patient_models  # noqa: F401
 from nidaan.reports import models as report_models  # noqa: F401
 from nidaan.results import models as result_models  # noqa: F401
 from nidaan.samples import models as sample_models  # noqa: F401
+from nidaan.sync import capture as sync_capture  # noqa: F401  (change capture listeners)
+from nidaan.sync import entities as sync_entities  # noqa: F401
+from nidaan.sync import models as sync_models  # noqa: F401
 from nidaan.tenancy import models as tenancy_models  # noqa: F401
 
 metadata = Base.metadata

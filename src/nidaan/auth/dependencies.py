@@ -13,6 +13,7 @@ from nidaan.auth.service import auth_service
 from nidaan.config import get_settings
 from nidaan.deps import get_session
 from nidaan.errors import problem_responses
+from nidaan.kit.db import set_actor_label
 
 #: The problems every authenticated endpoint can return.
 AUTH_ERRORS = problem_responses(NotAuthenticated, RoleRequired)
@@ -36,6 +37,7 @@ async def current_principal(
         raise NotAuthenticated("Send 'Authorization: Bearer <token>' or an 'X-API-Key' header.")
     principal = await auth_service.authenticate(session, get_settings(), credential)
     request.state.principal = principal
+    set_actor_label(session, principal.label)
     return principal
 
 

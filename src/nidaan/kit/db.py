@@ -93,6 +93,14 @@ def transaction_state(session: AsyncSession, key: str, factory: Callable[[], Any
     return session.info.setdefault(TRANSACTION_STATE, {}).setdefault(key, factory())
 
 
+ACTOR_LABEL = "nidaan.actor_label"
+
+
+def set_actor_label(session: AsyncSession, label: str) -> None:
+    """Name who is writing in this session (change capture records it with each field)."""
+    session.info[ACTOR_LABEL] = label
+
+
 async def commit(session: AsyncSession) -> None:
     """Commit, then run the after-commit hooks."""
     await session.commit()

@@ -1,0 +1,212 @@
+"""Change capture: every committed change to a synced row gets a per-organisation sequence.
+
+Whatever writes the row — REST, a job, an analyzer interface or a sync op — the ORM flush is
+seen here (``after_flush``), and at the end of the transaction (``before_commit``) the
+organisation's ``sync_tenant_state`` row is bumped with one ``UPDATE … RETURNING``. That row
+lock is held until COMMIT, so sequence order equals commit order and a reader paging by
+``seq`` never skips a row that commits late (sync fact sheet §1.9, first fix). The lock is
+taken at the very end of the transaction, so writers queue only for the commit itself.
+
+The same step stamps per-field merge metadata (HLC, client, row version) for the fields a
+merge class tracks, so last-writer-wins and version guards also see REST edits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, insert, inspect, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from nidaan.kit.db import ACTOR_LABEL
+from nidaan.sync.hlc import HLC
+from nidaan.sync.models import SyncChange, SyncRowMeta
+from nidaan.sync.registry import BY_MODEL, EntityHandler
+from nidaan.sync.server_clock import server_clock
+
+_PENDING = "nidaan.sync.pending"
+_ORIGIN = "nidaan.sync.origin"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The sync op on whose behalf the session is writing right now."""
+
+    client_id: uuid.UUID | None
+    op_id: uuid.UUID | None
+    hlc: HLC
+    actor: str | None = None
+
+
+@dataclass
+class _Pending:
+    handler: EntityHandler
+    organisation_id: uuid.UUID
+    entity_id: uuid.UUID
+    row: Any
+    fields: dict[str, Origin | None] = field(default_factory=dict)
+    origin: Origin | None = None
+    deleted: bool = False
+
+
+def set_origin(session: Session, origin: Origin | None) -> None:
+    if origin is None:
+        session.info.pop(_ORIGIN, None)
+    else:
+        session.info[_ORIGIN] = origin
+
+
+def checkpoint(session: Session) -> dict[tuple[str, uuid.UUID], _Pending]:
+    """A copy of what is captured so far (the engine restores it when a savepoint rolls back)."""
+    pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.get(_PENDING, {})
+    return {
+        key: _Pending(
+            p.handler, p.organisation_id, p.entity_id, p.row, dict(p.fields), p.origin, p.deleted
+        )
+        for key, p in pending.items()
+    }
+
+
+def restore(session: Session, saved: dict[tuple[str, uuid.UUID], _Pending]) -> None:
+    session.info[_PENDING] = saved
+
+
+def _changed_fields(obj: Any, is_new: bool) -> list[str]:
+    state = inspect(obj)
+    if is_new:
+        return [attr.key for attr in state.mapper.column_attrs]
+    return [
+        attr.key
+        for attr in state.mapper.column_attrs
+        if state.attrs[attr.key].history.has_changes()
+    ]
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, flush_context: Any) -> None:
+    origin: Origin | None = session.info.get(_ORIGIN)
+    for collection, is_new, deleted in (
+        (session.new, True, False),
+        (session.dirty, False, False),
+        (session.deleted, False, True),
+    ):
+        for obj in collection:
+            handler = BY_MODEL.get(type(obj))
+            if handler is None:
+                continue
+            changed = _changed_fields(obj, is_new)
+            if not changed and not deleted:
+                continue
+            pending = session.info.setdefault(_PENDING, {})
+            key = (handler.name, obj.id)
+            entry = pending.get(key)
+            if entry is None:
+                entry = pending[key] = _Pending(handler, obj.organisation_id, obj.id, obj)
+            for name in changed:
+                entry.fields[name] = origin
+            entry.origin = origin or entry.origin
+            entry.deleted = entry.deleted or deleted
+
+
+@event.listens_for(Session, "before_commit")
+def _assign_sequence(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.pop(_PENDING, {})
+    if not pending:
+        return
+    by_org: dict[uuid.UUID, list[_Pending]] = {}
+    for entry in pending.values():
+        by_org.setdefault(entry.organisation_id, []).append(entry)
+    for organisation_id, entries in by_org.items():
+        _write_changes(session, organisation_id, entries)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_ORIGIN, None)
+
+
+def _write_changes(session: Session, organisation_id: uuid.UUID, entries: list[_Pending]) -> None:
+    # Resolve everything that may emit SQL (scopes) before the lock is taken.
+    changes: list[dict[str, Any]] = []
+    for entry in entries:
+        handler, row = entry.handler, entry.row
+        deleted = entry.deleted or handler.is_deleted(row)
+        origin = entry.origin
+        changes.append(
+            {
+                "organisation_id": organisation_id,
+                "entity": handler.name,
+                "entity_id": entry.entity_id,
+                "op": "delete" if deleted else "upsert",
+                "changed_fields": sorted(entry.fields),
+                "scope_keys": [] if entry.deleted else handler.scope(session, row),
+                "origin_client_id": origin.client_id if origin else None,
+                "op_id": origin.op_id if origin else None,
+            }
+        )
+    head = session.execute(
+        text(
+            "INSERT INTO sync_tenant_state (organisation_id, head_seq) VALUES (:org, :n) "
+            "ON CONFLICT (organisation_id) DO UPDATE "
+            "SET head_seq = sync_tenant_state.head_seq + :n, updated_at = now() "
+            "RETURNING head_seq"
+        ),
+        {"org": organisation_id, "n": len(changes)},
+    ).scalar_one()
+    first = head - len(changes) + 1
+    for offset, change in enumerate(changes):
+        change["seq"] = first + offset
+    session.execute(insert(SyncChange), changes)
+    metas = _field_stamps(session, entries, changes)
+    if metas:
+        statement = pg_insert(SyncRowMeta)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[SyncRowMeta.entity, SyncRowMeta.entity_id],
+                set_={"field_meta": SyncRowMeta.field_meta.op("||")(statement.excluded.field_meta)},
+            ),
+            metas,
+        )
+
+
+def _field_stamps(
+    session: Session, entries: list[_Pending], changes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per tracked field: the HLC and client of the write, and the change ``seq`` (the
+    version a later guarded edit is compared with)."""
+    stamp = server_clock.tick()
+    # Who is writing, when not a sync op (set by the API's authentication dependency).
+    actor = session.info.get(ACTOR_LABEL)
+    metas: list[dict[str, Any]] = []
+    for entry, change in zip(entries, changes, strict=True):
+        handler = entry.handler
+        tracked: dict[str, Origin | None] = {}
+        for column, origin in entry.fields.items():
+            name = handler.field_for_column(column)
+            if name is not None:
+                tracked[name] = origin
+        if not tracked or entry.deleted:
+            continue
+        metas.append(
+            {
+                "entity": handler.name,
+                "entity_id": entry.entity_id,
+                "organisation_id": entry.organisation_id,
+                "field_meta": {
+                    name: {
+                        "hlc": str(o.hlc if o else stamp),
+                        "client": str(o.client_id) if o and o.client_id else None,
+                        "v": change["seq"],
+                        "by": o.actor if o else actor,
+                    }
+                    for name, o in tracked.items()
+                },
+            }
+        )
+    return metas

@@ -1,0 +1,10 @@
+"""Synced entities; importing this package registers every handler."""
+
+from nidaan.sync.entities import (  # noqa: F401
+    conflicts,
+    orders,
+    patients,
+    payments,
+    results,
+    samples,
+)

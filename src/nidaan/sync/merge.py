@@ -1,0 +1,196 @@
+"""Applying an ``update`` op field by field, by each field's merge class (docs/sync.md).
+
+* LWW: the higher (HLC, client id) wins; the losing value goes to field history.
+* LWW_IDENTITY: as LWW, and when the op had not seen the stored value's change (a concurrent
+  edit) a reviewable LWW_REVIEW conflict is opened as well — the name on a report must not
+  change silently.
+* GUARDED: applied only when no change to the field happened after ``baseVersion``;
+  otherwise a CLINICAL_MANUAL conflict holds both values and nothing is merged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from nidaan.sync.context import OpContext
+from nidaan.sync.hlc import HLC, HLCError
+from nidaan.sync.models import SyncConflict, SyncFieldHistory, SyncRowMeta
+from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected
+
+NEVER = HLC(0, 0, "")
+
+
+async def field_meta(
+    ctx: OpContext, handler: EntityHandler, entity_id: uuid.UUID
+) -> dict[str, Any]:
+    meta = await ctx.session.scalar(
+        select(SyncRowMeta.field_meta).where(
+            SyncRowMeta.entity == handler.name, SyncRowMeta.entity_id == entity_id
+        )
+    )
+    return meta or {}
+
+
+def _stored_hlc(meta: dict[str, Any] | None) -> HLC:
+    if not meta or not meta.get("hlc"):
+        return NEVER
+    try:
+        return HLC.parse(meta["hlc"])
+    except HLCError:
+        return NEVER
+
+
+def _wins(incoming: HLC, client: str, stored: HLC, stored_client: str | None) -> bool:
+    return (incoming.wall_ms, incoming.counter, client) > (
+        stored.wall_ms,
+        stored.counter,
+        stored_client or stored.node,
+    )
+
+
+async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outcome:
+    await handler.before_update(ctx, row)
+    incoming = handler.normalize_fields(ctx.data)
+    if not incoming:
+        raise Rejected("an update needs at least one field")
+    unknown = sorted(set(incoming) - set(handler.fields))
+    if unknown:
+        raise Rejected(f"{handler.name} fields {unknown} cannot be changed by sync")
+    meta = await field_meta(ctx, handler, row.id)
+    client = str(ctx.client_id) if ctx.client_id else "server"
+    base = ctx.op.base_version
+    to_apply: dict[str, Any] = {}
+    for name, value in incoming.items():
+        merge_class = handler.fields[name]
+        current = handler.read_field(row, name)
+        stamp = meta.get(name)
+        changed_after_base = _changed_after(stamp, base)
+        if merge_class is MergeClass.GUARDED:
+            if base is None:
+                raise Rejected(f"{handler.name}.{name} is guarded: send the baseVersion you edited")
+            if value == current:
+                continue
+            if changed_after_base:
+                await _open_conflict(
+                    ctx, handler, row, name, current, value, stamp, "CLINICAL_MANUAL"
+                )
+            else:
+                to_apply[name] = value
+            continue
+        stored_hlc = _stored_hlc(stamp)
+        wins = _wins(ctx.hlc, client, stored_hlc, (stamp or {}).get("client"))
+        if value == current:
+            continue
+        if wins:
+            to_apply[name] = value
+            _history(ctx, handler, row, name, current, str(stored_hlc), stamp, "overwritten")
+        else:
+            _history(ctx, handler, row, name, value, str(ctx.hlc), None, "lost")
+        if merge_class is MergeClass.LWW_IDENTITY and changed_after_base:
+            await _open_conflict(
+                ctx, handler, row, name, current, value, stamp, "LWW_REVIEW", applied=wins
+            )
+    if to_apply:
+        await handler.apply_fields(ctx, row, to_apply)
+    if ctx.conflicts:
+        return Outcome(OpStatus.CONFLICT, conflict_ids=list(ctx.conflicts))
+    return Outcome.applied()
+
+
+def _changed_after(stamp: dict[str, Any] | None, base: int | None) -> bool:
+    """Did the field change after the row version (change seq) the client edited?"""
+    if base is None or not stamp or stamp.get("v") is None:
+        return False
+    return int(stamp["v"]) > base
+
+
+def _history(
+    ctx: OpContext,
+    handler: EntityHandler,
+    row: Any,
+    name: str,
+    value: Any,
+    hlc: str,
+    stamp: dict[str, Any] | None,
+    outcome: str,
+) -> None:
+    client = stamp.get("client") if stamp else (str(ctx.client_id) if ctx.client_id else None)
+    ctx.session.add(
+        SyncFieldHistory(
+            organisation_id=ctx.principal.organisation_id,
+            entity=handler.name,
+            entity_id=row.id,
+            field=name,
+            value=value,
+            hlc=hlc,
+            client_id=uuid.UUID(client) if client and outcome == "overwritten" else ctx.client_id,
+            op_id=ctx.op.op_id,
+            outcome=outcome,
+        )
+    )
+
+
+async def _open_conflict(
+    ctx: OpContext,
+    handler: EntityHandler,
+    row: Any,
+    name: str,
+    server_value: Any,
+    client_value: Any,
+    stamp: dict[str, Any] | None,
+    kind: str,
+    *,
+    applied: bool = False,
+) -> None:
+    existing = await ctx.session.scalar(
+        select(SyncConflict).where(SyncConflict.op_id == ctx.op.op_id, SyncConflict.field == name)
+    )
+    if existing is not None:
+        ctx.conflicts.append(existing.id)
+        return
+    conflict = SyncConflict(
+        organisation_id=ctx.principal.organisation_id,
+        entity=handler.name,
+        entity_id=row.id,
+        field=name,
+        kind=kind,
+        status="OPEN",
+        base_version=ctx.op.base_version,
+        server_version=(stamp or {}).get("v"),
+        server_value=server_value,
+        server_changed_by=_who(stamp),
+        server_changed_at=_when(stamp),
+        client_value=client_value,
+        client_changed_by=ctx.principal.label,
+        client_changed_at=_hlc_time(ctx.hlc),
+        client_user_id=ctx.principal.id if ctx.principal.kind == "user" else None,
+        client_id=ctx.client_id,
+        op_id=ctx.op.op_id,
+        scope_keys=handler.scope(ctx.session.sync_session, row),
+        resolution=None,
+        resolution_reason="auto-applied, for review" if applied else None,
+    )
+    ctx.session.add(conflict)
+    await ctx.session.flush()
+    ctx.conflicts.append(conflict.id)
+
+
+def _who(stamp: dict[str, Any] | None) -> str | None:
+    if not stamp:
+        return None
+    if stamp.get("by"):
+        return str(stamp["by"])
+    return f"sync client {stamp['client']}" if stamp.get("client") else "lab (server)"
+
+
+def _hlc_time(hlc: HLC) -> datetime | None:
+    return datetime.fromtimestamp(hlc.wall_ms / 1000, tz=UTC) if hlc.wall_ms else None
+
+
+def _when(stamp: dict[str, Any] | None) -> datetime | None:
+    hlc = _stored_hlc(stamp)
+    return _hlc_time(hlc)
