@@ -317,9 +317,11 @@ def conflicts_command(
     store = _open_store(_data_path(ctx, data))
     for conflict in store.conflicts(None if show_all else "OPEN"):
         values = conflict.data
+        # Op answers carry camelCase (GraphQL), pulled conflict rows snake_case (REST view).
+        server = values.get("serverValue", values.get("server_value"))
+        client = values.get("clientValue", values.get("client_value"))
         typer.echo(
             f"{conflict.id} {conflict.status} {conflict.kind or ''} {conflict.entity} "
-            f"{conflict.entity_id} {conflict.field or ''}: server={values.get('serverValue')!r} "
-            f"client={values.get('clientValue')!r}"
+            f"{conflict.entity_id} {conflict.field or ''}: server={server!r} client={client!r}"
         )
     store.close()

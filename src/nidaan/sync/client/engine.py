@@ -220,6 +220,7 @@ class SyncClient:
                     max_bytes=self.max_batch_bytes,
                 )
                 self.store.mark_attempt(op.op_id for op in batch)
+                await self.transport.ensure_token()
                 sent_at = self._physical()
                 response = await self.transport.sync(self._variables(batch))
                 received_at = self._physical()

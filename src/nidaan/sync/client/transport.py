@@ -144,9 +144,13 @@ class Transport:
                 raise AuthExpired("the token expired and could not be refreshed")
             await self.login()
 
-    async def _authorized(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def ensure_token(self) -> None:
+        """Log in now if there is no token yet (so a login does not distort a timed call)."""
         if self._access_token is None:
             await self._reauthenticate(self._token_generation)
+
+    async def _authorized(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        await self.ensure_token()
         for attempt in range(2):
             generation = self._token_generation
             request = self.http.build_request(
