@@ -3,7 +3,7 @@
 * ORU^R01 / OUL^R22 -> results: accession from OBR-2 (else ORC/OBR-3/SPM-2), code OBX-3.1,
   value OBX-5 (SN joined), unit OBX-6, flags OBX-8, status OBX-11, time OBX-14.
 * QRY^Q02 (QRD-8) / QBP^Q11 (QPD-3) -> the sample asked about; answered with DSR^Q03
-  (``build_dsr_q03``, QAK-2 ``NF`` = no order).
+  (``build_dsr_q03``) or RSP^K11 (``build_rsp_k11``); QAK-2 ``NF`` = no order.
 * Order download: ORM^O01.
 The dedupe key is MSH-10 (the control id senders re-use when they re-send).
 """
@@ -19,6 +19,7 @@ from nidaan.integration.hl7.builders import build_dsr_q03, build_orm
 from nidaan.integration.hl7.errors import HL7ErrorCode, HL7ValidationError
 from nidaan.integration.hl7.extract import Coded, HL7Order, extract_query, extract_results
 from nidaan.integration.hl7.message import Message, decode_payload
+from nidaan.integration.hl7.rsp import build_rsp_k11
 
 RESULT_MESSAGES = frozenset({"ORU^R01", "OUL^R22"})
 QUERY_MESSAGES = frozenset({"QRY^Q02", "QBP^Q11"})
@@ -93,6 +94,9 @@ class GenericHL7Driver:
     ) -> Message:
         if parsed is None:
             raise ValueError("an HL7 query answer needs the query message")
+        if parsed.message_code == "QBP":
+            # LAW analyzers (QBP^Q11) expect RSP^K11 with the work order, not DSR^Q03.
+            return build_rsp_k11(parsed, self._orders(sample_id, orders or []))
         return build_dsr_q03(parsed, self._orders(sample_id, orders or []))
 
     def order_download(self, sample_id: str, orders: Sequence[OrderLine]) -> Message:
