@@ -150,3 +150,27 @@ async def test_a_guarded_field_edited_twice_opens_one_conflict(
     assert len(a.conflicts()) == 1  # conflicts are pulled like any synced entity
     status = await b.server_status()
     assert status["lastClientSeq"] == 1
+
+
+async def test_after_an_epoch_bump_the_client_resets_and_keeps_its_changes(
+    http: httpx.AsyncClient, centre: Centre, committing_session: Any, tmp_path: Path
+) -> None:
+    import uuid
+
+    from nidaan.sync.service import sync_service
+
+    patient_id = await _register(http, centre.desk_email, centre.cc1, city="Pune")
+    client = _client(http, tmp_path / "a.sqlite", centre.desk_email, centre.cc1)
+    await client.sync()
+    old_cursor = client.cursor
+    client.update("patient", patient_id, {"city": "Agra"})
+    async with committing_session() as session:  # the lab restored a backup
+        await sync_service.bump_epoch(session, uuid.UUID(centre.organisation_id))
+
+    report = await client.sync()
+
+    assert report.resets == 1
+    assert report.applied == 1, report.results
+    assert client.pending() == []
+    assert client.cursor != old_cursor
+    assert client.get("patient", patient_id).data["city"] == "Agra"
