@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -48,6 +49,19 @@ REASON_LOG_AHEAD = "log ahead of chain head: entries appended outside the chain"
 
 def reason_sequence_gap(expected: int) -> str:
     return f"sequence gap: expected {expected}"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry for ``record_many`` (the arguments of ``record``)."""
+
+    organisation_id: uuid.UUID
+    actor: AuditActor
+    action: str
+    entity_type: str
+    entity_id: Any
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,43 @@ class AuditService:
         organisations.add(organisation_id)
         add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
         return entry
+
+    async def record_many(
+        self,
+        session: AsyncSession,
+        entries: Sequence[AuditEntry],
+        sensitive: frozenset[str] = DEFAULT_SENSITIVE_KEYS,
+    ) -> list[AuditLog]:
+        """``record`` for several entries in one INSERT (bulk paths such as analyzer
+        results); entries keep their order (ids are time-ordered UUIDv7)."""
+        rows = [
+            AuditLog(
+                id=new_id(),
+                organisation_id=e.organisation_id,
+                occurred_at=utcnow(),
+                actor_kind=e.actor.kind,
+                actor_id=e.actor.id,
+                actor_label=e.actor.label,
+                action=e.action,
+                entity_type=e.entity_type,
+                entity_id=str(e.entity_id),
+                changes=diff(e.before, e.after, sensitive),
+                request_id=current_request_id(),
+            )
+            for e in entries
+        ]
+        if not rows:
+            return rows
+        columns = AuditLog.__table__.columns
+        # executemany: one cached statement, sent as one multi-row INSERT by the driver layer.
+        await session.execute(
+            pg_insert(AuditLog.__table__),
+            [{c.key: getattr(row, c.key) for c in columns} for row in rows],
+        )
+        organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
+        organisations.update(e.organisation_id for e in entries)
+        add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
+        return rows
 
     async def flush(self, session: AsyncSession) -> None:
         """Chain, in this transaction, the entries this session recorded (tests, verify)."""

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.audit.service import chainer
 from nidaan.config import Settings
 from nidaan.integration import domain
 from nidaan.integration.astm.errors import ASTMNotConnected
@@ -575,8 +576,14 @@ class InterfaceSupervisor:
         self.connections: dict[uuid.UUID, Connection] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._owns_chainer = False
 
     async def start(self) -> None:
+        # Chain the audit entries of many messages at a time, off the ingest path (as the
+        # server does); in `serve` the server already runs the chainer.
+        self._owns_chainer = not chainer.running
+        if self._owns_chainer:
+            chainer.start()
         await self.reload()
         self._task = asyncio.create_task(self._loop(), name="interface-supervisor")
 
@@ -590,6 +597,9 @@ class InterfaceSupervisor:
             for connection in list(self.connections.values()):
                 await connection.stop()
             self.connections.clear()
+        if self._owns_chainer:
+            self._owns_chainer = False
+            await chainer.stop()
 
     async def __aenter__(self) -> InterfaceSupervisor:
         await self.start()

@@ -60,6 +60,7 @@ from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus, Priority
 from nidaan.orders.models import Order, OrderTest
 from nidaan.orders.service import orders_service
+from nidaan.results.batch import BatchEntry
 from nidaan.results.enums import ResultSource
 from nidaan.results.errors import (
     CalculatedResult,
@@ -156,6 +157,21 @@ class _Skip(Exception):
         self.sample = sample
         self.test_id = test_id
         self.order_test_id = order_test_id
+
+
+_SKIP_KINDS: tuple[tuple[type[NidaanError], ExceptionKind], ...] = (
+    (ResultVerified, ExceptionKind.ALREADY_VERIFIED),
+    (SampleNotReady, ExceptionKind.NOT_RECEIVED),
+    (OrderTestNotActive, ExceptionKind.CANCELLED_TEST),
+    (CalculatedResult, ExceptionKind.CALCULATED_TEST),
+    (InvalidResultValue, ExceptionKind.INVALID_VALUE),
+)
+
+
+def _skip_for(error: NidaanError, context: dict[str, Any]) -> _Skip:
+    """The exception an entry error becomes (any other error: an invalid value)."""
+    kind = next((k for t, k in _SKIP_KINDS if isinstance(error, t)), ExceptionKind.INVALID_VALUE)
+    return _Skip(kind, error.detail, **context)
 
 
 def instrument_principal(instrument: Instrument) -> Principal:
@@ -881,17 +897,42 @@ class IntegrationService:
         }
         samples: dict[str, Sample | None] = {}
         order_tests: dict[uuid.UUID, list[OrderTest]] = {}
-        for item in message.results:
+        matched: list[tuple[int, BatchEntry, dict[str, Any]]] = []
+        skips: dict[int, _Skip] = {}
+        for index, item in enumerate(message.results):
             try:
-                result = await self._land(
-                    session, caller, item, codes, samples, order_tests, stored, instrument.name
+                order_test, context = await self._match(
+                    session, caller, item, codes, samples, order_tests
                 )
             except _Skip as skip:
-                report.exceptions.append(
-                    await self._open_exception(session, caller, instrument, stored, item, skip)
-                )
+                skips[index] = skip
+                continue
+            entry = BatchEntry(
+                order_test.id,
+                item.value.strip(),
+                (item.unit or "").strip() or None,
+                source=ResultSource.INSTRUMENT,
+                instrument_flags=domain.join_flags(item.flags),
+                raw=domain.result_raw(item, stored.id, instrument.name),
+            )
+            matched.append((index, entry, context))
+        # The message's results in one go: the rules of one-by-one entry, a few statements.
+        outcomes = await results_service.enter_many(session, caller, [m[1] for m in matched])
+        landed: dict[int, Result] = {}
+        for (index, _, context), outcome in zip(matched, outcomes, strict=True):
+            if isinstance(outcome, NidaanError):
+                skips[index] = _skip_for(outcome, context)
             else:
-                report.results.append(result)
+                landed[index] = outcome.result
+        for index, item in enumerate(message.results):
+            if index in landed:
+                report.results.append(landed[index])
+            else:
+                report.exceptions.append(
+                    await self._open_exception(
+                        session, caller, instrument, stored, item, skips[index]
+                    )
+                )
         stored.links = {
             "results": [str(r.id) for r in report.results],
             "exceptions": [str(e.id) for e in report.exceptions],
@@ -901,7 +942,7 @@ class IntegrationService:
         await session.flush()
         return report
 
-    async def _land(
+    async def _match(
         self,
         session: AsyncSession,
         caller: Principal,
@@ -909,9 +950,9 @@ class IntegrationService:
         codes: dict[str, CatalogTest],
         samples: dict[str, Sample | None],
         order_tests: dict[uuid.UUID, list[OrderTest]],
-        stored: InterfaceMessage,
-        instrument_name: str,
-    ) -> Result:
+    ) -> tuple[OrderTest, dict[str, Any]]:
+        """The ordered test an instrument result lands on (and the exception context);
+        raises _Skip for what cannot land."""
         accession = domain.normalize_accession(item.accession)
         test = codes.get(domain.normalize_code(item.instrument_code))
         if accession not in samples:
@@ -943,7 +984,7 @@ class IntegrationService:
             for t in order_tests[sample.order_id]
             if t.sample_id == sample.id and t.test_id == test.id
         ]
-        context = {"sample": sample, "test_id": test.id}
+        context: dict[str, Any] = {"sample": sample, "test_id": test.id}
         if not candidates:
             raise _Skip(
                 ExceptionKind.NOT_ORDERED,
@@ -984,30 +1025,7 @@ class IntegrationService:
                 f"No value for {test.code} (status {item.status or '-'}).",
                 **context,
             )
-        try:
-            async with session.begin_nested():
-                return await results_service.enter(
-                    session,
-                    caller,
-                    order_test.id,
-                    item.value.strip(),
-                    (item.unit or "").strip() or None,
-                    source=ResultSource.INSTRUMENT,
-                    instrument_flags=domain.join_flags(item.flags),
-                    raw=domain.result_raw(item, stored.id, instrument_name),
-                )
-        except ResultVerified as error:
-            raise _Skip(ExceptionKind.ALREADY_VERIFIED, error.detail, **context) from None
-        except SampleNotReady as error:
-            raise _Skip(ExceptionKind.NOT_RECEIVED, error.detail, **context) from None
-        except OrderTestNotActive as error:
-            raise _Skip(ExceptionKind.CANCELLED_TEST, error.detail, **context) from None
-        except CalculatedResult as error:
-            raise _Skip(ExceptionKind.CALCULATED_TEST, error.detail, **context) from None
-        except InvalidResultValue as error:
-            raise _Skip(ExceptionKind.INVALID_VALUE, error.detail, **context) from None
-        except NidaanError as error:
-            raise _Skip(ExceptionKind.INVALID_VALUE, error.detail, **context) from None
+        return order_test, context
 
     async def _open_exception(
         self,

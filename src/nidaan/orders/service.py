@@ -8,7 +8,7 @@ order completes when every test not cancelled is verified.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.schemas import SYSTEM_ACTOR, AuditActor
-from nidaan.audit.service import audit_service
+from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
@@ -479,6 +479,46 @@ class OrdersService:
         if order is not None:
             await self._refresh_status(session, actor, order)
         return order_test
+
+    async def lock_tests(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_test_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, OrderTest]:
+        """Lock ordered tests (id order, so two lockers cannot deadlock) and refresh them."""
+        rows = await session.scalars(
+            select(OrderTest)
+            .where(
+                OrderTest.id.in_(set(order_test_ids)), OrderTest.organisation_id == organisation_id
+            )
+            .order_by(OrderTest.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return {row.id: row for row in rows}
+
+    def mark_resulted(
+        self, locked: Iterable[OrderTest], *, actor: AuditActor = SYSTEM_ACTOR
+    ) -> list[AuditEntry]:
+        """``set_test_status(..., RESULTED)`` for tests locked with ``lock_tests``: active ones
+        become resulted (a first result needs no order lock); returns the audit entries to
+        write (the caller flushes and records them in bulk)."""
+        entries = []
+        for order_test in locked:
+            if order_test.status != OrderTestStatus.ACTIVE:
+                continue
+            before = _test_snapshot(order_test)
+            order_test.status = OrderTestStatus.RESULTED
+            entries.append(
+                AuditEntry(
+                    organisation_id=order_test.organisation_id,
+                    actor=actor,
+                    action="order_test.status_changed",
+                    entity_type="order_test",
+                    entity_id=order_test.id,
+                    before=before,
+                    after=_test_snapshot(order_test),
+                )
+            )
+        return entries
 
     async def _lock_test(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_test_id: uuid.UUID

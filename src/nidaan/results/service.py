@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +66,9 @@ from nidaan.samples.enums import SampleStatus
 from nidaan.samples.models import Sample
 from nidaan.samples.service import samples_service
 from nidaan.tenancy.service import tenancy_service
+
+if TYPE_CHECKING:
+    from nidaan.results.batch import BatchEntry
 
 __all__ = ["ReportLine", "Signatory", "results_service"]
 
@@ -202,6 +205,87 @@ class _Context:
     patient_id: uuid.UUID
     facts: Any  # patients' PatientFacts at collection time
     band: Band | None
+
+
+def band_for(ranges: Sequence[Any], facts: Any) -> Band | None:
+    """The reference band of the patient (``facts``) among a test's ranges."""
+    chosen = catalog_domain.select_range(
+        ranges, sex=facts.sex, age_days=facts.age_days, pregnant=facts.pregnant
+    )
+    if chosen is None:
+        return None
+    return Band(
+        low=chosen.low,
+        high=chosen.high,
+        critical_low=chosen.critical_low,
+        critical_high=chosen.critical_high,
+        text=chosen.text,
+    )
+
+
+def delta_against(
+    test: CatalogTest, interpretation: Interpretation, previous: Result | None
+) -> _Delta:
+    """The delta check of a new value against the patient's last verified result."""
+    if previous is None or interpretation.value_numeric is None:
+        return _Delta(DeltaOutcome(checked=False, failed=False))
+    assert previous.value_numeric is not None  # the query asks for numeric results
+    outcome = delta_check(
+        interpretation.value_numeric,
+        previous.value_numeric,
+        previous.entered_at,
+        utcnow(),
+        percent=test.delta_percent,
+        absolute=test.delta_absolute,
+        window_days=test.delta_window_days,
+    )
+    if not outcome.checked:
+        return _Delta(outcome)
+    return _Delta(outcome, previous.value_numeric, previous.entered_at)
+
+
+def needs_delta(test: CatalogTest, interpretation: Interpretation) -> bool:
+    return interpretation.value_numeric is not None and (
+        test.delta_percent is not None or test.delta_absolute is not None
+    )
+
+
+def entry_fields(
+    caller: Principal,
+    interpretation: Interpretation,
+    delta: _Delta,
+    *,
+    value: str,
+    unit: str | None,
+    comment: str | None,
+    source: str,
+    instrument_flags: str | None,
+    raw: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The columns an entry (new or replacing an unverified result) writes."""
+    return {
+        "status": ResultStatus.HELD if delta.outcome.failed else ResultStatus.ENTERED,
+        "source": source,
+        "entered_value": value,
+        "entered_unit": unit,
+        "value_numeric": interpretation.value_numeric,
+        "value_text": interpretation.value_text,
+        "value_code": interpretation.value_code,
+        "unit": interpretation.unit,
+        "flag": interpretation.flag,
+        "reference_low": interpretation.reference_low,
+        "reference_high": interpretation.reference_high,
+        "reference_text": interpretation.reference_text,
+        "delta_failed": delta.outcome.failed,
+        "delta_previous_value": delta.previous_value,
+        "delta_previous_at": delta.previous_at,
+        "hold_reason": delta.outcome.reason if delta.outcome.failed else None,
+        "instrument_flags": instrument_flags,
+        "comment": comment,
+        "raw": raw,
+        "entered_at": utcnow(),
+        "entered_by_id": _user_id(caller),
+    }
 
 
 class ResultsService:
@@ -365,6 +449,15 @@ class ResultsService:
             await self._recalculate(session, caller, context)
         return outcome
 
+    async def enter_many(
+        self, session: AsyncSession, caller: Principal, entries: Sequence[BatchEntry]
+    ) -> list[EntryOutcome | NidaanError]:
+        """``enter_with_outcome`` for each entry in turn, with a few set-based statements
+        (an analyzer message): each entry's outcome or the error ``enter`` would raise."""
+        from nidaan.results.batch import enter_many  # batch builds on this module
+
+        return await enter_many(session, caller, entries)
+
     async def _context(
         self, session: AsyncSession, caller: Principal, order_test_id: uuid.UUID
     ) -> _Context:
@@ -396,21 +489,7 @@ class ResultsService:
         at = sample.collected_at or sample.received_at or utcnow()
         facts = patients_service.facts(patient, at)
         ranges = (await catalog_service.ranges_for_tests(session, [test.id])).get(test.id, [])
-        chosen = catalog_domain.select_range(
-            ranges, sex=facts.sex, age_days=facts.age_days, pregnant=facts.pregnant
-        )
-        band = (
-            Band(
-                low=chosen.low,
-                high=chosen.high,
-                critical_low=chosen.critical_low,
-                critical_high=chosen.critical_high,
-                text=chosen.text,
-            )
-            if chosen is not None
-            else None
-        )
-        return _Context(order_test, order, sample, test, patient.id, facts, band)
+        return _Context(order_test, order, sample, test, patient.id, facts, band_for(ranges, facts))
 
     def _check_open(self, context: _Context) -> None:
         order_test, sample, test = context.order_test, context.sample, context.test
@@ -472,30 +551,17 @@ class ResultsService:
             )
         interpretation = self._interpret(context, value, unit)
         delta = await self._delta(session, caller, context, interpretation)
-        now = utcnow()
-        fields = {
-            "status": ResultStatus.HELD if delta.outcome.failed else ResultStatus.ENTERED,
-            "source": source,
-            "entered_value": value,
-            "entered_unit": unit,
-            "value_numeric": interpretation.value_numeric,
-            "value_text": interpretation.value_text,
-            "value_code": interpretation.value_code,
-            "unit": interpretation.unit,
-            "flag": interpretation.flag,
-            "reference_low": interpretation.reference_low,
-            "reference_high": interpretation.reference_high,
-            "reference_text": interpretation.reference_text,
-            "delta_failed": delta.outcome.failed,
-            "delta_previous_value": delta.previous_value,
-            "delta_previous_at": delta.previous_at,
-            "hold_reason": delta.outcome.reason if delta.outcome.failed else None,
-            "instrument_flags": instrument_flags,
-            "comment": comment,
-            "raw": raw,
-            "entered_at": now,
-            "entered_by_id": _user_id(caller),
-        }
+        fields = entry_fields(
+            caller,
+            interpretation,
+            delta,
+            value=value,
+            unit=unit,
+            comment=comment,
+            source=source,
+            instrument_flags=instrument_flags,
+            raw=raw,
+        )
         if current is None:
             result = Result(
                 id=result_id or new_id(),
@@ -586,9 +652,7 @@ class ResultsService:
     ) -> _Delta:
         """Compare with the patient's (and merged records') last verified result of the test."""
         test = context.test
-        if interpretation.value_numeric is None or (
-            test.delta_percent is None and test.delta_absolute is None
-        ):
+        if not needs_delta(test, interpretation):
             return _Delta(DeltaOutcome(checked=False, failed=False))
         history = await patients_service.history_ids(session, caller, context.patient_id)
         previous = await session.scalar(
@@ -605,20 +669,7 @@ class ResultsService:
             .order_by(Result.verified_at.desc())
             .limit(1)
         )
-        if previous is None:
-            return _Delta(DeltaOutcome(checked=False, failed=False))
-        outcome = delta_check(
-            interpretation.value_numeric,
-            previous.value_numeric,
-            previous.entered_at,
-            utcnow(),
-            percent=test.delta_percent,
-            absolute=test.delta_absolute,
-            window_days=test.delta_window_days,
-        )
-        if not outcome.checked:
-            return _Delta(outcome)
-        return _Delta(outcome, previous.value_numeric, previous.entered_at)
+        return delta_against(test, interpretation, previous)
 
     async def _raise_critical(
         self,
