@@ -18,6 +18,7 @@ from nidaan.config import ConfigurationError, Mode, Settings, check_production_r
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
 from nidaan.simulators.cli import analyzer_sim
+from nidaan.sync.cli import sync_app
 from nidaan.sync.client.cli import app as sync_agent_app
 from nidaan.worker.cli import worker
 
@@ -36,6 +37,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(sync_app, name="sync")
 app.add_typer(sync_agent_app, name="sync-agent")
 app.command("worker")(worker)
 app.command("analyzer-sim")(analyzer_sim)

@@ -100,3 +100,63 @@ async def gql(client: Any, headers: dict[str, str], query: str, **variables: Any
     )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+class Device:
+    """A bare protocol speaker (no local store): numbered ops, a clock, a cursor."""
+
+    def __init__(self, client: Any, headers: dict[str, str], branch_id: Any = None) -> None:
+        from nidaan.kit.ids import new_id
+        from nidaan.sync.hlc import Clock
+
+        self.client = client
+        self.headers = headers
+        self.id = str(new_id())
+        self.clock = Clock(self.id)
+        self.seq = 0
+        self.cursor: str | None = None
+        self.branch_id = str(branch_id) if branch_id else None
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def op(
+        self, entity: str, entity_id: Any, operation: str, data: dict[str, Any], **extra: Any
+    ) -> dict[str, Any]:
+        from nidaan.kit.ids import new_id
+
+        self.seq += 1
+        return {
+            "opId": str(new_id()),
+            "clientSeq": self.seq,
+            "entity": entity,
+            "entityId": str(entity_id),
+            "operation": operation,
+            "data": data,
+            "hlc": str(self.clock.tick()),
+            **extra,
+        }
+
+    async def sync(self, *ops: dict[str, Any], schema: int = 2) -> dict[str, Any]:
+        body = await gql(
+            self.client,
+            self.headers,
+            SYNC,
+            clientId=self.id,
+            cursor=self.cursor,
+            ops=list(ops),
+            branchId=self.branch_id,
+            schema=schema,
+        )
+        assert "errors" not in body, body
+        result = body["data"]["syncPendingOperations"]
+        for change in result["changes"]:
+            self.rows[(change["entity"], change["entityId"])] = change
+        if result["reset"]:
+            self.cursor = None  # start over (a real client also drops its synced rows)
+        elif result["cursor"] is not None:
+            self.cursor = result["cursor"]
+        if result["hasMore"] and not result["reset"]:
+            await self.sync()  # pull the rest; the caller wants this call's op results
+        return result
+
+    def row(self, entity: str, entity_id: Any) -> dict[str, Any]:
+        return self.rows[(entity, str(entity_id))]

@@ -28,8 +28,12 @@ async def test_register_offline_then_pull(live_client, sync_lab: SyncLab) -> Non
         "patient",
         patient_id,
         "create",
-        {"full_name": "Asha Verma", "sex": "female", "age_years": 34,
-         "registered_at_branch_id": str(sync_lab.cc1.id)},
+        {
+            "full_name": "Asha Verma",
+            "sex": "female",
+            "age_years": 34,
+            "registered_at_branch_id": str(sync_lab.cc1.id),
+        },
     )
     body = await gql(live_client, sync_lab.desk1, SYNC, clientId=device, ops=[create])
     assert "errors" not in body, body
@@ -40,7 +44,20 @@ async def test_register_offline_then_pull(live_client, sync_lab: SyncLab) -> Non
     again = await gql(live_client, sync_lab.desk1, SYNC, clientId=device, ops=[create])
     assert again["data"]["syncPendingOperations"]["results"][0]["status"] == "APPLIED"
     idle = await gql(
-        live_client, sync_lab.desk1, SYNC, clientId=device,
+        live_client,
+        sync_lab.desk1,
+        SYNC,
+        clientId=device,
         cursor=result["cursor"],
     )
     assert idle["data"]["syncPendingOperations"]["changes"] == []
+
+
+async def test_graphql_needs_a_token_and_publishes_its_schema(live_client) -> None:  # type: ignore[no-untyped-def]
+    anonymous = await live_client.post("/graphql", json={"query": "{ conflicts { id } }"})
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "not_authenticated"
+    sdl = await live_client.get("/graphql/schema.graphql")
+    assert sdl.status_code == 200
+    assert "syncPendingOperations(" in sdl.text
+    assert "resolveConflict(" in sdl.text

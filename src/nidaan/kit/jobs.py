@@ -35,6 +35,7 @@ TASK_MODULES: list[str] = [
     "nidaan.audit.tasks",
     "nidaan.auth.tasks",
     "nidaan.idempotency.tasks",
+    "nidaan.sync.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...
