@@ -113,6 +113,10 @@ def _collect(session: Session, flush_context: Any) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _assign_sequence(session: Session) -> None:
+    if session.in_nested_transaction():
+        # before_commit also fires when a SAVEPOINT is released; numbering there would take the
+        # tenant row lock mid-transaction (deadlocks with other writers). Wait for the real end.
+        return
     if session.new or session.dirty or session.deleted:
         session.flush()
     pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.pop(_PENDING, {})
@@ -121,7 +125,8 @@ def _assign_sequence(session: Session) -> None:
     by_org: dict[uuid.UUID, list[_Pending]] = {}
     for entry in pending.values():
         by_org.setdefault(entry.organisation_id, []).append(entry)
-    for organisation_id, entries in by_org.items():
+    # A fixed order, so two multi-organisation transactions cannot deadlock on the rows.
+    for organisation_id, entries in sorted(by_org.items()):
         _write_changes(session, organisation_id, entries)
 
 

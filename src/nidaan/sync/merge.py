@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from nidaan.sync.context import OpContext
 from nidaan.sync.hlc import HLC, HLCError
@@ -68,9 +69,11 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
         merge_class = handler.fields[name]
         current = handler.read_field(row, name)
         stamp = meta.get(name)
-        changed_after_base = _changed_after(stamp, base)
+        # A device always knows its own last write: that is never a concurrent edit.
+        own_write = bool(stamp and ctx.client_id and stamp.get("client") == str(ctx.client_id))
+        changed_after_base = not own_write and _changed_after(stamp, base)
         if merge_class is MergeClass.GUARDED:
-            if base is None:
+            if base is None and not own_write:
                 raise Rejected(f"{handler.name}.{name} is guarded: send the baseVersion you edited")
             if value == current:
                 continue
@@ -84,6 +87,10 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
         stored_hlc = _stored_hlc(stamp)
         wins = _wins(ctx.hlc, client, stored_hlc, (stamp or {}).get("client"))
         if value == current:
+            if wins:
+                # Same value, later clock: the field's clock must still move on, or an older
+                # write arriving afterwards would beat this one (lost write, spec §4.3).
+                await _restamp(ctx, handler, row, name, client, stamp)
             continue
         if wins:
             to_apply[name] = value
@@ -99,6 +106,36 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
     if ctx.conflicts:
         return Outcome(OpStatus.CONFLICT, conflict_ids=list(ctx.conflicts))
     return Outcome.applied()
+
+
+async def _restamp(
+    ctx: OpContext,
+    handler: EntityHandler,
+    row: Any,
+    name: str,
+    client: str,
+    stamp: dict[str, Any] | None,
+) -> None:
+    meta = {
+        name: {
+            "hlc": str(ctx.hlc),
+            "client": client if ctx.client_id else None,
+            "v": (stamp or {}).get("v"),  # the value did not change: guards are unaffected
+            "by": (stamp or {}).get("by"),
+        }
+    }
+    statement = pg_insert(SyncRowMeta).values(
+        entity=handler.name,
+        entity_id=row.id,
+        organisation_id=ctx.principal.organisation_id,
+        field_meta=meta,
+    )
+    await ctx.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[SyncRowMeta.entity, SyncRowMeta.entity_id],
+            set_={"field_meta": SyncRowMeta.field_meta.op("||")(statement.excluded.field_meta)},
+        )
+    )
 
 
 def _changed_after(stamp: dict[str, Any] | None, base: int | None) -> bool:
@@ -152,6 +189,8 @@ async def _open_conflict(
     if existing is not None:
         ctx.conflicts.append(existing.id)
         return
+    # run_sync: a handler's scope may load rows (a result's order), which needs the greenlet.
+    scope_keys = await ctx.session.run_sync(lambda s: handler.scope(s, row))
     conflict = SyncConflict(
         organisation_id=ctx.principal.organisation_id,
         entity=handler.name,
@@ -170,7 +209,7 @@ async def _open_conflict(
         client_user_id=ctx.principal.id if ctx.principal.kind == "user" else None,
         client_id=ctx.client_id,
         op_id=ctx.op.op_id,
-        scope_keys=handler.scope(ctx.session.sync_session, row),
+        scope_keys=scope_keys,
         resolution=None,
         resolution_reason="auto-applied, for review" if applied else None,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.principal import Principal
@@ -128,28 +129,30 @@ async def bind_client(
         select(SyncClient).where(SyncClient.id == client_id).with_for_update()
     )
     if client is None:
-        if (
-            branch_id is None
-            and principal.branch_ids is not None
-            and len(principal.branch_ids) == 1
-        ):
-            branch_id = next(iter(principal.branch_ids))
+        one = principal.branch_ids is not None and len(principal.branch_ids) == 1
+        if branch_id is None and one:
+            branch_id = next(iter(principal.branch_ids))  # type: ignore[arg-type]
         if branch_id is not None and not principal.may_use_branch(branch_id):
             raise Forbidden("You do not work at that branch.")
-        client = SyncClient(
-            id=client_id,
-            organisation_id=principal.organisation_id,
-            user_id=principal.id,
-            branch_id=branch_id,
-            schema_version=schema_version,
+        # Two first calls of one device may race: one inserts, both then lock the row.
+        await session.execute(
+            pg_insert(SyncClient)
+            .values(
+                id=client_id,
+                organisation_id=principal.organisation_id,
+                user_id=principal.id,
+                branch_id=branch_id,
+                schema_version=schema_version,
+            )
+            .on_conflict_do_nothing(index_elements=[SyncClient.id])
         )
-        session.add(client)
-        await session.flush()
-        # Lock the new row too: two first calls of one device must not interleave.
-        await session.scalar(
-            select(SyncClient.id).where(SyncClient.id == client_id).with_for_update()
+        client = await session.scalar(
+            select(SyncClient)
+            .where(SyncClient.id == client_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        return client
+        assert client is not None
     if client.organisation_id != principal.organisation_id or client.user_id != principal.id:
         raise ClientMismatch(
             "This sync client id belongs to another user. Sign in as that user, or reset the "
@@ -287,14 +290,14 @@ class SyncService:
                     )
                 )
         except Exception:
-            await group_savepoint.rollback()
+            await _rollback(session, group_savepoint, client)
             capture.restore(sync_session, saved)
             _log.exception("sync_op_failed", client_id=str(client.id), op_id=str(op.op_id))
             raise _Transient() from None
         rejected = next((o for _, o in outcomes if o.status is OpStatus.REJECTED), None)
         if rejected is not None and len(fresh) > 1:
             # A transaction group applies all or nothing.
-            await group_savepoint.rollback()
+            await _rollback(session, group_savepoint, client)
             capture.restore(sync_session, saved)
             outcomes = [
                 (
@@ -362,12 +365,12 @@ class SyncService:
             outcome = await self._dispatch(ctx)
             await session.flush()
         except (Rejected, NidaanError) as error:
-            await savepoint.rollback()
+            await _rollback(session, savepoint, client)
             capture.restore(sync_session, saved)
             reason = error.reason if isinstance(error, Rejected) else error.detail
             return Outcome(OpStatus.REJECTED, reason=reason)
         except Exception:
-            await savepoint.rollback()
+            await _rollback(session, savepoint, client)
             capture.restore(sync_session, saved)
             raise
         finally:
@@ -684,6 +687,20 @@ class SyncService:
             params["org"] = organisation_id
         result = await session.execute(text(statement), params)
         return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def _rollback(session: AsyncSession, savepoint: Any, client: SyncClient | None) -> None:
+    """Roll a savepoint back without leaving the device row expired.
+
+    SQLAlchemy expires objects changed inside a rolled-back savepoint; the device row is (its
+    clock flag is set while an op applies), and reloading it lazily is impossible under asyncio
+    (MissingGreenlet). Reload it now and keep the clock flag: a bad clock stays a bad clock.
+    """
+    flags = (client.clock_suspect, client.max_clock_ahead_ms) if client is not None else None
+    await savepoint.rollback()
+    if client is not None and flags is not None:
+        await session.refresh(client)
+        client.clock_suspect, client.max_clock_ahead_ms = flags
 
 
 class _Transient(Exception):
