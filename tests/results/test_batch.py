@@ -119,8 +119,15 @@ def _outcome(outcome: Any) -> tuple[Any, ...]:
 
 
 def _no_ids(value: Any) -> Any:
+    """Audit changes without ids, numbers compared by value: a row read back from the
+    database says 0.900000 where the same row still in memory says 0.90."""
     if isinstance(value, dict):
         return {k: _no_ids(v) for k, v in sorted(value.items()) if not k.endswith("_id")}
+    if isinstance(value, str):
+        try:
+            return Decimal(value).normalize()
+        except ArithmeticError:
+            return value
     return value
 
 
@@ -198,8 +205,9 @@ async def test_enter_many_matches_entering_one_by_one(session: AsyncSession, lab
         ("error", "InvalidInput"),
         ("ok", False),
     ]
-    state = await _state(session, batched)
-    assert state == await _state(session, one_by_one)
+    state, reference = await _state(session, batched), await _state(session, one_by_one)
+    assert (state["audit"] - reference["audit"], reference["audit"] - state["audit"]) == ({}, {})
+    assert state == reference
     # What the batch did, in the domain's words.
     current = {
         row[0]: dict(zip(_RESULT_FIELDS, row[1:], strict=True))

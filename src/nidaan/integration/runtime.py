@@ -8,7 +8,9 @@ analyzer; ``serial``: an RS-232 port) and, for every message received:
    listener carries on;
 2. stores it and lands its results (``integration_service.ingest_results``) in one committed
    transaction; a re-sent message (same MSH-10 / same ASTM records) is stored as a duplicate
-   and applied once;
+   and applied once. ASTM result messages are landed by a per-connection task in arrival
+   order; those that queue up while one lands go together (``ingest_many``), so a busy
+   analyzer costs a few transactions, not one per message;
 3. replies: HL7 gets an ACK (AA, AE or AR naming the problem); ASTM frames are acknowledged by
    the link itself; host queries are answered with the sample's ordered (non-cancelled) tests
    mapped to the instrument's codes, or "no order".
@@ -66,6 +68,9 @@ from nidaan.samples.service import samples_service
 log = logging.getLogger(__name__)
 
 __all__ = ["InstrumentConfig", "InterfaceSupervisor"]
+
+#: Most ASTM messages landed in one transaction (those that queued while one was landing).
+MAX_INGEST_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,8 @@ class Connection:
         # Outbound retry state (message id -> loop time before which it is not re-sent).
         self._retry_at: dict[uuid.UUID, float] = {}
         self.sent = 0
+        # Received ASTM result messages waiting to be landed (see _ingest_loop).
+        self._astm_backlog: asyncio.Queue[tuple[Any, str]] = asyncio.Queue()
 
     @property
     def settings(self) -> Settings:
@@ -156,6 +163,8 @@ class Connection:
         c = self.config
         host = c.host or self.supervisor.listen_host
         if self.driver.protocol == "astm":
+            task = asyncio.create_task(self._ingest_loop(), name=f"ingest {c.name}")
+            self._tasks.add(task)
             options = link_options(c)
             if c.transport == Transport.TCP_SERVER:
                 self.transport = ASTMServer(host, c.port or 0, self._on_astm, options)
@@ -190,6 +199,9 @@ class Connection:
         )
 
     async def stop(self) -> None:
+        # Land what was received (and acknowledged) before stopping.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._astm_backlog.join(), 30.0)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -268,6 +280,60 @@ class Connection:
             " (duplicate, not applied)" if report.duplicate else "",
             len(report.results),
             len(report.exceptions),
+        )
+
+    async def _ingest_loop(self) -> None:
+        """Land queued ASTM messages in arrival order. Messages that queued up meanwhile (a
+        busy analyzer, several links) land together in one transaction, which costs about
+        what one message costs; if that fails they are landed one by one."""
+        while True:
+            batch = [await self._astm_backlog.get()]
+            while len(batch) < MAX_INGEST_BATCH and not self._astm_backlog.empty():
+                batch.append(self._astm_backlog.get_nowait())
+            try:
+                await self._ingest_batch(batch)
+            finally:
+                for _ in batch:
+                    self._astm_backlog.task_done()
+
+    async def _ingest_batch(self, batch: list[tuple[Any, str]]) -> None:
+        if len(batch) > 1:
+            try:
+                await self._ingest_many(batch)
+                return
+            except Exception:
+                log.warning(
+                    "interface %s: %d messages not applied together; one by one",
+                    self.config.name,
+                    len(batch),
+                    exc_info=True,
+                )
+        for parsed, raw in batch:
+            try:
+                await self._ingest(parsed, raw)
+            except Exception as exc:
+                log.exception("interface %s: message not applied", self.config.name)
+                await self._store_unparsable(raw, f"not applied: {exc}")
+
+    async def _ingest_many(self, batch: list[tuple[Any, str]]) -> None:
+        messages = [self.driver.to_instrument_message(parsed, raw) for parsed, raw in batch]
+        async with session_scope(self.settings) as session:
+            instrument = await self._instrument(session)
+            reports = await integration_service.ingest_many(
+                session,
+                self.config.organisation_id,
+                instrument,
+                messages,
+                protocol=self.driver.protocol,
+            )
+        self.messages += len(batch)
+        log.info(
+            "interface %s: %d messages stored (%d duplicate), %d result(s), %d exception(s)",
+            self.config.name,
+            len(reports),
+            sum(r.duplicate for r in reports),
+            sum(len(r.results) for r in reports),
+            sum(len(r.exceptions) for r in reports),
         )
 
     async def orders_for(self, sample_id: str) -> list[OrderLine] | None:
@@ -436,12 +502,19 @@ class Connection:
         except Exception as exc:
             await self._store_unparsable(raw, f"unreadable ASTM message: {exc}")
             return
+        queries = self.driver.queries(parsed)
+        if not queries:
+            # Landed by _ingest_loop: the link goes on acknowledging the next transfer.
+            self._astm_backlog.put_nowait((parsed, raw))
+            return
+        # A query is answered after everything received before it has landed.
+        await self._astm_backlog.join()
         try:
             await self._ingest(parsed, raw)
         except Exception as exc:
             log.exception("interface %s: message not applied", self.config.name)
             await self._store_unparsable(raw, f"not applied: {exc}")
-        for sample_id in self.driver.queries(parsed):
+        for sample_id in queries:
             try:
                 orders = await self.orders_for(sample_id)
                 reply = self.driver.answer_query(sample_id, orders, parsed)

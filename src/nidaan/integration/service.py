@@ -55,6 +55,7 @@ from nidaan.integration.models import (
 )
 from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEntryIn
 from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
+from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus, Priority
@@ -166,6 +167,11 @@ _SKIP_KINDS: tuple[tuple[type[NidaanError], ExceptionKind], ...] = (
     (CalculatedResult, ExceptionKind.CALCULATED_TEST),
     (InvalidResultValue, ExceptionKind.INVALID_VALUE),
 )
+
+
+def _dedupe_key(key: str | None) -> str | None:
+    """How ``store_inbound`` keeps a dedupe key (trimmed, at most 200 characters)."""
+    return key.strip()[:200] if key and key.strip() else None
 
 
 def _skip_for(error: NidaanError, context: dict[str, Any]) -> _Skip:
@@ -870,36 +876,170 @@ class IntegrationService:
         """Store ``message`` (unless ``stored`` is given) and land its results as entered,
         unverified results; everything that cannot land becomes an exception. A duplicate
         (same dedupe key as an earlier message) is stored and nothing else happens."""
+        if stored is None:
+            [report] = await self.ingest_many(
+                session, organisation_id, instrument, [message], protocol=protocol
+            )
+            return report
         if instrument.organisation_id != organisation_id:
             raise NotFound("No such instrument in your organisation.", entity="instrument")
-        if stored is None:
-            protocol = protocol or (
-                Protocol.HL7 if instrument.driver in _HL7_DRIVERS else Protocol.ASTM
-            )
-            stored, duplicate = await self.store_inbound(
-                session,
-                organisation_id,
-                instrument.id,
-                protocol,
-                message.dedupe_key,
-                message.message_type,
-                message.raw,
-            )
-            if duplicate:
-                return IngestReport(stored, duplicate=True)
-        elif stored.status == MessageStatus.DUPLICATE:
+        if stored.status == MessageStatus.DUPLICATE:
             return IngestReport(stored, duplicate=True)
-        report = IngestReport(stored)
+        [report] = await self._land_messages(session, instrument, [(stored, message)])
+        return report
+
+    async def ingest_many(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument: Instrument,
+        messages: Sequence[InstrumentMessage],
+        *,
+        protocol: str | None = None,
+    ) -> list[IngestReport]:
+        """``ingest_results`` for messages received back to back, in one transaction: each
+        is stored (a re-sent one, even within ``messages``, as a duplicate) and all their
+        results land in one go, in message order, as if ingested one after another."""
+        if instrument.organisation_id != organisation_id:
+            raise NotFound("No such instrument in your organisation.", entity="instrument")
+        protocol = protocol or (
+            Protocol.HL7 if instrument.driver in _HL7_DRIVERS else Protocol.ASTM
+        )
+        reports: list[IngestReport | None] = []
+        fresh: list[tuple[InterfaceMessage, InstrumentMessage]] = []
+        stored_all = await self._store_many(session, instrument, protocol, messages)
+        for message, (stored, duplicate) in zip(messages, stored_all, strict=True):
+            if duplicate:
+                reports.append(IngestReport(stored, duplicate=True))
+            else:
+                reports.append(None)
+                fresh.append((stored, message))
+        landed = iter(await self._land_messages(session, instrument, fresh))
+        return [report or next(landed) for report in reports]
+
+    async def _store_many(
+        self,
+        session: AsyncSession,
+        instrument: Instrument,
+        protocol: str,
+        messages: Sequence[InstrumentMessage],
+    ) -> list[tuple[InterfaceMessage, bool]]:
+        """``store_inbound`` for each message, with one lookup and one INSERT for all (a
+        key repeated within ``messages`` makes the later ones duplicates)."""
+        org = instrument.organisation_id
+
+        async def one_by_one() -> list[tuple[InterfaceMessage, bool]]:
+            return [
+                await self.store_inbound(
+                    session, org, instrument.id, protocol, m.dedupe_key, m.message_type, m.raw
+                )
+                for m in messages
+            ]
+
+        if len(messages) < 2:
+            return await one_by_one()
+        keys = [_dedupe_key(m.dedupe_key) for m in messages]
+        firsts: dict[str, InterfaceMessage] = {}
+        if wanted := {k for k in keys if k is not None}:
+            firsts = {
+                row.dedupe_key: row
+                for row in await session.scalars(
+                    select(InterfaceMessage).where(
+                        InterfaceMessage.organisation_id == org,
+                        InterfaceMessage.instrument_id == instrument.id,
+                        InterfaceMessage.direction == Direction.IN,
+                        InterfaceMessage.dedupe_key.in_(wanted),
+                        InterfaceMessage.status != MessageStatus.DUPLICATE,
+                    )
+                )
+                if row.dedupe_key is not None
+            }
+        stored: list[tuple[InterfaceMessage, bool]] = []
+        for message, key in zip(messages, keys, strict=True):
+            first = firsts.get(key) if key is not None else None
+            row = InterfaceMessage(
+                id=new_id(),
+                organisation_id=org,
+                instrument_id=instrument.id,
+                direction=Direction.IN,
+                protocol=Protocol(protocol),
+                dedupe_key=key,
+                message_type=message.message_type,
+                raw=message.raw,
+                received_at=utcnow(),
+                status=MessageStatus.OK if first is None else MessageStatus.DUPLICATE,
+                duplicate_of_id=None if first is None else first.id,
+                links={},
+            )
+            if first is None and key is not None:
+                firsts[key] = row
+            stored.append((row, first is not None))
+        try:
+            async with session.begin_nested():
+                session.add_all([row for row, _ in stored])
+                await session.flush()
+        except IntegrityError:
+            # Another connection stored one of them a moment ago: one by one, which copes.
+            return await one_by_one()
+        return stored
+
+    async def _prefetch(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        items: Sequence[InstrumentResult],
+        samples: dict[str, Sample | None],
+        order_tests: dict[uuid.UUID, list[OrderTest]],
+    ) -> None:
+        """Fill ``_match``'s caches for all items with two queries (samples by accession,
+        the tests of their orders as ``orders_service.tests_of`` lists them)."""
+        accessions = {domain.normalize_accession(item.accession) for item in items}
+        found = {
+            row.accession: row
+            for row in await session.scalars(
+                select(Sample).where(
+                    Sample.organisation_id == organisation_id, Sample.accession.in_(accessions)
+                )
+            )
+        }
+        for accession in accessions:
+            samples[accession] = found.get(accession)
+        orders = {s.order_id for s in found.values()}
+        if not orders:
+            return
+        for order_id in orders:
+            order_tests[order_id] = []
+        for row in await session.scalars(
+            select(OrderTest)
+            .where(OrderTest.organisation_id == organisation_id, OrderTest.order_id.in_(orders))
+            .order_by(OrderTest.created_at, OrderTest.id)
+        ):
+            order_tests[row.order_id].append(row)
+
+    async def _land_messages(
+        self,
+        session: AsyncSession,
+        instrument: Instrument,
+        messages: Sequence[tuple[InterfaceMessage, InstrumentMessage]],
+    ) -> list[IngestReport]:
+        """Land the results of stored messages; one report per message."""
+        if not messages:
+            return []
         caller = instrument_principal(instrument)
         codes = {
             m.instrument_code: m.test
-            for m in await self.test_map(session, organisation_id, instrument.id)
+            for m in await self.test_map(session, instrument.organisation_id, instrument.id)
         }
         samples: dict[str, Sample | None] = {}
         order_tests: dict[uuid.UUID, list[OrderTest]] = {}
+        items = [(stored, item) for stored, message in messages for item in message.results]
+        if len(messages) > 1:
+            await self._prefetch(
+                session, instrument.organisation_id, [i for _, i in items], samples, order_tests
+            )
         matched: list[tuple[int, BatchEntry, dict[str, Any]]] = []
         skips: dict[int, _Skip] = {}
-        for index, item in enumerate(message.results):
+        for index, (stored, item) in enumerate(items):
             try:
                 order_test, context = await self._match(
                     session, caller, item, codes, samples, order_tests
@@ -916,7 +1056,7 @@ class IntegrationService:
                 raw=domain.result_raw(item, stored.id, instrument.name),
             )
             matched.append((index, entry, context))
-        # The message's results in one go: the rules of one-by-one entry, a few statements.
+        # All results in one go: the rules of one-by-one entry, a few statements in all.
         outcomes = await results_service.enter_many(session, caller, [m[1] for m in matched])
         landed: dict[int, Result] = {}
         for (index, _, context), outcome in zip(matched, outcomes, strict=True):
@@ -924,7 +1064,9 @@ class IntegrationService:
                 skips[index] = _skip_for(outcome, context)
             else:
                 landed[index] = outcome.result
-        for index, item in enumerate(message.results):
+        reports = {stored.id: IngestReport(stored) for stored, _ in messages}
+        for index, (stored, item) in enumerate(items):
+            report = reports[stored.id]
             if index in landed:
                 report.results.append(landed[index])
             else:
@@ -933,14 +1075,15 @@ class IntegrationService:
                         session, caller, instrument, stored, item, skips[index]
                     )
                 )
-        stored.links = {
-            "results": [str(r.id) for r in report.results],
-            "exceptions": [str(e.id) for e in report.exceptions],
-            "orders": sorted({str(r.order_id) for r in report.results}),
-            "patients": sorted({str(r.patient_id) for r in report.results}),
-        }
+        for report in reports.values():
+            report.message.links = {
+                "results": [str(r.id) for r in report.results],
+                "exceptions": [str(e.id) for e in report.exceptions],
+                "orders": sorted({str(r.order_id) for r in report.results}),
+                "patients": sorted({str(r.patient_id) for r in report.results}),
+            }
         await session.flush()
-        return report
+        return list(reports.values())
 
     async def _match(
         self,

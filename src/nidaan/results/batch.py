@@ -30,6 +30,7 @@ from nidaan.catalog import domain as catalog_domain
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
+from nidaan.kit.db import transaction_state
 from nidaan.kit.errors import NidaanError, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.time import utcnow
@@ -61,6 +62,7 @@ from nidaan.samples.service import samples_service
 __all__ = ["BatchEntry", "BatchOutcome", "enter_many"]
 
 _M = TypeVar("_M", OrderTest, Order, CatalogTest, Sample, Patient)
+_KEPT = "results.batch.kept_rows"
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,10 @@ class _Batch:
         self.ranges = await catalog_service.ranges_for_tests(
             self.session, {t.test_id for t in mine}
         )
+        # The session's identity map holds rows weakly: keep these until the transaction
+        # ends, so commit-time hooks (sync capture reads each result's order) need no query.
+        kept: list[Any] = transaction_state(self.session, _KEPT, list)
+        kept.extend([*self.orders.values(), *self.samples.values(), *self.patients.values()])
 
     async def _fetch(self, model: type[_M], ids: Iterable[Any], refresh: bool) -> dict[Any, _M]:
         """Rows by id in the caller's organisation; loaded rows come from the session (as
@@ -288,16 +294,7 @@ class _Batch:
             and s.status == SampleStatus.RECEIVED
         }
         if received:
-            # Iterating creates the refreshed objects.
-            list(
-                await self.session.scalars(
-                    select(Sample)
-                    .where(Sample.id.in_(received), Sample.organisation_id == self.org)
-                    .order_by(Sample.id)
-                    .with_for_update()
-                    .execution_options(populate_existing=True)
-                )
-            )
+            await samples_service.lock_many(self.session, self.caller, received)
 
     async def _current(self, order_test_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Result]:
         rows = await self.session.scalars(
@@ -463,6 +460,11 @@ class _Batch:
                     session, caller, result, before, "result.reentered"
                 )
                 outcomes[plan.index] = EntryOutcome(result, created=False)
+        # First results: ordered tests become resulted, received samples in process.
+        started = {p.context.order_test.id: p.context.order_test for p in plans}
+        marked = orders_service.mark_resulted(started.values(), actor=caller.actor)
+        samples = {p.context.sample.id: p.context.sample for p in plans}
+        marked += samples_service.start_processing_locked(caller, samples.values())
         await session.flush()
         audit = [
             AuditEntry(
@@ -475,6 +477,7 @@ class _Batch:
             )
             for result in created
         ]
+        await audit_service.record_many(session, audit + marked)
         for plan in plans:
             if plan.interpretation.critical:
                 outcome = outcomes[plan.index]
@@ -482,12 +485,3 @@ class _Batch:
                 await self.service._raise_critical(
                     session, caller, outcome.result, plan.interpretation
                 )
-        # First results: ordered tests become resulted, received samples in process.
-        started = {p.context.order_test.id: p.context.order_test for p in plans}
-        audit += orders_service.mark_resulted(started.values(), actor=caller.actor)
-        await session.flush()
-        await audit_service.record_many(session, audit)
-        samples = {p.context.sample.id: p.context.sample for p in plans}
-        for sample in samples.values():
-            if sample.status == SampleStatus.RECEIVED:
-                await samples_service.start_processing(session, caller, sample.id)

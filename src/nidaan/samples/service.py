@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nidaan.audit.service import audit_service
+from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.events.service import publish
 from nidaan.kit.db import get_in_organisation
@@ -476,6 +476,43 @@ class SamplesService:
         await session.flush()
         await self._audit(session, caller, "sample.processing_started", row, before)
         return row
+
+    async def lock_many(
+        self, session: AsyncSession, caller: Principal, sample_ids: Iterable[uuid.UUID]
+    ) -> list[Sample]:
+        """Lock samples (id order, so two lockers cannot deadlock) and refresh them."""
+        rows = await session.scalars(
+            select(Sample)
+            .where(Sample.id.in_(set(sample_ids)), Sample.organisation_id == caller.organisation_id)
+            .order_by(Sample.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+    def start_processing_locked(
+        self, caller: Principal, locked: Iterable[Sample]
+    ) -> list[AuditEntry]:
+        """``start_processing`` for samples locked with ``lock_many`` (received -> in process;
+        others unchanged); returns the audit entries for the caller to flush and record."""
+        entries = []
+        for row in locked:
+            if row.status != SampleStatus.RECEIVED:
+                continue
+            before = _snapshot(row)
+            row.status = transition(row.status, SampleEvent.START_PROCESSING)
+            entries.append(
+                AuditEntry(
+                    organisation_id=caller.organisation_id,
+                    actor=caller.actor,
+                    action="sample.processing_started",
+                    entity_type="sample",
+                    entity_id=row.id,
+                    before=before,
+                    after=_snapshot(row),
+                )
+            )
+        return entries
 
     async def complete(
         self, session: AsyncSession, caller: Principal, sample: uuid.UUID | str
