@@ -10,6 +10,12 @@ from __future__ import annotations
 import pytest
 
 CI_SEEDS = (11, 2024, 90210)
+# Seeds that currently hit reported server bugs (see the harness commit / report): they still
+# run in CI, as non-strict xfails, so a fix shows up as XPASS. ``--seed N`` never xfails.
+KNOWN_SERVER_BUGS = {
+    11: "a sample row's view changes (result entry) without a captured change: divergence",
+    90210: "two devices' GUARDED order.clinical_notes edits from one baseVersion both applied",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,4 +34,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "seed" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("sync_harness_seed", default=None)
         seeds = [chosen] if chosen is not None else list(CI_SEEDS)
-        metafunc.parametrize("seed", seeds, ids=[f"seed{s}" for s in seeds])
+        params = [
+            pytest.param(
+                seed,
+                id=f"seed{seed}",
+                marks=[pytest.mark.xfail(reason=KNOWN_SERVER_BUGS[seed], strict=False)]
+                if chosen is None and seed in KNOWN_SERVER_BUGS
+                else [],
+            )
+            for seed in seeds
+        ]
+        metafunc.parametrize("seed", params)

@@ -437,9 +437,8 @@ class Simulation:
                 f"/api/v1/results/{row.id}/verify", headers=self.world.pathologist_headers
             )
             if response.status_code == 200:
-                body = response.json()
-                value = (body.get("result") or body).get("value") or row.data.get("value")
-                self.verified[row.id] = (value, now_ms())
+                # The entered value as the device saw it (the REST view formats it differently).
+                self.verified[row.id] = (row.data.get("value"), now_ms())
             else:
                 self.log.append(f"verify {row.id}: {response.status_code} {response.text[:200]}")
 
