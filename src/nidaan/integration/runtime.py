@@ -147,6 +147,7 @@ class Connection:
         self.sent = 0
         # Received ASTM result messages waiting to be landed (see _ingest_loop).
         self._astm_backlog: asyncio.Queue[tuple[Any, str]] = asyncio.Queue()
+        self._ingest_task: asyncio.Task[None] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -163,8 +164,8 @@ class Connection:
         c = self.config
         host = c.host or self.supervisor.listen_host
         if self.driver.protocol == "astm":
-            task = asyncio.create_task(self._ingest_loop(), name=f"ingest {c.name}")
-            self._tasks.add(task)
+            self._ingest_task = asyncio.create_task(self._ingest_loop(), name=f"ingest {c.name}")
+            self._tasks.add(self._ingest_task)
             options = link_options(c)
             if c.transport == Transport.TCP_SERVER:
                 self.transport = ASTMServer(host, c.port or 0, self._on_astm, options)
@@ -212,6 +213,8 @@ class Connection:
         if self.transport is not None:
             with contextlib.suppress(Exception):
                 await self.transport.close()
+        # Transfers the links completed while closing.
+        await self._land_backlog()
         self._report(False)
         log.info("interface %s stopped", self.config.name)
 
@@ -295,6 +298,19 @@ class Connection:
             finally:
                 for _ in batch:
                     self._astm_backlog.task_done()
+
+    def _ingesting(self) -> bool:
+        return self._ingest_task is not None and not self._ingest_task.done()
+
+    async def _land_backlog(self) -> None:
+        """Land what is queued, here and now (the ingest task is not running)."""
+        batch = []
+        while not self._astm_backlog.empty():
+            batch.append(self._astm_backlog.get_nowait())
+        if batch:
+            await self._ingest_batch(batch)
+            for _ in batch:
+                self._astm_backlog.task_done()
 
     async def _ingest_batch(self, batch: list[tuple[Any, str]]) -> None:
         if len(batch) > 1:
@@ -503,12 +519,15 @@ class Connection:
             await self._store_unparsable(raw, f"unreadable ASTM message: {exc}")
             return
         queries = self.driver.queries(parsed)
-        if not queries:
+        if not queries and self._ingesting():
             # Landed by _ingest_loop: the link goes on acknowledging the next transfer.
             self._astm_backlog.put_nowait((parsed, raw))
             return
-        # A query is answered after everything received before it has landed.
-        await self._astm_backlog.join()
+        # Everything received before this message lands first (a query is answered after).
+        if self._ingesting():
+            await self._astm_backlog.join()
+        else:
+            await self._land_backlog()
         try:
             await self._ingest(parsed, raw)
         except Exception as exc:
