@@ -113,10 +113,13 @@ async def commit(session: AsyncSession) -> None:
             _log.exception("after_commit_hook_failed", hook=key)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_pending_work(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
-    session.info.pop(TRANSACTION_STATE, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending_work(session: Session, previous_transaction: Any) -> None:
+    # Only the outermost rollback: a rolled-back SAVEPOINT leaves the transaction's other
+    # work, and what must follow its commit, in place.
+    if previous_transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
+        session.info.pop(TRANSACTION_STATE, None)
 
 
 @asynccontextmanager

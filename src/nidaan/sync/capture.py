@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session
 from nidaan.kit.db import ACTOR_LABEL
 from nidaan.sync.hlc import HLC
 from nidaan.sync.models import SyncChange, SyncRowMeta
-from nidaan.sync.registry import BY_MODEL, EntityHandler
+from nidaan.sync.registry import BY_CHILD, BY_MODEL, EntityHandler
 from nidaan.sync.server_clock import server_clock
 
 _PENDING = "nidaan.sync.pending"
 _ORIGIN = "nidaan.sync.origin"
+_MARKS = "nidaan.sync.savepoint_marks"
+_ENDED = "nidaan.sync.savepoint_ended"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ def _collect(session: Session, flush_context: Any) -> None:
         for obj in collection:
             handler = BY_MODEL.get(type(obj))
             if handler is None:
+                parent = BY_CHILD.get(type(obj))
+                if parent is not None:
+                    _note_child(session, origin, *parent, obj)
                 continue
             changed = _changed_fields(obj, is_new)
             if not changed and not deleted:
@@ -105,10 +110,28 @@ def _collect(session: Session, flush_context: Any) -> None:
             entry = pending.get(key)
             if entry is None:
                 entry = pending[key] = _Pending(handler, obj.organisation_id, obj.id, obj)
+            elif entry.row is None:
+                entry.row = obj
             for name in changed:
                 entry.fields[name] = origin
             entry.origin = origin or entry.origin
             entry.deleted = entry.deleted or deleted
+
+
+def _note_child(
+    session: Session, origin: Origin | None, handler: EntityHandler, attribute: str, child: Any
+) -> None:
+    """A child row (an order's test) changed: the parent's pull view changed with it."""
+    parent_id = getattr(child, attribute)
+    if parent_id is None:
+        return
+    pending = session.info.setdefault(_PENDING, {})
+    key = (handler.name, parent_id)
+    entry = pending.get(key)
+    if entry is None:
+        entry = pending[key] = _Pending(handler, child.organisation_id, parent_id, None)
+    entry.fields.setdefault(child.__tablename__, origin)
+    entry.origin = origin or entry.origin
 
 
 @event.listens_for(Session, "before_commit")
@@ -130,15 +153,45 @@ def _assign_sequence(session: Session) -> None:
         _write_changes(session, organisation_id, entries)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-    session.info.pop(_ORIGIN, None)
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: Any) -> None:
+    # What was captured when a SAVEPOINT began, to go back to if it rolls back.
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = checkpoint(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _end_savepoint(session: Session, transaction: Any) -> None:
+    # SQLAlchemy ends the transaction before announcing a rollback: keep the mark of the one
+    # that just ended for ``_forget`` below.
+    if transaction.nested:
+        mark = session.info.get(_MARKS, {}).pop(id(transaction), None)
+        session.info[_ENDED] = (id(transaction), mark)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        # The whole transaction is gone, and everything it captured.
+        for key in (_PENDING, _ORIGIN, _MARKS, _ENDED):
+            session.info.pop(key, None)
+    elif previous_transaction.nested:
+        # Only the SAVEPOINT's work is gone: keep what was captured before it.
+        ended_id, mark = session.info.pop(_ENDED, (None, None))
+        if ended_id == id(previous_transaction) and mark is not None:
+            restore(session, mark)
 
 
 def _write_changes(session: Session, organisation_id: uuid.UUID, entries: list[_Pending]) -> None:
     # Resolve everything that may emit SQL (scopes) before the lock is taken.
     changes: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.row is None:
+            # Only a child changed; the parent is usually in the identity map already.
+            entry.row = session.get(entry.handler.model, entry.entity_id)
+    entries = [entry for entry in entries if entry.row is not None]
+    if not entries:
+        return
     for entry in entries:
         handler, row = entry.handler, entry.row
         deleted = entry.deleted or handler.is_deleted(row)

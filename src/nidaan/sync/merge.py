@@ -23,6 +23,8 @@ from nidaan.sync.models import SyncConflict, SyncFieldHistory, SyncRowMeta
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected
 
 NEVER = HLC(0, 0, "")
+#: The reason on an APPLIED update that found every field already at (or won by) another value.
+NO_CHANGE = "no change: the fields already hold these values or newer ones"
 
 
 async def field_meta(
@@ -78,7 +80,7 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
             if value == current:
                 continue
             if changed_after_base:
-                await _open_conflict(
+                await open_conflict(
                     ctx, handler, row, name, current, value, stamp, "CLINICAL_MANUAL"
                 )
             else:
@@ -98,13 +100,15 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
         else:
             _history(ctx, handler, row, name, value, str(ctx.hlc), None, "lost")
         if merge_class is MergeClass.LWW_IDENTITY and changed_after_base:
-            await _open_conflict(
+            await open_conflict(
                 ctx, handler, row, name, current, value, stamp, "LWW_REVIEW", applied=wins
             )
     if to_apply:
         await handler.apply_fields(ctx, row, to_apply)
     if ctx.conflicts:
         return Outcome(OpStatus.CONFLICT, conflict_ids=list(ctx.conflicts))
+    if not to_apply:
+        return Outcome(OpStatus.APPLIED, reason=NO_CHANGE)
     return Outcome.applied()
 
 
@@ -171,7 +175,7 @@ def _history(
     )
 
 
-async def _open_conflict(
+async def open_conflict(
     ctx: OpContext,
     handler: EntityHandler,
     row: Any,

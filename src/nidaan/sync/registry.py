@@ -68,6 +68,9 @@ class EntityHandler:
     fields: ClassVar[Mapping[str, MergeClass]] = {}
     #: Column attribute -> field name, where an op's field is stored under another name.
     columns: ClassVar[Mapping[str, str]] = {}
+    #: Child tables shown inside this entity's pull view: child model -> attribute holding
+    #: this entity's id. A changed child is captured as a change of the parent.
+    children: ClassVar[Mapping[type[Any], str]] = {}
     #: Operation -> roles that may send it.
     operations: ClassVar[Mapping[str, frozenset[str]]] = {}
     #: Version column used as the base version of guarded edits (None: no row version).
@@ -103,6 +106,8 @@ class EntityHandler:
                 self.model.organisation_id == ctx.principal.organisation_id,
             )
             .with_for_update()
+            # Locked now: read what is committed, not a copy loaded earlier in this session.
+            .execution_options(populate_existing=True)
         )
 
     def read_field(self, row: Any, name: str) -> Any:
@@ -147,11 +152,15 @@ jsonable = _jsonable
 
 REGISTRY: dict[str, EntityHandler] = {}
 BY_MODEL: dict[type[Any], EntityHandler] = {}
+#: Child model -> (parent handler, attribute with the parent's id).
+BY_CHILD: dict[type[Any], tuple[EntityHandler, str]] = {}
 
 
 def register(handler: EntityHandler) -> EntityHandler:
     REGISTRY[handler.name] = handler
     BY_MODEL[handler.model] = handler
+    for child, attribute in handler.children.items():
+        BY_CHILD[child] = (handler, attribute)
     return handler
 
 

@@ -289,10 +289,14 @@ class SyncService:
                         ),
                     )
                 )
-        except Exception:
+        except Exception as error:
             await _rollback(session, group_savepoint, client)
             capture.restore(sync_session, saved)
-            _log.exception("sync_op_failed", client_id=str(client.id), op_id=str(op.op_id))
+            if _is_contention(error):
+                # Two devices touching the same rows at once; the client retries shortly.
+                _log.warning("sync_op_contention", client_id=str(client.id), op_id=str(op.op_id))
+            else:
+                _log.exception("sync_op_failed", client_id=str(client.id), op_id=str(op.op_id))
             raise _Transient() from None
         rejected = next((o for _, o in outcomes if o.status is OpStatus.REJECTED), None)
         if rejected is not None and len(fresh) > 1:
@@ -561,7 +565,10 @@ class SyncService:
             model = handler.model
             rows = list(
                 await session.scalars(
-                    select(model).where(model.id.in_(ids), model.organisation_id == org)
+                    select(model)
+                    .where(model.id.in_(ids), model.organisation_id == org)
+                    # The push before this pull may have loaded older copies of these rows.
+                    .execution_options(populate_existing=True)
                 )
             )
             live = [r for r in rows if not handler.is_deleted(r)]
@@ -701,6 +708,12 @@ async def _rollback(session: AsyncSession, savepoint: Any, client: SyncClient | 
     if client is not None and flags is not None:
         await session.refresh(client)
         client.clock_suspect, client.max_clock_ahead_ms = flags
+
+
+def _is_contention(error: BaseException) -> bool:
+    """A deadlock or serialization failure: nothing is wrong with the op, only its timing."""
+    original = getattr(error, "orig", None)
+    return getattr(original, "sqlstate", None) in {"40P01", "40001", "55P03"}
 
 
 class _Transient(Exception):

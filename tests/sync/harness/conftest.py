@@ -10,12 +10,9 @@ from __future__ import annotations
 import pytest
 
 CI_SEEDS = (11, 2024, 90210)
-# Seeds that currently hit reported server bugs (see the harness commit / report): they still
-# run in CI, as non-strict xfails, so a fix shows up as XPASS. ``--seed N`` never xfails.
-KNOWN_SERVER_BUGS = {
-    11: "a sample row's view changes (result entry) without a captured change: divergence",
-    90210: "two devices' GUARDED order.clinical_notes edits from one baseVersion both applied",
-}
+# Seeds that hit a known, reported server bug run as non-strict xfails until it is fixed (so a
+# fix shows up as XPASS); none at present. ``--seed N`` never xfails.
+KNOWN_SERVER_BUGS: dict[int, str] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -39,6 +39,8 @@ class OrderHandler(EntityHandler):
         "clinical_notes": MergeClass.GUARDED,
     }
     operations = {"create": DESK, "update": DESK, "transition": DESK}
+    # The pull view lists the order's tests with their status.
+    children = {OrderTest: "order_id"}
 
     def scope(self, session: Session, row: Any) -> list[uuid.UUID]:
         return [row.branch_id]
@@ -53,6 +55,7 @@ class OrderHandler(EntityHandler):
             .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
             .where(OrderTest.order_id.in_(list(tests)))
             .order_by(OrderTest.order_id, OrderTest.id)
+            .execution_options(populate_existing=True)
         )
         for order_test, code in found:
             tests[order_test.order_id].append(

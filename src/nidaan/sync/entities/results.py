@@ -6,17 +6,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from nidaan.auth.enums import Role
-from nidaan.orders.models import Order
+from nidaan.orders.models import Order, OrderTest
 from nidaan.results.enums import ResultStatus
 from nidaan.results.models import Result
 from nidaan.results.service import results_service
 from nidaan.sync.context import OpContext
 from nidaan.sync.entities.common import refused
 from nidaan.sync.entities.samples import _uuid
+from nidaan.sync.merge import field_meta, open_conflict
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected, register
 
 LAB = frozenset({Role.ADMIN, Role.TECHNICIAN, Role.PATHOLOGIST})
@@ -95,12 +97,39 @@ class ResultHandler(EntityHandler):
         order_test_id = _uuid(ctx.data.get("order_test_id"), "order_test_id")
         if order_test_id is None:
             raise Rejected("a result needs order_test_id")
+        value = _text(ctx.data.get("value"), "value")
+        # One device at a time per ordered test: two first results must not race.
+        locked = await ctx.session.scalar(
+            select(OrderTest.id)
+            .where(
+                OrderTest.id == order_test_id,
+                OrderTest.organisation_id == ctx.principal.organisation_id,
+            )
+            .with_for_update()
+        )
+        if locked is None:
+            raise Rejected("no such ordered test in your organisation")
+        current = await ctx.session.scalar(
+            select(Result).where(Result.order_test_id == order_test_id, Result.is_current)
+        )
+        if current is not None and current.id != ctx.op.entity_id:
+            # Someone else already entered this test: two results for one test is a clinical
+            # question for a person, not something to merge.
+            if current.status == ResultStatus.VERIFIED:
+                raise Rejected("this test already has a verified result; amend it in the lab")
+            if current.entered_value == value:
+                return Outcome(OpStatus.DUPLICATE, reason=f"same value as result {current.id}")
+            stamp = (await field_meta(ctx, self, current.id)).get("value")
+            await open_conflict(
+                ctx, self, current, "value", current.entered_value, value, stamp, "CLINICAL_MANUAL"
+            )
+            return Outcome(OpStatus.CONFLICT, conflict_ids=list(ctx.conflicts))
         outcome = await refused(
             lambda: results_service.enter_with_outcome(
                 ctx.session,
                 ctx.principal,
                 order_test_id,
-                _text(ctx.data.get("value"), "value"),
+                value,
                 ctx.data.get("unit"),
                 ctx.data.get("comment"),
                 result_id=ctx.op.entity_id,
