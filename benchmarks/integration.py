@@ -295,7 +295,10 @@ async def bench_astm(samples: int, connections: int) -> bool:
     while connection.messages < samples and time.perf_counter() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     seconds = time.perf_counter() - started
-    await supervisor.stop()
+    try:
+        await asyncio.wait_for(supervisor.stop(), 120)
+    except TimeoutError:
+        print("  the interface supervisor did not stop within 120 s", flush=True)
     async with db.session_scope(settings) as session:
         stored = await session.scalar(
             select(func.count()).select_from(Result).where(Result.organisation_id == org_id)
@@ -343,6 +346,8 @@ def main() -> None:
     # ASTMServer.close() cancels connection handlers; asyncio logs each as "Exception in
     # callback ... CancelledError" on 3.11. Noise for a benchmark (reported upstream).
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    # Results as they come, also when stdout is a pipe.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     bench_hl7(args.messages)
     if not args.skip_db:
         asyncio.run(bench_astm(args.samples, args.connections))
