@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,6 +194,7 @@ class SyncService:
             raise InvalidInput(f"Send at most {PUSH_LIMIT} ops per call.", field="ops")
         ordered = sorted(ops, key=lambda o: o.client_seq)
         known = await self._stored_results(session, client.id, [op.op_id for op in ordered])
+        batch = _Batch(last_seq=client.last_client_seq)
         results: list[OpResult] = []
         gap_at: int | None = None
         for group in _groups(ordered):
@@ -205,7 +206,7 @@ class SyncService:
                 continue
             try:
                 group_results = await self._apply_group(
-                    session, settings, principal, client, group, known, schema_version
+                    session, settings, principal, client, group, known, schema_version, batch
                 )
             except _Transient:
                 break
@@ -213,6 +214,12 @@ class SyncService:
                 if result.status is OpStatus.GAP:
                     gap_at = result.expected_seq
             results.extend(group_results)
+        # Terminal results and the device's sequence go in with the effects, in one statement
+        # each rather than one per op.
+        if batch.applied:
+            await session.execute(insert(SyncAppliedOp), batch.applied)
+        client.last_client_seq = batch.last_seq
+        client.acknowledged_ops += len(batch.applied)
         client.last_sync_at = utcnow()
         await session.flush()
         return results
@@ -248,12 +255,13 @@ class SyncService:
         group: list[Op],
         known: dict[uuid.UUID, OpResult],
         schema_version: int,
+        batch: _Batch,
     ) -> list[OpResult]:
         results: list[OpResult] = []
         fresh: list[Op] = []
         for op in group:
             stored = known.get(op.op_id)
-            expected = client.last_client_seq + len(fresh) + 1
+            expected = batch.last_seq + len(fresh) + 1
             if stored is not None:
                 results.append(stored)  # a replay answers exactly as the first time
             elif op.client_seq < expected:
@@ -275,23 +283,19 @@ class SyncService:
                 fresh.append(op)
         if not fresh:
             return results
-        sync_session = session.sync_session
-        saved = capture.checkpoint(sync_session)
-        group_savepoint = await session.begin_nested()
+        # A lone op is isolated by its own savepoint; a group needs one around all of it.
+        group_savepoint = await session.begin_nested() if len(fresh) > 1 else None
         outcomes: list[tuple[Op, Outcome]] = []
+        op = fresh[0]
         try:
             for op in fresh:
-                outcomes.append(
-                    (
-                        op,
-                        await self._apply_one(
-                            session, settings, principal, client, op, schema_version
-                        ),
-                    )
+                outcome = await self._apply_one(
+                    session, settings, principal, client, op, schema_version
                 )
+                outcomes.append((op, outcome))
         except Exception as error:
-            await _rollback(session, group_savepoint, client)
-            capture.restore(sync_session, saved)
+            if group_savepoint is not None:
+                await _rollback(session, group_savepoint, client)
             if _is_contention(error):
                 # Two devices touching the same rows at once; the client retries shortly.
                 _log.warning("sync_op_contention", client_id=str(client.id), op_id=str(op.op_id))
@@ -299,10 +303,9 @@ class SyncService:
                 _log.exception("sync_op_failed", client_id=str(client.id), op_id=str(op.op_id))
             raise _Transient() from None
         rejected = next((o for _, o in outcomes if o.status is OpStatus.REJECTED), None)
-        if rejected is not None and len(fresh) > 1:
+        if group_savepoint is not None and rejected is not None:
             # A transaction group applies all or nothing.
             await _rollback(session, group_savepoint, client)
-            capture.restore(sync_session, saved)
             outcomes = [
                 (
                     op,
@@ -315,7 +318,7 @@ class SyncService:
                 )
                 for op, outcome in outcomes
             ]
-        else:
+        elif group_savepoint is not None:
             await group_savepoint.commit()
         for op, outcome in outcomes:
             result = OpResult(
@@ -326,23 +329,21 @@ class SyncService:
                 outcome.reason,
                 list(outcome.conflict_ids),
             )
-            session.add(
-                SyncAppliedOp(
-                    client_id=client.id,
-                    op_id=op.op_id,
-                    organisation_id=client.organisation_id,
-                    client_seq=op.client_seq,
-                    entity=op.entity[:32],
-                    entity_id=op.entity_id,
-                    status=result.status.value,
-                    reason=result.reason,
-                    conflict_id=result.conflict_id,
-                )
+            batch.applied.append(
+                {
+                    "client_id": client.id,
+                    "op_id": op.op_id,
+                    "organisation_id": client.organisation_id,
+                    "client_seq": op.client_seq,
+                    "entity": op.entity[:32],
+                    "entity_id": op.entity_id,
+                    "status": result.status.value,
+                    "reason": result.reason,
+                    "conflict_id": result.conflict_id,
+                }
             )
-            client.last_client_seq = op.client_seq
-            client.acknowledged_ops += 1
+            batch.last_seq = op.client_seq
             results.append(result)
-        await session.flush()
         return results
 
     async def _apply_one(
@@ -356,7 +357,7 @@ class SyncService:
     ) -> Outcome:
         """One op in its own savepoint: REJECTED leaves no trace; other errors propagate."""
         sync_session = session.sync_session
-        saved = capture.checkpoint(sync_session)
+        # Rolling the savepoint back also drops what capture saw inside it (capture.py).
         savepoint = await session.begin_nested()
         try:
             ctx = self._context(session, settings, principal, client, op, schema_version)
@@ -370,12 +371,10 @@ class SyncService:
             await session.flush()
         except (Rejected, NidaanError) as error:
             await _rollback(session, savepoint, client)
-            capture.restore(sync_session, saved)
             reason = error.reason if isinstance(error, Rejected) else error.detail
             return Outcome(OpStatus.REJECTED, reason=reason)
         except Exception:
             await _rollback(session, savepoint, client)
-            capture.restore(sync_session, saved)
             raise
         finally:
             capture.set_origin(sync_session, None)
@@ -714,6 +713,14 @@ def _is_contention(error: BaseException) -> bool:
     """A deadlock or serialization failure: nothing is wrong with the op, only its timing."""
     original = getattr(error, "orig", None)
     return getattr(original, "sqlstate", None) in {"40P01", "40001", "55P03"}
+
+
+@dataclass
+class _Batch:
+    """What one push has answered so far; written once at the end, with the effects."""
+
+    last_seq: int
+    applied: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Transient(Exception):
