@@ -364,3 +364,26 @@ async def test_disabling_an_instrument_stops_its_listener(
     assert await eventually(refused, bool, within=3.0)
     assert world.cobas.id not in supervisor.connections
     assert world.hl7.id in supervisor.connections  # untouched
+
+
+async def test_processes_share_the_instruments_without_overlap(
+    settings: Settings, world: World
+) -> None:
+    """`nidaan interfaces --processes 2`: each instrument is run by exactly one process."""
+    shares = [
+        InterfaceSupervisor(
+            settings, listen_host="127.0.0.1", organisation_id=world.org, shard=i, shards=2
+        )
+        for i in range(2)
+    ]
+    for share in shares:
+        await share.start()
+    try:
+        running = [set(share.connections) for share in shares]
+        assert running[0].isdisjoint(running[1])
+        assert running[0] | running[1] == {world.cobas.id, world.hl7.id}
+    finally:
+        for share in shares:
+            await share.stop()
+    with pytest.raises(ValueError, match="shard"):
+        InterfaceSupervisor(settings, shard=2, shards=2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,6 +25,20 @@ def interfaces(
             "instrument (0.0.0.0 = every network card of this computer).",
         ),
     ] = "0.0.0.0",  # noqa: S104 - analyzers connect from the lab network
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Spread the instruments over this many processes (one per CPU core is a good "
+            "start for a busy lab); each instrument is run by exactly one of them.",
+        ),
+    ] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", hidden=True, help="i/N: run the i-th of N shares (internal)."),
+    ] = None,
 ) -> None:
     """Connect Nidaan to the lab's analyzers and keep the connections running.
 
@@ -46,14 +60,25 @@ def interfaces(
 
     settings = get_settings()
     configure_logging(settings)
+    if processes > 1 and shard is None:
+        _run_processes(settings, processes, reload_interval, listen_host)
+        return
+    index, count = _parse_shard(shard)
 
     async def run() -> None:
         supervisor = InterfaceSupervisor(
-            settings, reload_interval=reload_interval, listen_host=listen_host
+            settings,
+            reload_interval=reload_interval,
+            listen_host=listen_host,
+            shard=index,
+            shards=count,
         )
         await supervisor.start()
         running = len(supervisor.connections)
-        typer.echo(f"Analyzer interfaces running: {running} instrument(s). Press Ctrl-C to stop.")
+        share = f" (process {index + 1} of {count})" if count > 1 else ""
+        typer.echo(
+            f"Analyzer interfaces running{share}: {running} instrument(s). Press Ctrl-C to stop."
+        )
         for connection in supervisor.connections.values():
             c = connection.config
             where = (
@@ -70,3 +95,50 @@ def interfaces(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     typer.echo("Stopped.")
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int]:
+    if shard is None:
+        return 0, 1
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 0 <= int(index) < int(count):
+        raise typer.BadParameter("use i/N with 0 <= i < N", param_hint="--shard")
+    return int(index), int(count)
+
+
+def _run_processes(settings: Any, processes: int, reload_interval: float, host: str) -> None:
+    """Start one child per share and wait; Ctrl-C (or one child failing) stops them all."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nidaan.kit.db import database_url
+
+    # Children find the (possibly embedded) database through the environment.
+    env = {**os.environ, "NIDAAN_DATABASE_URL": database_url(settings)}
+    command = [str(Path(sys.executable).parent / "nidaan"), "interfaces"]
+    options = ["--reload-interval", str(reload_interval), "--listen-host", host]
+    children = [
+        subprocess.Popen([*command, *options, "--shard", f"{i}/{processes}"], env=env)  # noqa: S603
+        for i in range(processes)
+    ]
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = [child.args for child in children if child.returncode not in (None, 0)]
+        if failed:
+            typer.echo(f"An interfaces process stopped ({len(failed)}); stopping the others.")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -643,6 +643,11 @@ class Connection:
             await asyncio.sleep(delay)
 
 
+def shard_of(instrument_id: uuid.UUID, shards: int) -> int:
+    """The interfaces process (of ``shards``) that runs this instrument; stable across runs."""
+    return instrument_id.int % shards
+
+
 class InterfaceSupervisor:
     """Runs the connections of all enabled instruments and follows configuration changes."""
 
@@ -655,8 +660,17 @@ class InterfaceSupervisor:
         organisation_id: uuid.UUID | None = None,
         outbound_interval: float = 1.0,
         outbound_backoff_max: float = 300.0,
+        shard: int = 0,
+        shards: int = 1,
     ) -> None:
+        if not 0 <= shard < shards:
+            raise ValueError(f"shard {shard} is not one of 0..{shards - 1}")
         self.settings = settings
+        #: This process runs the instruments whose id falls in its shard (``nidaan interfaces
+        #: --processes N`` spreads the analyzers over N processes, so over N CPU cores). Each
+        #: instrument belongs to exactly one shard: its link and its outbound queue have one
+        #: owner.
+        self.shard, self.shards = shard, shards
         #: How often each connection looks for pending outbound messages (seconds).
         self.outbound_interval = outbound_interval
         #: Longest wait before a failed outbound message is tried again (seconds).
@@ -726,7 +740,11 @@ class InterfaceSupervisor:
             if self.organisation_id is not None:
                 statement = statement.where(Instrument.organisation_id == self.organisation_id)
             rows = list(await session.scalars(statement))
-            return {row.id: InstrumentConfig.of(row) for row in rows}
+            return {
+                row.id: InstrumentConfig.of(row)
+                for row in rows
+                if shard_of(row.id, self.shards) == self.shard
+            }
 
     async def reload(self) -> None:
         """Start new, stop removed/disabled and restart changed instruments."""
