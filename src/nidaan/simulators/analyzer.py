@@ -4,12 +4,15 @@ ASTM / HL7 instrument against the LIS over real TCP.
 ``AnalyzerSimulator(driver, host, port, mode="client"|"server", faults=Faults(...))``
 
 - ``client`` mode connects to the LIS (the LIS listens, as with a terminal server);
-  ``server`` mode listens and waits for the LIS to connect (ASTM only).
+  ``server`` mode listens and waits for the LIS to connect (ASTM only); ``serial`` mode talks
+  ASTM over a serial port (``device``: a path such as one end of a pty pair, or a pyserial URL).
 - ``upload_results(accession, [(code, value, unit, flags), ...])`` sends one result message in
   the driver's vendor layout (see ``/work/shared/specs/hl7-astm.md`` section 3).
 - ``query(accession)`` sends a host query (ASTM ``H,Q,L`` / HL7 ``QRY^Q02``) and returns what
   the LIS answered.
 - ``random_results(accessions, codes)`` uploads plausible random values for each accession.
+- ``send_records(records)`` sends prebuilt ASTM records (a re-send of the very same message);
+  ``send_raw(data)`` writes bytes on the line below the link (noise).
 
 Faults are injected below the E1381 link (a wrapping writer), so the real ``ASTMLink`` state
 machine runs unchanged on the simulator side: a corrupted checksum is NAKed by the host and the
@@ -21,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from nidaan.integration.astm.framing import ACK, ENQ, STX
+from nidaan.integration.astm.framing import ACK, ENQ, EOT, STX
 from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, Timers
 from nidaan.integration.astm.records import (
     DEFAULT_DELIMITERS,
@@ -46,7 +50,7 @@ from nidaan.integration.hl7.message import Segment, build_msh
 from nidaan.integration.hl7.mllp import Frame as MLLPFrame
 from nidaan.integration.hl7.mllp import MLLPDecoder, frame
 
-Mode = Literal["client", "server"]
+Mode = Literal["client", "server", "serial"]
 ResultTuple = tuple[str, str, str, str | Sequence[str] | None]
 
 DXH_DELIMITERS = Delimiters(field="|", repeat="\\", component="!", escape="~")
@@ -105,12 +109,20 @@ class Faults:
     - ``drop_frame``: send half of the Nth frame and close the connection.
     - ``slow_ack``: seconds to wait before each ACK the simulator sends (as a receiver).
     - ``garbage``: bytes written before each message (before ENQ / the MLLP start block).
+    - ``lost_ack_frame``: the LIS's ACK to the Nth frame sent never reaches the simulator (it is
+      read and thrown away): the simulator's ACK timer runs out, it ends the transfer with EOT
+      and the upload raises, as a real analyzer would before sending the message again.
+    - ``drop_eot``: close the connection in place of the Nth EOT the simulator sends (after
+      the last frame of a message was acknowledged): the upload still succeeds, as it does for
+      an analyzer whose EOT is lost on the wire.
     """
 
     bad_checksum_frame: int | None = None
     drop_frame: int | None = None
     slow_ack: float = 0.0
     garbage: bytes = b""
+    lost_ack_frame: int | None = None
+    drop_eot: int | None = None
 
     @classmethod
     def named(cls, name: str | None, *, n: int = 2, delay: float = 2.0) -> Faults:
@@ -157,6 +169,9 @@ class FaultyWriter:
         self._w = writer
         self.faults = faults
         self.frames_sent = 0
+        self.eots_sent = 0
+        #: Set after the frame whose ACK is to be lost; ``FaultyReader`` swallows that ACK.
+        self.lose_next_ack = False
         self._pending: list[bytes] = []
         self._dropped = False
 
@@ -172,8 +187,16 @@ class FaultyWriter:
             await asyncio.sleep(f.slow_ack)
         elif data == bytes([ENQ]) and f.garbage:
             data = f.garbage + data
+        elif data == bytes([EOT]):
+            self.eots_sent += 1
+            if f.drop_eot is not None and self.eots_sent == f.drop_eot:
+                self._dropped = True
+                self._w.transport.abort()
+                raise ConnectionResetError("simulator dropped the connection before EOT (fault)")
         elif data[:1] == bytes([STX]):
             self.frames_sent += 1
+            if f.lost_ack_frame is not None and self.frames_sent == f.lost_ack_frame:
+                self.lose_next_ack = True
             if f.drop_frame is not None and self.frames_sent == f.drop_frame:
                 self._w.write(data[: len(data) // 2])
                 with contextlib.suppress(Exception):
@@ -192,6 +215,95 @@ class FaultyWriter:
 
     def is_closing(self) -> bool:
         return self._dropped or self._w.is_closing()
+
+
+class FaultyReader:
+    """Wraps the reader of a link: throws away the ACK that ``FaultyWriter`` marked as lost."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: FaultyWriter) -> None:
+        self._r = reader
+        self._w = writer
+
+    async def read(self, n: int = -1) -> bytes:
+        while True:
+            data = await self._r.read(n)
+            if data and self._w.lose_next_ack and ACK in data:
+                cut = data.index(ACK)
+                data = data[:cut] + data[cut + 1 :]
+                self._w.lose_next_ack = False
+                if not data:
+                    continue
+            return data
+
+
+class SerialLine:
+    """A pyserial port as the (reader, writer) pair a link runs on; a thread reads the port.
+
+    The writer side looks enough like an ``asyncio.StreamWriter`` for ``FaultyWriter``
+    (``transport.abort()`` closes the port)."""
+
+    def __init__(self, device: str, baudrate: int = 9600) -> None:
+        self.device = device
+        self.baudrate = baudrate
+        self.reader = asyncio.StreamReader()
+        self._port: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: list[bytes] = []
+
+    @property
+    def transport(self) -> SerialLine:
+        return self
+
+    def open(self) -> None:
+        import serial  # pyserial
+
+        self._port = serial.serial_for_url(self.device, baudrate=self.baudrate, timeout=0.05)
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._read, args=(loop,), daemon=True, name=f"sim-serial {self.device}"
+        )
+        self._thread.start()
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._port.read(max(1, self._port.in_waiting))
+                if data:
+                    loop.call_soon_threadsafe(self.reader.feed_data, data)
+        except Exception:  # noqa: S110 - the port went away; the link sees EOF
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.reader.feed_eof)
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+
+    async def drain(self) -> None:
+        data, self._pending = b"".join(self._pending), []
+        if data and not self._stop.is_set():
+            await asyncio.to_thread(self._write_all, data)
+
+    def _write_all(self, data: bytes) -> None:
+        self._port.write(data)
+        self._port.flush()
+
+    def abort(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1)
+        if self._port is not None:
+            with contextlib.suppress(Exception):
+                self._port.close()
+
+    def is_closing(self) -> bool:
+        return self._stop.is_set()
 
 
 def _now() -> str:
@@ -232,6 +344,8 @@ class AnalyzerSimulator:
         connect_timeout: float = 10.0,
         test_names: dict[str, str] | None = None,
         serial: str = "SIM0001",
+        device: str | None = None,
+        baudrate: int = 9600,
     ) -> None:
         if driver not in DRIVERS:
             raise ValueError(f"unknown driver {driver!r}; one of {', '.join(DRIVERS)}")
@@ -241,8 +355,12 @@ class AnalyzerSimulator:
         self.host = host
         self.port = port if port is not None else self.profile.default_port
         self.mode: Mode = mode
-        if mode == "server" and self.protocol == "hl7":
-            raise ValueError("server mode is only for ASTM drivers")
+        if mode in ("server", "serial") and self.protocol == "hl7":
+            raise ValueError(f"{mode} mode is only for ASTM drivers")
+        if mode == "serial" and not device:
+            raise ValueError("serial mode needs a device")
+        self.device = device
+        self.baudrate = baudrate
         self.faults = faults or Faults()
         self.timers = timers or Timers(ack=5.0, receive=10.0, busy=1.0)
         self.query_timeout = query_timeout
@@ -257,6 +375,7 @@ class AnalyzerSimulator:
         self._server: asyncio.Server | None = None
         self._connected = asyncio.Event()
         self.frames_sent = 0
+        self.eots_sent = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -289,12 +408,14 @@ class AnalyzerSimulator:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._run_task
 
-    def _attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _attach(self, reader: asyncio.StreamReader, writer: Any) -> None:
         self._writer = FaultyWriter(writer, self.faults)
         self._writer.frames_sent = self.frames_sent
+        self._writer.eots_sent = self.eots_sent
         options = LinkOptions(role="instrument", timers=self.timers)
+        faulty_reader = cast(asyncio.StreamReader, FaultyReader(reader, self._writer))
         self._link = ASTMLink(
-            reader, self._writer, self._on_message, options, name=f"sim {self.driver}"
+            faulty_reader, self._writer, self._on_message, options, name=f"sim {self.driver}"
         )
         self._run_task = asyncio.create_task(self._link.run(), name="sim-link")
 
@@ -305,6 +426,7 @@ class AnalyzerSimulator:
         link, task = self._link, self._run_task
         if self._writer is not None:
             self.frames_sent = self._writer.frames_sent
+            self.eots_sent = self._writer.eots_sent
         self._link = self._run_task = self._writer = None
         self._connected.clear()
         if link is not None:
@@ -318,10 +440,19 @@ class AnalyzerSimulator:
         if self._link is not None and not self._link.closed:
             return self._link
         if self.mode == "server":
+            if self._link is not None:  # the LIS went away: wait for it to connect again
+                await self._drop_link()
             await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
             assert self._link is not None
             return self._link
         await self._drop_link()
+        if self.mode == "serial":
+            assert self.device is not None
+            line = SerialLine(self.device, self.baudrate)
+            line.open()
+            self._attach(line.reader, line)
+            assert self._link is not None
+            return self._link
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), self.connect_timeout
         )
@@ -519,6 +650,25 @@ class AnalyzerSimulator:
         return HL7Message.build([msh, qrd])
 
     # ------------------------------------------------------------------ operations
+
+    async def send_records(self, records: Sequence[str]) -> int:
+        """Send prebuilt ASTM records as one message (e.g. the same message again after a
+        failed upload); the number of frames sent. Raises on a transport failure."""
+        return await self._send_astm(list(records))
+
+    async def disconnect(self) -> None:
+        """Close the current connection (or serial port), whatever the link is doing."""
+        await self._drop_link()
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write ``data`` on the line as it is, below the E1381 link (noise, stray bytes)."""
+        if self.protocol != "astm":
+            raise ValueError("send_raw is for ASTM drivers")
+        await self._astm_link()
+        assert self._writer is not None
+        raw = self._writer._w
+        raw.write(data)
+        await raw.drain()
 
     async def upload_results(self, accession: str, results: Sequence[ResultTuple]) -> UploadReport:
         """Send one result message; raises on a transport failure (including injected drops)."""

@@ -7,9 +7,11 @@ neutral, receiving, establishing (ENQ sent), transferring (frames sent).
 Receiver: ENQ -> ACK (NAK when ``busy()``); good frame -> ACK; bad checksum, wrong frame number,
 over-long or malformed frame -> NAK; the previous frame re-sent (our ACK was lost) -> ACK without
 appending; EOT ends the transfer. A transfer is handed to ``on_message(records, raw_frames)``
-only when it ended with EOT and (by default) its last record is an L record; a receive timeout
-or a dropped connection discards it. Each transfer is handed up exactly once, in order, from a
-separate delivery task so that the callback may itself ``send()`` (e.g. a host-query reply).
+only when it ended with EOT and (by default) its last record is an L record. A receive timeout
+or a dropped connection discards an incomplete transfer; one whose L record was already
+acknowledged is complete (the sender holds an ACK for every frame and need not send it again)
+and is handed up as if the EOT had come. Each transfer is handed up exactly once, in order, from
+a separate delivery task so that the callback may itself ``send()`` (e.g. a host-query reply).
 
 Sender: ENQ; wait for ACK (``timers.ack``). NAK = receiver busy: retry after ``timers.busy``.
 ENQ = contention: the instrument has priority, so the host (``role="host"``) stands back, serves
@@ -145,8 +147,7 @@ class ASTMLink:
                 try:
                     chunk = await asyncio.wait_for(self.reader.read(4096), timeout)
                 except TimeoutError:
-                    log.warning("%s: receive timeout; incomplete transfer discarded", self.name)
-                    self._discard()
+                    self._cut_off("receive timeout")
                     continue
                 if not chunk:
                     break
@@ -156,7 +157,7 @@ class ASTMLink:
             log.info("%s: connection lost: %s", self.name, exc)
         finally:
             if self.state == _State.RECEIVING:
-                self._discard()
+                self._cut_off("connection lost")
             self._closed.set()
             self._replies.put_nowait(EventKind.EOT)  # wake a waiting sender
             self._deliveries.put_nowait(None)
@@ -175,6 +176,26 @@ class ASTMLink:
             self._neutral.set()
         else:
             self._neutral.clear()
+
+    def _cut_off(self, why: str) -> None:
+        """The transfer being received ends without EOT. Every frame we ACKed is one the sender
+        will not send again; when those already hold the whole message (it ends with its L
+        record, nothing unfinished) it is handed up, otherwise it is discarded (E1381: the
+        receiver discards an incomplete message). A sender that re-sends it anyway is
+        recognised upstream as a duplicate."""
+        whole = (
+            self.options.require_terminator
+            and bool(self._records)
+            and self._records[-1][:1] in ("L", "l")
+            and not self.decoder.has_partial_record
+        )
+        if whole:
+            log.warning("%s: %s after the last frame; transfer kept", self.name, why)
+            self._finish_transfer(partial=False)
+        else:
+            if self._records or self._frames:
+                log.warning("%s: %s; incomplete transfer discarded", self.name, why)
+            self._discard()
 
     def _discard(self) -> None:
         if self._records or self._frames:

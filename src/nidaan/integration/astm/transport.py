@@ -223,7 +223,9 @@ class ASTMSerial:
     """RS-232 link through pyserial; a reader thread feeds an ``asyncio.StreamReader``.
 
     ``device`` is a path (``/dev/ttyUSB0``) or a pyserial URL (``loop://``, ``socket://``,
-    ``rfc2217://``). Extra keyword arguments go to ``serial.serial_for_url``.
+    ``rfc2217://``). Extra keyword arguments go to ``serial.serial_for_url``. ``start()`` fails
+    when the port cannot be opened; a port that goes away later (a USB adapter unplugged, a
+    terminal server restarted) is opened again with backoff, like a TCP client reconnects.
     """
 
     def __init__(
@@ -232,44 +234,105 @@ class ASTMSerial:
         baudrate: int = 9600,
         on_message: OnMessage | None = None,
         options: LinkOptions | None = None,
+        *,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
         **serial_kwargs: Any,
     ) -> None:
         self.device = device
         self.baudrate = baudrate
         self.on_message: OnMessage = on_message or (lambda records, frames: None)
         self.options = options or LinkOptions()
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
         self.serial_kwargs = serial_kwargs
         self.link: ASTMLink | None = None
+        #: Times the port was opened (1 after ``start()``; more after it went away).
+        self.opened = 0
         self._port: Any = None
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the current port's reader thread
+        self._closing = False
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._open()
+        self._task = asyncio.create_task(self._run(), name=f"astm-serial {self.device}")
+
+    def _open(self) -> None:
         import serial  # pyserial; imported here so the module loads without it
 
-        self._port = serial.serial_for_url(
+        port = serial.serial_for_url(
             self.device, baudrate=self.baudrate, timeout=0.05, **self.serial_kwargs
         )
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
+        self._port, self._stop = port, threading.Event()
         self._thread = threading.Thread(
-            target=self._read_thread, args=(loop, reader), daemon=True, name="astm-serial"
+            target=self._read_thread,
+            args=(loop, reader, port, self._stop),
+            daemon=True,
+            name="astm-serial",
         )
         self._thread.start()
         self.link = ASTMLink(
-            reader, _SerialWriter(self._port), self.on_message, self.options, name=self.device
+            reader, _SerialWriter(port), self.on_message, self.options, name=self.device
         )
-        self._task = asyncio.create_task(self.link.run(), name=f"astm-serial {self.device}")
+        self.opened += 1
 
-    def _read_thread(self, loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader) -> None:
+    async def _close_port(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 2)
+        if self._port is not None:
+            with contextlib.suppress(Exception):
+                self._port.close()
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.backoff_max, self.backoff_initial * 2**attempt)
+        return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
+
+    async def _run(self) -> None:
+        """Run the link; when the port goes away, open it again (with backoff)."""
+        while True:
+            assert self.link is not None
+            try:
+                await self.link.run()
+            except Exception:
+                log.exception("astm serial %s: link failed", self.device)
+            if self._closing:
+                return
+            await self._close_port()
+            attempt = 0
+            while True:
+                delay = self._delay(attempt)
+                attempt += 1
+                log.info("astm serial %s: port lost; opening again in %.1fs", self.device, delay)
+                await asyncio.sleep(delay)
+                if self._closing:
+                    return
+                try:
+                    self._open()
+                except Exception as exc:
+                    log.info("astm serial %s: cannot open: %s", self.device, exc)
+                    continue
+                log.info("astm serial %s: port open again", self.device)
+                break
+
+    @staticmethod
+    def _read_thread(
+        loop: asyncio.AbstractEventLoop,
+        reader: asyncio.StreamReader,
+        port: Any,
+        stop: threading.Event,
+    ) -> None:
         try:
-            while not self._stop.is_set():
-                data = self._port.read(max(1, self._port.in_waiting))
+            while not stop.is_set():
+                data = port.read(max(1, port.in_waiting))
                 if data:
                     loop.call_soon_threadsafe(reader.feed_data, data)
         except Exception as exc:
-            log.warning("astm serial %s: read failed: %s", self.device, exc)
+            log.warning("astm serial %s: read failed: %s", port.name, exc)
         finally:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(reader.feed_eof)
@@ -280,11 +343,15 @@ class ASTMSerial:
         await self.link.send(records)
 
     async def close(self) -> None:
+        self._closing = True
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 2)
         if self._task is not None:
+            # The link ends at the EOF the reader thread feeds; a task waiting to open the
+            # port again is cancelled.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, 2)
         if self._port is not None:
-            self._port.close()
+            with contextlib.suppress(Exception):
+                self._port.close()
