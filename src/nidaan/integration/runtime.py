@@ -636,6 +636,10 @@ class Connection:
                             await writer.drain()
             except (ConnectionError, OSError) as exc:
                 log.info("interface %s: connection lost (%s)", c.name, exc)
+            except Exception:
+                # A failure while answering (the database gone, say) must not end the dialling
+                # for good: drop this connection (the analyzer re-sends what was not ACKed).
+                log.exception("interface %s: message handling failed; reconnecting", c.name)
             finally:
                 self._writers.discard(writer)
                 writer.close()
