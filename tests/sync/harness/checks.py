@@ -312,6 +312,33 @@ async def check_lww(sim: Simulation, committing_session: Any) -> tuple[int, int]
     ):
         stored[("order", r[0], "priority")] = r[1]
         stored[("order", r[0], "referring_doctor")] = r[2]
+    # Every accepted value that is not the final one is kept in field history (spec §4.7):
+    # as "lost" when it arrived older, or "overwritten" when a newer one replaced it.
+    history: dict[tuple[str, str, str], set[Any]] = defaultdict(set)
+    for r in await rows(
+        committing_session,
+        "SELECT entity, entity_id::text, field, value FROM sync_field_history "
+        "WHERE organisation_id = :org",
+        org=sim.world.organisation_id,
+    ):
+        history[(r[0], r[1], r[2])].add(_norm(r[2], r[3]))
+    updated = {
+        (record.op.entity, record.op.entity_id, name): record
+        for record in sim.ops.values()
+        if record.op.operation == "update"
+        for name in record.data
+    }
+    losers = 0
+    for key, cands in candidates.items():
+        if key not in stored or key not in updated:
+            continue
+        final = _norm(key[2], stored[key])
+        for value in {_norm(key[2], c[2]) for c in cands} - {final}:
+            losers += 1
+            assert value in history[key], (
+                f"LWW {key}: value {value!r} lost without a field history row "
+                f"(history: {sorted(map(str, history[key]))}, final {final!r})"
+            )
     ambiguous = 0
     for key, cands in candidates.items():
         if key not in stored:
