@@ -109,3 +109,45 @@ async def test_payment_and_sample_steps(  # type: ignore[no-untyped-def]
     # The same payment id again is a duplicate, never a second payment.
     repeat = await desk.sync(desk.op("payment", payment_id, "append", pay["data"]))
     assert repeat["results"][0]["status"] == "DUPLICATE"
+
+
+async def test_a_verified_result_is_never_changed_by_sync(  # type: ignore[no-untyped-def]
+    live_client, sync_lab: SyncLab, committing_session
+) -> None:
+    desk = Device(live_client, sync_lab.desk1)
+    tech = Device(live_client, sync_lab.technician)
+    _, order_id = await placed_order(desk, sync_lab, committing_session)
+    test = desk.row("order", order_id)["data"]["tests"][0]
+    await desk.sync(desk.op("sample", test["sample_id"], "transition", {"to": "collected"}))
+    received = await tech.sync(
+        tech.op(
+            "sample",
+            test["sample_id"],
+            "transition",
+            {"to": "received", "branch_id": str(sync_lab.lab.id)},
+        )
+    )
+    assert received["results"][0]["status"] == "APPLIED", received
+    result_id = str(new_id())
+    entered = await tech.sync(
+        tech.op("result", result_id, "append", {"order_test_id": test["id"], "value": "95"})
+    )
+    assert entered["results"][0]["status"] == "APPLIED", entered
+    verified = await live_client.post(
+        f"/api/v1/results/{result_id}/verify", headers=sync_lab.pathologist, json={}
+    )
+    assert verified.status_code == 200, verified.text
+    await tech.sync()
+    base = tech.row("result", result_id)["seq"]
+    edit = await tech.sync(
+        tech.op("result", result_id, "update", {"value": "59"}, baseVersion=base)
+    )
+    assert edit["results"][0]["status"] == "REJECTED"
+    assert "verified results are never changed" in edit["results"][0]["reason"]
+    again = await tech.sync(
+        tech.op("result", str(new_id()), "append", {"order_test_id": test["id"], "value": "59"})
+    )
+    assert again["results"][0]["status"] == "REJECTED"
+    await tech.sync()
+    assert tech.row("result", result_id)["data"]["value"] == "95"
+    assert tech.row("result", result_id)["data"]["status"] == "verified"
