@@ -62,7 +62,7 @@ def set_origin(session: Session, origin: Origin | None) -> None:
 
 
 def checkpoint(session: Session) -> dict[tuple[str, uuid.UUID], _Pending]:
-    """A copy of what is captured so far (the engine restores it when a savepoint rolls back)."""
+    """A copy of what is captured so far (restored when a savepoint rolls back)."""
     pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.get(_PENDING, {})
     return {
         key: _Pending(

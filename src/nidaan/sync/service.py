@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.principal import Principal
 from nidaan.config import Settings
-from nidaan.kit.errors import Conflict, Forbidden, InvalidInput, NidaanError
+from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError
 from nidaan.kit.ids import new_id
 from nidaan.kit.time import utcnow
 from nidaan.sync import capture
@@ -734,4 +734,3 @@ def check_versions(protocol_version: int, schema_version: int) -> bool:
 
 sync_service = SyncService()
 
-__all__ = ["Conflict", "check_versions", "sync_service"]
