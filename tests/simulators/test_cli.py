@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import socket
+import sys
+from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
+from nidaan.integration.astm.protocol import LinkOptions, Timers
+from nidaan.integration.astm.transport import ASTMSerial
 from nidaan.simulators.cli import analyzer_sim
 
 app = typer.Typer()
@@ -34,3 +41,64 @@ def test_unreachable_lis_is_a_clear_error() -> None:
         )
     assert result.exit_code == 1
     assert "failed" in result.output or "cannot reach" in result.output
+
+
+def test_serial_mode_needs_a_device() -> None:
+    result = runner.invoke(
+        app, ["analyzer-sim", "--mode", "serial", "--upload", "A1", "--codes", "685"]
+    )
+    assert result.exit_code == 2
+
+
+async def test_serial_mode_uploads_over_the_port(tmp_path: Path) -> None:
+    """`nidaan analyzer-sim --mode serial --device ...` plays the analyzer on a pty pair."""
+    socat = shutil.which("socat")
+    if socat is None:
+        pytest.skip("socat not installed")
+    lis_end, analyzer_end = tmp_path / "lis", tmp_path / "analyzer"
+    pair = await asyncio.create_subprocess_exec(
+        socat,
+        f"pty,raw,echo=0,link={lis_end}",
+        f"pty,raw,echo=0,link={analyzer_end}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if lis_end.exists() and analyzer_end.exists():
+                break
+            await asyncio.sleep(0.02)
+        inbox: asyncio.Queue[list[str]] = asyncio.Queue()
+        lis = ASTMSerial(
+            str(lis_end),
+            9600,
+            lambda records, frames: inbox.put_nowait(records),
+            LinkOptions(role="host", timers=Timers(ack=2, receive=2, busy=0.05)),
+        )
+        await lis.start()
+        sim = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "nidaan"),
+            "analyzer-sim",
+            "--driver",
+            "roche-cobas",
+            "--mode",
+            "serial",
+            "--device",
+            str(analyzer_end),
+            "--upload",
+            "CC1-20261126-0001",
+            "--codes",
+            "685",
+            "--values",
+            "182",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        records = await asyncio.wait_for(inbox.get(), 20)
+        output, _ = await asyncio.wait_for(sim.communicate(), 20)
+        await lis.close()
+    finally:
+        pair.terminate()
+        await asyncio.wait_for(pair.wait(), 5)
+    assert sim.returncode == 0, output
+    assert any(r.startswith("R|1|^^^685") and "|182|" in r for r in records), records
+    assert b"serial mode" in output

@@ -130,8 +130,16 @@ def analyzer_sim(
     fault_frame: Annotated[int, typer.Option(help="Frame number hit by bad-checksum / drop.")] = 2,
     mode: Annotated[
         str,
-        typer.Option(help="client: connect to the LIS; server: listen for the LIS (ASTM only)."),
+        typer.Option(
+            help="client: connect to the LIS; server: listen for the LIS; serial: talk over "
+            "--device (server and serial: ASTM only)."
+        ),
     ] = "client",
+    device: Annotated[
+        str | None,
+        typer.Option(help="Serial port for --mode serial, e.g. /dev/ttyUSB0 or a pty path."),
+    ] = None,
+    baudrate: Annotated[int, typer.Option(help="Serial speed for --mode serial.")] = 9600,
     seed: Annotated[int | None, typer.Option(help="Random seed for generated values.")] = None,
 ) -> None:
     """Simulate an analyzer: upload results and/or ask the LIS for orders over ASTM or HL7.
@@ -143,8 +151,10 @@ def analyzer_sim(
         raise typer.BadParameter(f"one of {', '.join(DRIVERS)}", param_hint="--driver")
     if fault is not None and fault not in FAULTS:
         raise typer.BadParameter(f"one of {', '.join(FAULTS)}", param_hint="--fault")
-    if mode not in ("client", "server"):
-        raise typer.BadParameter("client or server", param_hint="--mode")
+    if mode not in ("client", "server", "serial"):
+        raise typer.BadParameter("client, server or serial", param_hint="--mode")
+    if mode == "serial" and not device:
+        raise typer.BadParameter("serial mode needs --device", param_hint="--device")
     accessions = _split(upload)
     code_list = _split(codes)
     if accessions and not code_list:
@@ -157,15 +167,18 @@ def analyzer_sim(
         port,
         mode=mode,  # type: ignore[arg-type]
         faults=Faults.named(fault, n=fault_frame),
+        device=device,
+        baudrate=baudrate,
     )
+    where = device if mode == "serial" else f"{host}:{sim.port}"
     typer.echo(
-        f"{driver} simulator ({DRIVERS[driver].protocol.upper()}, {mode} mode) -> {host}:{sim.port}"
+        f"{driver} simulator ({DRIVERS[driver].protocol.upper()}, {mode} mode) -> {where}"
         + (f", fault: {fault}" if fault else "")
     )
     try:
         failures = asyncio.run(_run(sim, accessions, code_list, _split(values), query, seed))
     except (OSError, TimeoutError) as exc:
-        typer.secho(f"Error: cannot reach the LIS at {host}:{sim.port}: {exc}", fg="red", err=True)
+        typer.secho(f"Error: cannot reach the LIS at {where}: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
     if failures:
         raise typer.Exit(1)
