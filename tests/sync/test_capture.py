@@ -106,3 +106,51 @@ async def test_a_changed_order_test_is_a_change_of_its_order(settings) -> None: 
     assert len(changes) == before + 1
     assert (changes[-1].entity, changes[-1].entity_id) == ("order", placed.order.id)
     assert "order_tests" in changes[-1].changed_fields
+
+
+async def test_set_based_status_updates_are_captured(settings) -> None:  # type: ignore[no-untyped-def]
+    """Analyzer batches move order tests and samples on with one UPDATE each; sync still sees
+    the order and the sample change, and versions move on as an ORM flush would move them."""
+    from nidaan.orders.service import orders_service
+    from nidaan.samples.models import Sample
+    from nidaan.samples.service import samples_service
+    from tests.fixtures.lab import create_catalog_test
+    from tests.fixtures.results import make_lab, place_order, principal_of
+
+    organisation = await _organisation(settings)
+    async with get_sessionmaker(settings)() as session:
+        lab = await make_lab(session, organisation)
+        test = await create_catalog_test(session, organisation)
+        patient = await create_patient(session, organisation)
+        placed = await place_order(session, lab, patient, [test])
+        await commit(session)
+    before = len(await _changes(settings, organisation.id))
+    async with get_sessionmaker(settings)() as session:
+        order_test = await session.scalar(
+            select(OrderTest).where(OrderTest.order_id == placed.order.id).with_for_update()
+        )
+        sample = await session.get(Sample, placed.sample.id)
+        assert order_test is not None
+        assert sample is not None
+        version = order_test.version
+        sample.status = "received"
+        await session.flush()
+        sample_version = sample.version
+        entries = await orders_service.mark_resulted(session, [order_test])
+        entries += await samples_service.start_processing_locked(
+            session, principal_of(lab.users["admin"]), [sample]
+        )
+        assert [e.action for e in entries] == [
+            "order_test.status_changed",
+            "sample.processing_started",
+        ]
+        assert (order_test.status, order_test.version) == ("resulted", version + 1)
+        assert (sample.status, sample.version) == ("in_process", sample_version + 1)
+        await commit(session)
+    changes = await _changes(settings, organisation.id)
+    changed = {(c.entity, c.entity_id) for c in changes[before:]}
+    assert changed == {("order", placed.order.id), ("sample", placed.sample.id)}
+    async with get_sessionmaker(settings)() as session:
+        stored = await session.get(OrderTest, order_test.id)
+        assert stored is not None
+        assert (stored.status, stored.version) == ("resulted", version + 1)

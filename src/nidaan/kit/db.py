@@ -6,7 +6,7 @@ runner commit or roll back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -94,6 +94,25 @@ def transaction_state(session: AsyncSession, key: str, factory: Callable[[], Any
 
 
 ACTOR_LABEL = "nidaan.actor_label"
+
+# ---- rows changed by set-based SQL ------------------------------------------------------
+#
+# Change capture (sync) sees ORM flushes. A service that updates many rows with one UPDATE
+# (and sets the new values on the loaded objects itself) reports them here instead.
+
+BulkChangeListener = Callable[[Session, Sequence[Any], Sequence[str]], None]
+_BULK_CHANGE_LISTENERS: list[BulkChangeListener] = []
+
+
+def on_bulk_change(listener: BulkChangeListener) -> BulkChangeListener:
+    _BULK_CHANGE_LISTENERS.append(listener)
+    return listener
+
+
+def note_bulk_change(session: AsyncSession, rows: Sequence[Any], fields: Sequence[str]) -> None:
+    """``rows`` (loaded ORM objects) had ``fields`` changed by set-based SQL."""
+    for listener in _BULK_CHANGE_LISTENERS:
+        listener(session.sync_session, rows, fields)
 
 
 def set_actor_label(session: AsyncSession, label: str) -> None:

@@ -462,9 +462,9 @@ class _Batch:
                 outcomes[plan.index] = EntryOutcome(result, created=False)
         # First results: ordered tests become resulted, received samples in process.
         started = {p.context.order_test.id: p.context.order_test for p in plans}
-        marked = orders_service.mark_resulted(started.values(), actor=caller.actor)
+        marked = await orders_service.mark_resulted(session, started.values(), actor=caller.actor)
         samples = {p.context.sample.id: p.context.sample for p in plans}
-        marked += samples_service.start_processing_locked(caller, samples.values())
+        marked += await samples_service.start_processing_locked(session, caller, samples.values())
         await session.flush()
         audit = [
             AuditEntry(

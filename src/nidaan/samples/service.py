@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.events.service import publish
-from nidaan.kit.db import get_in_organisation
+from nidaan.kit.db import get_in_organisation, note_bulk_change
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -490,29 +491,43 @@ class SamplesService:
         )
         return list(rows)
 
-    def start_processing_locked(
-        self, caller: Principal, locked: Iterable[Sample]
+    async def start_processing_locked(
+        self, session: AsyncSession, caller: Principal, locked: Iterable[Sample]
     ) -> list[AuditEntry]:
         """``start_processing`` for samples locked with ``lock_many`` (received -> in process;
-        others unchanged); returns the audit entries for the caller to flush and record."""
-        entries = []
-        for row in locked:
-            if row.status != SampleStatus.RECEIVED:
-                continue
-            before = _snapshot(row)
-            row.status = transition(row.status, SampleEvent.START_PROCESSING)
-            entries.append(
-                AuditEntry(
-                    organisation_id=caller.organisation_id,
-                    actor=caller.actor,
-                    action="sample.processing_started",
-                    entity_type="sample",
-                    entity_id=row.id,
-                    before=before,
-                    after=_snapshot(row),
-                )
+        others unchanged), in one UPDATE; returns the audit entries for the caller to record.
+        The rows are locked, so the ORM's per-row version check is not needed; each version
+        still moves on by one."""
+        rows = [row for row in locked if row.status == SampleStatus.RECEIVED]
+        if not rows:
+            return []
+        befores = {row.id: _snapshot(row) for row in rows}
+        status = transition(SampleStatus.RECEIVED, SampleEvent.START_PROCESSING)
+        table = Sample.__table__
+        found = await session.execute(
+            update(table)
+            .where(table.c.id.in_([row.id for row in rows]))
+            .values(status=status, version=table.c.version + 1, updated_at=func.now())
+            .returning(table.c.id, table.c.version, table.c.updated_at)
+        )
+        moved = {r.id: r for r in found}
+        for row in rows:
+            set_committed_value(row, "status", status)
+            set_committed_value(row, "version", moved[row.id].version)
+            set_committed_value(row, "updated_at", moved[row.id].updated_at)
+        note_bulk_change(session, rows, ("status", "version", "updated_at"))
+        return [
+            AuditEntry(
+                organisation_id=caller.organisation_id,
+                actor=caller.actor,
+                action="sample.processing_started",
+                entity_type="sample",
+                entity_id=row.id,
+                before=befores[row.id],
+                after=_snapshot(row),
             )
-        return entries
+            for row in rows
+        ]
 
     async def complete(
         self, session: AsyncSession, caller: Principal, sample: uuid.UUID | str

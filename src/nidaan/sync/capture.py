@@ -14,6 +14,7 @@ merge class tracks, so last-writer-wins and version guards also see REST edits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy import event, insert, inspect, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from nidaan.kit.db import ACTOR_LABEL
+from nidaan.kit.db import ACTOR_LABEL, on_bulk_change
 from nidaan.sync.hlc import HLC
 from nidaan.sync.models import SyncChange, SyncRowMeta
 from nidaan.sync.registry import BY_CHILD, BY_MODEL, EntityHandler
@@ -105,17 +106,42 @@ def _collect(session: Session, flush_context: Any) -> None:
             changed = _changed_fields(obj, is_new)
             if not changed and not deleted:
                 continue
-            pending = session.info.setdefault(_PENDING, {})
-            key = (handler.name, obj.id)
-            entry = pending.get(key)
-            if entry is None:
-                entry = pending[key] = _Pending(handler, obj.organisation_id, obj.id, obj)
-            elif entry.row is None:
-                entry.row = obj
-            for name in changed:
-                entry.fields[name] = origin
-            entry.origin = origin or entry.origin
-            entry.deleted = entry.deleted or deleted
+            _note(session, handler, obj, changed, deleted, origin)
+
+
+def _note(
+    session: Session,
+    handler: EntityHandler,
+    obj: Any,
+    changed: Iterable[str],
+    deleted: bool,
+    origin: Origin | None,
+) -> None:
+    pending = session.info.setdefault(_PENDING, {})
+    key = (handler.name, obj.id)
+    entry = pending.get(key)
+    if entry is None:
+        entry = pending[key] = _Pending(handler, obj.organisation_id, obj.id, obj)
+    elif entry.row is None:
+        entry.row = obj
+    for name in changed:
+        entry.fields[name] = origin
+    entry.origin = origin or entry.origin
+    entry.deleted = entry.deleted or deleted
+
+
+@on_bulk_change
+def _bulk_changed(session: Session, rows: Sequence[Any], fields: Sequence[str]) -> None:
+    """Rows a service updated with one set-based UPDATE: captured as if flushed."""
+    origin: Origin | None = session.info.get(_ORIGIN)
+    for obj in rows:
+        handler = BY_MODEL.get(type(obj))
+        if handler is not None:
+            _note(session, handler, obj, fields, False, origin)
+            continue
+        parent = BY_CHILD.get(type(obj))
+        if parent is not None:
+            _note_child(session, origin, *parent, obj)
 
 
 def _note_child(
