@@ -96,6 +96,8 @@ async def test_client_id_replay(client: httpx.AsyncClient, lab: Lab) -> None:
         ({"test_map": [{"instrument_code": "1", "loinc": "9999-9"}]}, "unknown_tests"),
         ({"test_map": [{"instrument_code": "1"}]}, "validation_error"),
         ({"driver": "siemens-magic"}, "validation_error"),
+        # A hospital sends orders to the lab; the lab never pushes orders to it.
+        ({"driver": "hospital-hl7", "settings": {"order_download": True}}, "invalid_transport"),
     ],
 )
 async def test_invalid_instruments_are_refused(

@@ -29,7 +29,7 @@ from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.integration import domain
 from nidaan.integration.domain import InstrumentMessage, InstrumentResult
-from nidaan.integration.drivers.base import OrderLine, get_driver
+from nidaan.integration.drivers.base import OrderLine, driver_names, get_driver
 from nidaan.integration.enums import (
     Direction,
     Driver,
@@ -387,6 +387,15 @@ class IntegrationService:
             device=values.get("device"),
             baudrate=values.get("baudrate"),
         )
+        settings = values.get("settings") or {}
+        driver = values.get("driver")
+        pushes_orders = settings.get(ORDER_DOWNLOAD_SETTING) is True
+        if (
+            pushes_orders
+            and driver in driver_names()
+            and not get_driver(driver).accepts_order_downloads
+        ):
+            problems.append(f"{driver} connections do not take order downloads")
         if problems:
             raise InvalidTransport("; ".join(problems) + ".", problems=problems)
 
@@ -715,6 +724,8 @@ class IntegrationService:
         queued: list[InterfaceMessage] = []
         for instrument in list(instruments):
             if (instrument.settings or {}).get(ORDER_DOWNLOAD_SETTING) is not True:
+                continue
+            if not get_driver(instrument.driver).accepts_order_downloads:
                 continue
             message = await self._queue_order_download(session, instrument, sample)
             if message is not None:

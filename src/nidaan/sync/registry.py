@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -59,7 +60,7 @@ class Rejected(Exception):
         self.reason = reason
 
 
-class EntityHandler:
+class EntityHandler(ABC):
     """Base for one synced entity. Subclasses set the class attributes and the op methods."""
 
     name: ClassVar[str]
@@ -92,9 +93,9 @@ class EntityHandler:
     def version(self, row: Any) -> int | None:
         return getattr(row, self.version_attr) if self.version_attr else None
 
+    @abstractmethod
     async def serialize_many(self, session: AsyncSession, rows: list[Any]) -> list[dict[str, Any]]:
         """Rows as a pull shows them (the REST shape, sensitive values masked)."""
-        raise NotImplementedError
 
     # ---- apply ------------------------------------------------------------------------
     async def load_for_update(self, ctx: OpContext, entity_id: uuid.UUID) -> Any | None:
@@ -118,7 +119,7 @@ class EntityHandler:
         """Validate and normalise incoming field values (raise Rejected)."""
         return dict(data)
 
-    async def before_update(self, ctx: OpContext, row: Any) -> None:
+    async def before_update(self, ctx: OpContext, row: Any) -> None:  # noqa: B027 - optional hook
         """Refuse an update outright (raise Rejected) before any merging, e.g. verified rows."""
 
     async def apply_fields(self, ctx: OpContext, row: Any, values: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from nidaan.integration.drivers.base import OrderLine, content_hash, parse_astm_
 class GenericASTMDriver:
     name: ClassVar[str] = "generic-astm"
     protocol: ClassVar[Literal["hl7", "astm"]] = "astm"
+    accepts_order_downloads: ClassVar[bool] = True
     #: Delimiters of the messages we send (the analyzer's are read from its H record).
     delimiters: ClassVar[Delimiters] = DEFAULT_DELIMITERS
     sender: ClassVar[tuple[str, ...]] = ("NIDAAN",)

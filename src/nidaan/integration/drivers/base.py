@@ -35,6 +35,8 @@ class Driver(Protocol):
 
     name: str
     protocol: Literal["hl7", "astm"]
+    #: Whether the LIS may push orders to it unasked (batch mode); hospitals never.
+    accepts_order_downloads: bool
 
     def parse(self, raw: str | Sequence[str]) -> Any:
         """Parse what the transport received; raises on garbage."""

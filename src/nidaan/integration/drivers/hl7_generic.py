@@ -28,6 +28,7 @@ QUERY_MESSAGES = frozenset({"QRY^Q02", "QBP^Q11"})
 class GenericHL7Driver:
     name: ClassVar[str] = "generic-hl7"
     protocol: ClassVar[Literal["hl7", "astm"]] = "hl7"
+    accepts_order_downloads: ClassVar[bool] = True
 
     def parse(self, raw: str | bytes | Sequence[str]) -> Message:
         if isinstance(raw, bytes):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from nidaan.integration.domain import InstrumentMessage
-from nidaan.integration.drivers.base import OrderLine, register
+from nidaan.integration.drivers.base import register
 from nidaan.integration.drivers.hl7_generic import GenericHL7Driver
 from nidaan.integration.hl7.builders import Party, build_oru
 from nidaan.integration.hl7.errors import HL7ErrorCode, HL7ValidationError
@@ -29,6 +29,8 @@ def message_type(msg: Message) -> str:
 
 class HospitalHL7Driver(GenericHL7Driver):
     name: ClassVar[str] = "hospital-hl7"
+    # A hospital sends us orders; the lab does not push orders back to it.
+    accepts_order_downloads: ClassVar[bool] = False
 
     def kind(self, msg: Message) -> str:
         """``patient`` or ``order``; anything else raises (the runtime answers AR)."""
@@ -50,9 +52,6 @@ class HospitalHL7Driver(GenericHL7Driver):
 
     def queries(self, parsed: Message) -> list[str]:
         return []
-
-    def order_download(self, sample_id: str, orders: Sequence[OrderLine]) -> Message:
-        raise NotImplementedError("hospitals are not sent order downloads")
 
     def results_message(
         self,
