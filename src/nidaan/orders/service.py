@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.audit.schemas import SYSTEM_ACTOR, AuditActor
 from nidaan.audit.service import AuditEntry, audit_service
@@ -23,7 +22,7 @@ from nidaan.auth.principal import Principal
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
-from nidaan.kit.db import get_in_organisation, note_bulk_change
+from nidaan.kit.db import get_in_organisation, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -507,31 +506,13 @@ class OrdersService:
         become resulted (a first result needs no order lock); returns the audit entries to
         write (the caller records them in bulk).
 
-        One UPDATE for all of them rather than one per row (analyzer batches): the rows are
-        locked, so the version check of an ORM flush has nothing to catch; each version still
-        moves on by one, and the loaded objects get the new values.
+        One UPDATE for all of them rather than one per row (analyzer batches).
         """
         rows = [t for t in locked if t.status == OrderTestStatus.ACTIVE]
         if not rows:
             return []
         befores = {t.id: _test_snapshot(t) for t in rows}
-        table = OrderTest.__table__
-        found = await session.execute(
-            update(table)
-            .where(table.c.id.in_([t.id for t in rows]))
-            .values(
-                status=OrderTestStatus.RESULTED.value,
-                version=table.c.version + 1,
-                updated_at=func.now(),
-            )
-            .returning(table.c.id, table.c.version, table.c.updated_at)
-        )
-        moved = {row.id: row for row in found}
-        for order_test in rows:
-            set_committed_value(order_test, "status", OrderTestStatus.RESULTED.value)
-            set_committed_value(order_test, "version", moved[order_test.id].version)
-            set_committed_value(order_test, "updated_at", moved[order_test.id].updated_at)
-        note_bulk_change(session, rows, ("status", "version", "updated_at"))
+        await set_on_locked_rows(session, rows, status=OrderTestStatus.RESULTED.value)
         return [
             AuditEntry(
                 organisation_id=order_test.organisation_id,

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy import Select, and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.events.service import publish
-from nidaan.kit.db import get_in_organisation, note_bulk_change
+from nidaan.kit.db import get_in_organisation, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -495,27 +494,13 @@ class SamplesService:
         self, session: AsyncSession, caller: Principal, locked: Iterable[Sample]
     ) -> list[AuditEntry]:
         """``start_processing`` for samples locked with ``lock_many`` (received -> in process;
-        others unchanged), in one UPDATE; returns the audit entries for the caller to record.
-        The rows are locked, so the ORM's per-row version check is not needed; each version
-        still moves on by one."""
+        others unchanged), in one UPDATE; returns the audit entries for the caller to record."""
         rows = [row for row in locked if row.status == SampleStatus.RECEIVED]
         if not rows:
             return []
         befores = {row.id: _snapshot(row) for row in rows}
         status = transition(SampleStatus.RECEIVED, SampleEvent.START_PROCESSING)
-        table = Sample.__table__
-        found = await session.execute(
-            update(table)
-            .where(table.c.id.in_([row.id for row in rows]))
-            .values(status=status, version=table.c.version + 1, updated_at=func.now())
-            .returning(table.c.id, table.c.version, table.c.updated_at)
-        )
-        moved = {r.id: r for r in found}
-        for row in rows:
-            set_committed_value(row, "status", status)
-            set_committed_value(row, "version", moved[row.id].version)
-            set_committed_value(row, "updated_at", moved[row.id].updated_at)
-        note_bulk_change(session, rows, ("status", "version", "updated_at"))
+        await set_on_locked_rows(session, rows, status=status)
         return [
             AuditEntry(
                 organisation_id=caller.organisation_id,

@@ -149,8 +149,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-jsonable = _jsonable
-
 REGISTRY: dict[str, EntityHandler] = {}
 BY_MODEL: dict[type[Any], EntityHandler] = {}
 #: Child model -> (parent handler, attribute with the parent's id).

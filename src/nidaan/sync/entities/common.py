@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -35,3 +37,27 @@ async def refused(call: Callable[[], Any]) -> Any:
         return await call()
     except NidaanError as error:
         raise Rejected(error.detail) from None
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def op_uuid(value: Any, name: str) -> uuid.UUID | None:
+    """An id from op data (None when absent); anything else is a rejection."""
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Rejected(f"{name} is not a UUID") from None
+
+
+def op_time(value: Any, name: str) -> datetime | None:
+    """A time from op data (ISO 8601; None when absent)."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise Rejected(f"{name} is not an ISO 8601 time") from None

@@ -8,12 +8,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from nidaan.sync.entities.common import iso
 from nidaan.sync.models import SyncConflict
 from nidaan.sync.registry import EntityHandler, register
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value else None
 
 
 def conflict_view(row: SyncConflict) -> dict[str, Any]:
@@ -28,18 +25,18 @@ def conflict_view(row: SyncConflict) -> dict[str, Any]:
         "server_version": row.server_version,
         "server_value": row.server_value,
         "server_changed_by": row.server_changed_by,
-        "server_changed_at": _iso(row.server_changed_at),
+        "server_changed_at": iso(row.server_changed_at),
         "client_value": row.client_value,
         "client_changed_by": row.client_changed_by,
-        "client_changed_at": _iso(row.client_changed_at),
+        "client_changed_at": iso(row.client_changed_at),
         "client_id": str(row.client_id) if row.client_id else None,
         "op_id": str(row.op_id) if row.op_id else None,
         "resolution": row.resolution,
         "resolution_value": row.resolution_value,
         "resolution_reason": row.resolution_reason,
         "resolved_by_id": str(row.resolved_by_id) if row.resolved_by_id else None,
-        "resolved_at": _iso(row.resolved_at),
-        "created_at": _iso(row.created_at),
+        "resolved_at": iso(row.resolved_at),
+        "created_at": iso(row.created_at),
         "version": row.version,
     }
 

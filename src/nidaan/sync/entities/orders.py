@@ -19,7 +19,7 @@ from nidaan.orders.models import Order, OrderTest
 from nidaan.orders.schemas import OrderCreate
 from nidaan.orders.service import orders_service
 from nidaan.sync.context import OpContext
-from nidaan.sync.entities.common import refused, validate
+from nidaan.sync.entities.common import iso, refused, validate
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected, register
 
 DESK = frozenset({Role.ADMIN, Role.FRONT_DESK})
@@ -78,8 +78,8 @@ class OrderHandler(EntityHandler):
                 "clinical_notes": row.clinical_notes,
                 "tests": tests[row.id],
                 "version": row.version,
-                "created_at": row.created_at.isoformat() if row.created_at else None,
-                "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+                "created_at": iso(row.created_at),
+                "completed_at": iso(row.completed_at),
             }
             for row in rows
         ]

@@ -13,8 +13,7 @@ from nidaan.auth.enums import Role
 from nidaan.billing.models import CounterPayment
 from nidaan.billing.service import billing_service
 from nidaan.sync.context import OpContext
-from nidaan.sync.entities.common import refused
-from nidaan.sync.entities.samples import _time, _uuid
+from nidaan.sync.entities.common import op_time, op_uuid, refused
 from nidaan.sync.registry import EntityHandler, OpStatus, Outcome, Rejected, register
 
 CASHIERS = frozenset({Role.ADMIN, Role.BILLING, Role.FRONT_DESK})
@@ -45,7 +44,7 @@ class PaymentHandler(EntityHandler):
         ]
 
     async def append(self, ctx: OpContext) -> Outcome:
-        order_id = _uuid(ctx.data.get("order_id"), "order_id")
+        order_id = op_uuid(ctx.data.get("order_id"), "order_id")
         if order_id is None:
             raise Rejected("a payment needs order_id")
         _, created = await refused(
@@ -56,7 +55,7 @@ class PaymentHandler(EntityHandler):
                 amount=ctx.data.get("amount"),
                 method=str(ctx.data.get("method") or ""),
                 reference=ctx.data.get("reference"),
-                received_at=_time(ctx.data.get("received_at"), "received_at"),
+                received_at=op_time(ctx.data.get("received_at"), "received_at"),
                 payment_id=ctx.op.entity_id,
             )
         )

@@ -16,8 +16,7 @@ from nidaan.results.enums import ResultStatus
 from nidaan.results.models import Result
 from nidaan.results.service import results_service
 from nidaan.sync.context import OpContext
-from nidaan.sync.entities.common import refused
-from nidaan.sync.entities.samples import _uuid
+from nidaan.sync.entities.common import iso, op_uuid, refused
 from nidaan.sync.merge import field_meta, open_conflict
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected, register
 
@@ -57,7 +56,7 @@ class ResultHandler(EntityHandler):
                 "result_version": row.result_version,
                 "is_current": row.is_current,
                 "entered_at": row.entered_at.isoformat(),
-                "verified_at": row.verified_at.isoformat() if row.verified_at else None,
+                "verified_at": iso(row.verified_at),
             }
             for row in rows
         ]
@@ -94,7 +93,7 @@ class ResultHandler(EntityHandler):
             raise Rejected("this result was replaced by a correction; edit the current one")
 
     async def append(self, ctx: OpContext) -> Outcome:
-        order_test_id = _uuid(ctx.data.get("order_test_id"), "order_test_id")
+        order_test_id = op_uuid(ctx.data.get("order_test_id"), "order_test_id")
         if order_test_id is None:
             raise Rejected("a result needs order_test_id")
         value = _text(ctx.data.get("value"), "value")

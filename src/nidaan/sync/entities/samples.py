@@ -4,7 +4,6 @@ machine. Samples themselves are made by the server when an order is placed."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +15,7 @@ from nidaan.samples.enums import RejectionReason, SampleStatus
 from nidaan.samples.models import Sample
 from nidaan.samples.service import samples_service
 from nidaan.sync.context import OpContext
-from nidaan.sync.entities.common import refused
+from nidaan.sync.entities.common import iso, op_time, op_uuid, refused
 from nidaan.sync.registry import EntityHandler, OpStatus, Outcome, Rejected, register
 
 HANDLERS = frozenset(
@@ -28,28 +27,6 @@ TRANSITION_ROLES = {
     SampleStatus.RECEIVED: frozenset({Role.ADMIN, Role.TECHNICIAN}),
     SampleStatus.REJECTED: frozenset({Role.ADMIN, Role.TECHNICIAN, Role.PATHOLOGIST}),
 }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _uuid(value: Any, name: str) -> uuid.UUID | None:
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise Rejected(f"{name} is not a UUID") from None
-
-
-def _time(value: Any, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        raise Rejected(f"{name} is not an ISO 8601 time") from None
 
 
 class SampleHandler(EntityHandler):
@@ -73,12 +50,12 @@ class SampleHandler(EntityHandler):
                 "specimen_type": row.specimen_type,
                 "container": row.container,
                 "status": row.status,
-                "collected_at": _iso(row.collected_at),
+                "collected_at": iso(row.collected_at),
                 "collected_at_branch_id": (
                     str(row.collected_at_branch_id) if row.collected_at_branch_id else None
                 ),
-                "received_at": _iso(row.received_at),
-                "rejected_at": _iso(row.rejected_at),
+                "received_at": iso(row.received_at),
+                "rejected_at": iso(row.rejected_at),
                 "rejection_reason": row.rejection_reason,
                 "recollection_id": str(row.recollection_id) if row.recollection_id else None,
                 "version": row.version,
@@ -98,15 +75,15 @@ class SampleHandler(EntityHandler):
             return Outcome(OpStatus.APPLIED, reason=f"already {target}")
         session, caller = ctx.session, ctx.principal
         if target == SampleStatus.COLLECTED:
-            branch = _uuid(ctx.data.get("branch_id"), "branch_id")
-            when = _time(ctx.data.get("collected_at"), "collected_at")
+            branch = op_uuid(ctx.data.get("branch_id"), "branch_id")
+            when = op_time(ctx.data.get("collected_at"), "collected_at")
             await refused(
                 lambda: samples_service.collect(
                     session, caller, row.id, branch_id=branch, collected_at=when
                 )
             )
         elif target == SampleStatus.RECEIVED:
-            branch = _uuid(ctx.data.get("branch_id"), "branch_id")
+            branch = op_uuid(ctx.data.get("branch_id"), "branch_id")
             await refused(
                 lambda: samples_service.receive(session, caller, row.id, branch_id=branch)
             )
