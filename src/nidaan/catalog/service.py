@@ -34,6 +34,7 @@ from nidaan.catalog.schemas import (
     PanelUpdate,
     ReferenceRangeIn,
 )
+from nidaan.kit.db import any_of
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 
@@ -178,7 +179,7 @@ class CatalogService:
             return {}
         rows = await session.scalars(
             select(CatalogTest).where(
-                CatalogTest.organisation_id == organisation_id, CatalogTest.id.in_(wanted)
+                CatalogTest.organisation_id == organisation_id, any_of(CatalogTest.id, wanted)
             )
         )
         return {t.id: t for t in rows}
@@ -221,7 +222,7 @@ class CatalogService:
             return result
         rows = await session.scalars(
             select(ReferenceRange)
-            .where(ReferenceRange.test_id.in_(wanted))
+            .where(any_of(ReferenceRange.test_id, wanted))
             .order_by(ReferenceRange.test_id, ReferenceRange.id)
         )
         for rng in rows:

@@ -8,9 +8,10 @@ analyzer; ``serial``: an RS-232 port) and, for every message received:
    listener carries on;
 2. stores it and lands its results (``integration_service.ingest_results``) in one committed
    transaction; a re-sent message (same MSH-10 / same ASTM records) is stored as a duplicate
-   and applied once. ASTM result messages are landed by a per-connection task in arrival
-   order; those that queue up while one lands go together (``ingest_many``), so a busy
-   analyzer costs a few transactions, not one per message;
+   and applied once. ASTM result messages go to the process's :class:`Lander`, which lands
+   what queued meanwhile, of all instruments, in one transaction per organisation (each
+   instrument's messages in arrival order), so busy analyzers cost a few transactions, not
+   one per message;
 3. replies: HL7 gets an ACK (AA, AE or AR naming the problem); ASTM frames are acknowledged by
    the link itself; host queries are answered with the sample's ordered (non-cancelled) tests
    mapped to the instrument's codes, or "no order".
@@ -53,6 +54,7 @@ from nidaan.integration.hl7.message import decode_payload
 from nidaan.integration.hl7.mllp import Frame, MLLPClient, MLLPDecoder, MLLPServer, frame
 from nidaan.integration.hl7.validation import validate
 from nidaan.integration.hospital import HOSPITAL_HL7, handle_hospital_message
+from nidaan.integration.landing import Lander
 from nidaan.integration.models import Instrument
 from nidaan.integration.service import (
     OutboundMessage,
@@ -68,9 +70,6 @@ from nidaan.samples.service import samples_service
 log = logging.getLogger(__name__)
 
 __all__ = ["InstrumentConfig", "InterfaceSupervisor"]
-
-#: Most ASTM messages landed in one transaction (those that queued while one was landing).
-MAX_INGEST_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -145,9 +144,8 @@ class Connection:
         # Outbound retry state (message id -> loop time before which it is not re-sent).
         self._retry_at: dict[uuid.UUID, float] = {}
         self.sent = 0
-        # Received ASTM result messages waiting to be landed (see _ingest_loop).
-        self._astm_backlog: asyncio.Queue[tuple[Any, str]] = asyncio.Queue()
-        self._ingest_task: asyncio.Task[None] | None = None
+        # Received ASTM result messages handed to the supervisor's lander, not yet landed.
+        self._landing: set[asyncio.Future[None]] = set()
 
     @property
     def settings(self) -> Settings:
@@ -164,8 +162,6 @@ class Connection:
         c = self.config
         host = c.host or self.supervisor.listen_host
         if self.driver.protocol == "astm":
-            self._ingest_task = asyncio.create_task(self._ingest_loop(), name=f"ingest {c.name}")
-            self._tasks.add(self._ingest_task)
             options = link_options(c)
             if c.transport == Transport.TCP_SERVER:
                 self.transport = ASTMServer(host, c.port or 0, self._on_astm, options)
@@ -201,8 +197,7 @@ class Connection:
 
     async def stop(self) -> None:
         # Land what was received (and acknowledged) before stopping.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._astm_backlog.join(), 30.0)
+        await self._wait_landed(30.0)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -214,7 +209,7 @@ class Connection:
             with contextlib.suppress(Exception):
                 await self.transport.close()
         # Transfers the links completed while closing.
-        await self._land_backlog()
+        await self._wait_landed(30.0)
         self._report(False)
         log.info("interface %s stopped", self.config.name)
 
@@ -285,72 +280,44 @@ class Connection:
             len(report.exceptions),
         )
 
-    async def _ingest_loop(self) -> None:
-        """Land queued ASTM messages in arrival order. Messages that queued up meanwhile (a
-        busy analyzer, several links) land together in one transaction, which costs about
-        what one message costs; if that fails they are landed one by one."""
-        while True:
-            batch = [await self._astm_backlog.get()]
-            while len(batch) < MAX_INGEST_BATCH and not self._astm_backlog.empty():
-                batch.append(self._astm_backlog.get_nowait())
-            try:
-                await self._ingest_batch(batch)
-            finally:
-                for _ in batch:
-                    self._astm_backlog.task_done()
+    # --- landing (see nidaan.integration.landing) --------------------------------------
 
-    def _ingesting(self) -> bool:
-        return self._ingest_task is not None and not self._ingest_task.done()
+    @property
+    def instrument_id(self) -> uuid.UUID:
+        return self.config.id
 
-    async def _land_backlog(self) -> None:
-        """Land what is queued, here and now (the ingest task is not running)."""
-        batch = []
-        while not self._astm_backlog.empty():
-            batch.append(self._astm_backlog.get_nowait())
-        if batch:
-            await self._ingest_batch(batch)
-            for _ in batch:
-                self._astm_backlog.task_done()
+    @property
+    def organisation_id(self) -> uuid.UUID:
+        return self.config.organisation_id
 
-    async def _ingest_batch(self, batch: list[tuple[Any, str]]) -> None:
-        if len(batch) > 1:
-            try:
-                await self._ingest_many(batch)
-                return
-            except Exception:
-                log.warning(
-                    "interface %s: %d messages not applied together; one by one",
-                    self.config.name,
-                    len(batch),
-                    exc_info=True,
-                )
-        for parsed, raw in batch:
-            try:
-                await self._ingest(parsed, raw)
-            except Exception as exc:
-                log.exception("interface %s: message not applied", self.config.name)
-                await self._store_unparsable(raw, f"not applied: {exc}")
+    @property
+    def name(self) -> str:
+        return self.config.name
 
-    async def _ingest_many(self, batch: list[tuple[Any, str]]) -> None:
-        messages = [self.driver.to_instrument_message(parsed, raw) for parsed, raw in batch]
-        async with session_scope(self.settings) as session:
-            instrument = await self._instrument(session)
-            reports = await integration_service.ingest_many(
-                session,
-                self.config.organisation_id,
-                instrument,
-                messages,
-                protocol=self.driver.protocol,
-            )
-        self.messages += len(batch)
-        log.info(
-            "interface %s: %d messages stored (%d duplicate), %d result(s), %d exception(s)",
-            self.config.name,
-            len(reports),
-            sum(r.duplicate for r in reports),
-            sum(len(r.results) for r in reports),
-            sum(len(r.exceptions) for r in reports),
-        )
+    def to_message(self, parsed: Any, raw: str) -> domain.InstrumentMessage:
+        return self.driver.to_instrument_message(parsed, raw)
+
+    async def land_alone(self, parsed: Any, raw: str) -> None:
+        """Land one message in its own transaction; one that cannot be applied is kept as
+        an error message."""
+        try:
+            await self._ingest(parsed, raw)
+        except Exception as exc:
+            log.exception("interface %s: message not applied", self.config.name)
+            await self._store_unparsable(raw, f"not applied: {exc}")
+
+    def landed(self, count: int) -> None:
+        self.messages += count
+
+    def _submit(self, parsed: Any, raw: str) -> None:
+        done = self.supervisor.lander.submit(self, parsed, raw)
+        self._landing.add(done)
+        done.add_done_callback(self._landing.discard)
+
+    async def _wait_landed(self, within_s: float | None = None) -> None:
+        """Until what this connection handed to the lander has landed (or ``within_s``)."""
+        if self._landing:
+            await asyncio.wait(list(self._landing), timeout=within_s)
 
     async def orders_for(self, sample_id: str) -> list[OrderLine] | None:
         """The sample's non-cancelled tests this instrument can run, as its codes;
@@ -519,20 +486,13 @@ class Connection:
             await self._store_unparsable(raw, f"unreadable ASTM message: {exc}")
             return
         queries = self.driver.queries(parsed)
-        if not queries and self._ingesting():
-            # Landed by _ingest_loop: the link goes on acknowledging the next transfer.
-            self._astm_backlog.put_nowait((parsed, raw))
+        if not queries and self.supervisor.lander.running:
+            # Landed by the lander: the link goes on acknowledging the next transfer.
+            self._submit(parsed, raw)
             return
         # Everything received before this message lands first (a query is answered after).
-        if self._ingesting():
-            await self._astm_backlog.join()
-        else:
-            await self._land_backlog()
-        try:
-            await self._ingest(parsed, raw)
-        except Exception as exc:
-            log.exception("interface %s: message not applied", self.config.name)
-            await self._store_unparsable(raw, f"not applied: {exc}")
+        await self._wait_landed()
+        await self.land_alone(parsed, raw)
         for sample_id in queries:
             try:
                 orders = await self.orders_for(sample_id)
@@ -687,6 +647,8 @@ class InterfaceSupervisor:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._owns_chainer = False
+        #: Lands the ASTM result messages of every connection of this process.
+        self.lander = Lander(settings)
 
     async def start(self) -> None:
         # Chain the audit entries of many messages at a time, off the ingest path (as the
@@ -694,6 +656,7 @@ class InterfaceSupervisor:
         self._owns_chainer = not chainer.running
         if self._owns_chainer:
             chainer.start()
+        self.lander.start()
         await self.reload()
         self._task = asyncio.create_task(self._loop(), name="interface-supervisor")
 
@@ -707,6 +670,7 @@ class InterfaceSupervisor:
             for connection in list(self.connections.values()):
                 await connection.stop()
             self.connections.clear()
+        await self.lander.stop()
         if self._owns_chainer:
             self._owns_chainer = False
             await chainer.stop()

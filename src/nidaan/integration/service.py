@@ -54,6 +54,7 @@ from nidaan.integration.models import (
     InterfaceMessage,
 )
 from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEntryIn
+from nidaan.kit.db import any_of
 from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
@@ -896,7 +897,7 @@ class IntegrationService:
             raise NotFound("No such instrument in your organisation.", entity="instrument")
         if stored.status == MessageStatus.DUPLICATE:
             return IngestReport(stored, duplicate=True)
-        [report] = await self._land_messages(session, instrument, [(stored, message)])
+        [report] = await self._land_messages(session, [(instrument, stored, message)])
         return report
 
     async def ingest_many(
@@ -911,70 +912,94 @@ class IntegrationService:
         """``ingest_results`` for messages received back to back, in one transaction: each
         is stored (a re-sent one, even within ``messages``, as a duplicate) and all their
         results land in one go, in message order, as if ingested one after another."""
-        if instrument.organisation_id != organisation_id:
-            raise NotFound("No such instrument in your organisation.", entity="instrument")
-        protocol = protocol or (
-            Protocol.HL7 if instrument.driver in _HL7_DRIVERS else Protocol.ASTM
+        return await self.ingest_received(
+            session, organisation_id, [(instrument, m) for m in messages], protocol=protocol
         )
+
+    async def ingest_received(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        received: Sequence[tuple[Instrument, InstrumentMessage]],
+        *,
+        protocol: str | None = None,
+    ) -> list[IngestReport]:
+        """``ingest_many`` for messages of several instruments of one organisation (those
+        that queued up in an interfaces process), in arrival order: each result is entered
+        in the name of the instrument that sent it, through that instrument's test map."""
+        for instrument, _ in received:
+            if instrument.organisation_id != organisation_id:
+                raise NotFound("No such instrument in your organisation.", entity="instrument")
         reports: list[IngestReport | None] = []
-        fresh: list[tuple[InterfaceMessage, InstrumentMessage]] = []
-        stored_all = await self._store_many(session, instrument, protocol, messages)
-        for message, (stored, duplicate) in zip(messages, stored_all, strict=True):
+        fresh: list[tuple[Instrument, InterfaceMessage, InstrumentMessage]] = []
+        stored_all = await self._store_many(session, received, protocol)
+        for (instrument, message), (stored, duplicate) in zip(received, stored_all, strict=True):
             if duplicate:
                 reports.append(IngestReport(stored, duplicate=True))
             else:
                 reports.append(None)
-                fresh.append((stored, message))
-        landed = iter(await self._land_messages(session, instrument, fresh))
+                fresh.append((instrument, stored, message))
+        landed = iter(await self._land_messages(session, fresh))
         return [report or next(landed) for report in reports]
 
     async def _store_many(
         self,
         session: AsyncSession,
-        instrument: Instrument,
-        protocol: str,
-        messages: Sequence[InstrumentMessage],
+        received: Sequence[tuple[Instrument, InstrumentMessage]],
+        protocol: str | None,
     ) -> list[tuple[InterfaceMessage, bool]]:
         """``store_inbound`` for each message, with one lookup and one INSERT for all (a
-        key repeated within ``messages`` makes the later ones duplicates)."""
-        org = instrument.organisation_id
+        key repeated within ``received`` from the same instrument makes the later ones
+        duplicates)."""
+
+        def protocol_of(instrument: Instrument) -> str:
+            return protocol or (
+                Protocol.HL7 if instrument.driver in _HL7_DRIVERS else Protocol.ASTM
+            )
 
         async def one_by_one() -> list[tuple[InterfaceMessage, bool]]:
             return [
                 await self.store_inbound(
-                    session, org, instrument.id, protocol, m.dedupe_key, m.message_type, m.raw
+                    session,
+                    i.organisation_id,
+                    i.id,
+                    protocol_of(i),
+                    m.dedupe_key,
+                    m.message_type,
+                    m.raw,
                 )
-                for m in messages
+                for i, m in received
             ]
 
-        if len(messages) < 2:
+        if len(received) < 2:
             return await one_by_one()
-        keys = [_dedupe_key(m.dedupe_key) for m in messages]
-        firsts: dict[str, InterfaceMessage] = {}
-        if wanted := {k for k in keys if k is not None}:
+        org = received[0][0].organisation_id
+        keys = [(i.id, _dedupe_key(m.dedupe_key)) for i, m in received]
+        firsts: dict[tuple[uuid.UUID, str | None], InterfaceMessage] = {}
+        if wanted := {k for _, k in keys if k is not None}:
+            instruments = {i for i, k in keys if k is not None}
             firsts = {
-                row.dedupe_key: row
+                (row.instrument_id, row.dedupe_key): row
                 for row in await session.scalars(
                     select(InterfaceMessage).where(
                         InterfaceMessage.organisation_id == org,
-                        InterfaceMessage.instrument_id == instrument.id,
+                        any_of(InterfaceMessage.instrument_id, instruments),
                         InterfaceMessage.direction == Direction.IN,
-                        InterfaceMessage.dedupe_key.in_(wanted),
+                        any_of(InterfaceMessage.dedupe_key, wanted),
                         InterfaceMessage.status != MessageStatus.DUPLICATE,
                     )
                 )
-                if row.dedupe_key is not None
             }
         stored: list[tuple[InterfaceMessage, bool]] = []
-        for message, key in zip(messages, keys, strict=True):
-            first = firsts.get(key) if key is not None else None
+        for (instrument, message), key in zip(received, keys, strict=True):
+            first = firsts.get(key) if key[1] is not None else None
             row = InterfaceMessage(
                 id=new_id(),
                 organisation_id=org,
                 instrument_id=instrument.id,
                 direction=Direction.IN,
-                protocol=Protocol(protocol),
-                dedupe_key=key,
+                protocol=Protocol(protocol_of(instrument)),
+                dedupe_key=key[1],
                 message_type=message.message_type,
                 raw=message.raw,
                 received_at=utcnow(),
@@ -982,7 +1007,7 @@ class IntegrationService:
                 duplicate_of_id=None if first is None else first.id,
                 links={},
             )
-            if first is None and key is not None:
+            if first is None and key[1] is not None:
                 firsts[key] = row
             stored.append((row, first is not None))
         try:
@@ -1009,7 +1034,8 @@ class IntegrationService:
             row.accession: row
             for row in await session.scalars(
                 select(Sample).where(
-                    Sample.organisation_id == organisation_id, Sample.accession.in_(accessions)
+                    Sample.organisation_id == organisation_id,
+                    any_of(Sample.accession, accessions),
                 )
             )
         }
@@ -1022,7 +1048,7 @@ class IntegrationService:
             order_tests[order_id] = []
         for row in await session.scalars(
             select(OrderTest)
-            .where(OrderTest.organisation_id == organisation_id, OrderTest.order_id.in_(orders))
+            .where(OrderTest.organisation_id == organisation_id, any_of(OrderTest.order_id, orders))
             .order_by(OrderTest.created_at, OrderTest.id)
         ):
             order_tests[row.order_id].append(row)
@@ -1030,30 +1056,40 @@ class IntegrationService:
     async def _land_messages(
         self,
         session: AsyncSession,
-        instrument: Instrument,
-        messages: Sequence[tuple[InterfaceMessage, InstrumentMessage]],
+        messages: Sequence[tuple[Instrument, InterfaceMessage, InstrumentMessage]],
     ) -> list[IngestReport]:
-        """Land the results of stored messages; one report per message."""
+        """Land the results of stored messages (of one organisation); one report per
+        message."""
         if not messages:
             return []
-        caller = instrument_principal(instrument)
-        codes = {
-            m.instrument_code: m.test
-            for m in await self.test_map(session, instrument.organisation_id, instrument.id)
-        }
+        organisation_id = messages[0][0].organisation_id
+        callers: dict[uuid.UUID, Principal] = {}
+        codes: dict[uuid.UUID, dict[str, CatalogTest]] = {}
+        for instrument, _, _ in messages:
+            if instrument.id not in callers:
+                callers[instrument.id] = instrument_principal(instrument)
+                codes[instrument.id] = {
+                    m.instrument_code: m.test
+                    for m in await self.test_map(session, organisation_id, instrument.id)
+                }
         samples: dict[str, Sample | None] = {}
         order_tests: dict[uuid.UUID, list[OrderTest]] = {}
-        items = [(stored, item) for stored, message in messages for item in message.results]
+        items = [
+            (instrument, stored, item)
+            for instrument, stored, message in messages
+            for item in message.results
+        ]
         if len(messages) > 1:
             await self._prefetch(
-                session, instrument.organisation_id, [i for _, i in items], samples, order_tests
+                session, organisation_id, [i for _, _, i in items], samples, order_tests
             )
         matched: list[tuple[int, BatchEntry, dict[str, Any]]] = []
         skips: dict[int, _Skip] = {}
-        for index, (stored, item) in enumerate(items):
+        for index, (instrument, stored, item) in enumerate(items):
+            caller = callers[instrument.id]
             try:
                 order_test, context = await self._match(
-                    session, caller, item, codes, samples, order_tests
+                    session, caller, item, codes[instrument.id], samples, order_tests
                 )
             except _Skip as skip:
                 skips[index] = skip
@@ -1065,25 +1101,27 @@ class IntegrationService:
                 source=ResultSource.INSTRUMENT,
                 instrument_flags=domain.join_flags(item.flags),
                 raw=domain.result_raw(item, stored.id, instrument.name),
+                caller=caller,
             )
             matched.append((index, entry, context))
         # All results in one go: the rules of one-by-one entry, a few statements in all.
-        outcomes = await results_service.enter_many(session, caller, [m[1] for m in matched])
+        first_caller = callers[messages[0][0].id]
+        outcomes = await results_service.enter_many(session, first_caller, [m[1] for m in matched])
         landed: dict[int, Result] = {}
         for (index, _, context), outcome in zip(matched, outcomes, strict=True):
             if isinstance(outcome, NidaanError):
                 skips[index] = _skip_for(outcome, context)
             else:
                 landed[index] = outcome.result
-        reports = {stored.id: IngestReport(stored) for stored, _ in messages}
-        for index, (stored, item) in enumerate(items):
+        reports = {stored.id: IngestReport(stored) for _, stored, _ in messages}
+        for index, (instrument, stored, item) in enumerate(items):
             report = reports[stored.id]
             if index in landed:
                 report.results.append(landed[index])
             else:
                 report.exceptions.append(
                     await self._open_exception(
-                        session, caller, instrument, stored, item, skips[index]
+                        session, callers[instrument.id], instrument, stored, item, skips[index]
                     )
                 )
         for report in reports.values():

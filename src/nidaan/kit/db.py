@@ -6,13 +6,14 @@ runner commit or roll back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import create_engine, event, func, update
+from sqlalchemy import ColumnElement, any_, bindparam, create_engine, event, func, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -116,6 +117,17 @@ def note_bulk_change(session: AsyncSession, rows: Sequence[Any], fields: Sequenc
         listener(session.sync_session, rows, fields)
 
 
+def any_of(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column = ANY(:array)``: ``column IN (...)`` with one parameter.
+
+    An ``IN`` list is one parameter per value, so each list length is another statement
+    for the driver to parse (psycopg caches only short texts) and for the server to plan;
+    with an array the text is the same for every call (and can be prepared). Use it on hot
+    paths that look up a batch of keys.
+    """
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+
+
 async def set_on_locked_rows(session: AsyncSession, rows: Sequence[Any], **values: Any) -> None:
     """Set ``values`` on ``rows`` (ORM objects of one versioned model, already locked by the
     caller) with one UPDATE instead of one per row.
@@ -129,7 +141,7 @@ async def set_on_locked_rows(session: AsyncSession, rows: Sequence[Any], **value
     table = type(rows[0]).__table__
     found = await session.execute(
         update(table)
-        .where(table.c.id.in_([row.id for row in rows]))
+        .where(any_of(table.c.id, [row.id for row in rows]))
         .values(**values, version=table.c.version + 1, updated_at=func.now())
         .returning(table.c.id, table.c.version, table.c.updated_at)
     )

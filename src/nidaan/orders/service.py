@@ -22,7 +22,7 @@ from nidaan.auth.principal import Principal
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
-from nidaan.kit.db import get_in_organisation, set_on_locked_rows
+from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -487,7 +487,8 @@ class OrdersService:
         rows = await session.scalars(
             select(OrderTest)
             .where(
-                OrderTest.id.in_(set(order_test_ids)), OrderTest.organisation_id == organisation_id
+                any_of(OrderTest.id, set(order_test_ids)),
+                OrderTest.organisation_id == organisation_id,
             )
             .order_by(OrderTest.id)
             .with_for_update()

@@ -30,7 +30,7 @@ from nidaan.catalog import domain as catalog_domain
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
-from nidaan.kit.db import transaction_state
+from nidaan.kit.db import any_of, transaction_state
 from nidaan.kit.errors import NidaanError, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.time import utcnow
@@ -76,6 +76,9 @@ class BatchEntry:
     source: str = ResultSource.MANUAL
     instrument_flags: str | None = None
     raw: dict[str, Any] | None = None
+    #: Who enters this one (e.g. the analyzer it came from); None: the batch's caller. Must
+    #: be of the batch caller's organisation.
+    caller: Principal | None = None
 
 
 BatchOutcome = EntryOutcome | NidaanError
@@ -97,7 +100,11 @@ async def enter_many(
     session: AsyncSession, caller: Principal, entries: Sequence[BatchEntry]
 ) -> list[BatchOutcome]:
     """``enter_with_outcome`` for each entry in turn: its outcome, or the NidaanError that
-    ``enter`` would have raised (nothing of a failed entry is written)."""
+    ``enter`` would have raised (nothing of a failed entry is written). An entry with its own
+    ``caller`` is entered (and audited) as that caller."""
+    for entry in entries:
+        if entry.caller is not None and entry.caller.organisation_id != caller.organisation_id:
+            raise ValueError("every entry's caller must be of the batch caller's organisation")
     return await _Batch(session, caller, results_service).run(entries)
 
 
@@ -143,7 +150,7 @@ class _Batch:
         samples, patients and reference ranges the entries need."""
         ids = {e.order_test_id for e in entries}
         of_entries = select(OrderTest.order_id).where(
-            OrderTest.id.in_(ids), OrderTest.organisation_id == self.org
+            any_of(OrderTest.id, ids), OrderTest.organisation_id == self.org
         )
         statement = (
             select(OrderTest)
@@ -189,7 +196,7 @@ class _Batch:
             else:
                 missing.append(row_id)
         if missing:
-            statement = select(model).where(model.id.in_(missing))
+            statement = select(model).where(any_of(model.id, missing))
             if refresh:
                 statement = statement.execution_options(populate_existing=True)
             for row in await self.session.scalars(statement):
@@ -300,7 +307,7 @@ class _Batch:
         rows = await self.session.scalars(
             select(Result).where(
                 Result.organisation_id == self.org,
-                Result.order_test_id.in_(set(order_test_ids)),
+                any_of(Result.order_test_id, set(order_test_ids)),
                 Result.is_current.is_(True),
             )
         )
@@ -316,7 +323,7 @@ class _Batch:
             rows = await self.session.execute(
                 select(Patient.id, Patient.merged_into_id).where(
                     Patient.organisation_id == self.org,
-                    Patient.merged_into_id.in_(list(frontier)),
+                    any_of(Patient.merged_into_id, frontier),
                 )
             )
             following: dict[uuid.UUID, set[uuid.UUID]] = {}
@@ -353,8 +360,8 @@ class _Batch:
             select(Result.id, rank)
             .where(
                 Result.organisation_id == self.org,
-                Result.patient_id.in_(patients),
-                Result.test_id.in_(tests),
+                any_of(Result.patient_id, patients),
+                any_of(Result.test_id, tests),
                 Result.is_current.is_(True),
                 Result.status == ResultStatus.VERIFIED,
                 Result.value_numeric.is_not(None),
@@ -415,13 +422,19 @@ class _Batch:
         await self._deltas(plans)
         await self._write(plans, outcomes)
         if recalculate:
-            await self.service._recalculate(self.session, self.caller, plans[0].context)
+            await self.service._recalculate(
+                self.session, self._caller_of(plans[0]), plans[0].context
+            )
+
+    def _caller_of(self, plan: _Plan) -> Principal:
+        return plan.entry.caller or self.caller
 
     async def _write(self, plans: list[_Plan], outcomes: dict[int, BatchOutcome]) -> None:
-        caller, session = self.caller, self.session
-        created: list[Result] = []
+        session = self.session
+        created: list[tuple[Result, Principal]] = []
         for plan in plans:
             entry, context = plan.entry, plan.context
+            caller = self._caller_of(plan)
             assert plan.delta is not None
             fields = entry_fields(
                 caller,
@@ -448,7 +461,7 @@ class _Batch:
                     **fields,
                 )
                 session.add(result)
-                created.append(result)
+                created.append((result, caller))
                 outcomes[plan.index] = EntryOutcome(result, created=True)
             else:
                 result = plan.current
@@ -460,11 +473,26 @@ class _Batch:
                     session, caller, result, before, "result.reentered"
                 )
                 outcomes[plan.index] = EntryOutcome(result, created=False)
-        # First results: ordered tests become resulted, received samples in process.
-        started = {p.context.order_test.id: p.context.order_test for p in plans}
-        marked = await orders_service.mark_resulted(session, started.values(), actor=caller.actor)
-        samples = {p.context.sample.id: p.context.sample for p in plans}
-        marked += await samples_service.start_processing_locked(session, caller, samples.values())
+        # First results: ordered tests become resulted, received samples in process, each
+        # in the name of the first entry that touches it (one UPDATE per caller).
+        tests: dict[Principal, dict[uuid.UUID, OrderTest]] = {}
+        samples: dict[Principal, dict[uuid.UUID, Sample]] = {}
+        seen: set[uuid.UUID] = set()
+        for plan in plans:
+            caller, context = self._caller_of(plan), plan.context
+            tests.setdefault(caller, {}).setdefault(context.order_test.id, context.order_test)
+            if context.sample.id not in seen:
+                seen.add(context.sample.id)
+                samples.setdefault(caller, {})[context.sample.id] = context.sample
+        marked: list[AuditEntry] = []
+        for caller, started in tests.items():
+            marked += await orders_service.mark_resulted(
+                session, started.values(), actor=caller.actor
+            )
+        for caller, touched in samples.items():
+            marked += await samples_service.start_processing_locked(
+                session, caller, touched.values()
+            )
         await session.flush()
         audit = [
             AuditEntry(
@@ -475,7 +503,7 @@ class _Batch:
                 entity_id=result.id,
                 after=_snapshot(result),
             )
-            for result in created
+            for result, caller in created
         ]
         await audit_service.record_many(session, audit + marked)
         for plan in plans:
@@ -483,5 +511,5 @@ class _Batch:
                 outcome = outcomes[plan.index]
                 assert isinstance(outcome, EntryOutcome)
                 await self.service._raise_critical(
-                    session, caller, outcome.result, plan.interpretation
+                    session, self._caller_of(plan), outcome.result, plan.interpretation
                 )

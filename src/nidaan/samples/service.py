@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.events.service import publish
-from nidaan.kit.db import get_in_organisation, set_on_locked_rows
+from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -483,7 +483,10 @@ class SamplesService:
         """Lock samples (id order, so two lockers cannot deadlock) and refresh them."""
         rows = await session.scalars(
             select(Sample)
-            .where(Sample.id.in_(set(sample_ids)), Sample.organisation_id == caller.organisation_id)
+            .where(
+                any_of(Sample.id, set(sample_ids)),
+                Sample.organisation_id == caller.organisation_id,
+            )
             .order_by(Sample.id)
             .with_for_update()
             .execution_options(populate_existing=True)

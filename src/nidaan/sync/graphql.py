@@ -304,9 +304,7 @@ class Mutation:
             parsed = [_op(raw) for raw in ops or []]
             if check_versions(protocol_version, schema_version):
                 return _empty(cursor, upgrade_required=True)
-            client = await bind_client(
-                session, principal, device, branch, schema_version
-            )
+            client = await bind_client(session, principal, device, branch, schema_version)
             results = await sync_service.push(
                 session, settings, principal, client, parsed, schema_version
             )

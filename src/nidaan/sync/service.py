@@ -733,4 +733,3 @@ def check_versions(protocol_version: int, schema_version: int) -> bool:
 
 
 sync_service = SyncService()
-
