@@ -314,10 +314,11 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     expected = samples * len(codes)
     supervisor = InterfaceSupervisor(settings, listen_host="127.0.0.1", organisation_id=org_id)
     await supervisor.start()
-    cpu_before = time.process_time()
+    cpu_before, pg_before = time.process_time(), postgres_cpu_s()
     started, sending, sent = await upload_all(ports, batches[0], list(codes), connections)
     seconds = await wait_for(expected, started)
     cpu_ms = (time.process_time() - cpu_before) * 1000
+    pg_after = postgres_cpu_s()
     try:
         await asyncio.wait_for(supervisor.stop(), 120)
     except TimeoutError:
@@ -326,8 +327,16 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     report("1 interfaces process (in this one)", sent, seconds, sending, base_rate)
     print(
         f"  that process used {cpu_ms / seconds / 10:.0f}% of a core: "
-        f"{cpu_ms / max(sent, 1):.2f} ms CPU per result"
+        f"{cpu_ms / max(sent, 1):.2f} ms CPU per result; "
+        f"{supervisor.lander.messages} messages landed in {supervisor.lander.batches} "
+        "transactions"
     )
+    if pg_before is not None and pg_after is not None:
+        pg_ms = (pg_after - pg_before) * 1000
+        print(
+            f"  PostgreSQL (this machine) used {pg_ms / seconds / 10:.0f}% of a core meanwhile: "
+            f"{pg_ms / max(sent, 1):.2f} ms CPU per result"
+        )
 
     if processes > 1:
         # ``nidaan interfaces --processes N``: the instruments spread over N processes.
@@ -378,6 +387,26 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     )
     await db.dispose()
     return met
+
+
+def postgres_cpu_s() -> float | None:
+    """CPU seconds used so far by the PostgreSQL processes of this machine (live backends
+    and, through the postmaster, exited ones); None where /proc cannot tell (not Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    found = False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        if name != "postgres" and not name.startswith("postgres:"):
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        found = True
+    return total / ticks if found else None
 
 
 def report(label: str, sent: int, seconds: float, sending: float, base_rate: float) -> None:

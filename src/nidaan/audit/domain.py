@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -53,8 +54,14 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: Values that are their own JSON form (exact types: a StrEnum member is not one of them).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """Convert ``value`` recursively into plain JSON types, deterministically."""
+    if type(value) in _PLAIN:
+        return value  # the common case, first (audit snapshots are mostly plain values)
     if isinstance(value, enum.Enum):
         # Before str/int: a StrEnum member is a str, but we store its plain value.
         return jsonable(value.value)
@@ -157,6 +164,14 @@ def entry_content(
     }
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Whether two jsonable values are stored alike (plain values compare directly)."""
+    if type(old) is type(new) and type(old) in _PLAIN:
+        return bool(old == new)
+    return canonical_json(old) == canonical_json(new)
+
+
+@functools.lru_cache(maxsize=4096)
 def is_sensitive(key: str, sensitive: frozenset[str] = DEFAULT_SENSITIVE_KEYS) -> bool:
     """Whether values under ``key`` must be redacted.
 
@@ -203,7 +218,7 @@ def diff(
     changes: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
     for key in sorted(old.keys() | new.keys()):
         in_old, in_new = key in old, key in new
-        if in_old and in_new and canonical_json(old[key]) == canonical_json(new[key]):
+        if in_old and in_new and _same(old[key], new[key]):
             continue
         secret = is_sensitive(key, sensitive)
         if in_old:

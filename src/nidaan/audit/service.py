@@ -34,6 +34,8 @@ from nidaan.kit.time import utcnow
 _log = structlog.get_logger("nidaan.audit")
 VERIFY_BATCH_SIZE = 1000
 CHAIN_BATCH_SIZE = 1000
+#: How long the background chainer waits after a commit before chaining (seconds).
+CHAIN_LINGER_S = 0.2
 _RECORDED = "audit.recorded_organisations"
 # A chainer that found the head locked stops; the holder re-checks after its commit. The
 # periodic sweep (audit.tasks) catches anything a crash left unchained.
@@ -158,37 +160,37 @@ class AuditService:
         session: AsyncSession,
         entries: Sequence[AuditEntry],
         sensitive: frozenset[str] = DEFAULT_SENSITIVE_KEYS,
-    ) -> list[AuditLog]:
+    ) -> None:
         """``record`` for several entries in one INSERT (bulk paths such as analyzer
         results); entries keep their order (ids are time-ordered UUIDv7)."""
+        if not entries:
+            return
+        request_id = current_request_id()
+        # Plain rows for one executemany (a cached, prepared single-row statement); the
+        # columns the chainer fills later (seq, prev_hash, hash) start NULL.
         rows = [
-            AuditLog(
-                id=new_id(),
-                organisation_id=e.organisation_id,
-                occurred_at=utcnow(),
-                actor_kind=e.actor.kind,
-                actor_id=e.actor.id,
-                actor_label=e.actor.label,
-                action=e.action,
-                entity_type=e.entity_type,
-                entity_id=str(e.entity_id),
-                changes=diff(e.before, e.after, sensitive),
-                request_id=current_request_id(),
-            )
+            {
+                "id": new_id(),
+                "organisation_id": e.organisation_id,
+                "seq": None,
+                "occurred_at": utcnow(),
+                "actor_kind": e.actor.kind,
+                "actor_id": e.actor.id,
+                "actor_label": e.actor.label,
+                "action": e.action,
+                "entity_type": e.entity_type,
+                "entity_id": str(e.entity_id),
+                "changes": diff(e.before, e.after, sensitive),
+                "request_id": request_id,
+                "prev_hash": None,
+                "hash": None,
+            }
             for e in entries
         ]
-        if not rows:
-            return rows
-        columns = AuditLog.__table__.columns
-        # executemany: one cached statement, sent as one multi-row INSERT by the driver layer.
-        await session.execute(
-            pg_insert(AuditLog.__table__),
-            [{c.key: getattr(row, c.key) for c in columns} for row in rows],
-        )
+        await session.execute(pg_insert(AuditLog.__table__), rows)
         organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
         organisations.update(e.organisation_id for e in entries)
         add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
-        return rows
 
     async def flush(self, session: AsyncSession) -> None:
         """Chain, in this transaction, the entries this session recorded (tests, verify)."""
@@ -482,6 +484,9 @@ class BackgroundChainer:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # A moment's wait lets a busy lab's commits pile up: one chaining round for many
+            # transactions instead of one each (the entries are committed meanwhile).
+            await asyncio.sleep(CHAIN_LINGER_S)
             self._wake.clear()
             while self._dirty:
                 batch = sorted(self._dirty)

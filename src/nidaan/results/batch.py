@@ -432,6 +432,10 @@ class _Batch:
     async def _write(self, plans: list[_Plan], outcomes: dict[int, BatchOutcome]) -> None:
         session = self.session
         created: list[tuple[Result, Principal]] = []
+        # Stamped here rather than by the server: with every column given, the ORM inserts
+        # the new rows with one prepared single-row statement (executemany) instead of a
+        # multi-row INSERT .. RETURNING whose text differs with the number of rows.
+        now = utcnow()
         for plan in plans:
             entry, context = plan.entry, plan.context
             caller = self._caller_of(plan)
@@ -458,6 +462,8 @@ class _Batch:
                     patient_id=context.patient_id,
                     result_version=1,
                     is_current=True,
+                    created_at=now,
+                    updated_at=now,
                     **fields,
                 )
                 session.add(result)
