@@ -267,9 +267,7 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
                     transport="tcp-server",
                     port=port,
                     branch_id=lab.branch.id,
-                    test_map=[
-                        MapEntryIn(instrument_code=i, test_code=t) for i, t in codes.items()
-                    ],
+                    test_map=[MapEntryIn(instrument_code=i, test_code=t) for i, t in codes.items()],
                 ),
             )
         batches: list[list[str]] = []
