@@ -20,6 +20,7 @@ typed round trip does not drop vendor data.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,11 @@ class Delimiters:
                 raise RecordSyntaxError(f"invalid ASTM delimiter {c!r}")
 
     @property
+    def specials(self) -> frozenset[str]:
+        """The characters ``escape`` rewrites: the four delimiters and control characters."""
+        return _specials(self)
+
+    @property
     def definition(self) -> str:
         """The H record's first five characters, e.g. ``H|\\^&``."""
         return f"H{self.field}{self.repeat}{self.component}{self.escape}"
@@ -65,6 +71,12 @@ class Delimiters:
 
 
 DEFAULT_DELIMITERS = Delimiters()
+_CONTROL = frozenset([*map(chr, range(0x20)), chr(0x7F)])
+
+
+@functools.lru_cache(maxsize=64)
+def _specials(d: Delimiters) -> frozenset[str]:
+    return _CONTROL | {d.field, d.repeat, d.component, d.escape}
 
 
 def _needs_hex(ch: str) -> bool:
@@ -74,6 +86,8 @@ def _needs_hex(ch: str) -> bool:
 
 def escape(text: str, d: Delimiters = DEFAULT_DELIMITERS) -> str:
     """Escape delimiters and control characters in one component's text."""
+    if d.specials.isdisjoint(text):
+        return text  # the usual case: nothing to escape
     e = d.escape
     out: list[str] = []
     for ch in text:
@@ -213,10 +227,17 @@ def parse_record(text: str, d: Delimiters = DEFAULT_DELIMITERS) -> Record:
         if len(text) > 1 and text[1] != d.field:
             raise RecordSyntaxError(f"record {text[:10]!r}: field delimiter expected")
         raw_fields = text.split(d.field)[1:]
-    fields = tuple(
-        tuple(tuple(unescape(c, d) for c in rep.split(d.component)) for rep in f.split(d.repeat))
-        for f in raw_fields
-    )
+    if d.escape in text:
+        fields = tuple(
+            tuple(
+                tuple(unescape(c, d) for c in rep.split(d.component)) for rep in f.split(d.repeat)
+            )
+            for f in raw_fields
+        )
+    else:  # nothing escaped in the record (the usual case): split only
+        fields = tuple(
+            tuple(tuple(rep.split(d.component)) for rep in f.split(d.repeat)) for f in raw_fields
+        )
     return Record(type_, fields)
 
 
