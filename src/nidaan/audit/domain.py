@@ -60,8 +60,14 @@ _PLAIN = frozenset({str, int, bool, type(None)})
 
 def jsonable(value: Any) -> Any:
     """Convert ``value`` recursively into plain JSON types, deterministically."""
-    if type(value) in _PLAIN:
-        return value  # the common case, first (audit snapshots are mostly plain values)
+    kind = type(value)
+    if kind in _PLAIN:
+        return value  # the common cases first (audit snapshots are mostly plain values)
+    if kind is dict:
+        return {
+            k if type(k) is str else str(jsonable(k)): v if type(v) in _PLAIN else jsonable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, enum.Enum):
         # Before str/int: a StrEnum member is a str, but we store its plain value.
         return jsonable(value.value)
@@ -113,10 +119,22 @@ def _normalise_numbers(value: Any) -> Any:
     return value
 
 
+def _canonical(value: Any) -> Any:
+    """``_normalise_numbers(jsonable(value))`` in one pass over plain dicts and lists."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(jsonable(k)): _canonical(v) for k, v in value.items()}
+    if kind is list:
+        return [_canonical(v) for v in value]
+    return _normalise_numbers(jsonable(value))
+
+
 def canonical_json(obj: Any) -> bytes:
     """Serialise ``obj`` as canonical JSON: sorted keys, no spaces, UTF-8, numbers normalised."""
     return json.dumps(
-        _normalise_numbers(jsonable(obj)),
+        _canonical(obj),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
