@@ -312,11 +312,11 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     expected = samples * len(codes)
     supervisor = InterfaceSupervisor(settings, listen_host="127.0.0.1", organisation_id=org_id)
     await supervisor.start()
-    cpu_before, pg_before = time.process_time(), postgres_cpu_s()
+    cpu_before, pg_before, machine = time.process_time(), postgres_cpu_s(), machine_busy()
     started, sending, sent = await upload_all(ports, batches[0], list(codes), connections)
     seconds = await wait_for(expected, started)
     cpu_ms = (time.process_time() - cpu_before) * 1000
-    pg_after = postgres_cpu_s()
+    pg_after, busy = postgres_cpu_s(), busy_share(machine)
     try:
         await asyncio.wait_for(supervisor.stop(), 120)
     except TimeoutError:
@@ -327,7 +327,7 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
         f"  that process used {cpu_ms / seconds / 10:.0f}% of a core: "
         f"{cpu_ms / max(sent, 1):.2f} ms CPU per result; "
         f"{supervisor.lander.messages} messages landed in {supervisor.lander.batches} "
-        "transactions"
+        f"transactions{busy}"
     )
     if pg_before is not None and pg_after is not None:
         pg_ms = (pg_after - pg_before) * 1000
@@ -351,12 +351,16 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
             stderr=asyncio.subprocess.DEVNULL,
         )
         await wait_listening(ports)
+        machine = machine_busy()
         started, sending, sent_again = await upload_all(ports, batches[1], list(codes), connections)
         seconds = await wait_for(2 * expected, started)
+        busy = busy_share(machine)
         child.send_signal(signal.SIGINT)
         await child.wait()
         rates[processes] = sent_again / seconds
         report(f"{processes} interfaces processes", sent_again, seconds, sending, base_rate)
+        if busy:
+            print(f"  {busy[2:]}")
         sent += sent_again
 
     async with db.session_scope(settings) as session:
@@ -385,6 +389,25 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     )
     await db.dispose()
     return met
+
+
+def machine_busy() -> tuple[float, float] | None:
+    """(busy, total) CPU jiffies of the whole machine so far (/proc/stat); None elsewhere."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[float, float] | None) -> str:
+    """'the machine's CPUs were N% busy' since ``before``."""
+    after = machine_busy()
+    if before is None or after is None or after[1] == before[1]:
+        return ""
+    share = (after[0] - before[0]) / (after[1] - before[1]) * 100
+    return f"; all {os.cpu_count()} cores of the machine {share:.0f}% busy"
 
 
 def postgres_cpu_s() -> float | None:
