@@ -7,11 +7,11 @@ import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import structlog
 from sqlalchemy import Select, bindparam, func, select, union, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -241,24 +241,35 @@ class AuditService:
             ).all()
             if not rows:
                 break
-            links = []
+            ids: list[uuid.UUID] = []
+            seqs: list[int] = []
+            prevs: list[str] = []
+            hashes: list[str] = []
             for row in rows:
                 seq += 1
-                entry_hash_value = entry_hash(
-                    prev_hash, _content_of(SimpleNamespace(**{**row._asdict(), "seq": seq}))
-                )
-                links.append(
-                    {"b_id": row.id, "b_seq": seq, "b_prev": prev_hash, "b_hash": entry_hash_value}
-                )
+                entry_hash_value = entry_hash(prev_hash, _content_of(row, seq))
+                ids.append(row.id)
+                seqs.append(seq)
+                prevs.append(prev_hash)
+                hashes.append(entry_hash_value)
                 prev_hash = entry_hash_value
+            # One statement for the whole run of entries (arrays joined by unnest), not one
+            # execution per entry.
             table = AuditLog.__table__
+            links = (
+                func.unnest(
+                    bindparam("b_ids", ids, type_=ARRAY(table.c.id.type)),
+                    bindparam("b_seqs", seqs, type_=ARRAY(table.c.seq.type)),
+                    bindparam("b_prevs", prevs, type_=ARRAY(table.c.prev_hash.type)),
+                    bindparam("b_hashes", hashes, type_=ARRAY(table.c.hash.type)),
+                )
+                .table_valued("id", "seq", "prev_hash", "hash", name="links")
+                .render_derived()
+            )
             await session.execute(
                 update(table)
-                .where(table.c.id == bindparam("b_id"))
-                .values(
-                    seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash")
-                ),
-                links,
+                .where(table.c.id == links.c.id)
+                .values(seq=links.c.seq, prev_hash=links.c.prev_hash, hash=links.c.hash)
             )
             chained += len(rows)
             if len(rows) < CHAIN_BATCH_SIZE:
@@ -383,11 +394,12 @@ class AuditService:
         return await paginate(session, statement.order_by(AuditLog.id.desc()), page)
 
 
-def _content_of(entry: Any) -> dict[str, Any]:
-    """The hashed content of an ``AuditLog`` or a row with the same column names."""
+def _content_of(entry: Any, seq: int | None = None) -> dict[str, Any]:
+    """The hashed content of an ``AuditLog`` or a row with the same column names (with
+    ``seq`` in place of its own, for an entry being chained)."""
     return entry_content(
         organisation_id=entry.organisation_id,
-        seq=entry.seq,
+        seq=entry.seq if seq is None else seq,
         occurred_at=entry.occurred_at,
         actor_kind=entry.actor_kind,
         actor_id=entry.actor_id,

@@ -20,11 +20,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
 from nidaan.config import Settings
 from nidaan.integration.domain import InstrumentMessage
 from nidaan.integration.models import Instrument
 from nidaan.integration.service import integration_service
-from nidaan.kit.db import session_scope
+from nidaan.kit.db import any_of, session_scope
 from nidaan.kit.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -143,14 +145,18 @@ class Lander:
         messages = [r.source.to_message(r.parsed, r.raw) for r in items]
         organisation_id = items[0].source.organisation_id
         async with session_scope(self.settings) as session:
-            instruments: dict[uuid.UUID, Instrument] = {}
-            for received in items:
-                source = received.source
-                if source.instrument_id not in instruments:
-                    row = await session.get(Instrument, source.instrument_id)
-                    if row is None or row.organisation_id != organisation_id:
-                        raise NotFound("The instrument was deleted.", entity="instrument")
-                    instruments[source.instrument_id] = row
+            wanted = {r.source.instrument_id for r in items}
+            instruments = {
+                row.id: row
+                for row in await session.scalars(
+                    select(Instrument).where(
+                        Instrument.organisation_id == organisation_id,
+                        any_of(Instrument.id, wanted),
+                    )
+                )
+            }
+            if len(instruments) != len(wanted):
+                raise NotFound("The instrument was deleted.", entity="instrument")
             reports = await integration_service.ingest_received(
                 session,
                 organisation_id,

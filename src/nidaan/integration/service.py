@@ -219,6 +219,10 @@ class IntegrationService:
     def __init__(self) -> None:
         # Link heartbeat of the connection tasks running in this process (id -> connected).
         self._links: dict[uuid.UUID, bool] = {}
+        # Instrument id -> (its version and update time, {instrument code: test id}): a map
+        # is only changed together with its instrument row (version + 1), so ingestion
+        # reads it once per instrument version, not per message.
+        self._code_maps: dict[uuid.UUID, tuple[tuple[int, Any], dict[str, uuid.UUID]]] = {}
 
     # --- instruments -------------------------------------------------------------------
 
@@ -273,6 +277,44 @@ class IntegrationService:
             session, organisation_id, {r.test_id for r in rows}
         )
         return [MappedTest(r.instrument_code, tests[r.test_id]) for r in rows]
+
+    async def codes_of(
+        self, session: AsyncSession, instruments: Sequence[Instrument]
+    ) -> dict[uuid.UUID, dict[str, CatalogTest]]:
+        """Each instrument's test map as {instrument code: catalogue test}, for ingestion:
+        maps come from a per-version cache, the catalogue tests (which may change on their
+        own) are read fresh, all with one query each."""
+        if not instruments:
+            return {}
+        organisation_id = instruments[0].organisation_id
+        stale = [
+            i
+            for i in instruments
+            if (cached := self._code_maps.get(i.id)) is None
+            or cached[0] != (i.version, i.updated_at)
+        ]
+        if stale:
+            found: dict[uuid.UUID, dict[str, uuid.UUID]] = {i.id: {} for i in stale}
+            for row in await session.scalars(
+                select(InstrumentTestMap).where(
+                    InstrumentTestMap.organisation_id == organisation_id,
+                    any_of(InstrumentTestMap.instrument_id, found),
+                )
+            ):
+                found[row.instrument_id][row.instrument_code] = row.test_id
+            for instrument in stale:
+                self._code_maps[instrument.id] = (
+                    (instrument.version, instrument.updated_at),
+                    found[instrument.id],
+                )
+        maps = {i.id: self._code_maps[i.id][1] for i in instruments}
+        tests = await catalog_service.tests_by_ids(
+            session, organisation_id, {t for m in maps.values() for t in m.values()}
+        )
+        return {
+            instrument_id: {code: tests[t] for code, t in codes.items() if t in tests}
+            for instrument_id, codes in maps.items()
+        }
 
     async def create_instrument(
         self, session: AsyncSession, caller: Principal, data: InstrumentCreate
@@ -1063,15 +1105,9 @@ class IntegrationService:
         if not messages:
             return []
         organisation_id = messages[0][0].organisation_id
-        callers: dict[uuid.UUID, Principal] = {}
-        codes: dict[uuid.UUID, dict[str, CatalogTest]] = {}
-        for instrument, _, _ in messages:
-            if instrument.id not in callers:
-                callers[instrument.id] = instrument_principal(instrument)
-                codes[instrument.id] = {
-                    m.instrument_code: m.test
-                    for m in await self.test_map(session, organisation_id, instrument.id)
-                }
+        instruments = {instrument.id: instrument for instrument, _, _ in messages}
+        callers = {i: instrument_principal(instrument) for i, instrument in instruments.items()}
+        codes = await self.codes_of(session, list(instruments.values()))
         samples: dict[str, Sample | None] = {}
         order_tests: dict[uuid.UUID, list[OrderTest]] = {}
         items = [

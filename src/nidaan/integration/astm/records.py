@@ -188,8 +188,12 @@ class Record:
         return comps[component - 1] if len(comps) >= component else ""
 
     def encode(self, d: Delimiters = DEFAULT_DELIMITERS) -> str:
+        specials = d.specials
         encoded = [
-            d.repeat.join(d.component.join(escape(c, d) for c in rep) for rep in f)
+            d.repeat.join(
+                d.component.join(c if specials.isdisjoint(c) else escape(c, d) for c in rep)
+                for rep in f
+            )
             for f in self.fields
         ]
         head = d.definition if self.type == "H" else self.type
