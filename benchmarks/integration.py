@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import random
+import resource
 import signal
 import socket
 import sys
@@ -313,10 +314,12 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     supervisor = InterfaceSupervisor(settings, listen_host="127.0.0.1", organisation_id=org_id)
     await supervisor.start()
     cpu_before, pg_before, machine = time.process_time(), postgres_cpu_s(), machine_busy()
+    children_before = children_cpu_s()
     started, sending, sent = await upload_all(ports, batches[0], list(codes), connections)
     seconds = await wait_for(expected, started)
     cpu_ms = (time.process_time() - cpu_before) * 1000
     pg_after, busy = postgres_cpu_s(), busy_share(machine)
+    analyzers_ms = (children_cpu_s() - children_before) * 1000
     try:
         await asyncio.wait_for(supervisor.stop(), 120)
     except TimeoutError:
@@ -333,7 +336,8 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
         pg_ms = (pg_after - pg_before) * 1000
         print(
             f"  PostgreSQL (this machine) used {pg_ms / seconds / 10:.0f}% of a core meanwhile: "
-            f"{pg_ms / max(sent, 1):.2f} ms CPU per result"
+            f"{pg_ms / max(sent, 1):.2f} ms CPU per result; the simulated analyzers "
+            f"{analyzers_ms / max(sent, 1):.2f} ms"
         )
 
     if processes > 1:
@@ -408,6 +412,12 @@ def busy_share(before: tuple[float, float] | None) -> str:
         return ""
     share = (after[0] - before[0]) / (after[1] - before[1]) * 100
     return f"; all {os.cpu_count()} cores of the machine {share:.0f}% busy"
+
+
+def children_cpu_s() -> float:
+    """CPU seconds used by this process's finished child processes (the analyzers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def postgres_cpu_s() -> float | None:

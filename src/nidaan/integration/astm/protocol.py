@@ -145,7 +145,9 @@ class ASTMLink:
             while True:
                 timeout = self.options.timers.receive if self.state == _State.RECEIVING else None
                 try:
-                    chunk = await asyncio.wait_for(self.reader.read(4096), timeout)
+                    # asyncio.timeout, not wait_for: no extra task per read (one per frame).
+                    async with asyncio.timeout(timeout):
+                        chunk = await self.reader.read(4096)
                 except TimeoutError:
                     self._cut_off("receive timeout")
                     continue
@@ -284,7 +286,8 @@ class ASTMLink:
 
     async def _reply(self, seconds: float) -> EventKind | None:
         try:
-            return await asyncio.wait_for(self._replies.get(), seconds)
+            async with asyncio.timeout(seconds):
+                return await self._replies.get()
         except TimeoutError:
             return None
 

@@ -196,9 +196,7 @@ class MLLPServer:
         decoder = MLLPDecoder(self.max_message_size)
         try:
             while True:
-                if self.idle_timeout:
-                    data = await asyncio.wait_for(reader.read(_READ_SIZE), self.idle_timeout)
-                else:
+                async with asyncio.timeout(self.idle_timeout or None):
                     data = await reader.read(_READ_SIZE)
                 if not data:
                     break
