@@ -21,7 +21,7 @@ from nidaan.integration.astm.transport import ASTMClient
 from nidaan.integration.hl7.message import Message as HL7Message
 from nidaan.integration.hl7.mllp import MLLPClient, MLLPDecoder, frame
 from nidaan.integration.models import Instrument, InterfaceException, InterfaceMessage
-from nidaan.integration.runtime import InterfaceSupervisor
+from nidaan.integration.runtime import InterfaceSupervisor, shares
 from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEntryIn
 from nidaan.integration.service import integration_service
 from nidaan.orders.enums import OrderTestStatus
@@ -382,8 +382,20 @@ async def test_processes_share_the_instruments_without_overlap(
         running = [set(share.connections) for share in shares]
         assert running[0].isdisjoint(running[1])
         assert running[0] | running[1] == {world.cobas.id, world.hl7.id}
+        assert [len(r) for r in running] == [1, 1]  # dealt evenly
     finally:
         for share in shares:
             await share.stop()
     with pytest.raises(ValueError, match="shard"):
         InterfaceSupervisor(settings, shard=2, shards=2)
+
+
+def test_shares_deal_the_instruments_evenly_and_agree() -> None:
+    """Every process computes the same shares from the same instruments, within one of
+    each other in size, whatever order the rows came in."""
+    ids = [uuid.uuid4() for _ in range(10)]
+    owner = shares(ids, 3)
+    assert owner == shares(list(reversed(ids)), 3)
+    sizes = sorted(list(owner.values()).count(n) for n in range(3))
+    assert sizes == [3, 3, 4]
+    assert set(shares(ids, 1).values()) == {0}

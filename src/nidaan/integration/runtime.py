@@ -607,9 +607,12 @@ class Connection:
             await asyncio.sleep(delay)
 
 
-def shard_of(instrument_id: uuid.UUID, shards: int) -> int:
-    """The interfaces process (of ``shards``) that runs this instrument; stable across runs."""
-    return instrument_id.int % shards
+def shares(instrument_ids: Sequence[uuid.UUID], shards: int) -> dict[uuid.UUID, int]:
+    """The interfaces process (of ``shards``) that runs each enabled instrument: dealt in id
+    order, so the processes get equal shares (within one). Every process reads the same
+    instruments and comes to the same answer; adding or removing an instrument may move
+    others to another process (each one's connection is restarted there)."""
+    return {i: n % shards for n, i in enumerate(sorted(instrument_ids))}
 
 
 class InterfaceSupervisor:
@@ -708,11 +711,8 @@ class InterfaceSupervisor:
             if self.organisation_id is not None:
                 statement = statement.where(Instrument.organisation_id == self.organisation_id)
             rows = list(await session.scalars(statement))
-            return {
-                row.id: InstrumentConfig.of(row)
-                for row in rows
-                if shard_of(row.id, self.shards) == self.shard
-            }
+            owner = shares([row.id for row in rows], self.shards)
+            return {row.id: InstrumentConfig.of(row) for row in rows if owner[row.id] == self.shard}
 
     async def reload(self) -> None:
         """Start new, stop removed/disabled and restart changed instruments."""
