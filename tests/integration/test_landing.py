@@ -482,7 +482,7 @@ class Source:
         assert isinstance(parsed, InstrumentMessage)
         return parsed
 
-    async def land_alone(self, parsed: Any, raw: str) -> None:
+    async def land_alone(self, parsed: Any, raw: str) -> bool:
         self.alone.append(raw)
         try:
             message = self.to_message(parsed, raw)
@@ -497,6 +497,7 @@ class Source:
                 await integration_service.store_unparsable(
                     session, self.organisation_id, self.instrument_id, "astm", raw, f"{exc}"
                 )
+        return True
 
     def landed(self, count: int) -> None:
         self.counts.append(count)

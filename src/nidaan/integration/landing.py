@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from nidaan.config import Settings
 from nidaan.integration.domain import InstrumentMessage
+from nidaan.integration.journal import ReceiveJournal
 from nidaan.integration.models import Instrument
 from nidaan.integration.service import integration_service
 from nidaan.kit.db import any_of, session_scope
@@ -51,7 +52,10 @@ class LandingSource(Protocol):
 
     def to_message(self, parsed: Any, raw: str) -> InstrumentMessage: ...
 
-    async def land_alone(self, parsed: Any, raw: str) -> None: ...
+    async def land_alone(self, parsed: Any, raw: str) -> bool:
+        """Land in a transaction of its own (or keep as an error message); False: nothing
+        could be stored."""
+        ...
 
     def landed(self, count: int) -> None: ...
 
@@ -61,6 +65,7 @@ class _Received:
     source: LandingSource
     parsed: Any
     raw: str
+    kept: tuple[str, ...]  # its receive-journal entries
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -69,8 +74,15 @@ class _Received:
 class Lander:
     """Lands queued result messages, many at a time; see the module docstring."""
 
-    def __init__(self, settings: Settings, *, max_batch: int = MAX_LANDING_BATCH) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        journal: ReceiveJournal | None = None,
+        max_batch: int = MAX_LANDING_BATCH,
+    ) -> None:
         self.settings = settings
+        self.journal = journal
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Received | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -97,10 +109,14 @@ class Lander:
                 batch, _ = self._take(first)
                 await self._land(batch)
 
-    def submit(self, source: LandingSource, parsed: Any, raw: str) -> asyncio.Future[None]:
-        """Queue a received message; the future is done once it is landed (or kept as an
-        error message). Without a running lander it is landed by ``stop``."""
-        received = _Received(source, parsed, raw)
+    def submit(
+        self, source: LandingSource, parsed: Any, raw: str, kept: tuple[str, ...] = ()
+    ) -> asyncio.Future[None]:
+        """Queue a received message (``kept``: its receive-journal entries, noted as landed
+        once it is); the future is done once it is landed, kept as an error message, or
+        (the database out of reach) left in the journal. Without a running lander it is
+        landed by ``stop``."""
+        received = _Received(source, parsed, raw, kept)
         self._queue.put_nowait(received)
         return received.done
 
@@ -128,6 +144,7 @@ class Lander:
         for items in by_organisation.values():
             try:
                 await self._land_together(items)
+                self._journal_landed(items)
             except Exception:
                 if len(items) > 1:
                     log.warning(
@@ -185,7 +202,20 @@ class Lander:
     async def _land_each(self, items: list[_Received]) -> None:
         for received in items:
             try:
-                await received.source.land_alone(received.parsed, received.raw)
+                if await received.source.land_alone(received.parsed, received.raw):
+                    self._journal_landed([received])
+                else:
+                    log.error(
+                        "interface %s: message not stored; it stays in the receive journal "
+                        "and lands when the interfaces restart",
+                        received.source.name,
+                    )
             except Exception:
                 log.exception("interface %s: message not landed", received.source.name)
             received.done.set_result(None)
+
+    def _journal_landed(self, items: list[_Received]) -> None:
+        if self.journal is not None:
+            for received in items:
+                for entry_id in received.kept:
+                    self.journal.landed(entry_id)

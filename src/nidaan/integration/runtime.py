@@ -30,20 +30,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import chainer
 from nidaan.config import Settings
 from nidaan.integration import domain
 from nidaan.integration.astm.errors import ASTMNotConnected
-from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, Timers
+from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, Timers, kept_tokens
 from nidaan.integration.astm.transport import ASTMClient, ASTMSerial, ASTMServer
 from nidaan.integration.drivers.base import Driver, OrderLine, get_driver
 from nidaan.integration.enums import Transport
@@ -54,6 +57,7 @@ from nidaan.integration.hl7.message import decode_payload
 from nidaan.integration.hl7.mllp import Frame, MLLPClient, MLLPDecoder, MLLPServer, frame
 from nidaan.integration.hl7.validation import validate
 from nidaan.integration.hospital import HOSPITAL_HL7, handle_hospital_message
+from nidaan.integration.journal import JournalEntry, ReceiveJournal, journal_path
 from nidaan.integration.landing import Lander
 from nidaan.integration.models import Instrument
 from nidaan.integration.service import (
@@ -61,7 +65,7 @@ from nidaan.integration.service import (
     instrument_principal,
     integration_service,
 )
-from nidaan.kit.db import session_scope
+from nidaan.kit.db import any_of, database_url, session_scope
 from nidaan.kit.errors import NotFound
 from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.service import orders_service
@@ -162,7 +166,8 @@ class Connection:
         c = self.config
         host = c.host or self.supervisor.listen_host
         if self.driver.protocol == "astm":
-            options = link_options(c)
+            # A complete message is on disk before its last frame is acknowledged.
+            options = dataclasses.replace(link_options(c), keep=self._keep)
             if c.transport == Transport.TCP_SERVER:
                 self.transport = ASTMServer(host, c.port or 0, self._on_astm, options)
             elif c.transport == Transport.TCP_CLIENT:
@@ -244,7 +249,9 @@ class Connection:
             raise NotFound("The instrument was deleted.", entity="instrument")
         return row
 
-    async def _store_unparsable(self, raw: str, error: str) -> None:
+    async def _store_unparsable(self, raw: str, error: str) -> bool:
+        """Keep a message that cannot be applied (status error); False: not even that (the
+        database is out of reach)."""
         log.warning("interface %s: unreadable message: %s", self.config.name, error)
         try:
             async with session_scope(self.settings) as session:
@@ -258,6 +265,8 @@ class Connection:
                 )
         except Exception:
             log.exception("interface %s: could not store an unreadable message", self.config.name)
+            return False
+        return True
 
     async def _ingest(self, parsed: Any, raw: str) -> None:
         message = self.driver.to_instrument_message(parsed, raw)
@@ -297,20 +306,24 @@ class Connection:
     def to_message(self, parsed: Any, raw: str) -> domain.InstrumentMessage:
         return self.driver.to_instrument_message(parsed, raw)
 
-    async def land_alone(self, parsed: Any, raw: str) -> None:
+    async def land_alone(self, parsed: Any, raw: str) -> bool:
         """Land one message in its own transaction; one that cannot be applied is kept as
-        an error message."""
+        an error message. False: neither was stored (it stays in the receive journal)."""
         try:
             await self._ingest(parsed, raw)
         except Exception as exc:
             log.exception("interface %s: message not applied", self.config.name)
-            await self._store_unparsable(raw, f"not applied: {exc}")
+            return await self._store_unparsable(raw, f"not applied: {exc}")
+        return True
 
     def landed(self, count: int) -> None:
         self.messages += count
 
-    def _submit(self, parsed: Any, raw: str) -> None:
-        done = self.supervisor.lander.submit(self, parsed, raw)
+    async def _keep(self, records: list[str]) -> str:
+        return await self.supervisor.journal.keep(self.config.id, records)
+
+    def _submit(self, parsed: Any, raw: str, kept: tuple[str, ...] = ()) -> None:
+        done = self.supervisor.lander.submit(self, parsed, raw, kept)
         self._landing.add(done)
         done.add_done_callback(self._landing.discard)
 
@@ -479,20 +492,23 @@ class Connection:
     async def _on_astm(self, records: list[str], frames: list[bytes]) -> None:
         self._report(True)
         link = self._current_link()
+        kept = kept_tokens()  # its entries in the receive journal
         raw = "".join(r + "\r" for r in records)
         try:
             parsed = self.driver.parse(records)
         except Exception as exc:
-            await self._store_unparsable(raw, f"unreadable ASTM message: {exc}")
+            if await self._store_unparsable(raw, f"unreadable ASTM message: {exc}"):
+                self.supervisor.journal_landed(kept)
             return
         queries = self.driver.queries(parsed)
         if not queries and self.supervisor.lander.running:
             # Landed by the lander: the link goes on acknowledging the next transfer.
-            self._submit(parsed, raw)
+            self._submit(parsed, raw, kept)
             return
         # Everything received before this message lands first (a query is answered after).
         await self._wait_landed()
-        await self.land_alone(parsed, raw)
+        if await self.land_alone(parsed, raw):
+            self.supervisor.journal_landed(kept)
         for sample_id in queries:
             try:
                 orders = await self.orders_for(sample_id)
@@ -607,6 +623,13 @@ class Connection:
             await asyncio.sleep(delay)
 
 
+def _journal_name(settings: Settings, organisation_id: uuid.UUID | None, shard: int) -> str:
+    """One journal per database, organisation filter and share: its entries belong there."""
+    url = make_url(database_url(settings)).set(password=None)
+    key = f"{url.render_as_string(hide_password=False)}|{organisation_id or '*'}"
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:12]}-{shard}"
+
+
 def shares(instrument_ids: Sequence[uuid.UUID], shards: int) -> dict[uuid.UUID, int]:
     """The interfaces process (of ``shards``) that runs each enabled instrument: dealt in id
     order, so the processes get equal shares (within one). Every process reads the same
@@ -629,6 +652,7 @@ class InterfaceSupervisor:
         outbound_backoff_max: float = 300.0,
         shard: int = 0,
         shards: int = 1,
+        journal_dir: Path | None = None,
     ) -> None:
         if not 0 <= shard < shards:
             raise ValueError(f"shard {shard} is not one of 0..{shards - 1}")
@@ -650,17 +674,33 @@ class InterfaceSupervisor:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._owns_chainer = False
+        #: Received ASTM messages on disk until landed (see nidaan.integration.journal).
+        self.journal = ReceiveJournal()
+        self.journal_dir = journal_dir or settings.data_dir / "interfaces"
         #: Lands the ASTM result messages of every connection of this process.
-        self.lander = Lander(settings)
+        self.lander = Lander(settings, journal=self.journal)
 
     async def start(self) -> None:
         # Chain the audit entries of many messages at a time, off the ingest path (as the
         # server does); in `serve` the server already runs the chainer.
+        # JournalBusy: another process runs this share.
+        waiting = self.journal.open(
+            journal_path(
+                self.journal_dir, _journal_name(self.settings, self.organisation_id, self.shard)
+            )
+        )
         self._owns_chainer = not chainer.running
         if self._owns_chainer:
             chainer.start()
         self.lander.start()
         await self.reload()
+        if waiting:
+            log.warning(
+                "interfaces: %d received message(s) were not landed before the last stop; "
+                "landing them now",
+                len(waiting),
+            )
+            await self._land_waiting(waiting)
         self._task = asyncio.create_task(self._loop(), name="interface-supervisor")
 
     async def stop(self) -> None:
@@ -674,6 +714,7 @@ class InterfaceSupervisor:
                 await connection.stop()
             self.connections.clear()
         await self.lander.stop()
+        self.journal.close()
         if self._owns_chainer:
             self._owns_chainer = False
             await chainer.stop()
@@ -684,6 +725,39 @@ class InterfaceSupervisor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def journal_landed(self, entry_ids: Sequence[str]) -> None:
+        for entry_id in entry_ids:
+            self.journal.landed(entry_id)
+
+    async def _land_waiting(self, entries: Sequence[JournalEntry]) -> None:
+        """Hand journal entries that were not landed (an earlier run stopped or the database
+        was out of reach) to the lander, through their instrument's connection."""
+        async with session_scope(self.settings) as session:
+            rows = {
+                row.id: row
+                for row in await session.scalars(
+                    select(Instrument).where(
+                        any_of(Instrument.id, {e.instrument_id for e in entries})
+                    )
+                )
+            }
+        for entry in entries:
+            row = rows.get(entry.instrument_id)
+            if row is None:
+                log.error("interfaces: journal entry %s names no instrument; kept", entry.id)
+                continue
+            # A connection that is not running (disabled meanwhile, or another process's
+            # share now) still parses and lands the messages it received.
+            connection = self.connections.get(row.id) or Connection(self, InstrumentConfig.of(row))
+            raw = "".join(r + "\r" for r in entry.records)
+            try:
+                parsed = connection.driver.parse(entry.records)
+            except Exception as exc:
+                if await connection._store_unparsable(raw, f"unreadable ASTM message: {exc}"):
+                    self.journal.landed(entry.id)
+                continue
+            connection._submit(parsed, raw, (entry.id,))
 
     def port_of(self, instrument_id: uuid.UUID) -> int | None:
         """The port a running connection listens on (useful with port 0)."""

@@ -121,12 +121,19 @@ class FrameDecoder:
     _discarding: bool = False
     _last_fn: int | None = None
     _pending: bytearray = field(default_factory=bytearray)
+    _before_last: tuple[int | None, bytes] = (None, b"")
     garbage_bytes: int = 0
 
     def reset(self) -> None:
         """Forget the transfer in progress (frame numbering and partial record)."""
         self._last_fn = None
         self._pending.clear()
+
+    def forget_last(self) -> None:
+        """Undo the last accepted frame (the receiver refused it after all): its re-sent copy
+        is then accepted again rather than taken for a duplicate."""
+        self._last_fn, pending = self._before_last
+        self._pending = bytearray(pending)
 
     @property
     def has_partial_record(self) -> bool:
@@ -230,6 +237,7 @@ class FrameDecoder:
         if fn not in self._expected():
             status = FrameStatus.DUPLICATE if fn == self._last_fn else FrameStatus.BAD_NUMBER
             return Event(EventKind.FRAME, Frame(fn, text, final, status, raw))
+        self._before_last = (self._last_fn, bytes(self._pending))
         self._last_fn = fn
         self._pending += text
         records: list[str] = []

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import time
@@ -51,7 +52,17 @@ from nidaan.integration.astm.framing import (
 log = logging.getLogger(__name__)
 
 OnMessage = Callable[[list[str], list[bytes]], Awaitable[None] | None]
+#: Called with the records of a message whose L record just arrived, before that frame is
+#: acknowledged (e.g. to put the message on disk); returns a token for ``kept_tokens``.
+Keep = Callable[[list[str]], Awaitable[str]]
 Role = Literal["host", "instrument"]
+
+_KEPT: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("astm_kept", default=())
+
+
+def kept_tokens() -> tuple[str, ...]:
+    """Inside ``on_message``: what ``LinkOptions.keep`` returned for the transfer handed up."""
+    return _KEPT.get()
 
 
 class ByteWriter(Protocol):
@@ -86,6 +97,7 @@ class LinkOptions:
     require_terminator: bool = True  # hand up only transfers whose last record is L
     max_text: int = MAX_TEXT
     encoding: str = "latin-1"
+    keep: Keep | None = None  # see ``Keep``; a failure answers the frame NAK, not ACK
 
 
 class _State:
@@ -127,7 +139,10 @@ class ASTMLink:
         self._hold_until = 0.0
         self._records: list[str] = []
         self._frames: list[bytes] = []
-        self._deliveries: asyncio.Queue[tuple[list[str], list[bytes]] | None] = asyncio.Queue()
+        self._kept: list[str] = []
+        self._deliveries: asyncio.Queue[tuple[list[str], list[bytes], tuple[str, ...]] | None] = (
+            asyncio.Queue()
+        )
         self._closed = asyncio.Event()
         self.delivered = 0
         self.discarded = 0
@@ -202,7 +217,10 @@ class ASTMLink:
     def _discard(self) -> None:
         if self._records or self._frames:
             self.discarded += 1
-        self._records, self._frames = [], []
+        if self._kept:
+            # Kept before an ACK we sent: stays waiting in the keeper (landed at its restart).
+            log.warning("%s: a kept message was discarded by the link", self.name)
+        self._records, self._frames, self._kept = [], [], []
         self.decoder.reset()
         if self.state == _State.RECEIVING:
             self._set_state(_State.NEUTRAL)
@@ -231,7 +249,10 @@ class ASTMLink:
         if kind == EventKind.ENQ:
             if state == _State.RECEIVING:
                 log.warning("%s: ENQ during a transfer; restarting it", self.name)
-                self._records, self._frames = [], []
+                if self._kept:
+                    # Its L record was acknowledged: the message is whole, hand it up.
+                    self._finish_transfer(partial=False)
+                self._records, self._frames, self._kept = [], [], []
             if self.busy is not None and self.busy():
                 await self._write(bytes([NAK]))
                 self._set_state(_State.NEUTRAL)
@@ -248,6 +269,18 @@ class ASTMLink:
             if frame.status == FrameStatus.OK:
                 self._records.extend(event.records)
                 self._frames.append(frame.raw)
+                keep = self.options.keep
+                if keep is not None and any(r[:1] in ("L", "l") for r in event.records):
+                    try:
+                        self._kept.append(await keep(list(self._records)))
+                    except Exception:
+                        # Not kept, not acknowledged: the analyzer sends the frame again.
+                        log.exception("%s: message could not be kept; frame refused", self.name)
+                        del self._records[len(self._records) - len(event.records) :]
+                        self._frames.pop()
+                        self.decoder.forget_last()
+                        await self._write(bytes([NAK]))
+                        return
                 await self._write(bytes([ACK]))
             elif frame.status == FrameStatus.DUPLICATE:
                 await self._write(bytes([ACK]))
@@ -257,8 +290,8 @@ class ASTMLink:
         # ACK/NAK while neutral or receiving, or frames while neutral: ignored.
 
     def _finish_transfer(self, *, partial: bool) -> None:
-        records, frames = self._records, self._frames
-        self._records, self._frames = [], []
+        records, frames, kept = self._records, self._frames, tuple(self._kept)
+        self._records, self._frames, self._kept = [], [], []
         self.decoder.reset()
         self._set_state(_State.NEUTRAL)
         complete = bool(records) and not partial
@@ -269,12 +302,13 @@ class ASTMLink:
                 self.discarded += 1
                 log.warning("%s: incomplete transfer discarded at EOT", self.name)
             return
-        self._deliveries.put_nowait((records, frames))
+        self._deliveries.put_nowait((records, frames, kept))
 
     async def _deliver_loop(self) -> None:
         while (item := await self._deliveries.get()) is not None:
-            records, frames = item
+            records, frames, kept = item
             self.delivered += 1
+            _KEPT.set(kept)
             try:
                 result = self.on_message(records, frames)
                 if inspect.isawaitable(result):

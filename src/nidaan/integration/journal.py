@@ -1,0 +1,168 @@
+"""The receive journal: ASTM messages kept on disk from their last ACK until they are landed.
+
+An analyzer considers a message delivered once we acknowledge its last frame; results then
+land in the database in batches (``nidaan.integration.landing``), a moment later. So that
+a crash, a kill or a power cut in that moment loses nothing, the interfaces process writes
+each complete message to this journal, and flushes it to disk, *before* acknowledging the
+frame that completes it; once the message is landed (or kept as an error message) the
+journal notes that. At the next start everything not noted as landed is landed again (a
+message that did land meanwhile is recognised as a re-send and not applied twice).
+
+The journal is an append-only file of JSON lines, one per database and process share
+(``<data dir>/interfaces/received-<database>-<share>.jsonl``), locked against a second
+process; it is emptied whenever nothing in it is waiting. Writes from all connections are
+flushed together (one ``fdatasync`` for what arrived meanwhile), in a worker thread so a
+slow disk does not stall the other analyzers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JournalBusy", "JournalEntry", "ReceiveJournal", "journal_path"]
+
+
+class JournalBusy(RuntimeError):
+    """Another process holds the journal (two interfaces processes for the same share)."""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: str
+    instrument_id: uuid.UUID
+    records: list[str]
+
+
+def journal_path(directory: Path, name: str) -> Path:
+    return directory / f"received-{name}.jsonl"
+
+
+class ReceiveJournal:
+    """See the module docstring. ``open(path)`` before use; ``close()`` at the end."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self._fd: int | None = None
+        self._pending: set[str] = set()
+        self._buffer: list[bytes] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def open(self, path: Path) -> list[JournalEntry]:
+        """Lock and read the journal at ``path``; the entries left waiting by an earlier run
+        (they stay waiting until ``landed``)."""
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalBusy(
+                f"{path} is in use by another interfaces process; run one process per "
+                "share (nidaan interfaces --processes N starts them all)"
+            ) from None
+        self._fd = fd
+        entries = read_waiting(path)
+        self._pending = {e.id for e in entries}
+        return entries
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # also releases the lock
+            self._fd = None
+
+    @property
+    def waiting(self) -> int:
+        """Entries kept but not yet landed."""
+        return len(self._pending)
+
+    async def keep(self, instrument_id: uuid.UUID, records: Sequence[str]) -> str:
+        """Write a complete message; returns once it is on disk, with its entry id."""
+        entry_id = uuid.uuid4().hex
+        line = {"id": entry_id, "instrument": str(instrument_id), "records": list(records)}
+        self._buffer.append(_encode(line))
+        self._pending.add(entry_id)
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append(done)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="receive-journal")
+        await done
+        return entry_id
+
+    def landed(self, entry_id: str) -> None:
+        """The entry's message is in the database (not flushed: at worst it lands again)."""
+        if entry_id not in self._pending or self._fd is None:
+            return
+        self._pending.discard(entry_id)
+        if not self._pending and not self._buffer:
+            # Nothing waits: start afresh rather than let the file grow.
+            os.ftruncate(self._fd, 0)
+        else:
+            self._buffer.append(_encode({"done": entry_id}))
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush(), name="receive-journal")
+
+    async def _flush(self) -> None:
+        while self._buffer:
+            data, waiters = b"".join(self._buffer), self._waiters
+            self._buffer, self._waiters = [], []
+            try:
+                await asyncio.to_thread(self._write, data)
+            except BaseException as exc:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(
+                            exc if isinstance(exc, Exception) else OSError("journal closed")
+                        )
+                raise
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _write(self, data: bytes) -> None:
+        if self._fd is None:
+            raise OSError("the receive journal is closed")
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fdatasync(self._fd)
+
+
+def read_waiting(path: Path) -> list[JournalEntry]:
+    """The entries of a journal file not noted as landed (a torn last line is skipped: its
+    frame was never acknowledged)."""
+    entries: dict[str, JournalEntry] = {}
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    for raw in text.splitlines():
+        try:
+            line = json.loads(raw)
+            if "done" in line:
+                entries.pop(line["done"], None)
+            else:
+                entries[line["id"]] = JournalEntry(
+                    line["id"], uuid.UUID(line["instrument"]), list(line["records"])
+                )
+        except (ValueError, KeyError, TypeError):
+            log.warning("receive journal %s: unreadable line skipped", path)
+    return list(entries.values())
+
+
+def _encode(line: dict[str, object]) -> bytes:
+    return json.dumps(line, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
