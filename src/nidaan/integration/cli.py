@@ -53,8 +53,10 @@ def interfaces(
     """
     import asyncio
     import contextlib
+    import signal
 
     from nidaan.config import get_settings
+    from nidaan.integration.journal import JournalBusy
     from nidaan.integration.runtime import InterfaceSupervisor
     from nidaan.logging import configure_logging
 
@@ -73,7 +75,11 @@ def interfaces(
             shard=index,
             shards=count,
         )
-        await supervisor.start()
+        try:
+            await supervisor.start()
+        except JournalBusy as exc:
+            typer.echo(f"Cannot start: {exc}", err=True)
+            raise typer.Exit(1) from None
         running = len(supervisor.connections)
         share = f" (process {index + 1} of {count})" if count > 1 else ""
         typer.echo(
@@ -87,8 +93,12 @@ def interfaces(
                 else f"{c.host or listen_host}:{connection.port}"
             )
             typer.echo(f"  {c.name}  [{c.driver}, {c.transport}]  {where}")
+        # SIGTERM (systemd, docker stop) stops as Ctrl-C does: what was received lands first.
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await supervisor.stop()
 

@@ -49,7 +49,7 @@ def journal_path(directory: Path, name: str) -> Path:
 
 
 class ReceiveJournal:
-    """See the module docstring. ``open(path)`` before use; ``close()`` at the end."""
+    """See the module docstring. ``open(path)`` before use; ``await close()`` at the end."""
 
     def __init__(self) -> None:
         self.path: Path | None = None
@@ -74,11 +74,23 @@ class ReceiveJournal:
                 "share (nidaan interfaces --processes N starts them all)"
             ) from None
         self._fd = fd
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # A line torn by a crash mid-write (its frame was never acknowledged): end it, so
+            # the next entry starts a line of its own.
+            self._write(b"\n")
         entries = read_waiting(path)
         self._pending = {e.id for e in entries}
         return entries
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Write what is buffered (landed notes), then release the file."""
+        if self._flusher is not None and not self._flusher.done():
+            with contextlib.suppress(Exception):
+                await self._flusher
+        if self._buffer:
+            with contextlib.suppress(Exception):
+                await self._flush()
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)  # also releases the lock
@@ -131,6 +143,8 @@ class ReceiveJournal:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+        if not self._pending and self._fd is not None:
+            os.ftruncate(self._fd, 0)  # everything written is landed: start afresh
 
     def _write(self, data: bytes) -> None:
         if self._fd is None:

@@ -714,7 +714,7 @@ class InterfaceSupervisor:
                 await connection.stop()
             self.connections.clear()
         await self.lander.stop()
-        self.journal.close()
+        await self.journal.close()
         if self._owns_chainer:
             self._owns_chainer = False
             await chainer.stop()
