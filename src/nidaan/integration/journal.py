@@ -58,6 +58,7 @@ class ReceiveJournal:
         self._buffer: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._torn = False  # a failed write may have left half a line
 
     def open(self, path: Path) -> list[JournalEntry]:
         """Lock and read the journal at ``path``; the entries left waiting by an earlier run
@@ -111,7 +112,11 @@ class ReceiveJournal:
         self._waiters.append(done)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="receive-journal")
-        await done
+        try:
+            await done
+        except BaseException:
+            self._pending.discard(entry_id)  # not kept: its frame is refused, nothing waits
+            raise
         return entry_id
 
     def landed(self, entry_id: str) -> None:
@@ -128,17 +133,28 @@ class ReceiveJournal:
                 self._flusher = asyncio.create_task(self._flush(), name="receive-journal")
 
     async def _flush(self) -> None:
+        """Write what is buffered, batch after batch; every waiting ``keep`` gets an answer
+        (a failed write fails only the keeps of its batch)."""
         while self._buffer:
             data, waiters = b"".join(self._buffer), self._waiters
             self._buffer, self._waiters = [], []
+            if self._torn:
+                data, self._torn = b"\n" + data, False
             try:
                 await asyncio.to_thread(self._write, data)
-            except BaseException as exc:
+            except Exception as exc:
+                log.error("receive journal %s: write failed: %s", self.path, exc)
+                # It may have stopped mid-line: the next write starts a line of its own.
+                self._torn = True
                 for waiter in waiters:
                     if not waiter.done():
-                        waiter.set_exception(
-                            exc if isinstance(exc, Exception) else OSError("journal closed")
-                        )
+                        waiter.set_exception(exc)
+                continue
+            except BaseException:
+                for waiter in [*waiters, *self._waiters]:
+                    if not waiter.done():
+                        waiter.set_exception(OSError("the receive journal was closed"))
+                self._waiters = []
                 raise
             for waiter in waiters:
                 if not waiter.done():
