@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -83,10 +84,18 @@ def create_app(
         chainer.start()
         supervisor = None
         if run_interfaces:
+            from nidaan.integration.journal import JournalBusy
             from nidaan.integration.runtime import InterfaceSupervisor
 
             supervisor = InterfaceSupervisor(settings)
-            await supervisor.start()
+            try:
+                await supervisor.start()
+            except JournalBusy as exc:
+                # A separate `nidaan interfaces` runs the analyzers: serve the API anyway.
+                logging.getLogger("nidaan.integration").error(
+                    "analyzer interfaces not started in this server: %s", exc
+                )
+                supervisor = None
         worker: asyncio.Task[Any] | None = None
         if run_worker:
             from nidaan.kit.jobs import run_worker as run_job_worker
