@@ -40,7 +40,7 @@ from nidaan.samples.service import samples_service
 from tests.fixtures.lab import create_catalog_test
 from tests.fixtures.objects import create_organisation
 from tests.fixtures.results import Lab, enter_and_verify, make_lab, principal_of
-from tests.integration.test_runtime import eventually, free_port
+from tests.integration.support import eventually, free_port
 
 # Registers the report renderer (ResultsVerified -> report.finalized) in this process.
 import nidaan.reports.handlers  # noqa: F401  isort: skip

@@ -33,20 +33,14 @@ from nidaan.integration.journal import (
     journal_path,
     read_waiting,
 )
-from nidaan.integration.models import Instrument, InterfaceMessage
+from nidaan.integration.models import InterfaceMessage
 from nidaan.integration.runtime import InterfaceSupervisor, _journal_name
-from nidaan.integration.schemas import InstrumentCreate, MapEntryIn
-from nidaan.integration.service import integration_service
 from nidaan.kit.db import session_scope
 from nidaan.results.models import Result
 from nidaan.simulators import AnalyzerSimulator
-from tests.fixtures.lab import create_catalog_test, create_patient
-from tests.fixtures.objects import create_organisation
-from tests.fixtures.results import Lab, PlacedOrder, make_lab, place_order, principal_of
 from tests.integration.astm.test_protocol import FAST, RESULTS, Inbox
+from tests.integration.support import World, eventually
 from tests.integration.test_landing import ANALYZER_TIMERS
-from tests.integration.test_runtime import FAST as FAST_SETTINGS
-from tests.integration.test_runtime import eventually, free_port
 
 MESSAGE = [
     "H|\\^&|||c311^1|||||host|RSUPL^REAL|P|1",
@@ -542,71 +536,18 @@ async def test_tcp_upload_of_a_multi_frame_message_is_kept_once() -> None:
 # ---------------------------------------------------------------------- (c, d) the supervisor
 
 
-@dataclass
-class Bench:
-    lab: Lab
-    cobas: Instrument
-    placed: PlacedOrder
-
-    @property
-    def org(self) -> uuid.UUID:
-        return self.lab.organisation.id
-
-    @property
-    def accession(self) -> str:
-        return self.placed.sample.accession
-
-
-@pytest.fixture
-async def bench(committing_session: Any) -> Bench:
-    """Committed: a fresh lab, a cobas (685 -> GLU, 767 -> CREA), GLU and CREA ordered on a
-    received sample."""
-    async with committing_session() as session:
-        organisation = await create_organisation(session)
-        lab = await make_lab(session, organisation)
-        glu = await create_catalog_test(
-            session,
-            organisation,
-            code="GLU",
-            unit="mg/dL",
-            decimals=0,
-            ranges=[{"low": Decimal("70"), "high": Decimal("100")}],
-        )
-        crea = await create_catalog_test(session, organisation, code="CREA")
-        cobas, _ = await integration_service.create_instrument(
-            session,
-            principal_of(lab.users["admin"]),
-            InstrumentCreate(
-                name="cobas c311",
-                driver="roche-cobas",
-                transport="tcp-server",
-                host="127.0.0.1",
-                port=free_port(),
-                branch_id=lab.branch.id,
-                settings=FAST_SETTINGS,
-                test_map=[
-                    MapEntryIn(instrument_code="685", test_code="GLU"),
-                    MapEntryIn(instrument_code="767", test_code="CREA"),
-                ],
-            ),
-        )
-        patient = await create_patient(session, organisation)
-        placed = await place_order(session, lab, patient, [glu, crea])
-    return Bench(lab, cobas, placed)
-
-
-def _supervisor(settings: Settings, bench: Bench, journal_dir: Path) -> InterfaceSupervisor:
+def _supervisor(settings: Settings, world: World, journal_dir: Path) -> InterfaceSupervisor:
     return InterfaceSupervisor(
         settings,
         reload_interval=0.3,
         listen_host="127.0.0.1",
-        organisation_id=bench.org,
+        organisation_id=world.org,
         journal_dir=journal_dir,
     )
 
 
-def _journal_file(settings: Settings, bench: Bench, journal_dir: Path) -> Path:
-    return journal_path(journal_dir, _journal_name(settings, bench.org, 0))
+def _journal_file(settings: Settings, world: World, journal_dir: Path) -> Path:
+    return journal_path(journal_dir, _journal_name(settings, world.org, 0))
 
 
 async def _write_journal(path: Path, *entries: tuple[uuid.UUID, list[str]]) -> list[str]:
@@ -619,21 +560,21 @@ async def _write_journal(path: Path, *entries: tuple[uuid.UUID, list[str]]) -> l
         await journal.close()
 
 
-async def _results(settings: Settings, bench: Bench) -> list[Result]:
+async def _results(settings: Settings, world: World) -> list[Result]:
     async with session_scope(settings) as session:
         return list(
             await session.scalars(
-                select(Result).where(Result.organisation_id == bench.org).order_by(Result.test_id)
+                select(Result).where(Result.organisation_id == world.org).order_by(Result.test_id)
             )
         )
 
 
-async def _inbound(settings: Settings, bench: Bench) -> list[InterfaceMessage]:
+async def _inbound(settings: Settings, world: World) -> list[InterfaceMessage]:
     async with session_scope(settings) as session:
         return list(
             await session.scalars(
                 select(InterfaceMessage).where(
-                    InterfaceMessage.organisation_id == bench.org,
+                    InterfaceMessage.organisation_id == world.org,
                     InterfaceMessage.direction == "in",
                 )
             )
@@ -645,17 +586,17 @@ async def _journal_empty(supervisor: InterfaceSupervisor) -> bool:
     return supervisor.journal.waiting == 0 and read_waiting(supervisor.journal.path) == []
 
 
-def _records(bench: Bench) -> list[str]:
+def _records(world: World) -> list[str]:
     simulator = AnalyzerSimulator("roche-cobas", "127.0.0.1", 1)
     return simulator.result_records(
-        bench.accession, [("685", "182", "mg/dL", "H"), ("767", "0.9", "mg/dL", "N")]
+        world.accession, [("685", "182", "mg/dL", "H"), ("690", "0.9", "mg/dL", "N")]
     )
 
 
-def _landed_as_expected(bench: Bench, results: list[Result]) -> None:
+def _landed_as_expected(world: World, results: list[Result]) -> None:
     by_test = {r.order_test_id: r for r in results}
-    assert set(by_test) == {bench.placed["GLU"].id, bench.placed["CREA"].id}
-    glu, crea = by_test[bench.placed["GLU"].id], by_test[bench.placed["CREA"].id]
+    assert set(by_test) == {world.placed["GLU"].id, world.placed["CREA"].id}
+    glu, crea = by_test[world.placed["GLU"].id], by_test[world.placed["CREA"].id]
     assert glu.value_numeric == Decimal("182")
     assert crea.value_numeric == Decimal("0.9")
     for result in results:
@@ -664,75 +605,75 @@ def _landed_as_expected(bench: Bench, results: list[Result]) -> None:
 
 
 async def test_messages_left_in_the_journal_land_at_the_next_start(
-    settings: Settings, bench: Bench, tmp_path: Path
+    settings: Settings, world: World, tmp_path: Path
 ) -> None:
-    path = _journal_file(settings, bench, tmp_path)
-    records = _records(bench)
-    await _write_journal(path, (bench.cobas.id, records))
+    path = _journal_file(settings, world, tmp_path)
+    records = _records(world)
+    await _write_journal(path, (world.cobas.id, records))
     assert [e.records for e in read_waiting(path)] == [records]
 
-    supervisor = _supervisor(settings, bench, tmp_path)
+    supervisor = _supervisor(settings, world, tmp_path)
     await supervisor.start()
     try:
         assert supervisor.journal.path == path
-        results = await eventually(lambda: _results(settings, bench), lambda rs: len(rs) == 2)
-        _landed_as_expected(bench, results)
+        results = await eventually(lambda: _results(settings, world), lambda rs: len(rs) == 2)
+        _landed_as_expected(world, results)
         assert await eventually(lambda: _journal_empty(supervisor), bool)
     finally:
         await supervisor.stop()
     assert path.read_bytes() == b""
-    assert [m.status for m in await _inbound(settings, bench)] == ["ok"]
+    assert [m.status for m in await _inbound(settings, world)] == ["ok"]
 
     # The same message in the journal again (say it landed, then the run stopped before
     # the journal noted it): recognised as a re-send, stored as a duplicate, not applied.
-    await _write_journal(path, (bench.cobas.id, records))
-    again = _supervisor(settings, bench, tmp_path)
+    await _write_journal(path, (world.cobas.id, records))
+    again = _supervisor(settings, world, tmp_path)
     await again.start()
     try:
         inbound = await eventually(
-            lambda: _inbound(settings, bench), lambda ms: len(ms) == 2, within=10
+            lambda: _inbound(settings, world), lambda ms: len(ms) == 2, within=10
         )
         assert sorted(m.status for m in inbound) == ["duplicate", "ok"]
         assert await eventually(lambda: _journal_empty(again), bool)
     finally:
         await again.stop()
-    results = await _results(settings, bench)
+    results = await _results(settings, world)
     assert len(results) == 2  # no second result
-    _landed_as_expected(bench, results)
+    _landed_as_expected(world, results)
     assert all(r.result_version == 1 for r in results)
     assert read_waiting(path) == []
 
 
 async def test_an_unreadable_journal_entry_is_kept_as_an_error_message(
-    settings: Settings, bench: Bench, tmp_path: Path
+    settings: Settings, world: World, tmp_path: Path
 ) -> None:
-    path = _journal_file(settings, bench, tmp_path)
+    path = _journal_file(settings, world, tmp_path)
     await _write_journal(
         path,
-        (bench.cobas.id, ["X|garbage with no header", "L|1|N"]),
-        (bench.cobas.id, _records(bench)),
+        (world.cobas.id, ["X|garbage with no header", "L|1|N"]),
+        (world.cobas.id, _records(world)),
     )
-    async with _supervisor(settings, bench, tmp_path) as supervisor:
+    async with _supervisor(settings, world, tmp_path) as supervisor:
         inbound = await eventually(
-            lambda: _inbound(settings, bench), lambda ms: len(ms) == 2, within=10
+            lambda: _inbound(settings, world), lambda ms: len(ms) == 2, within=10
         )
         assert sorted(m.status for m in inbound) == ["error", "ok"]
         assert await eventually(lambda: _journal_empty(supervisor), bool)
-    _landed_as_expected(bench, await _results(settings, bench))
+    _landed_as_expected(world, await _results(settings, world))
     assert read_waiting(path) == []
 
 
 async def test_a_journal_entry_of_no_known_instrument_stays_waiting(
-    settings: Settings, bench: Bench, tmp_path: Path
+    settings: Settings, world: World, tmp_path: Path
 ) -> None:
-    path = _journal_file(settings, bench, tmp_path)
+    path = _journal_file(settings, world, tmp_path)
     stray = uuid.uuid4()
     [stray_id, _] = await _write_journal(
-        path, (stray, ["H|\\^&", "L|1|N"]), (bench.cobas.id, _records(bench))
+        path, (stray, ["H|\\^&", "L|1|N"]), (world.cobas.id, _records(world))
     )
-    async with _supervisor(settings, bench, tmp_path) as supervisor:
-        results = await eventually(lambda: _results(settings, bench), lambda rs: len(rs) == 2)
-        _landed_as_expected(bench, results)
+    async with _supervisor(settings, world, tmp_path) as supervisor:
+        results = await eventually(lambda: _results(settings, world), lambda rs: len(rs) == 2)
+        _landed_as_expected(world, results)
         waiting = await eventually(
             lambda: _read(path), lambda entries: [e.id for e in entries] == [stray_id]
         )
@@ -742,34 +683,34 @@ async def test_a_journal_entry_of_no_known_instrument_stays_waiting(
 
 
 async def test_a_second_supervisor_on_the_same_journal_is_refused(
-    settings: Settings, bench: Bench, tmp_path: Path
+    settings: Settings, world: World, tmp_path: Path
 ) -> None:
-    async with _supervisor(settings, bench, tmp_path) as first:
-        assert first.journal.path == _journal_file(settings, bench, tmp_path)
+    async with _supervisor(settings, world, tmp_path) as first:
+        assert first.journal.path == _journal_file(settings, world, tmp_path)
         with pytest.raises(JournalBusy):
-            await _supervisor(settings, bench, tmp_path).start()
-        assert bench.cobas.id in first.connections  # the first one is unaffected
+            await _supervisor(settings, world, tmp_path).start()
+        assert world.cobas.id in first.connections  # the first one is unaffected
 
 
 async def test_an_analyzer_upload_leaves_nothing_waiting_once_landed(
-    settings: Settings, bench: Bench, tmp_path: Path
+    settings: Settings, world: World, tmp_path: Path
 ) -> None:
-    async with _supervisor(settings, bench, tmp_path) as supervisor:
-        path = _journal_file(settings, bench, tmp_path)
+    async with _supervisor(settings, world, tmp_path) as supervisor:
+        path = _journal_file(settings, world, tmp_path)
         assert supervisor.journal.path == path
-        port = supervisor.port_of(bench.cobas.id)
+        port = supervisor.port_of(world.cobas.id)
         assert port is not None
         async with AnalyzerSimulator(
             "roche-cobas", "127.0.0.1", port, mode="client", timers=ANALYZER_TIMERS
         ) as analyzer:
             report = await analyzer.upload_results(
-                bench.accession, [("685", "182", "mg/dL", "H"), ("767", "0.9", "mg/dL", "N")]
+                world.accession, [("685", "182", "mg/dL", "H"), ("690", "0.9", "mg/dL", "N")]
             )
             assert report.ok, report.error
-        results = await eventually(lambda: _results(settings, bench), lambda rs: len(rs) == 2)
-        _landed_as_expected(bench, results)
+        results = await eventually(lambda: _results(settings, world), lambda rs: len(rs) == 2)
+        _landed_as_expected(world, results)
         assert await eventually(lambda: _journal_empty(supervisor), bool)
         assert path.read_bytes() == b""
-        [message] = await _inbound(settings, bench)
+        [message] = await _inbound(settings, world)
         assert message.status == "ok"
         assert message.raw == "".join(r + "\r" for r in report.records)

@@ -37,7 +37,7 @@ from nidaan.tenancy.models import Organisation
 from tests.fixtures.lab import create_catalog_test, create_patient
 from tests.fixtures.objects import create_organisation
 from tests.fixtures.results import Lab, PlacedOrder, make_lab, place_order, principal_of
-from tests.integration.test_runtime import FAST, free_port
+from tests.integration.support import FAST, free_port
 
 #: Analyzer-side E1381 timers (the simulators), short enough for a test.
 ANALYZER_TIMERS = Timers(ack=2, receive=2, busy=0.2, instrument_contention=0.1, interrupt_hold=0.2)

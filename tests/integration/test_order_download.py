@@ -36,7 +36,7 @@ from nidaan.samples.service import samples_service
 from tests.fixtures.lab import create_catalog_test, create_patient
 from tests.fixtures.objects import create_organisation
 from tests.fixtures.results import Lab, PlacedOrder, make_lab, place_order, principal_of
-from tests.integration.test_runtime import ANALYZER, FAST, eventually, free_port
+from tests.integration.support import ANALYZER, FAST, eventually, free_port
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from nidaan.integration.hl7.message import Message
 from nidaan.integration.hl7.mllp import MLLPClient
 from nidaan.integration.runtime import InterfaceSupervisor
-from tests.integration.test_runtime import World, supervisor, world  # noqa: F401
+from tests.integration.support import World
 
 
 def qbp(sample: str, control: str) -> str:
@@ -16,7 +16,7 @@ def qbp(sample: str, control: str) -> str:
     )
 
 
-async def ask(supervisor: InterfaceSupervisor, world: World, sample: str, control: str) -> Message:  # noqa: F811
+async def ask(supervisor: InterfaceSupervisor, world: World, sample: str, control: str) -> Message:
     port = supervisor.port_of(world.hl7.id)
     assert port is not None
     async with MLLPClient("127.0.0.1", port, ack_timeout=5, max_attempts=1) as client:
@@ -24,8 +24,8 @@ async def ask(supervisor: InterfaceSupervisor, world: World, sample: str, contro
 
 
 async def test_qbp_q11_gets_rsp_k11_with_the_work_order_or_no_order(
-    world: World,  # noqa: F811
-    supervisor: InterfaceSupervisor,  # noqa: F811
+    world: World,
+    supervisor: InterfaceSupervisor,
 ) -> None:
     rsp = await ask(supervisor, world, world.accession, "Q1")
     assert f"{rsp.message_code}^{rsp.trigger_event}" == "RSP^K11"

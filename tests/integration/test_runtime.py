@@ -4,167 +4,29 @@ on a fresh organisation (the supervisor only runs that organisation's instrument
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from nidaan.config import Settings
-from nidaan.integration.astm.protocol import LinkOptions, Timers
 from nidaan.integration.astm.records import parse_message
 from nidaan.integration.astm.transport import ASTMClient
 from nidaan.integration.hl7.message import Message as HL7Message
 from nidaan.integration.hl7.mllp import MLLPClient, MLLPDecoder, frame
-from nidaan.integration.models import Instrument, InterfaceException, InterfaceMessage
+from nidaan.integration.models import InterfaceException, InterfaceMessage
 from nidaan.integration.runtime import InterfaceSupervisor, shares
-from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEntryIn
+from nidaan.integration.schemas import InstrumentUpdate
 from nidaan.integration.service import integration_service
-from nidaan.orders.enums import OrderTestStatus
 from nidaan.results.models import Result
-from tests.fixtures.lab import create_catalog_test, create_patient
-from tests.fixtures.objects import create_organisation
-from tests.fixtures.results import Lab, PlacedOrder, make_lab, place_order, principal_of
-
-T = TypeVar("T")
-FAST = {"astm": {"timers": {"ack": 2, "receive": 2, "busy": 0.2, "host_contention": 0.3}}}
-ANALYZER = LinkOptions(
-    role="instrument",
-    timers=Timers(ack=2, receive=2, busy=0.2, instrument_contention=0.1, interrupt_hold=0.2),
+from tests.fixtures.results import principal_of
+from tests.integration.support import (
+    World,
+    eventually,
+    results_upload,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class World:
-    lab: Lab
-    cobas: Instrument
-    hl7: Instrument
-    placed: PlacedOrder
-
-    @property
-    def org(self) -> uuid.UUID:
-        return self.lab.organisation.id
-
-    @property
-    def accession(self) -> str:
-        return self.placed.sample.accession
-
-
-@pytest.fixture
-async def world(committing_session: Any) -> World:
-    async with committing_session() as session:
-        organisation = await create_organisation(session)
-        lab = await make_lab(session, organisation)
-        glu = await create_catalog_test(
-            session,
-            organisation,
-            code="GLU",
-            unit="mg/dL",
-            decimals=0,
-            ranges=[{"low": Decimal("70"), "high": Decimal("100")}],
-        )
-        crea = await create_catalog_test(session, organisation, code="CREA")
-        urea = await create_catalog_test(session, organisation, code="UREA")
-        admin = principal_of(lab.users["admin"])
-        cobas, _ = await integration_service.create_instrument(
-            session,
-            admin,
-            InstrumentCreate(
-                name="cobas c311",
-                driver="roche-cobas",
-                transport="tcp-server",
-                host="127.0.0.1",
-                port=free_port(),
-                branch_id=lab.branch.id,
-                settings=FAST,
-                test_map=[
-                    MapEntryIn(instrument_code="685", test_code="GLU"),
-                    MapEntryIn(instrument_code="690", test_code="CREA"),
-                    MapEntryIn(instrument_code="418", test_code="UREA"),
-                ],
-            ),
-        )
-        hl7, _ = await integration_service.create_instrument(
-            session,
-            admin,
-            InstrumentCreate(
-                name="BS-240",
-                driver="generic-hl7",
-                transport="tcp-server",
-                host="127.0.0.1",
-                port=free_port(),
-                branch_id=lab.branch.id,
-                test_map=[MapEntryIn(instrument_code="GLU", test_code="GLU")],
-            ),
-        )
-        patient = await create_patient(session, organisation)
-        placed = await place_order(session, lab, patient, [glu, crea, urea])
-        placed["UREA"].status = OrderTestStatus.CANCELLED
-        await session.flush()
-    return World(lab, cobas, hl7, placed)
-
-
-@pytest.fixture
-async def supervisor(settings: Settings, world: World) -> AsyncIterator[InterfaceSupervisor]:
-    running = InterfaceSupervisor(
-        settings, reload_interval=0.3, listen_host="127.0.0.1", organisation_id=world.org
-    )
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
-
-
-@pytest.fixture
-async def analyzer(
-    supervisor: InterfaceSupervisor, world: World
-) -> AsyncIterator[tuple[ASTMClient, asyncio.Queue[list[str]]]]:
-    """The cobas itself: an instrument-role ASTM link connected to our listener."""
-    replies: asyncio.Queue[list[str]] = asyncio.Queue()
-    port = supervisor.port_of(world.cobas.id)
-    assert port is not None
-    client = ASTMClient(
-        "127.0.0.1", port, lambda records, _frames: replies.put_nowait(records), ANALYZER
-    )
-    await client.start()
-    await client.wait_connected(5)
-    try:
-        yield client, replies
-    finally:
-        await client.close()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], within: float = 5.0
-) -> T:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await probe()
-        if ok(value) or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.05)
-
-
-def results_upload(accession: str, glu: str = "182") -> list[str]:
-    return [
-        "H|\\^&|||c311^1|||||host|RSUPL^REAL|P|1",
-        "P|1|||||||U",
-        f"O|1|{accession}|0^5001^1^^S1^SC|^^^685^|R||||||N||||1||||||||||F",
-        f"R|1|^^^685/|{glu}|mg/dL||H||F||admin||20261126100000|c311",
-        "C|1|I|0|I",
-        "L|1|N",
-    ]
 
 
 async def count(settings: Settings, model: type, *where: Any) -> int:

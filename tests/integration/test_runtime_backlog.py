@@ -13,20 +13,14 @@ from nidaan.integration.models import InterfaceMessage
 from nidaan.integration.runtime import InterfaceSupervisor
 from nidaan.kit.db import session_scope
 from nidaan.results.models import Result
-from tests.integration.test_runtime import (  # noqa: F401 - fixtures used by name
-    World,
-    analyzer,
-    results_upload,
-    supervisor,
-    world,
-)
+from tests.integration.support import World, results_upload
 
 
 async def test_back_to_back_messages_land_in_order_and_stop_lands_the_rest(
     settings: Settings,
-    world: World,  # noqa: F811
-    supervisor: InterfaceSupervisor,  # noqa: F811
-    analyzer: tuple[ASTMClient, Any],  # noqa: F811
+    world: World,
+    supervisor: InterfaceSupervisor,
+    analyzer: tuple[ASTMClient, Any],
 ) -> None:
     client, _ = analyzer
     values = ["101", "102", "103", "104", "105", "106"]
