@@ -6,15 +6,18 @@
     python-hl7 measured in the same run. Target: at least as fast as python-hl7 while validating.
 (b) ASTM ingestion through the real runtime: ``--connections`` roche-cobas instruments are
     registered as data (tcp-server, each on its own free port) and as many simulated analyzers
-    (separate processes) upload one message per sample over TCP (E1381 frames, ACK per
-    frame). Each message is parsed by the driver and landed by ``ingest_results`` (all its
-    results in one go, ``results_service.enter_many``): entered, flagged, unverified results.
-    Measured twice: an ``InterfaceSupervisor`` in this process, and ``nidaan interfaces
-    --processes N`` (the instruments spread over N processes, i.e. CPU cores). Figure:
-    results/s, first frame sent to last commit. Baseline in the same run: the same uploads to
-    a server that only parses (no database). Target: 500 results/s on 2 cores.
+    (separate processes, their messages built before the clock starts) upload one message
+    per sample over TCP (E1381 frames, ACK per frame). Each message is kept in the receive
+    journal before its last frame is acknowledged, parsed by the driver and landed by the
+    process's lander (``ingest_received``: what queued meanwhile, all instruments, one
+    transaction): entered, flagged, unverified results. Measured twice: an
+    ``InterfaceSupervisor`` in this process, and ``nidaan interfaces --processes N`` (the
+    instruments dealt out to N processes, i.e. CPU cores). Figure: results/s, first frame
+    sent to last commit, with the CPU used per result by the interfaces process, PostgreSQL
+    and the simulated analyzers, and how busy the machine was. Baseline in the same run: the
+    same uploads to a server that only parses (no database). Target: 500 results/s on 2 cores.
 
-Run:  .venv/bin/python benchmarks/integration.py [--messages 2000] [--samples 200]
+Run:  .venv/bin/python benchmarks/integration.py [--messages 2000] [--samples 400]
       [--connections 4] [--processes 2] [--skip-db]
 Uses NIDAAN_DATABASE_URL if set, else an embedded PostgreSQL under var/bench.
 """
@@ -483,7 +486,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=2000, help="HL7 corpus size")
-    parser.add_argument("--samples", type=int, default=200, help="ASTM samples (4 results each)")
+    parser.add_argument("--samples", type=int, default=400, help="ASTM samples (4 results each)")
     parser.add_argument(
         "--connections", type=int, default=4, help="simulated analyzers (one instrument each)"
     )
