@@ -10,14 +10,11 @@ message that did land meanwhile is recognised as a re-send and not applied twice
 
 The journal is an append-only file of JSON lines, one per database and process share
 (``<data dir>/interfaces/received-<database>-<share>.jsonl``), locked against a second
-process; it is emptied whenever nothing in it is waiting. Writes from all connections are
-flushed together (one ``fdatasync`` for what arrived meanwhile), in a worker thread so a
-slow disk does not stall the other analyzers.
+process; it is emptied whenever nothing in it is waiting.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
@@ -55,9 +52,6 @@ class ReceiveJournal:
         self.path: Path | None = None
         self._fd: int | None = None
         self._pending: set[str] = set()
-        self._buffer: list[bytes] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._torn = False  # a failed write may have left half a line
 
     def open(self, path: Path) -> list[JournalEntry]:
@@ -76,22 +70,14 @@ class ReceiveJournal:
             ) from None
         self._fd = fd
         size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            # A line torn by a crash mid-write (its frame was never acknowledged): end it, so
-            # the next entry starts a line of its own.
-            self._write(b"\n")
+        # A line torn by a crash mid-write (its frame was never acknowledged): end it, so the
+        # next entry starts a line of its own.
+        self._torn = bool(size) and os.pread(fd, 1, size - 1) != b"\n"
         entries = read_waiting(path)
         self._pending = {e.id for e in entries}
         return entries
 
     async def close(self) -> None:
-        """Write what is buffered (landed notes), then release the file."""
-        if self._flusher is not None and not self._flusher.done():
-            with contextlib.suppress(Exception):
-                await self._flusher
-        if self._buffer:
-            with contextlib.suppress(Exception):
-                await self._flush()
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)  # also releases the lock
@@ -103,73 +89,49 @@ class ReceiveJournal:
         return len(self._pending)
 
     async def keep(self, instrument_id: uuid.UUID, records: Sequence[str]) -> str:
-        """Write a complete message; returns once it is on disk, with its entry id."""
+        """Write a complete message and flush it to disk; its entry id. Raises OSError when
+        it cannot (the caller must then not acknowledge the message)."""
         entry_id = uuid.uuid4().hex
         line = {"id": entry_id, "instrument": str(instrument_id), "records": list(records)}
-        self._buffer.append(_encode(line))
+        self._write(_encode(line), sync=True)
         self._pending.add(entry_id)
-        done = asyncio.get_running_loop().create_future()
-        self._waiters.append(done)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="receive-journal")
-        try:
-            await done
-        except BaseException:
-            self._pending.discard(entry_id)  # not kept: its frame is refused, nothing waits
-            raise
         return entry_id
 
     def landed(self, entry_id: str) -> None:
-        """The entry's message is in the database (not flushed: at worst it lands again)."""
+        """The entry's message is in the database. Not flushed: after a power cut it may
+        land again, and is then recognised as a re-send."""
         if entry_id not in self._pending or self._fd is None:
             return
         self._pending.discard(entry_id)
-        if not self._pending and not self._buffer:
-            # Nothing waits: start afresh rather than let the file grow.
-            os.ftruncate(self._fd, 0)
-        else:
-            self._buffer.append(_encode({"done": entry_id}))
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush(), name="receive-journal")
+        try:
+            if self._pending:
+                self._write(_encode({"done": entry_id}), sync=False)
+            else:
+                # Nothing waits: start afresh rather than let the file grow.
+                os.ftruncate(self._fd, 0)
+                self._torn = False
+        except OSError as exc:
+            log.error("receive journal %s: %s (the entry may land again)", self.path, exc)
 
-    async def _flush(self) -> None:
-        """Write what is buffered, batch after batch; every waiting ``keep`` gets an answer
-        (a failed write fails only the keeps of its batch)."""
-        while self._buffer:
-            data, waiters = b"".join(self._buffer), self._waiters
-            self._buffer, self._waiters = [], []
-            if self._torn:
-                data, self._torn = b"\n" + data, False
-            try:
-                await asyncio.to_thread(self._write, data)
-            except Exception as exc:
-                log.error("receive journal %s: write failed: %s", self.path, exc)
-                # It may have stopped mid-line: the next write starts a line of its own.
-                self._torn = True
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(exc)
-                continue
-            except BaseException:
-                for waiter in [*waiters, *self._waiters]:
-                    if not waiter.done():
-                        waiter.set_exception(OSError("the receive journal was closed"))
-                self._waiters = []
-                raise
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        if not self._pending and self._fd is not None:
-            os.ftruncate(self._fd, 0)  # everything written is landed: start afresh
-
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, *, sync: bool) -> None:
+        """Append ``data`` (whole lines). Done in the event loop, not a worker thread: a
+        flush costs well under a millisecond on an SSD, and waiting for a thread to hand the
+        answer back would hold the analyzer's ACK behind whatever the loop is busy with."""
         if self._fd is None:
             raise OSError("the receive journal is closed")
+        if self._torn:
+            data = b"\n" + data
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fdatasync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if sync:
+                os.fdatasync(self._fd)
+        except OSError:
+            self._torn = True  # it may have stopped mid-line
+            raise
+        self._torn = False
 
 
 def read_waiting(path: Path) -> list[JournalEntry]:
