@@ -29,7 +29,6 @@ import asyncio
 import logging
 import os
 import random
-import resource
 import signal
 import socket
 import sys
@@ -183,6 +182,7 @@ async def analyzer_process(port: int, codes: list[str], accessions: list[str]) -
     ]
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    cpu_before = time.process_time()
     try:
         for records in messages:
             await sim.send_records(records)
@@ -190,15 +190,16 @@ async def analyzer_process(port: int, codes: list[str], accessions: list[str]) -
         raise SystemExit(f"upload failed: {exc}") from exc
     finally:
         await sim.close()
-    print(len(messages) * len(codes), flush=True)
+    # Results sent, and the CPU seconds this analyzer used sending them.
+    print(len(messages) * len(codes), time.process_time() - cpu_before, flush=True)
 
 
 async def upload_all(
     ports: list[int], accessions: list[str], codes: list[str], connections: int
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, float]:
     """Upload one message per accession from ``connections`` analyzer processes, analyzer i
     to ``ports[i % len(ports)]``; (start time, seconds until the last one finished, results
-    sent)."""
+    sent, CPU seconds the analyzers used meanwhile)."""
     chunks = [accessions[i::connections] for i in range(connections)]
     analyzers = [
         await asyncio.create_subprocess_exec(
@@ -223,14 +224,16 @@ async def upload_all(
         assert analyzer.stdin is not None
         analyzer.stdin.write(b"go\n")
         await analyzer.stdin.drain()
-    sent = 0
+    sent, cpu = 0, 0.0
     for analyzer in analyzers:
         assert analyzer.stdout is not None
         line = await analyzer.stdout.readline()
-        if await analyzer.wait() != 0 or not line.strip().isdigit():
+        count, _, seconds = line.decode().strip().partition(" ")
+        if await analyzer.wait() != 0 or not count.isdigit():
             raise RuntimeError(f"analyzer process failed: {line!r}")
-        sent += int(line)
-    return started, time.perf_counter() - started, sent
+        sent += int(count)
+        cpu += float(seconds)
+    return started, time.perf_counter() - started, sent, cpu
 
 
 async def bench_astm(samples: int, connections: int, processes: int) -> bool:
@@ -300,7 +303,7 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     # Baseline: the same transfers to a server that only parses the records.
     server = ASTMServer("127.0.0.1", 0, parse_only_handler(), LinkOptions(role="host"))
     await server.start()
-    _, base_s, base_n = await upload_all([server.port], batches[0], list(codes), connections)
+    _, base_s, base_n, _ = await upload_all([server.port], batches[0], list(codes), connections)
     await server.close()
     base_rate = base_n / base_s
     print(f"  {'baseline: simulator -> TCP -> parse only':<50} {base_rate:9.0f} results/s")
@@ -325,12 +328,12 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     supervisor = InterfaceSupervisor(settings, listen_host="127.0.0.1", organisation_id=org_id)
     await supervisor.start()
     cpu_before, pg_before, machine = time.process_time(), postgres_cpu_s(), machine_busy()
-    children_before = children_cpu_s()
-    started, sending, sent = await upload_all(ports, batches[0], list(codes), connections)
+    started, sending, sent, analyzers_cpu = await upload_all(
+        ports, batches[0], list(codes), connections
+    )
     seconds = await wait_for(expected, started)
     cpu_ms = (time.process_time() - cpu_before) * 1000
     pg_after, busy = postgres_cpu_s(), busy_share(machine)
-    analyzers_ms = (children_cpu_s() - children_before) * 1000
     try:
         await asyncio.wait_for(supervisor.stop(), 120)
     except TimeoutError:
@@ -348,7 +351,7 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
         print(
             f"  PostgreSQL (this machine) used {pg_ms / seconds / 10:.0f}% of a core meanwhile: "
             f"{pg_ms / max(sent, 1):.2f} ms CPU per result; the simulated analyzers "
-            f"{analyzers_ms / max(sent, 1):.2f} ms"
+            f"{analyzers_cpu * 1000 / max(sent, 1):.2f} ms"
         )
 
     if processes > 1:
@@ -367,7 +370,9 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
         )
         await wait_listening(ports)
         machine = machine_busy()
-        started, sending, sent_again = await upload_all(ports, batches[1], list(codes), connections)
+        started, sending, sent_again, _ = await upload_all(
+            ports, batches[1], list(codes), connections
+        )
         seconds = await wait_for(2 * expected, started)
         busy = busy_share(machine)
         child.send_signal(signal.SIGINT)
@@ -423,12 +428,6 @@ def busy_share(before: tuple[float, float] | None) -> str:
         return ""
     share = (after[0] - before[0]) / (after[1] - before[1]) * 100
     return f"; all {os.cpu_count()} cores of the machine {share:.0f}% busy"
-
-
-def children_cpu_s() -> float:
-    """CPU seconds used by this process's finished child processes (the analyzers)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def postgres_cpu_s() -> float | None:
