@@ -25,6 +25,7 @@ from nidaan.audit.domain import (
 from nidaan.audit.models import AuditChainHead, AuditLog
 from nidaan.audit.schemas import AuditActor
 from nidaan.config import get_settings
+from nidaan.kit.aio import pause_every
 from nidaan.kit.context import current_request_id
 from nidaan.kit.db import add_after_commit_hook, session_scope, transaction_state
 from nidaan.kit.ids import new_id
@@ -168,25 +169,27 @@ class AuditService:
         request_id = current_request_id()
         # Plain rows for one executemany (a cached, prepared single-row statement); the
         # columns the chainer fills later (seq, prev_hash, hash) start NULL.
-        rows = [
-            {
-                "id": new_id(),
-                "organisation_id": e.organisation_id,
-                "seq": None,
-                "occurred_at": utcnow(),
-                "actor_kind": e.actor.kind,
-                "actor_id": e.actor.id,
-                "actor_label": e.actor.label,
-                "action": e.action,
-                "entity_type": e.entity_type,
-                "entity_id": str(e.entity_id),
-                "changes": diff(e.before, e.after, sensitive),
-                "request_id": request_id,
-                "prev_hash": None,
-                "hash": None,
-            }
-            for e in entries
-        ]
+        rows = []
+        for index, e in enumerate(entries):
+            await pause_every(index)
+            rows.append(
+                {
+                    "id": new_id(),
+                    "organisation_id": e.organisation_id,
+                    "seq": None,
+                    "occurred_at": utcnow(),
+                    "actor_kind": e.actor.kind,
+                    "actor_id": e.actor.id,
+                    "actor_label": e.actor.label,
+                    "action": e.action,
+                    "entity_type": e.entity_type,
+                    "entity_id": str(e.entity_id),
+                    "changes": diff(e.before, e.after, sensitive),
+                    "request_id": request_id,
+                    "prev_hash": None,
+                    "hash": None,
+                }
+            )
         await session.execute(pg_insert(AuditLog.__table__), rows)
         organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
         organisations.update(e.organisation_id for e in entries)
@@ -245,7 +248,8 @@ class AuditService:
             seqs: list[int] = []
             prevs: list[str] = []
             hashes: list[str] = []
-            for row in rows:
+            for index, row in enumerate(rows):
+                await pause_every(index)
                 seq += 1
                 entry_hash_value = entry_hash(prev_hash, _content_of(row, seq))
                 ids.append(row.id)

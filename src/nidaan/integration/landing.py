@@ -27,6 +27,7 @@ from nidaan.integration.domain import InstrumentMessage
 from nidaan.integration.journal import ReceiveJournal
 from nidaan.integration.models import Instrument
 from nidaan.integration.service import integration_service
+from nidaan.kit.aio import pause_every
 from nidaan.kit.db import any_of, session_scope
 from nidaan.kit.errors import NotFound
 
@@ -159,7 +160,10 @@ class Lander:
                         received.done.set_result(None)
 
     async def _land_together(self, items: list[_Received]) -> None:
-        messages = [r.source.to_message(r.parsed, r.raw) for r in items]
+        messages = []
+        for index, received in enumerate(items):
+            await pause_every(index, 8)
+            messages.append(received.source.to_message(received.parsed, received.raw))
         organisation_id = items[0].source.organisation_id
         async with session_scope(self.settings) as session:
             wanted = {r.source.instrument_id for r in items}

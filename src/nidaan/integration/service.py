@@ -54,6 +54,7 @@ from nidaan.integration.models import (
     InterfaceMessage,
 )
 from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEntryIn
+from nidaan.kit.aio import pause_every
 from nidaan.kit.db import any_of
 from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
@@ -1122,6 +1123,7 @@ class IntegrationService:
         matched: list[tuple[int, BatchEntry, dict[str, Any]]] = []
         skips: dict[int, _Skip] = {}
         for index, (instrument, stored, item) in enumerate(items):
+            await pause_every(index)
             caller = callers[instrument.id]
             try:
                 order_test, context = await self._match(

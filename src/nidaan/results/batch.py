@@ -30,6 +30,7 @@ from nidaan.catalog import domain as catalog_domain
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
+from nidaan.kit.aio import pause_every
 from nidaan.kit.db import any_of, transaction_state
 from nidaan.kit.errors import NidaanError, NotFound
 from nidaan.kit.ids import new_id
@@ -436,7 +437,8 @@ class _Batch:
         # the new rows with one prepared single-row statement (executemany) instead of a
         # multi-row INSERT .. RETURNING whose text differs with the number of rows.
         now = utcnow()
-        for plan in plans:
+        for index, plan in enumerate(plans):
+            await pause_every(index)
             entry, context = plan.entry, plan.context
             caller = self._caller_of(plan)
             assert plan.delta is not None
