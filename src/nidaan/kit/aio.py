@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 
-async def pause_every(index: int, every: int = 32) -> None:
+async def pause_every(index: int, every: int = 16) -> None:
     """In a long CPU-bound loop, let the event loop run other tasks every ``every`` items.
 
     The interfaces process lands results in the same event loop that acknowledges analyzer
