@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from nidaan.config import Settings
+from nidaan.integration import runtime
 from nidaan.integration.astm.framing import ACK, ENQ, EOT, NAK, build_frames
 from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, kept_tokens
 from nidaan.integration.astm.transport import ASTMServer
@@ -619,6 +620,27 @@ async def test_messages_left_in_the_journal_land_at_the_next_start(
     _landed_as_expected(world, results)
     assert all(r.result_version == 1 for r in results)
     assert read_waiting(path) == []
+
+
+async def test_a_message_still_waiting_while_running_is_landed_again(
+    settings: Settings, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message kept but never landed while the process runs (its landing failed, say the
+    database was out of reach, or its transfer never reached the lander) is landed again
+    by the supervisor's loop once it is overdue, without a restart."""
+    monkeypatch.setattr(runtime, "RETRY_WAITING_AFTER_S", 0.2)
+    supervisor = _supervisor(settings, world, tmp_path)
+    await supervisor.start()
+    try:
+        # Kept as the link keeps a message, but never handed to the lander.
+        await supervisor.journal.keep(world.cobas.id, _records(world))
+        assert supervisor.journal.waiting == 1
+        results = await eventually(lambda: _results(settings, world), lambda rs: len(rs) == 2)
+        _landed_as_expected(world, results)
+        assert await eventually(lambda: _journal_empty(supervisor), bool)
+    finally:
+        await supervisor.stop()
+    assert [m.status for m in await _inbound(settings, world)] == ["ok"]
 
 
 async def test_an_unreadable_journal_entry_is_kept_as_an_error_message(

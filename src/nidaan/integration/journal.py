@@ -5,8 +5,10 @@ land in the database in batches (``nidaan.integration.landing``), a moment later
 a crash, a kill or a power cut in that moment loses nothing, the interfaces process writes
 each complete message to this journal, and flushes it to disk, *before* acknowledging the
 frame that completes it; once the message is landed (or kept as an error message) the
-journal notes that. At the next start everything not noted as landed is landed again (a
-message that did land meanwhile is recognised as a re-send and not applied twice).
+journal notes that. What is still waiting a minute later (the database was out of reach)
+is landed again by the running process, and at the next start everything not noted as
+landed is landed again (a message that did land meanwhile is recognised as a re-send and
+not applied twice).
 
 The journal is an append-only file of JSON lines, one per database and process share
 (``<data dir>/interfaces/received-<database>-<share>.jsonl``), locked against a second
@@ -20,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +54,8 @@ class ReceiveJournal:
     def __init__(self) -> None:
         self.path: Path | None = None
         self._fd: int | None = None
-        self._pending: set[str] = set()
+        # Waiting entries, with when they were kept (monotonic seconds; 0: an earlier run).
+        self._pending: dict[str, tuple[JournalEntry, float]] = {}
         self._torn = False  # a failed write may have left half a line
 
     def open(self, path: Path) -> list[JournalEntry]:
@@ -74,7 +78,7 @@ class ReceiveJournal:
         # next entry starts a line of its own.
         self._torn = bool(size) and os.pread(fd, 1, size - 1) != b"\n"
         entries = read_waiting(path)
-        self._pending = {e.id for e in entries}
+        self._pending = {e.id: (e, 0.0) for e in entries}
         return entries
 
     async def close(self) -> None:
@@ -91,18 +95,25 @@ class ReceiveJournal:
     async def keep(self, instrument_id: uuid.UUID, records: Sequence[str]) -> str:
         """Write a complete message and flush it to disk; its entry id. Raises OSError when
         it cannot (the caller must then not acknowledge the message)."""
-        entry_id = uuid.uuid4().hex
-        line = {"id": entry_id, "instrument": str(instrument_id), "records": list(records)}
+        entry = JournalEntry(uuid.uuid4().hex, instrument_id, list(records))
+        line = {"id": entry.id, "instrument": str(instrument_id), "records": entry.records}
         self._write(_encode(line), sync=True)
-        self._pending.add(entry_id)
-        return entry_id
+        self._pending[entry.id] = (entry, time.monotonic())
+        return entry.id
+
+    def overdue(self, after_s: float) -> list[JournalEntry]:
+        """Entries kept more than ``after_s`` seconds ago and still waiting (their landing
+        failed, e.g. the database was out of reach, or their transfer never reached the
+        lander)."""
+        cutoff = time.monotonic() - after_s
+        return [entry for entry, kept_at in self._pending.values() if kept_at <= cutoff]
 
     def landed(self, entry_id: str) -> None:
         """The entry's message is in the database. Not flushed: after a power cut it may
         land again, and is then recognised as a re-send."""
         if entry_id not in self._pending or self._fd is None:
             return
-        self._pending.discard(entry_id)
+        del self._pending[entry_id]
         try:
             if self._pending:
                 self._write(_encode({"done": entry_id}), sync=False)

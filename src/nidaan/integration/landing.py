@@ -87,6 +87,8 @@ class Lander:
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Received | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        #: Journal entries queued or being landed now.
+        self.in_flight: set[str] = set()
         #: Transactions and messages so far (for logs and the benchmark).
         self.batches = 0
         self.messages = 0
@@ -118,6 +120,8 @@ class Lander:
         (the database out of reach) left in the journal. Without a running lander it is
         landed by ``stop``."""
         received = _Received(source, parsed, raw, kept)
+        self.in_flight.update(kept)
+        received.done.add_done_callback(lambda _: self.in_flight.difference_update(kept))
         self._queue.put_nowait(received)
         return received.done
 
@@ -211,7 +215,7 @@ class Lander:
                 else:
                     log.error(
                         "interface %s: message not stored; it stays in the receive journal "
-                        "and lands when the interfaces restart",
+                        "and is landed again later",
                         received.source.name,
                     )
             except Exception:

@@ -623,6 +623,10 @@ class Connection:
             await asyncio.sleep(delay)
 
 
+#: Seconds after which a message still waiting in the receive journal is landed again.
+RETRY_WAITING_AFTER_S = 60.0
+
+
 def _journal_name(settings: Settings, organisation_id: uuid.UUID | None, shard: int) -> str:
     """One journal per database, organisation filter and share: its entries belong there."""
     url = make_url(database_url(settings)).set(password=None)
@@ -677,6 +681,7 @@ class InterfaceSupervisor:
         #: Received ASTM messages on disk until landed (see nidaan.integration.journal).
         self.journal = ReceiveJournal()
         self.journal_dir = journal_dir or settings.data_dir / "interfaces"
+        self._retried: dict[str, float] = {}  # journal entry -> when it was last landed again
         #: Lands the ASTM result messages of every connection of this process.
         self.lander = Lander(settings, journal=self.journal)
 
@@ -730,6 +735,28 @@ class InterfaceSupervisor:
         for entry_id in entry_ids:
             self.journal.landed(entry_id)
 
+    async def _retry_overdue(self) -> None:
+        """Land again what waits in the journal long after it was kept and is not queued:
+        its landing failed (the database was out of reach) or its transfer never reached
+        the lander."""
+        now = asyncio.get_running_loop().time()
+        entries = [
+            e
+            for e in self.journal.overdue(RETRY_WAITING_AFTER_S)
+            if e.id not in self.lander.in_flight
+            and now - self._retried.get(e.id, -RETRY_WAITING_AFTER_S) >= RETRY_WAITING_AFTER_S
+        ]
+        waiting = {e.id for e in self.journal.overdue(0.0)}
+        self._retried = {k: v for k, v in self._retried.items() if k in waiting}
+        for entry in entries:
+            self._retried[entry.id] = now
+        if entries:
+            log.warning("interfaces: landing %d waiting message(s) again", len(entries))
+            try:
+                await self._land_waiting(entries)
+            except Exception:
+                log.exception("interfaces: waiting messages not landed; trying again later")
+
     async def _land_waiting(self, entries: Sequence[JournalEntry]) -> None:
         """Hand journal entries that were not landed (an earlier run stopped or the database
         was out of reach) to the lander, through their instrument's connection."""
@@ -778,6 +805,7 @@ class InterfaceSupervisor:
                     await self.reload()
                 except Exception:
                     log.exception("interfaces: reload failed; keeping the running connections")
+                await self._retry_overdue()
 
     async def _load(self) -> dict[uuid.UUID, InstrumentConfig]:
         async with session_scope(self.settings) as session:
