@@ -95,8 +95,7 @@ def interfaces(
             typer.echo(f"  {c.name}  [{c.driver}, {c.transport}]  {where}")
         # SIGTERM (systemd, docker stop) stops as Ctrl-C does: what was received lands first.
         stop = asyncio.Event()
-        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         try:
             await stop.wait()
         finally:
