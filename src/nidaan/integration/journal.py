@@ -108,9 +108,13 @@ class ReceiveJournal:
         cutoff = time.monotonic() - after_s
         return [entry for entry, kept_at in self._pending.values() if kept_at <= cutoff]
 
-    def landed(self, entry_id: str) -> None:
-        """The entry's message is in the database. Not flushed: after a power cut it may
-        land again, and is then recognised as a re-send."""
+    def landed(self, *entry_ids: str) -> None:
+        """The entries' messages are in the database. Not flushed: after a power cut they
+        may land again, and are then recognised as re-sends."""
+        for entry_id in entry_ids:
+            self._landed(entry_id)
+
+    def _landed(self, entry_id: str) -> None:
         if entry_id not in self._pending or self._fd is None:
             return
         del self._pending[entry_id]

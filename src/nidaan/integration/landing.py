@@ -20,15 +20,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select
-
 from nidaan.config import Settings
 from nidaan.integration.domain import InstrumentMessage
 from nidaan.integration.journal import ReceiveJournal
-from nidaan.integration.models import Instrument
 from nidaan.integration.service import integration_service
 from nidaan.kit.aio import pause_every
-from nidaan.kit.db import any_of, session_scope
+from nidaan.kit.db import session_scope
 from nidaan.kit.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -171,15 +168,9 @@ class Lander:
         organisation_id = items[0].source.organisation_id
         async with session_scope(self.settings) as session:
             wanted = {r.source.instrument_id for r in items}
-            instruments = {
-                row.id: row
-                for row in await session.scalars(
-                    select(Instrument).where(
-                        Instrument.organisation_id == organisation_id,
-                        any_of(Instrument.id, wanted),
-                    )
-                )
-            }
+            instruments = await integration_service.instruments_by_ids(
+                session, wanted, organisation_id
+            )
             if len(instruments) != len(wanted):
                 raise NotFound("The instrument was deleted.", entity="instrument")
             reports = await integration_service.ingest_received(
@@ -224,6 +215,4 @@ class Lander:
 
     def _journal_landed(self, items: list[_Received]) -> None:
         if self.journal is not None:
-            for received in items:
-                for entry_id in received.kept:
-                    self.journal.landed(entry_id)
+            self.journal.landed(*(entry_id for r in items for entry_id in r.kept))

@@ -65,7 +65,7 @@ from nidaan.integration.service import (
     instrument_principal,
     integration_service,
 )
-from nidaan.kit.db import any_of, database_url, session_scope
+from nidaan.kit.db import database_url, session_scope
 from nidaan.kit.errors import NotFound
 from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.service import orders_service
@@ -489,16 +489,23 @@ class Connection:
 
     # --- ASTM --------------------------------------------------------------------------
 
+    async def _parse_astm(self, records: list[str], kept: tuple[str, ...]) -> tuple[Any, str]:
+        """(parsed message or None, raw text); an unreadable one is kept as an error
+        message (and, once stored, noted as landed in the receive journal)."""
+        raw = "".join(r + "\r" for r in records)
+        try:
+            return self.driver.parse(records), raw
+        except Exception as exc:
+            if await self._store_unparsable(raw, f"unreadable ASTM message: {exc}"):
+                self.supervisor.journal.landed(*kept)
+            return None, raw
+
     async def _on_astm(self, records: list[str], frames: list[bytes]) -> None:
         self._report(True)
         link = self._current_link()
         kept = kept_tokens()  # its entries in the receive journal
-        raw = "".join(r + "\r" for r in records)
-        try:
-            parsed = self.driver.parse(records)
-        except Exception as exc:
-            if await self._store_unparsable(raw, f"unreadable ASTM message: {exc}"):
-                self.supervisor.journal_landed(kept)
+        parsed, raw = await self._parse_astm(records, kept)
+        if parsed is None:
             return
         queries = self.driver.queries(parsed)
         if not queries and self.supervisor.lander.running:
@@ -508,7 +515,7 @@ class Connection:
         # Everything received before this message lands first (a query is answered after).
         await self._wait_landed()
         if await self.land_alone(parsed, raw):
-            self.supervisor.journal_landed(kept)
+            self.supervisor.journal.landed(*kept)
         for sample_id in queries:
             try:
                 orders = await self.orders_for(sample_id)
@@ -731,10 +738,6 @@ class InterfaceSupervisor:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def journal_landed(self, entry_ids: Sequence[str]) -> None:
-        for entry_id in entry_ids:
-            self.journal.landed(entry_id)
-
     async def _retry_overdue(self) -> None:
         """Land again what waits in the journal long after it was kept and is not queued:
         its landing failed (the database was out of reach) or its transfer never reached
@@ -761,14 +764,9 @@ class InterfaceSupervisor:
         """Hand journal entries that were not landed (an earlier run stopped or the database
         was out of reach) to the lander, through their instrument's connection."""
         async with session_scope(self.settings) as session:
-            rows = {
-                row.id: row
-                for row in await session.scalars(
-                    select(Instrument).where(
-                        any_of(Instrument.id, {e.instrument_id for e in entries})
-                    )
-                )
-            }
+            rows = await integration_service.instruments_by_ids(
+                session, {e.instrument_id for e in entries}
+            )
         for entry in entries:
             row = rows.get(entry.instrument_id)
             if row is None:
@@ -777,14 +775,9 @@ class InterfaceSupervisor:
             # A connection that is not running (disabled meanwhile, or another process's
             # share now) still parses and lands the messages it received.
             connection = self.connections.get(row.id) or Connection(self, InstrumentConfig.of(row))
-            raw = "".join(r + "\r" for r in entry.records)
-            try:
-                parsed = connection.driver.parse(entry.records)
-            except Exception as exc:
-                if await connection._store_unparsable(raw, f"unreadable ASTM message: {exc}"):
-                    self.journal.landed(entry.id)
-                continue
-            connection._submit(parsed, raw, (entry.id,))
+            parsed, raw = await connection._parse_astm(entry.records, (entry.id,))
+            if parsed is not None:
+                connection._submit(parsed, raw, (entry.id,))
 
     def port_of(self, instrument_id: uuid.UUID) -> int | None:
         """The port a running connection listens on (useful with port 0)."""
