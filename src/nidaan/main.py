@@ -133,7 +133,8 @@ def create_app(
 
     @app.get("/readyz", tags=["health"], operation_id="health:ready")
     async def readyz() -> JSONResponse:
-        """The database answers and its schema is at the latest migration."""
+        """The database answers and its schema is at the latest migration; ``degraded``
+        (still 200) lists the analyzer connections of this process that cannot start."""
         from nidaan.migrate import head_revision
 
         try:
@@ -149,6 +150,20 @@ def create_app(
             return JSONResponse(
                 {"status": "unavailable", "database": "ok", "migration": current, "expected": head},
                 status_code=503,
+            )
+        from nidaan.integration.service import integration_service
+
+        # An analyzer connection that cannot start (its port is taken) degrades the process
+        # without making the API unready: the API still serves.
+        down = integration_service.interfaces_down()
+        if down:
+            return JSONResponse(
+                {
+                    "status": "degraded",
+                    "database": "ok",
+                    "migration": current,
+                    "interfaces": {"down": down},
+                }
             )
         return JSONResponse({"status": "ok", "database": "ok", "migration": current})
 

@@ -115,11 +115,14 @@ def connection_state(
     last_message_at: datetime | None,
     last_status: str | None,
     now: datetime,
+    link_error: str | None = None,
 ) -> ConnectionState:
-    """connected / idle / error from the link heartbeat (None: unknown in this process) and
-    the last stored message."""
+    """connected / idle / error from the link heartbeat (None: unknown in this process), a
+    connection that could not start (``link_error``) and the last stored message."""
     if not enabled:
         return ConnectionState.DISABLED
+    if link_error:
+        return ConnectionState.ERROR
     if last_status == MessageStatus.ERROR:
         return ConnectionState.ERROR
     if connected:

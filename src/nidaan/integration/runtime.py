@@ -36,6 +36,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ from nidaan.integration.service import (
 )
 from nidaan.kit.db import database_url, session_scope
 from nidaan.kit.errors import NotFound
+from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.service import orders_service
 from nidaan.samples.service import samples_service
@@ -74,6 +76,10 @@ from nidaan.samples.service import samples_service
 log = logging.getLogger(__name__)
 
 __all__ = ["InstrumentConfig", "InterfaceSupervisor"]
+
+#: A connection that cannot start is tried again after 5 s, then 10 s, ... up to 5 minutes.
+START_RETRY_FIRST_S = 5.0
+START_RETRY_MAX_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,34 @@ def link_options(config: InstrumentConfig) -> LinkOptions:
         allow_wrap_to_one=bool(astm.get("allow_wrap_to_one", False)),
         require_terminator=bool(astm.get("require_terminator", True)),
     )
+
+
+@dataclass
+class StartFailure:
+    """A connection that could not start (its port is taken, say): when to try again."""
+
+    key: tuple[uuid.UUID, int, bool]
+    error: str
+    since: datetime
+    attempts: int
+    retry_at: float  # loop time
+
+    def delay(self) -> float:
+        """Seconds until the next attempt: 5 s, doubling up to 5 minutes."""
+        return float(min(START_RETRY_MAX_S, START_RETRY_FIRST_S * 2 ** (self.attempts - 1)))
+
+
+def describe_start_error(config: InstrumentConfig, host: str, exc: BaseException) -> str:
+    """One line for the status page and the log: what failed and the OS's words for it."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        code = f" (errno {exc.errno})" if exc.errno is not None else ""
+        if config.transport == Transport.TCP_SERVER:
+            return f"cannot listen on {host}:{config.port}: {reason}{code}"
+        if config.transport == Transport.SERIAL:
+            return f"cannot open {config.device}: {reason}{code}"
+        return f"cannot start: {reason}{code}"
+    return f"cannot start: {type(exc).__name__}: {exc}"
 
 
 class OutboundRejected(Exception):
@@ -221,7 +255,9 @@ class Connection:
     def poll_link(self) -> None:
         """Report connect/disconnect of the analyzer (called by the supervisor's tick)."""
         t = self.transport
-        if isinstance(t, ASTMServer):
+        if isinstance(t, MLLPServer):
+            self._report(t.open_connections > 0)
+        elif isinstance(t, ASTMServer):
             self._report(any(not link.closed for link in t.links))
         elif isinstance(t, ASTMClient):
             self._report(t.link is not None and not t.link.closed)
@@ -682,6 +718,8 @@ class InterfaceSupervisor:
         #: Restrict to one organisation (tests, or one lab per process); None = all.
         self.organisation_id = organisation_id
         self.connections: dict[uuid.UUID, Connection] = {}
+        #: Connections that could not start, tried again with backoff.
+        self.failures: dict[uuid.UUID, StartFailure] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._owns_chainer = False
@@ -725,6 +763,9 @@ class InterfaceSupervisor:
             for connection in list(self.connections.values()):
                 await connection.stop()
             self.connections.clear()
+            for instrument_id in self.failures:
+                integration_service.forget_link(instrument_id)
+            self.failures.clear()
         await self.lander.stop()
         await self.journal.close()
         if self._owns_chainer:
@@ -818,15 +859,58 @@ class InterfaceSupervisor:
                 if config is None or config.key != connection.config.key:
                     del self.connections[instrument_id]
                     await connection.stop()
+            for instrument_id in list(self.failures):
+                if instrument_id not in wanted:
+                    del self.failures[instrument_id]
+                    integration_service.forget_link(instrument_id)
+            now = asyncio.get_running_loop().time()
             for instrument_id, config in wanted.items():
                 if instrument_id in self.connections:
+                    continue
+                failure = self.failures.get(instrument_id)
+                if failure is not None and failure.key == config.key and now < failure.retry_at:
                     continue
                 connection = Connection(self, config)
                 try:
                     await connection.start()
-                except Exception:
-                    log.exception("interface %s could not start", config.name)
+                except Exception as exc:
                     with contextlib.suppress(Exception):
                         await connection.stop()
+                    self._start_failed(config, exc)
                     continue
+                if self.failures.pop(instrument_id, None) is not None:
+                    integration_service.report_link(instrument_id, connection.connected)
+                    log.warning("interface %s: started after all", config.name)
                 self.connections[instrument_id] = connection
+
+    def _start_failed(self, config: InstrumentConfig, exc: BaseException) -> None:
+        """Record the failure for the status page; log it once per change of state (a
+        traceback only for what is not an OS error), then retry with backoff."""
+        host = config.host or self.listen_host
+        error = describe_start_error(config, host, exc)
+        earlier = self.failures.get(config.id)
+        same = earlier is not None and earlier.key == config.key and earlier.error == error
+        failure = StartFailure(
+            key=config.key,
+            error=error,
+            since=earlier.since if same and earlier is not None else utcnow(),
+            attempts=earlier.attempts + 1 if same and earlier is not None else 1,
+            retry_at=0.0,
+        )
+        delay = failure.delay()
+        failure.retry_at = asyncio.get_running_loop().time() + delay
+        self.failures[config.id] = failure
+        integration_service.report_link_error(
+            config.id, config.name, error, failure.since, utcnow() + timedelta(seconds=delay)
+        )
+        if same:
+            log.debug("interface %s still %s; next try in %.0f s", config.name, error, delay)
+            return
+        log.error(
+            "interface %s %s; trying again in %.0f s, then less often (up to every %.0f s)",
+            config.name,
+            error,
+            delay,
+            START_RETRY_MAX_S,
+            exc_info=None if isinstance(exc, OSError) else exc,
+        )

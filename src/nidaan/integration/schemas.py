@@ -101,7 +101,16 @@ class InstrumentStatusOut(Schema):
     )
     last_message_at: datetime | None
     last_message_status: MessageStatus | None
-    last_error: str | None
+    last_error: str | None = Field(
+        description="Why the connection is down (e.g. the OS error of a listener that cannot "
+        "start), else the error of the last message"
+    )
+    error_since: datetime | None = Field(
+        description="Since when the connection could not start (null when it runs)"
+    )
+    next_retry_at: datetime | None = Field(
+        description="When the connection that could not start is tried again"
+    )
     messages_received: int
     messages_failed: int
     duplicates: int

@@ -108,6 +108,21 @@ class MappedTest:
 
 
 @dataclass(frozen=True)
+class LinkState:
+    """What the connection task of an instrument in this process last reported."""
+
+    connected: bool
+    #: The instrument's name (for ``/readyz``), when known.
+    name: str | None = None
+    #: Why the connection is not running (its listener could not start, say); None when it runs.
+    error: str | None = None
+    #: Since when the link is in this state (the first failure of a run of failures).
+    since: datetime | None = None
+    #: When the connection will be tried again (only with ``error``).
+    next_retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class InstrumentStatus:
     instrument_id: uuid.UUID
     state: str
@@ -115,6 +130,8 @@ class InstrumentStatus:
     last_message_at: datetime | None
     last_message_status: str | None
     last_error: str | None
+    error_since: datetime | None
+    next_retry_at: datetime | None
     messages_received: int
     messages_failed: int
     duplicates: int
@@ -218,8 +235,8 @@ def _exception_snapshot(row: InterfaceException) -> dict[str, Any]:
 
 class IntegrationService:
     def __init__(self) -> None:
-        # Link heartbeat of the connection tasks running in this process (id -> connected).
-        self._links: dict[uuid.UUID, bool] = {}
+        # Link heartbeat of the connection tasks running in this process.
+        self._links: dict[uuid.UUID, LinkState] = {}
         # Instrument id -> (its version and update time, {instrument code: test id}): a map
         # is only changed together with its instrument row (version + 1), so ingestion
         # reads it once per instrument version, not per message.
@@ -540,7 +557,36 @@ class IntegrationService:
 
     def report_link(self, instrument_id: uuid.UUID, connected: bool) -> None:
         """Heartbeat from the connection task (socket or serial port) in this process."""
-        self._links[instrument_id] = connected
+        self._links[instrument_id] = LinkState(connected, since=utcnow())
+
+    def interfaces_down(self) -> list[dict[str, Any]]:
+        """The connections of this process that could not start (for ``/readyz``)."""
+        return [
+            {
+                "instrument_id": str(instrument_id),
+                "name": link.name,
+                "error": link.error,
+                "since": link.since.isoformat() if link.since else None,
+                "next_retry_at": link.next_retry_at.isoformat() if link.next_retry_at else None,
+            }
+            for instrument_id, link in self._links.items()
+            if link.error
+        ]
+
+    def report_link_error(
+        self,
+        instrument_id: uuid.UUID,
+        name: str,
+        error: str,
+        since: datetime,
+        next_retry_at: datetime,
+    ) -> None:
+        """The instrument's connection could not start (its port is taken, say)."""
+        self._links[instrument_id] = LinkState(False, name, error, since, next_retry_at)
+
+    def forget_link(self, instrument_id: uuid.UUID) -> None:
+        """No connection of this process runs the instrument any more."""
+        self._links.pop(instrument_id, None)
 
     async def status(
         self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
@@ -573,13 +619,16 @@ class IntegrationService:
                 InterfaceException.status == ExceptionStatus.OPEN,
             )
         )
-        connected = self._links.get(instrument.id)
+        link = self._links.get(instrument.id) if instrument.enabled else None
+        connected = link.connected if link is not None else None
+        link_error = link.error if link is not None else None
         state = domain.connection_state(
             enabled=instrument.enabled,
             connected=connected,
             last_message_at=last.received_at if last else None,
             last_status=last.status if last else None,
             now=utcnow(),
+            link_error=link_error,
         )
         return InstrumentStatus(
             instrument_id=instrument.id,
@@ -587,7 +636,9 @@ class IntegrationService:
             connected=connected,
             last_message_at=last.received_at if last else None,
             last_message_status=last.status if last else None,
-            last_error=last.error if last else None,
+            last_error=link_error or (last.error if last else None),
+            error_since=link.since if link_error and link is not None else None,
+            next_retry_at=link.next_retry_at if link is not None and link_error else None,
             messages_received=counts[0],
             messages_failed=counts[1],
             duplicates=counts[2],

@@ -172,6 +172,11 @@ class MLLPServer:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    @property
+    def open_connections(self) -> int:
+        """Peers connected now (the instrument's status follows it)."""
+        return len(self._connections)
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
