@@ -282,6 +282,9 @@ def demo_run(
     typer.echo(
         f"Demo data: created {len(created)} records." if created else "Demo data: already present."
     )
+    from nidaan.demo.lab_day import demo_analyzer_banner
+
+    typer.echo(demo_analyzer_banner(settings.demo_analyzer_port))
     _serve(
         settings, ServeRole.ALL, host or settings.host, port or settings.port, banner=demo_banner()
     )

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     sync_tombstone_days: int = Field(
         45, ge=1, description="Sync: deletions are kept this long; older cursors reset"
     )
+    demo_analyzer_port: int = Field(
+        5100,
+        ge=1,
+        le=65535,
+        description="Demo mode: TCP port the demo analyzer (cobas c311, ASTM) listens on",
+    )
 
     @field_validator("data_dir")
     @classmethod

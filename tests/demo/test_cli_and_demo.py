@@ -215,9 +215,10 @@ def _free_port() -> int:
 
 def test_demo_run_serves_logs_in_and_stops_cleanly(demo_env: dict[str, str]) -> None:
     port = _free_port()
+    analyzer_port = _free_port()
     process = subprocess.Popen(
         [NIDAAN, "demo", "run", "--port", str(port)],
-        env=demo_env,
+        env={**demo_env, "NIDAAN_DEMO_ANALYZER_PORT": str(analyzer_port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -247,6 +248,9 @@ def test_demo_run_serves_logs_in_and_stops_cleanly(demo_env: dict[str, str]) -> 
             f"{base}/api/v1/branches", headers={"Authorization": f"Bearer {other}"}
         ).json()
         assert [b["name"] for b in branches["items"]] == ["Other Lab, Chennai"]
+        # The demo analyzer listens on the port of the setting.
+        with socket.create_connection(("127.0.0.1", analyzer_port), timeout=5):
+            pass
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
@@ -255,3 +259,21 @@ def test_demo_run_serves_logs_in_and_stops_cleanly(demo_env: dict[str, str]) -> 
     assert f"http://127.0.0.1:{port}" in output
     assert "Stopped." in output
     assert "Starting worker" in output  # the all-in-one server runs the job worker
+    assert f"Demo analyzer (cobas c311 (demo), ASTM) listens on 127.0.0.1:{analyzer_port}" in output
+    assert f"analyzer-sim --driver roche-cobas --port {analyzer_port}" in output
+
+
+def test_the_demo_analyzer_follows_its_port_setting(
+    demo_env: dict[str, str], scratch_database: str
+) -> None:
+    assert run(demo_env, "db", "upgrade").returncode == 0
+    first, second = _free_port(), _free_port()
+    assert (
+        run({**demo_env, "NIDAAN_DEMO_ANALYZER_PORT": str(first)}, "demo", "seed").returncode == 0
+    )
+    moved = run({**demo_env, "NIDAAN_DEMO_ANALYZER_PORT": str(second)}, "demo", "seed")
+    assert moved.returncode == 0, moved.stderr
+    url = scratch_database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        ports = conn.execute("SELECT port FROM instruments").fetchall()
+    assert ports == [(second,)]

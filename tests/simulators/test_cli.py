@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +43,50 @@ def test_unreachable_lis_is_a_clear_error() -> None:
             app, ["analyzer-sim", "--port", str(port), "--upload", "A1", "--codes", "685"]
         )
     assert result.exit_code == 1
-    assert "failed" in result.output or "cannot reach" in result.output
+    assert f"nothing is listening on 127.0.0.1:{port}" in result.output
+    assert "NIDAAN_DEMO_ANALYZER_PORT" in result.output
+
+
+@contextlib.contextmanager
+def not_nidaan() -> Iterator[int]:
+    """Another program on the port: a web server that answers every connection in HTTP."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                with contextlib.suppress(OSError):
+                    conn.settimeout(8)
+                    while conn.recv(1024):
+                        pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+@pytest.mark.parametrize("driver", ["generic-hl7", "roche-cobas"])
+def test_something_that_is_not_nidaan_is_named(driver: str) -> None:
+    with not_nidaan() as port:
+        args = ["--driver", driver, "--port", str(port), "--upload", "A1", "--codes", "685"]
+        result = runner.invoke(app, ["analyzer-sim", *args])
+    assert result.exit_code == 1
+    assert f"something answers on 127.0.0.1:{port}" in result.output
+    assert "HTTP/1.1 400 Bad Request" in result.output
 
 
 def test_serial_mode_needs_a_device() -> None:

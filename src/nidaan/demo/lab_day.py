@@ -21,7 +21,9 @@ from nidaan.catalog.domain import select_range
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
-from nidaan.integration.schemas import InstrumentCreate, MapEntryIn
+from nidaan.config import get_settings
+from nidaan.integration.models import Instrument
+from nidaan.integration.schemas import InstrumentCreate, InstrumentUpdate, MapEntryIn
 from nidaan.integration.service import integration_service
 from nidaan.orders.models import Order
 from nidaan.orders.schemas import OrderCreate
@@ -149,8 +151,9 @@ PATIENTS = [
     ),
 ]
 
-# The demo analyzer: Roche-style application codes for the chemistry tests it runs.
-DEMO_ANALYZER_PORT = 5100
+# The demo analyzer: Roche-style application codes for the chemistry tests it runs. It
+# listens on NIDAAN_DEMO_ANALYZER_PORT (default 5100).
+DEMO_ANALYZER_NAME = "cobas c311 (demo)"
 DEMO_ANALYZER_MAP = [
     ("685", "GLUF"),
     ("690", "CREA"),
@@ -328,11 +331,11 @@ async def seed_lab_day(session: AsyncSession, organisation: Organisation) -> lis
             session,
             admin,
             InstrumentCreate(
-                name="cobas c311 (demo)",
+                name=DEMO_ANALYZER_NAME,
                 driver="roche-cobas",
                 transport="tcp-server",
                 host="127.0.0.1",
-                port=DEMO_ANALYZER_PORT,
+                port=get_settings().demo_analyzer_port,
                 branch_id=lab.id,
                 test_map=[
                     MapEntryIn(instrument_code=code, test_code=test)
@@ -340,8 +343,38 @@ async def seed_lab_day(session: AsyncSession, organisation: Organisation) -> lis
                 ],
             ),
         )
-        created.append(f"instrument cobas c311 (demo) on port {DEMO_ANALYZER_PORT}")
+        created.append(
+            f"instrument {DEMO_ANALYZER_NAME} on port {get_settings().demo_analyzer_port}"
+        )
     return created
+
+
+async def follow_demo_analyzer_port(session: AsyncSession, organisation: Organisation) -> list[str]:
+    """Move the demo analyzer to ``NIDAAN_DEMO_ANALYZER_PORT`` when the setting changed since
+    the demo was seeded (the running interfaces pick the change up)."""
+    port = get_settings().demo_analyzer_port
+    instrument = await session.scalar(
+        select(Instrument).where(
+            Instrument.organisation_id == organisation.id, Instrument.name == DEMO_ANALYZER_NAME
+        )
+    )
+    admin = await _admin(session, organisation)
+    if instrument is None or admin is None or instrument.port == port:
+        return []
+    await integration_service.update_instrument(
+        session, admin, instrument.id, InstrumentUpdate(version=instrument.version, port=port)
+    )
+    return [f"instrument {DEMO_ANALYZER_NAME} moved to port {port}"]
+
+
+def demo_analyzer_banner(port: int) -> str:
+    """What `make run` prints about the demo analyzer."""
+    return (
+        f"Demo analyzer ({DEMO_ANALYZER_NAME}, ASTM) listens on 127.0.0.1:{port} "
+        "(NIDAAN_DEMO_ANALYZER_PORT). Play it with:\n"
+        f"  .venv/bin/nidaan analyzer-sim --driver roche-cobas --port {port} "
+        "--upload <accession> --codes 690,418"
+    )
 
 
 async def _admin(session: AsyncSession, organisation: Organisation) -> Principal | None:

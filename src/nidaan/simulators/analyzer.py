@@ -217,16 +217,28 @@ class FaultyWriter:
         return self._dropped or self._w.is_closing()
 
 
+class NotTheLIS(Exception):
+    """What answers on the port does not speak the protocol (it is not Nidaan's listener)."""
+
+
+#: The first byte of everything an E1381 peer sends: control characters and frames.
+_ASTM_LEADS = frozenset({ACK, ENQ, EOT, STX, 0x15})
+
+
 class FaultyReader:
-    """Wraps the reader of a link: throws away the ACK that ``FaultyWriter`` marked as lost."""
+    """Wraps the reader of a link: throws away the ACK that ``FaultyWriter`` marked as lost,
+    and keeps the first bytes the peer sent that no ASTM host would send (``foreign``)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: FaultyWriter) -> None:
         self._r = reader
         self._w = writer
+        self.foreign = b""
 
     async def read(self, n: int = -1) -> bytes:
         while True:
             data = await self._r.read(n)
+            if data and not self.foreign and data[0] not in _ASTM_LEADS:
+                self.foreign = data[:80]
             if data and self._w.lose_next_ack and ACK in data:
                 cut = data.index(ACK)
                 data = data[:cut] + data[cut + 1 :]
@@ -371,6 +383,7 @@ class AnalyzerSimulator:
         self.received: asyncio.Queue[list[str]] = asyncio.Queue()
         self._link: ASTMLink | None = None
         self._writer: FaultyWriter | None = None
+        self._reader: FaultyReader | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._connected = asyncio.Event()
@@ -413,7 +426,8 @@ class AnalyzerSimulator:
         self._writer.frames_sent = self.frames_sent
         self._writer.eots_sent = self.eots_sent
         options = LinkOptions(role="instrument", timers=self.timers)
-        faulty_reader = cast(asyncio.StreamReader, FaultyReader(reader, self._writer))
+        self._reader = FaultyReader(reader, self._writer)
+        faulty_reader = cast(asyncio.StreamReader, self._reader)
         self._link = ASTMLink(
             faulty_reader, self._writer, self._on_message, options, name=f"sim {self.driver}"
         )
@@ -466,8 +480,19 @@ class AnalyzerSimulator:
         before = self._writer.frames_sent
         try:
             await link.send(records)
-        except Exception:
+        except Exception as exc:
+            foreign = self._reader.foreign if self._reader is not None else b""
+            answered = self._writer.frames_sent > 0 or self.frames_sent > 0
             await self._drop_link()
+            if foreign:
+                raise NotTheLIS(
+                    f"it answered {foreign!r}, which no ASTM host sends (is it Nidaan?)"
+                ) from exc
+            if not answered and "ENQ" in str(exc):
+                raise NotTheLIS(
+                    "it accepted the connection but did not answer the ASTM ENQ "
+                    "(not Nidaan's analyzer listener, or no ASTM instrument on this port)"
+                ) from exc
             raise
         return self._writer.frames_sent - before
 
@@ -757,11 +782,26 @@ class AnalyzerSimulator:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.query_timeout
             while True:
-                chunk = await asyncio.wait_for(reader.read(65536), deadline - loop.time())
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), deadline - loop.time())
+                except TimeoutError:
+                    if replies:
+                        raise
+                    raise NotTheLIS(
+                        f"no HL7 acknowledgement within {self.query_timeout:g} s "
+                        "(not Nidaan's HL7 listener, or no HL7 instrument on this port)"
+                    ) from None
                 if not chunk:
+                    if not replies:
+                        raise NotTheLIS("it closed the connection without an HL7 acknowledgement")
                     break
                 for event in decoder.feed(chunk):
                     if not isinstance(event, MLLPFrame):
+                        if not replies and event.kind == "garbage":
+                            raise NotTheLIS(
+                                f"it answered {event.head[:80]!r}, which is not HL7 over MLLP "
+                                "(is it Nidaan?)"
+                            )
                         continue
                     text = event.payload.decode("utf-8", "replace")
                     replies.append(text)

@@ -15,6 +15,7 @@ from nidaan.simulators.analyzer import (
     DRIVERS,
     AnalyzerSimulator,
     Faults,
+    NotTheLIS,
     QueryAnswer,
     ResultTuple,
     UploadReport,
@@ -38,6 +39,21 @@ def _results(codes: list[str], values: list[str], seed: int | None) -> list[Resu
         else:
             out.append(generated)
     return out
+
+
+def explain(exc: BaseException, where: str) -> str:
+    """One clear sentence on why the LIS did not take the message."""
+    if isinstance(exc, ConnectionRefusedError):
+        return (
+            f"nothing is listening on {where}. Is Nidaan running? `make run` prints the port "
+            "of its demo analyzer (NIDAAN_DEMO_ANALYZER_PORT); for your own instruments use "
+            "the port registered for them."
+        )
+    if isinstance(exc, NotTheLIS):
+        return f"something answers on {where}, but {exc}."
+    if isinstance(exc, OSError | TimeoutError):
+        return f"cannot reach the LIS at {where}: {exc or type(exc).__name__}"
+    return str(exc) or type(exc).__name__
 
 
 def _print_upload(report: UploadReport) -> None:
@@ -68,6 +84,7 @@ def _print_query(answer: QueryAnswer) -> None:
 
 async def _run(
     sim: AnalyzerSimulator,
+    where: str,
     upload: list[str],
     codes: list[str],
     values: list[str],
@@ -85,9 +102,12 @@ async def _run(
         for accession in upload:
             try:
                 report = await sim.upload_results(accession, _results(codes, values, seed))
+            except (ConnectionRefusedError, NotTheLIS) as exc:
+                typer.secho(f"Error: {explain(exc, where)}", fg=typer.colors.RED, err=True)
+                return failures + 1
             except Exception as exc:
                 typer.secho(
-                    f"Upload of {accession} failed: {exc or type(exc).__name__}",
+                    f"Upload of {accession} failed: {explain(exc, where)}",
                     fg=typer.colors.RED,
                     err=True,
                 )
@@ -176,9 +196,9 @@ def analyzer_sim(
         + (f", fault: {fault}" if fault else "")
     )
     try:
-        failures = asyncio.run(_run(sim, accessions, code_list, _split(values), query, seed))
-    except (OSError, TimeoutError) as exc:
-        typer.secho(f"Error: cannot reach the LIS at {where}: {exc}", fg="red", err=True)
+        failures = asyncio.run(_run(sim, where, accessions, code_list, _split(values), query, seed))
+    except (OSError, TimeoutError, NotTheLIS) as exc:
+        typer.secho(f"Error: {explain(exc, where)}", fg="red", err=True)
         raise typer.Exit(1) from exc
     if failures:
         raise typer.Exit(1)
