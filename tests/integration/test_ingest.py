@@ -91,7 +91,7 @@ def _message(world: World, key: str = "MSG-0001") -> InstrumentMessage:
         raw="H|\\^&|||c311\rP|1\rO|1|...\rR|1|^^^687/|182|mg/dL||H\rL|1|N",
         results=[
             InstrumentResult(
-                f"@{accession.lower()}", "687", "182", "mg/dL", ("H",), "F", None, "R|1|^^^687/"
+                f" {accession.lower()}", "687", "182", "mg/dL", ("H",), "F", None, "R|1|^^^687/"
             ),
             InstrumentResult("NO-SUCH-TUBE", "687", "95", "mg/dL", (), "F"),
             InstrumentResult(accession, "999", "4.2", "mmol/L", ("N",), "F"),
@@ -107,7 +107,9 @@ async def _count(session: AsyncSession, model: type, organisation_id) -> int:  #
 
 
 def test_domain_rules() -> None:
-    assert normalize_accession(" @lab-20261126-0001 ") == "LAB-20261126-0001"
+    assert normalize_accession(" lab-20261126-0001 ") == "LAB-20261126-0001"
+    # Roche's "@<seq>" (barcode not read) is not an accession with a prefix: kept as it is.
+    assert normalize_accession(" @0123 ") == "@0123"
     assert transport_problems("tcp-server", host=None, port=5000, device=None, baudrate=None) == []
     assert (
         transport_problems("serial", host=None, port=None, device="/dev/ttyS0", baudrate=9600) == []

@@ -41,7 +41,7 @@ async def test_astm_upload_lands_once_and_unknown_sample_is_queued(
 ) -> None:
     client, _ = analyzer
     glu_test = world.placed["GLU"]
-    await client.send(results_upload(f"@{world.accession}"), within=5)
+    await client.send(results_upload(world.accession), within=5)
 
     async def landed() -> list[Result]:
         from nidaan.kit.db import session_scope
@@ -56,7 +56,7 @@ async def test_astm_upload_lands_once_and_unknown_sample_is_queued(
     assert result.value_numeric == Decimal("182")
 
     # The same transfer again (the analyzer did not see our ACK): stored, not applied.
-    await client.send(results_upload(f"@{world.accession}"), within=5)
+    await client.send(results_upload(world.accession), within=5)
     duplicates = await eventually(
         lambda: count(
             settings,

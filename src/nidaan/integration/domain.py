@@ -20,6 +20,20 @@ NO_VALUE_STATUSES = frozenset({"X", "D"})
 
 
 @dataclass(frozen=True)
+class SampleIds:
+    """How an HL7 result names its sample, most trusted first. The service resolves each to
+    one of our samples and lands the result only when those that resolve agree."""
+
+    filler: str = ""  # OBR-3 / ORC-3: the filler order number (our accession)
+    specimen: tuple[str, ...] = ()  # SPM-2 (placer- and filler-assigned) and SAC-3
+    placer: str = ""  # OBR-2 / ORC-2: only through a known placer mapping
+
+    @property
+    def given(self) -> bool:
+        return bool(self.filler or self.specimen or self.placer)
+
+
+@dataclass(frozen=True)
 class InstrumentResult:
     """One result as the analyzer sent it, before any mapping."""
 
@@ -31,6 +45,13 @@ class InstrumentResult:
     status: str | None = None  # F final, C correction, P preliminary, X no value...
     completed_at: datetime | None = None
     raw_segment: str | None = None  # the R record / OBX segment, for the audit trail
+    #: HL7: the separate identifiers (``accession`` then only shows one of them).
+    sample_ids: SampleIds | None = None
+    #: Why the analyzer could not identify the tube (Roche ``@<seq>``: barcode not read),
+    #: with its rack and position; such a result is never matched to a sample.
+    unidentified: str | None = None
+    #: The text of a coded (CE/CWE) value whose code is in ``value``.
+    value_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,9 +65,9 @@ class InstrumentMessage:
 
 
 def normalize_accession(text: str) -> str:
-    """The accession as our labels print it: trimmed, upper-case, without Roche's '@'
-    (barcode read error / unknown rack) prefix."""
-    return text.strip().lstrip("@").strip().upper()
+    """The accession as our labels print it: trimmed, upper-case. A Roche ``@<seq>`` (the
+    barcode was not read) stays as it is and so matches no sample."""
+    return text.strip().upper()
 
 
 def normalize_code(text: str) -> str:
@@ -78,6 +99,18 @@ def result_raw(result: InstrumentResult, message_id: Any, instrument_name: str) 
         "status": result.status,
         "completed_at": result.completed_at.isoformat() if result.completed_at else None,
         "segment": result.raw_segment,
+        **({"value_text": result.value_text} if result.value_text else {}),
+        **(
+            {
+                "sample_ids": {
+                    "filler": result.sample_ids.filler,
+                    "specimen": list(result.sample_ids.specimen),
+                    "placer": result.sample_ids.placer,
+                }
+            }
+            if result.sample_ids is not None
+            else {}
+        ),
     }
 
 

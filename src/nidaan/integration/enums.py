@@ -42,6 +42,10 @@ class MessageStatus(enum.StrEnum):
 
 class ExceptionKind(enum.StrEnum):
     UNKNOWN_SAMPLE = "unknown_sample"  # no sample with that accession
+    # The analyzer could not read the tube's barcode (Roche "@<seq>"): never matched.
+    UNIDENTIFIED_SAMPLE = "unidentified_sample"
+    # The message's sample identifiers (filler, specimen, placer) name different samples.
+    IDENTIFIER_CONFLICT = "identifier_conflict"
     UNMAPPED_TEST = "unmapped_test"  # the instrument code is not in the test map
     NOT_ORDERED = "not_ordered"  # the mapped test is not ordered on that sample
     CANCELLED_TEST = "cancelled_test"

@@ -48,6 +48,7 @@ from nidaan.integration.errors import (
     VersionConflict,
 )
 from nidaan.integration.models import (
+    HospitalOrder,
     Instrument,
     InstrumentTestMap,
     InterfaceException,
@@ -197,6 +198,33 @@ def _skip_for(error: NidaanError, context: dict[str, Any]) -> _Skip:
     """The exception an entry error becomes (any other error: an invalid value)."""
     kind = next((k for t, k in _SKIP_KINDS if isinstance(error, t)), ExceptionKind.INVALID_VALUE)
     return _Skip(kind, error.detail, **context)
+
+
+def _identifiers(item: InstrumentResult) -> list[str]:
+    """Every identifier a result names its sample by (for prefetching)."""
+    ids = item.sample_ids
+    if ids is None or not ids.given:
+        return [item.accession]
+    return [i for i in (ids.filler, *ids.specimen, ids.placer) if i]
+
+
+def _entered_value(item: InstrumentResult, test: CatalogTest) -> str:
+    """What is entered for a coded (CE/CWE) value: the code when the test's choices know it,
+    else its text; the text for a free-text test (the report shows words, not codes)."""
+    value = item.value.strip()
+    text = (item.value_text or "").strip()
+    if not text:
+        return value
+    if test.result_type == ResultType.CODED:
+        known = {
+            str(choice.get(key) or "").strip().casefold()
+            for choice in test.choices
+            for key in ("code", "text")
+        }
+        return text if value.casefold() not in known and text.casefold() in known else value
+    if test.result_type == ResultType.TEXT:
+        return text
+    return value
 
 
 def instrument_principal(instrument: Instrument) -> Principal:
@@ -1135,7 +1163,11 @@ class IntegrationService:
     ) -> None:
         """Fill ``_match``'s caches for all items with two queries (samples by accession,
         the tests of their orders as ``orders_service.tests_of`` lists them)."""
-        accessions = {domain.normalize_accession(item.accession) for item in items}
+        accessions = {
+            domain.normalize_accession(identifier)
+            for item in items
+            for identifier in _identifiers(item)
+        }
         found = {
             row.accession: row
             for row in await session.scalars(
@@ -1189,7 +1221,7 @@ class IntegrationService:
             await pause_every(index)
             caller = callers[instrument.id]
             try:
-                order_test, context = await self._match(
+                order_test, context, value = await self._match(
                     session, caller, item, codes[instrument.id], samples, order_tests
                 )
             except _Skip as skip:
@@ -1197,7 +1229,7 @@ class IntegrationService:
                 continue
             entry = BatchEntry(
                 order_test.id,
-                item.value.strip(),
+                value,
                 (item.unit or "").strip() or None,
                 source=ResultSource.INSTRUMENT,
                 instrument_flags=domain.join_flags(item.flags),
@@ -1243,19 +1275,18 @@ class IntegrationService:
         codes: dict[str, CatalogTest],
         samples: dict[str, Sample | None],
         order_tests: dict[uuid.UUID, list[OrderTest]],
-    ) -> tuple[OrderTest, dict[str, Any]]:
-        """The ordered test an instrument result lands on (and the exception context);
-        raises _Skip for what cannot land."""
-        accession = domain.normalize_accession(item.accession)
+    ) -> tuple[OrderTest, dict[str, Any], str]:
+        """The ordered test an instrument result lands on, the exception context and the
+        value to enter; raises _Skip for what cannot land."""
         test = codes.get(domain.normalize_code(item.instrument_code))
-        if accession not in samples:
-            try:
-                samples[accession] = await samples_service.get_by_accession(
-                    session, caller, accession
-                )
-            except NotFound:
-                samples[accession] = None
-        sample = samples[accession]
+        if item.unidentified:
+            raise _Skip(
+                ExceptionKind.UNIDENTIFIED_SAMPLE,
+                f"Not matched to any sample: {item.unidentified}. Find the tube at that "
+                "position and enter the result against it.",
+                test_id=test.id if test is not None else None,
+            )
+        sample = await self._resolve_sample(session, caller, item, test, samples, order_tests)
         if test is None:
             raise _Skip(
                 ExceptionKind.UNMAPPED_TEST,
@@ -1265,13 +1296,10 @@ class IntegrationService:
         if sample is None:
             raise _Skip(
                 ExceptionKind.UNKNOWN_SAMPLE,
-                f"No sample with accession {accession!r}.",
+                f"No sample with accession {domain.normalize_accession(item.accession)!r}.",
                 test_id=test.id,
             )
-        if sample.order_id not in order_tests:
-            order_tests[sample.order_id] = await orders_service.tests_of(
-                session, caller, sample.order_id
-            )
+        await self._load_order_tests(session, caller, sample.order_id, order_tests)
         candidates = [
             t
             for t in order_tests[sample.order_id]
@@ -1318,7 +1346,119 @@ class IntegrationService:
                 f"No value for {test.code} (status {item.status or '-'}).",
                 **context,
             )
-        return order_test, context
+        return order_test, context, _entered_value(item, test)
+
+    async def _load_order_tests(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order_id: uuid.UUID,
+        order_tests: dict[uuid.UUID, list[OrderTest]],
+    ) -> list[OrderTest]:
+        if order_id not in order_tests:
+            order_tests[order_id] = await orders_service.tests_of(session, caller, order_id)
+        return order_tests[order_id]
+
+    async def _sample(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        identifier: str,
+        samples: dict[str, Sample | None],
+    ) -> Sample | None:
+        """Our sample with this accession (cached per batch), else None."""
+        accession = domain.normalize_accession(identifier)
+        if accession not in samples:
+            try:
+                samples[accession] = await samples_service.get_by_accession(
+                    session, caller, accession
+                )
+            except NotFound:
+                samples[accession] = None
+        return samples[accession]
+
+    async def _resolve_sample(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        item: InstrumentResult,
+        test: CatalogTest | None,
+        samples: dict[str, Sample | None],
+        order_tests: dict[uuid.UUID, list[OrderTest]],
+    ) -> Sample | None:
+        """The sample a result names. HL7 gives several identifiers: our accession in the
+        filler number, then the specimen ids, then the placer number through a known placer
+        mapping (our own accession, or a hospital's order placed here). Identifiers that are
+        not ours are passed over; those that are must agree, else nothing is guessed."""
+        ids = item.sample_ids
+        if ids is None or not ids.given:
+            return await self._sample(session, caller, item.accession, samples)
+        named: list[tuple[str, Sample]] = []
+        tried: list[str] = []
+        if ids.filler:
+            tried.append(f"filler number {ids.filler!r}")
+            if (sample := await self._sample(session, caller, ids.filler, samples)) is not None:
+                named.append((f"the filler number {ids.filler!r}", sample))
+        for specimen in ids.specimen:
+            tried.append(f"specimen id {specimen!r}")
+            if (sample := await self._sample(session, caller, specimen, samples)) is not None:
+                named.append((f"the specimen id {specimen!r}", sample))
+        if ids.placer:
+            tried.append(f"placer number {ids.placer!r}")
+            for sample in await self._by_placer(
+                session, caller, ids.placer, test, samples, order_tests
+            ):
+                named.append((f"the placer number {ids.placer!r}", sample))
+        if not named:
+            raise _Skip(
+                ExceptionKind.UNKNOWN_SAMPLE,
+                f"No sample of ours for the {', '.join(tried)}.",
+                test_id=test.id if test is not None else None,
+            )
+        first_where, first = named[0]
+        for where, other in named[1:]:
+            if other.id != first.id:
+                raise _Skip(
+                    ExceptionKind.IDENTIFIER_CONFLICT,
+                    f"The identifiers disagree: {first_where} is sample {first.accession} "
+                    f"but {where} is sample {other.accession}; landed on neither.",
+                    test_id=test.id if test is not None else None,
+                )
+        return first
+
+    async def _by_placer(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        placer: str,
+        test: CatalogTest | None,
+        samples: dict[str, Sample | None],
+        order_tests: dict[uuid.UUID, list[OrderTest]],
+    ) -> list[Sample]:
+        """Samples a placer order number is known to mean: our own accession (what we send
+        as placer in order downloads), and the samples of a hospital's order with that
+        placer number that carry the test."""
+        found: dict[uuid.UUID, Sample] = {}
+        if (own := await self._sample(session, caller, placer, samples)) is not None:
+            found[own.id] = own
+        orders = await session.scalars(
+            select(HospitalOrder.order_id).where(
+                HospitalOrder.organisation_id == caller.organisation_id,
+                HospitalOrder.placer_number == placer.strip(),
+            )
+        )
+        for order_id in orders:
+            tests = await self._load_order_tests(session, caller, order_id, order_tests)
+            sample_ids = {
+                t.sample_id
+                for t in tests
+                if t.sample_id is not None and (test is None or t.test_id == test.id)
+            }
+            for sample_id in sample_ids - set(found):
+                sample = await session.get(Sample, sample_id)
+                if sample is not None and sample.organisation_id == caller.organisation_id:
+                    found[sample.id] = sample
+        return list(found.values())
 
     async def _open_exception(
         self,

@@ -241,8 +241,8 @@ def test_extract_results_hospital() -> None:
     results = extract_results(Message.parse(HOSPITAL_ORU))
     assert len(results) == 3
     chol, tg, note = results
-    assert chol.accession == "ACC-1001"
-    assert chol.filler_order_number == "F-77"
+    assert chol.accession == "F-77"  # the filler number first
+    assert (chol.placer_order_number, chol.filler_order_number) == ("ACC-1001", "F-77")
     assert chol.observation == Coded("2093-3", "Cholesterol", "LN")
     assert (chol.value, chol.units, chol.reference_range) == ("212", "mg/dL", "<200")
     assert chol.abnormal_flags == ("H",)
@@ -259,7 +259,8 @@ def test_extract_results_mindray() -> None:
     assert [r.observation.code for r in results] == ["1", "2"]
     assert [r.sub_id for r in results] == ["TBil", "ALT"]
     assert results[1].abnormal_flags == ("H", "A")
-    assert {r.accession for r in results} == {"123456"}
+    # BS-200: OBR-2 the barcode, OBR-3 its own sample number; the service decides.
+    assert {(r.placer_order_number, r.filler_order_number) for r in results} == {("123456", "3")}
 
 
 def test_extract_patient() -> None:

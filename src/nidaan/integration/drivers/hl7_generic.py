@@ -1,7 +1,10 @@
 """Generic HL7 v2 driver (LAW 2.5.1 and the 2.3.1 dialects of Mindray and similar).
 
-* ORU^R01 / OUL^R22 -> results: accession from OBR-2 (else ORC/OBR-3/SPM-2), code OBX-3.1,
-  value OBX-5 (SN joined), unit OBX-6, flags OBX-8, status OBX-11, time OBX-14.
+* ORU^R01 / OUL^R22 -> results: the sample by our accession in the filler number OBR-3/ORC-3,
+  then SPM-2/SAC-3, the placer number OBR-2/ORC-2 only through a known mapping (the service
+  decides; identifiers that disagree go to the exceptions queue); code OBX-3.1, value OBX-5
+  (SN joined; CE/CWE code, with its text kept), unit OBX-6, flags OBX-8, status OBX-11,
+  time OBX-14.
 * QRY^Q02 (QRD-8) / QBP^Q11 (QPD-3) -> the sample asked about; answered with DSR^Q03
   (``build_dsr_q03``) or RSP^K11 (``build_rsp_k11``); QAK-2 ``NF`` = no order.
 * Order download: ORM^O01.
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
-from nidaan.integration.domain import InstrumentMessage, InstrumentResult
+from nidaan.integration.domain import InstrumentMessage, InstrumentResult, SampleIds
 from nidaan.integration.drivers.base import OrderLine, register
 from nidaan.integration.hl7.builders import build_dsr_q03, build_orm
 from nidaan.integration.hl7.errors import HL7ErrorCode, HL7ValidationError
@@ -60,6 +63,14 @@ class GenericHL7Driver:
                         accession=r.accession,
                         instrument_code=r.observation.code.strip(),
                         value=r.value.strip(),
+                        sample_ids=SampleIds(
+                            r.filler_order_number.strip(),
+                            tuple(i.strip() for i in r.specimen_ids if i.strip()),
+                            r.placer_order_number.strip(),
+                        ),
+                        value_text=(r.coded_value.text.strip() or None)
+                        if r.coded_value is not None
+                        else None,
                         unit=r.units.strip() or None,
                         flags=tuple(f.strip() for f in r.abnormal_flags if f.strip()),
                         status=r.status.strip() or None,

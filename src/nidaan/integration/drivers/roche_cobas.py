@@ -4,17 +4,21 @@
   carry ``TSDWN^REPLY`` (query answer) or ``TSDWN^BATCH`` (download).
 * Test ids: ``^^^685/`` (c311/6000, ``/`` separates dilution), ``^^^10//not`` (e411 cobas
   type), ``^^^10^1`` (Elecsys type): the code is what precedes the first ``/``.
-* Sample ids may come as ``@<seq>`` (barcode read error / unknown rack): kept as sent in the
-  result (the service's accession lookup drops the ``@``) and echoed unchanged in replies,
-  together with the sequence/rack/position of the query (O-4), which the analyzer requires.
+* Sample ids may come as ``@<seq>`` (barcode read error / unknown rack): such a result is
+  *unidentified* (it goes to the exceptions queue with its sequence, rack and position and
+  is never matched to a sample: in a lab whose accessions are plain numbers, ``@12`` read as
+  ``12`` would land on another tube). In replies the id is echoed unchanged, with the
+  sequence/rack/position of the query (O-4), which the analyzer requires.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
-from nidaan.integration.astm.records import Header, Message, Order, Query
+from nidaan.integration.astm.records import Header, Message, Order, OrderGroup, Query
+from nidaan.integration.domain import InstrumentResult
 from nidaan.integration.drivers.astm_generic import GenericASTMDriver
 from nidaan.integration.drivers.base import OrderLine, register
 
@@ -31,6 +35,23 @@ class RocheCobasDriver(GenericASTMDriver):
 
     def clean_code(self, test_id: Sequence[str]) -> str:
         return super().clean_code(test_id).split("/", 1)[0].strip()
+
+    def results_of(self, group: OrderGroup, message: Message) -> list[InstrumentResult]:
+        results = super().results_of(group, message)
+        order = group.order
+        sample_id = order.specimen_id.strip()
+        if sample_id and not sample_id.startswith("@"):
+            return results
+        position = [*order.instrument_specimen_id[:3], "", "", ""]
+        sequence, rack, place = (p.strip() or "?" for p in position[:3])
+        reason = (
+            f"the analyzer could not read the barcode (sample id {sample_id or 'empty'}): "
+            f"sequence {sequence}, rack {rack}, position {place}"
+        )
+        return [
+            dataclasses.replace(r, accession=sample_id or f"@{sequence}", unidentified=reason)
+            for r in results
+        ]
 
     def header(self, kind: str) -> Header:
         h = super().header(kind)

@@ -93,6 +93,12 @@ class HL7Result:
     filler_order_number: str = ""
     service: Coded = field(default_factory=lambda: Coded(""))
     specimen_id: str = ""
+    #: Every specimen/container id of the result's specimen (SPM-2 both parts, SAC-3).
+    specimen_ids: tuple[str, ...] = ()
+    #: CE/CWE value with its text (OBX-2 CE/CWE), else None.
+    coded_value: Coded | None = None
+    #: Result comments (NTE after the OBX); outbound only.
+    comments: tuple[str, ...] = ()
 
     @property
     def value(self) -> str:
@@ -179,45 +185,87 @@ def _obx_values(obx: Segment, value_type: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _obx_coded(obx: Segment, value_type: str) -> Coded | None:
+    """The first CE/CWE value of OBX-5 with its text (the report shows the text)."""
+    if value_type not in _CODED_TYPES or not obx.repetitions(5):
+        return None
+    coded = Coded.from_field(obx, 5)
+    return coded if coded.code or coded.text else None
+
+
+def _specimen_ids(seg: Segment) -> list[str]:
+    """SPM-2 (EIP: placer-assigned ^ filler-assigned specimen id) or SAC-3 (container id)."""
+    if seg.name == "SAC":
+        return [i for i in (_clean(seg.get(3, 1)),) if i]
+    return [i for i in (_clean(seg.get(2, 1, 1)), _clean(seg.get(2, 2, 1))) if i]
+
+
+@dataclass
+class _ObservationGroup:
+    """One OBR with its ORC, its OBX and the specimens (SPM/SAC) it belongs to."""
+
+    obr: Segment
+    orc: Segment | None
+    specimen_ids: list[str]
+    observations: list[Segment] = field(default_factory=list)
+
+
+def _observation_groups(msg: Message) -> list[_ObservationGroup]:
+    """ORU^R01 puts SPM after the OBX of its OBR; OUL^R22 puts SPM (and SAC) before the OBRs
+    it holds and ORC after its OBR. OBX of a specimen (after SPM) are not results."""
+    specimen_first = msg.message_code == "OUL"
+    groups: list[_ObservationGroup] = []
+    group: _ObservationGroup | None = None
+    orc: Segment | None = None
+    specimen: list[str] = []
+    in_specimen = False
+    for seg in msg.segment_list:
+        name = seg.name
+        if name in ("SPM", "SAC"):
+            ids = _specimen_ids(seg)
+            if specimen_first:
+                specimen = ids if name == "SPM" else specimen + ids
+                group = None
+            elif group is not None:
+                group.specimen_ids.extend(i for i in ids if i not in group.specimen_ids)
+                in_specimen = True
+        elif name == "ORC":
+            if specimen_first and group is not None and group.orc is None:
+                group.orc = seg
+            else:
+                orc, group = seg, None
+        elif name == "OBR":
+            group = _ObservationGroup(seg, orc, list(specimen) if specimen_first else [])
+            groups.append(group)
+            in_specimen = False
+        elif name == "OBX" and group is not None and not in_specimen:
+            group.observations.append(seg)
+    return groups
+
+
 def extract_results(msg: Message) -> list[HL7Result]:
     """Every OBX under an OBR of an ORU^R01 / OUL^R22, flattened with its order context.
 
-    Accession = OBR-2 (placer) else ORC-2, else OBR-3/ORC-3 (filler), else SPM-2.
-    Observation time = OBX-14, else OBR-7. OBX segments outside an OBR (patient or
-    specimen observations) are skipped.
+    The sample identifiers are kept apart (the service decides which one names our sample):
+    filler order number OBR-3 (else ORC-3), specimen ids SPM-2 / SAC-3, placer order number
+    OBR-2 (else ORC-2). ``accession`` shows the first of them that is present, in that order.
+    Observation time = OBX-14, else OBR-7. OBX segments outside an OBR (patient or specimen
+    observations) are skipped.
     """
     results: list[HL7Result] = []
-    orc: Segment | None = None
-    obr: Segment | None = None
-    specimen_id = ""
-    ctx: dict[str, object] = {}
-    for seg in msg.segment_list:
-        name = seg.name
-        if name == "ORC":
-            orc = seg
-            if obr is not None and msg.message_code != "OUL":
-                obr = None
-        elif name == "SPM":
-            specimen_id = _clean(seg.get(2, 1, 1))
-            obr = None
-        elif name == "OBR":
-            obr = seg
-            placer = _clean(seg.get(2, 1)) or (_clean(orc.get(2, 1)) if orc else "")
-            filler = _clean(seg.get(3, 1)) or (_clean(orc.get(3, 1)) if orc else "")
-            ctx = {
-                "placer_order_number": placer,
-                "filler_order_number": filler,
-                "accession": placer or filler or specimen_id,
-                "service": Coded.from_field(seg, 4),
-                "specimen_id": specimen_id,
-                "obr_time": parse_ts(seg.get(7, 1)),
-            }
-        elif name == "OBX" and obr is not None:
+    for group in _observation_groups(msg):
+        obr, orc = group.obr, group.orc
+        placer = _clean(obr.get(2, 1)) or (_clean(orc.get(2, 1)) if orc else "")
+        filler = _clean(obr.get(3, 1)) or (_clean(orc.get(3, 1)) if orc else "")
+        specimen_ids = tuple(group.specimen_ids)
+        accession = filler or (specimen_ids[0] if specimen_ids else "") or placer
+        service = Coded.from_field(obr, 4)
+        obr_time = parse_ts(obr.get(7, 1))
+        for seg in group.observations:
             value_type = _clean(seg.get(2, 1))
-            observed_at = parse_ts(seg.get(14, 1)) or ctx["obr_time"]
             results.append(
                 HL7Result(
-                    accession=ctx["accession"],  # type: ignore[arg-type]
+                    accession=accession,
                     observation=Coded.from_field(seg, 3),
                     values=_obx_values(seg, value_type),
                     value_type=value_type,
@@ -227,12 +275,14 @@ def extract_results(msg: Message) -> list[HL7Result]:
                     reference_range=_clean(seg.get(7)),
                     abnormal_flags=tuple(_clean(v) for v in seg.values(8) if _clean(v)),
                     status=_clean(seg.get(11)),
-                    observed_at=observed_at,  # type: ignore[arg-type]
+                    observed_at=parse_ts(seg.get(14, 1)) or obr_time,
                     producer=_clean(seg.get(18, 1)) or _clean(seg.get(15, 1)),
-                    placer_order_number=ctx["placer_order_number"],  # type: ignore[arg-type]
-                    filler_order_number=ctx["filler_order_number"],  # type: ignore[arg-type]
-                    service=ctx["service"],  # type: ignore[arg-type]
-                    specimen_id=ctx["specimen_id"],  # type: ignore[arg-type]
+                    placer_order_number=placer,
+                    filler_order_number=filler,
+                    service=service,
+                    specimen_id=specimen_ids[0] if specimen_ids else "",
+                    specimen_ids=specimen_ids,
+                    coded_value=_obx_coded(seg, value_type),
                 )
             )
     return results
