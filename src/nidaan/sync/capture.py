@@ -32,6 +32,7 @@ _PENDING = "nidaan.sync.pending"
 _ORIGIN = "nidaan.sync.origin"
 _MARKS = "nidaan.sync.savepoint_marks"
 _ENDED = "nidaan.sync.savepoint_ended"
+_FLUSHES = "nidaan.sync.flush_count"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class _Pending:
     fields: dict[str, Origin | None] = field(default_factory=dict)
     origin: Origin | None = None
     deleted: bool = False
+    # Per column: the flush (counted in this transaction) that changed it last.
+    flushes: dict[str, int] = field(default_factory=dict)
 
 
 def set_origin(session: Session, origin: Origin | None) -> None:
@@ -67,7 +70,14 @@ def checkpoint(session: Session) -> dict[tuple[str, uuid.UUID], _Pending]:
     pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.get(_PENDING, {})
     return {
         key: _Pending(
-            p.handler, p.organisation_id, p.entity_id, p.row, dict(p.fields), p.origin, p.deleted
+            p.handler,
+            p.organisation_id,
+            p.entity_id,
+            p.row,
+            dict(p.fields),
+            p.origin,
+            p.deleted,
+            dict(p.flushes),
         )
         for key, p in pending.items()
     }
@@ -88,9 +98,43 @@ def _changed_fields(obj: Any, is_new: bool) -> list[str]:
     ]
 
 
+def pending_stamps(
+    session: Session, handler: EntityHandler, entity_id: uuid.UUID
+) -> dict[str, Any]:
+    """Merge stamps of the fields this transaction has changed so far, not yet numbered.
+
+    Sequence numbers (and so the stored stamps) are assigned at commit; an op that edits a row
+    an earlier op of the same push created or changed must see those writes too, or the
+    outcome would depend on how the ops were batched. ``"v"`` is None: not numbered yet.
+    """
+    pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.get(_PENDING, {})
+    entry = pending.get((handler.name, entity_id))
+    if entry is None or entry.deleted:
+        return {}
+    stamps: dict[str, Any] = {}
+    for column, origin in entry.fields.items():
+        name = handler.field_for_column(column)
+        if name is None or origin is None:
+            continue
+        stamps[name] = {
+            "hlc": str(origin.hlc),
+            "client": str(origin.client_id) if origin.client_id else None,
+            "v": None,
+            "by": origin.actor,
+        }
+    return stamps
+
+
+def _next_flush(session: Session) -> int:
+    number: int = session.info.get(_FLUSHES, 0) + 1
+    session.info[_FLUSHES] = number
+    return number
+
+
 @event.listens_for(Session, "after_flush")
 def _collect(session: Session, flush_context: Any) -> None:
     origin: Origin | None = session.info.get(_ORIGIN)
+    _next_flush(session)
     for collection, is_new, deleted in (
         (session.new, True, False),
         (session.dirty, False, False),
@@ -124,8 +168,10 @@ def _note(
         entry = pending[key] = _Pending(handler, obj.organisation_id, obj.id, obj)
     elif entry.row is None:
         entry.row = obj
+    flush = session.info.get(_FLUSHES, 0)
     for name in changed:
         entry.fields[name] = origin
+        entry.flushes[name] = flush
     entry.origin = origin or entry.origin
     entry.deleted = entry.deleted or deleted
 
@@ -134,6 +180,7 @@ def _note(
 def _bulk_changed(session: Session, rows: Sequence[Any], fields: Sequence[str]) -> None:
     """Rows a service updated with one set-based UPDATE: captured as if flushed."""
     origin: Origin | None = session.info.get(_ORIGIN)
+    _next_flush(session)
     for obj in rows:
         handler = BY_MODEL.get(type(obj))
         if handler is not None:
@@ -199,7 +246,7 @@ def _end_savepoint(session: Session, transaction: Any) -> None:
 def _forget(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:
         # The whole transaction is gone, and everything it captured.
-        for key in (_PENDING, _ORIGIN, _MARKS, _ENDED):
+        for key in (_PENDING, _ORIGIN, _MARKS, _ENDED, _FLUSHES):
             session.info.pop(key, None)
     elif previous_transaction.nested:
         # Only the SAVEPOINT's work is gone: keep what was captured before it.

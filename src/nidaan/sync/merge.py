@@ -14,12 +14,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from nidaan.sync import capture
 from nidaan.sync.context import OpContext
 from nidaan.sync.hlc import HLC, HLCError
-from nidaan.sync.models import SyncConflict, SyncFieldHistory, SyncRowMeta
+from nidaan.sync.models import SyncChange, SyncConflict, SyncFieldHistory, SyncRowMeta
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected
 
 NEVER = HLC(0, 0, "")
@@ -30,12 +31,14 @@ NO_CHANGE = "no change: the fields already hold these values or newer ones"
 async def field_meta(
     ctx: OpContext, handler: EntityHandler, entity_id: uuid.UUID
 ) -> dict[str, Any]:
+    """Who wrote each field last: the committed stamps, overlaid with this transaction's own
+    writes (an earlier op of the same push), so batching never changes an outcome."""
     meta = await ctx.session.scalar(
         select(SyncRowMeta.field_meta).where(
             SyncRowMeta.entity == handler.name, SyncRowMeta.entity_id == entity_id
         )
     )
-    return meta or {}
+    return {**(meta or {}), **capture.pending_stamps(ctx.session.sync_session, handler, entity_id)}
 
 
 def _stored_hlc(meta: dict[str, Any] | None) -> HLC:
@@ -47,12 +50,14 @@ def _stored_hlc(meta: dict[str, Any] | None) -> HLC:
         return NEVER
 
 
-def _wins(incoming: HLC, client: str, stored: HLC, stored_client: str | None) -> bool:
-    return (incoming.wall_ms, incoming.counter, client) > (
-        stored.wall_ms,
-        stored.counter,
-        stored_client or stored.node,
-    )
+def _wins(
+    incoming: HLC, client: str, stored: HLC, stored_client: str | None, *, own: bool = False
+) -> bool:
+    mine = (incoming.wall_ms, incoming.counter, client)
+    theirs = (stored.wall_ms, stored.counter, stored_client or stored.node)
+    # A device's ops apply in its own order; two of them clamped to the same server
+    # millisecond compare equal, and the later one must still win.
+    return mine >= theirs if own else mine > theirs
 
 
 async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outcome:
@@ -66,6 +71,8 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
     meta = await field_meta(ctx, handler, row.id)
     client = str(ctx.client_id) if ctx.client_id else "server"
     base = ctx.op.base_version
+    if base is not None and any(handler.fields[n] in VERSIONED for n in incoming):
+        await _check_base_version(ctx, handler, row.id, base)
     to_apply: dict[str, Any] = {}
     for name, value in incoming.items():
         merge_class = handler.fields[name]
@@ -87,7 +94,7 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
                 to_apply[name] = value
             continue
         stored_hlc = _stored_hlc(stamp)
-        wins = _wins(ctx.hlc, client, stored_hlc, (stamp or {}).get("client"))
+        wins = _wins(ctx.hlc, client, stored_hlc, (stamp or {}).get("client"), own=own_write)
         if value == current:
             if wins:
                 # Same value, later clock: the field's clock must still move on, or an older
@@ -140,6 +147,29 @@ async def _restamp(
             set_={"field_meta": SyncRowMeta.field_meta.op("||")(statement.excluded.field_meta)},
         )
     )
+
+
+#: Merge classes that compare the op's ``baseVersion`` with the field's version.
+VERSIONED = frozenset({MergeClass.GUARDED, MergeClass.LWW_IDENTITY})
+
+
+async def _check_base_version(
+    ctx: OpContext, handler: EntityHandler, entity_id: uuid.UUID, base: int
+) -> None:
+    """A base version is a change ``seq`` the server issued for this row. One it never issued
+    (from the future, or below 1) would pass every "changed after" check: refuse it."""
+    latest = await ctx.session.scalar(
+        select(func.max(SyncChange.seq)).where(
+            SyncChange.organisation_id == ctx.principal.organisation_id,
+            SyncChange.entity == handler.name,
+            SyncChange.entity_id == entity_id,
+        )
+    )
+    if base < 1 or base > (latest or 0):
+        raise Rejected(
+            f"baseVersion {base} was never issued for this {handler.name} (its latest version "
+            f"is {latest or 0}): pull again and edit the current value"
+        )
 
 
 def _changed_after(stamp: dict[str, Any] | None, base: int | None) -> bool:

@@ -48,6 +48,7 @@ from nidaan.sync.protocol import (
 )
 from nidaan.sync.registry import REGISTRY, OpStatus, Outcome, Rejected, handler_for
 from nidaan.sync.server_clock import server_clock
+from nidaan.tenancy.service import tenancy_service
 
 _log = structlog.get_logger("nidaan.sync")
 
@@ -128,6 +129,9 @@ async def bind_client(
     client = await session.scalar(
         select(SyncClient).where(SyncClient.id == client_id).with_for_update()
     )
+    if branch_id is not None:
+        # Another organisation's branch is "not found", like any of its records.
+        await tenancy_service.get_branch(session, principal, branch_id)
     if client is None:
         one = principal.branch_ids is not None and len(principal.branch_ids) == 1
         if branch_id is None and one:
