@@ -38,5 +38,9 @@ lint: $(STAMP)
 test: lint system-deps
 	$(BIN)/pytest -n 2 -q
 
+# The data directory of `make run` (the same NIDAAN_DATA_DIR the server reads, default ./var).
+DATA_DIR := $(or $(NIDAAN_DATA_DIR),var)
+
 clean-data:
-	rm -rf var
+	@case "$(DATA_DIR)" in ""|/|.|..) echo "Refusing to delete '$(DATA_DIR)'"; exit 1;; esac
+	rm -rf "$(DATA_DIR)"

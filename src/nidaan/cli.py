@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
+from nidaan import command_line
 from nidaan.audit.cli import audit_app
+from nidaan.command_line import fail, open_database, terminal_interrupts_to_this_process
 from nidaan.config import ConfigurationError, Mode, Settings, check_production_ready, get_settings
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
@@ -23,9 +25,12 @@ from nidaan.sync.client.cli import app as sync_agent_app
 from nidaan.worker.cli import worker
 
 app = typer.Typer(
-    help="Nidaan laboratory information system. Start with `nidaan serve --help`.",
+    help="Nidaan laboratory information system. Start with: nidaan serve --help",
     no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+    # Plain help (flags read as flags, not "--once <bool>"); errors are short lines, the
+    # traceback only with --debug (command_line.run).
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema: apply and check migrations.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo lab data (only in NIDAAN_MODE=demo).", no_args_is_help=True)
@@ -44,14 +49,24 @@ app.command("analyzer-sim")(analyzer_sim)
 app.command("interfaces")(interfaces)
 
 
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback when a command fails")
+    ] = False,
+) -> None:
+    """Nidaan laboratory information system. Start with: nidaan serve --help"""
+    command_line.options.debug = debug
+
+
+def main() -> None:
+    """The ``nidaan`` entry point."""
+    command_line.run(app)
+
+
 class ServeRole(enum.StrEnum):
     ALL = "all"
     API = "api"
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 def _settings() -> Settings:
@@ -60,17 +75,11 @@ def _settings() -> Settings:
         if settings.is_production:
             problems = check_production_ready(settings)
             if problems:
-                _fail("cannot start in production mode:\n  - " + "\n  - ".join(problems))
+                fail("cannot start in production mode:\n  - " + "\n  - ".join(problems))
         return settings
     except ConfigurationError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         raise  # unreachable; keeps type checkers calm
-
-
-def _describe_database(settings: Settings) -> str:
-    return (settings.database_url and "external PostgreSQL (NIDAAN_DATABASE_URL)") or (
-        f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}"
-    )
 
 
 async def _demo_present(settings: Settings) -> bool:
@@ -94,10 +103,7 @@ def _ensure_schema_current(settings: Settings, migrate: bool) -> None:
         typer.echo(f"Applying database migrations ({current or 'empty'} -> {head}) ...")
         migrations.upgrade(settings)
         return
-    _fail(
-        f"the database schema is at {current or 'nothing'}, the code needs {head}. "
-        "Run `nidaan db upgrade`."
-    )
+    fail(command_line.schema_problem(current, head) or "")
 
 
 def _serve(
@@ -121,34 +127,39 @@ def _serve(
         typer.echo(banner)
     typer.echo(f"Nidaan is running on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     typer.echo("Press Ctrl-C to stop.")
-    try:
-        if processes > 1:
-            # Child processes find the (possibly embedded) database through the environment.
-            os.environ["NIDAAN_DATABASE_URL"] = database_url(settings)
-            os.environ["NIDAAN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
-            uvicorn.run(
-                "nidaan.main:app_from_environment",
-                factory=True,
-                host=host,
-                port=port,
-                workers=processes,
-                log_config=None,
-                proxy_headers=True,
-            )
-        else:
-            # One process: it also runs the analyzer connections (several processes would
-            # all try to bind the instruments' ports; run `nidaan interfaces` then).
-            application = create_app(
-                settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
-            )
-            uvicorn.Server(
-                uvicorn.Config(
-                    application, host=host, port=port, log_config=None, proxy_headers=True
+    with terminal_interrupts_to_this_process():
+        try:
+            if processes > 1:
+                # Child processes find the (possibly embedded) database through the environment.
+                os.environ["NIDAAN_DATABASE_URL"] = database_url(settings)
+                os.environ["NIDAAN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
+                uvicorn.run(
+                    "nidaan.main:app_from_environment",
+                    factory=True,
+                    host=host,
+                    port=port,
+                    workers=processes,
+                    log_config=None,
+                    proxy_headers=True,
                 )
-            ).run()
-    finally:
-        stop_embedded_servers()
-        typer.echo("Stopped.")
+            else:
+                # One process: it also runs the analyzer connections (several processes would
+                # all try to bind the instruments' ports; run `nidaan interfaces` then).
+                application = create_app(
+                    settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
+                )
+                uvicorn.Server(
+                    uvicorn.Config(
+                        application, host=host, port=port, log_config=None, proxy_headers=True
+                    )
+                ).run()
+        except KeyboardInterrupt:
+            # uvicorn stops cleanly on Ctrl-C, then re-raises the signal: that is how the
+            # server is meant to end, so the exit status stays 0.
+            pass
+        finally:
+            stop_embedded_servers()
+            typer.echo("Stopped.")
 
 
 @app.command()
@@ -157,7 +168,7 @@ def serve(
         ServeRole,
         typer.Option(
             help="all: API + background worker in one process (default). api: API only, "
-            "for scaling out behind a load balancer with separate `nidaan worker` processes."
+            "for scaling out behind a load balancer with separate nidaan worker processes."
         ),
     ] = ServeRole.ALL,
     host: Annotated[
@@ -185,10 +196,10 @@ def serve(
     (default ./var) and stops it again on Ctrl-C.
     """
     settings = _settings()
-    typer.echo(f"Database: {_describe_database(settings)}")
+    open_database(settings, may_create=True, require_current=False)
     _ensure_schema_current(settings, migrate)
     if settings.is_production and asyncio.run(_demo_present(settings)):
-        _fail(
+        fail(
             "this database holds demo data (demo organisations and passwords); "
             "production mode refuses to start with it. Use a fresh database."
         )
@@ -201,7 +212,7 @@ def db_upgrade() -> None:
     from nidaan import migrate as migrations
 
     settings = _settings()
-    typer.echo(f"Database: {_describe_database(settings)}")
+    open_database(settings, may_create=True, require_current=False)
     before = migrations.current_revision(settings)
     migrations.upgrade(settings)
     after = migrations.current_revision(settings)
@@ -216,12 +227,11 @@ def db_check() -> None:
     from nidaan import migrate as migrations
 
     settings = _settings()
-    current, head = migrations.current_revision(settings), migrations.head_revision()
-    if current != head:
-        _fail(f"schema at {current or 'nothing'}, expected {head}: run `nidaan db upgrade`.")
+    open_database(settings, require_current=True)
+    head = migrations.head_revision()
     differences = migrations.schema_differences(settings)
     if differences:
-        _fail("the models differ from the schema:\n  " + "\n  ".join(map(repr, differences)))
+        fail("the models differ from the schema:\n  " + "\n  ".join(map(repr, differences)))
     typer.echo(f"OK: schema at {head} and matching the models.")
 
 
@@ -247,7 +257,7 @@ async def _seed(settings: Settings) -> list[str]:
 
 def _require_demo_mode(settings: Settings) -> None:
     if settings.mode is Mode.PRODUCTION:
-        _fail(
+        fail(
             "demo data exists only in demo mode; set NIDAAN_MODE=demo "
             "(never on a real lab's database)."
         )
@@ -258,6 +268,7 @@ def demo_seed() -> None:
     """Create the demo organisations, branches and users (idempotent)."""
     settings = _settings()
     _require_demo_mode(settings)
+    open_database(settings)
     created = asyncio.run(_seed(settings))
     typer.echo(
         f"Created {len(created)} demo records."
@@ -273,10 +284,10 @@ def demo_run(
         int | None, typer.Option(help="Port to listen on (default NIDAAN_PORT or 8000)")
     ] = None,
 ) -> None:
-    """Migrate, seed the demo lab and serve it (what `make run` does)."""
+    """Migrate, seed the demo lab and serve it (what make run does)."""
     settings = _settings()
     _require_demo_mode(settings)
-    typer.echo(f"Database: {_describe_database(settings)}")
+    open_database(settings, may_create=True, require_current=False)
     _ensure_schema_current(settings, migrate=True)
     created = asyncio.run(_seed(settings))
     typer.echo(
@@ -298,6 +309,7 @@ def org_create(
 ) -> None:
     """Create an organisation with its central lab branch."""
     settings = _settings()
+    open_database(settings)
     asyncio.run(_org_create(settings, name, slug, lab_code))
 
 
@@ -327,7 +339,7 @@ async def _org_create(settings: Settings, name: str, slug: str, lab_code: str) -
             f"Next: nidaan user create --organisation {slug} --email you@lab.in --role admin"
         )
     except NidaanError as exc:
-        _fail(exc.detail)
+        fail(exc.detail)
     finally:
         await dispose()
 
@@ -361,7 +373,8 @@ def user_create(
         else:
             password = getpass.getpass("Password: ")
             if getpass.getpass("Repeat password: ") != password:
-                _fail("the passwords differ.")
+                fail("the passwords differ.")
+    open_database(settings)
     asyncio.run(_user_create(settings, organisation, email, role, name, password))
 
 
@@ -384,16 +397,16 @@ async def _user_create(
     try:
         data = UserCreate(email=email, full_name=name or email, password=password, roles=roles)  # type: ignore[arg-type]
     except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     try:
         async with session_scope(settings) as session:
             org = await tenancy_service.find_organisation(session, organisation)
             if org is None:
-                _fail(f"no organisation {organisation!r}; create one with `nidaan org create`.")
+                fail(f"no organisation {organisation!r}; create one with `nidaan org create`.")
             assert org is not None
             user = await auth_service.create_user_in(session, org.id, data)
         typer.echo(f"Created user {user.email} ({', '.join(user.roles)}) in {org.name}.")
     except NidaanError as exc:
-        _fail(exc.detail)
+        fail(exc.detail)
     finally:
         await dispose()

@@ -17,11 +17,12 @@ from nidaan.kit.crypto import KEY_BYTES, KEY_ID_PATTERN, DecryptionError
 ROTATION_STEPS = """\
 To rotate the encryption key (keep a backup of your .env first):
 
+\b
   1. nidaan keys generate --add-to '<current NIDAAN_ENCRYPTION_KEYS value>'
      and put the two printed lines into .env (the old key stays in the list).
   2. Restart Nidaan: new values are now encrypted with the new key.
   3. nidaan keys rotate   (re-wraps every stored value under the new key).
-  4. Run `nidaan keys rotate` again: it must report 0 values.
+  4. Run nidaan keys rotate again: it must report 0 values.
   5. Only then delete the old key id from NIDAAN_ENCRYPTION_KEYS and restart.
 
 Never change or lose NIDAAN_BLIND_INDEX_KEY: searches by mobile number depend on it.
@@ -127,6 +128,9 @@ def rotate(
     typer.echo(
         f"Active key: {cipher.active_key_id} (known keys: {', '.join(sorted(cipher.key_ids))})"
     )
+    from nidaan.command_line import open_database
+
+    open_database(get_settings())
     try:
         counts = asyncio.run(_rotate(batch_size))
     except DecryptionError as exc:

@@ -61,3 +61,48 @@ async def test_json_log_lines_have_request_id_and_no_secrets(
     assert probe["password"] == probe["mobile"] == probe["token"] == "[redacted]"
     assert "98765" not in probe["note"]
     assert TEST_PASSWORD not in stream.getvalue()
+
+
+_EMIT = (
+    "import logging, structlog;"
+    "from nidaan.config import Settings;"
+    "from nidaan.logging import configure_logging;"
+    "configure_logging(Settings(log_json=False));"
+    "structlog.get_logger('nidaan.demo').warning('listener_failed', port=5100);"
+    "logging.getLogger('uvicorn.error').error('plain stdlib line')"
+)
+
+
+def test_console_logs_have_colour_on_a_terminal_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    with (tmp_path / "nidaan.log").open("w") as log_file:
+        subprocess.run([sys.executable, "-c", _EMIT], stderr=log_file, check=True)
+    written = (tmp_path / "nidaan.log").read_text()
+    assert "listener_failed" in written
+    assert "plain stdlib line" in written
+    assert "\x1b[" not in written  # no ANSI escape codes in a file
+
+    piped = subprocess.run([sys.executable, "-c", _EMIT], capture_output=True, text=True)
+    assert "listener_failed" in piped.stderr
+    assert "\x1b[" not in piped.stderr
+
+    main, secondary = pty.openpty()
+    try:
+        subprocess.run([sys.executable, "-c", _EMIT], stderr=secondary, check=True)
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main)
+    assert b"\x1b[" in shown  # a person at a terminal still gets colour

@@ -9,6 +9,7 @@ import typer
 from sqlalchemy import column, select, table
 
 from nidaan.audit.service import VerifyReport, audit_service
+from nidaan.command_line import open_database
 from nidaan.config import get_settings
 from nidaan.kit.db import dispose, session_scope
 
@@ -33,6 +34,7 @@ def verify_command(
     ),
 ) -> None:
     """Verify every audit hash chain; exit 1 if any link is broken."""
+    open_database(get_settings())
     report = asyncio.run(_verify(organisation))
     if report.ok:
         typer.echo(

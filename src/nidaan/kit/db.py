@@ -34,14 +34,18 @@ _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 _url: str | None = None
 
 
-def database_url(settings: Settings) -> str:
-    """The SQLAlchemy URL in use: the configured one, or the embedded server's."""
+def database_url(settings: Settings, *, create: bool = True) -> str:
+    """The SQLAlchemy URL in use: the configured one, or the embedded server's.
+
+    ``create=False``: never initialise an embedded cluster or database that is not there
+    (``EmbeddedDatabaseMissing``); commands that only read use it.
+    """
     global _url
     if _url is None:
         if settings.database_url:
             _url = to_psycopg_url(settings.database_url)
         else:
-            _url = embedded_database_url(settings.data_dir / "pgdata")
+            _url = embedded_database_url(settings.data_dir / "pgdata", create=create)
     return _url
 
 

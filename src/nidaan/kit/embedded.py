@@ -20,8 +20,28 @@ _lock = threading.Lock()
 _servers: dict[Path, Any] = {}
 
 
-def embedded_server(pgdata: Path) -> Any:
-    """Start (or attach to) the embedded server for ``pgdata`` and return its handle."""
+class EmbeddedDatabaseMissing(RuntimeError):
+    """There is no embedded cluster (or no Nidaan database in it) and we may not create one."""
+
+    def __init__(self, pgdata: Path, what: str) -> None:
+        super().__init__(f"{what} at {pgdata}")
+        self.pgdata = pgdata
+        self.what = what
+
+
+def cluster_exists(pgdata: Path) -> bool:
+    """Whether ``pgdata`` holds an initialised PostgreSQL cluster."""
+    return (pgdata / "PG_VERSION").is_file()
+
+
+def embedded_server(pgdata: Path, *, create: bool = True) -> Any:
+    """Start (or attach to) the embedded server for ``pgdata`` and return its handle.
+
+    With ``create=False`` a missing cluster raises ``EmbeddedDatabaseMissing`` instead of
+    being initialised (read-only commands must not make an empty one beside the real one).
+    """
+    if not create and not cluster_exists(pgdata):
+        raise EmbeddedDatabaseMissing(pgdata, "no embedded PostgreSQL cluster")
     with warnings.catch_warnings():
         # platformdirs warns about XDG_RUNTIME_DIR on servers without a login session.
         warnings.simplefilter("ignore")
@@ -37,14 +57,19 @@ def embedded_server(pgdata: Path) -> Any:
         return _servers[pgdata]
 
 
-def embedded_database_url(pgdata: Path, database: str = DATABASE_NAME) -> str:
-    """Return a psycopg URL for ``database`` on the embedded server, creating it if missing."""
+def embedded_database_url(
+    pgdata: Path, database: str = DATABASE_NAME, *, create: bool = True
+) -> str:
+    """Return a psycopg URL for ``database`` on the embedded server, creating it if missing
+    (``create=False``: raise ``EmbeddedDatabaseMissing`` instead)."""
     if not database.isidentifier():
         raise ValueError(f"Unsupported database name {database!r}")
-    server = embedded_server(pgdata)
+    server = embedded_server(pgdata, create=create)
     # psql takes no bind parameters; the name was checked to be a plain identifier above.
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "(1 row)" not in exists:
+        if not create:
+            raise EmbeddedDatabaseMissing(pgdata, f"no database {database!r} in the cluster")
         server.psql(f'CREATE DATABASE "{database}";')
     return to_psycopg_url(server.get_uri(database))
 

@@ -8,6 +8,7 @@ import uuid
 import typer
 from sqlalchemy import select
 
+from nidaan.command_line import open_database
 from nidaan.config import get_settings
 from nidaan.kit.db import dispose, session_scope
 from nidaan.sync.graphql import sdl
@@ -31,6 +32,7 @@ def bump_epoch_command(
 ) -> None:
     """Run after restoring a backup: every device resets its local copy (its outbox is kept)
     and pulls again, so nobody keeps rows the restored database never had."""
+    open_database(get_settings())
     changed = asyncio.run(_bump(organisation))
     typer.echo(f"Sync epoch bumped for {changed} organisation(s); devices reset on next sync.")
 
@@ -38,6 +40,7 @@ def bump_epoch_command(
 @sync_app.command("compact")
 def compact_command() -> None:
     """Compact the change log now (the worker also does it daily)."""
+    open_database(get_settings())
     counts = asyncio.run(_compact())
     typer.echo(", ".join(f"{name.replace('_', ' ')}: {value}" for name, value in counts.items()))
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from nidaan.command_line import open_database
 from nidaan.config import Settings, get_settings
 from nidaan.kit.db import dispose
 from nidaan.kit.jobs import close_job_app, run_worker
@@ -35,12 +36,14 @@ def worker(
 ) -> None:
     """Run background jobs (event delivery, reports, notifications, clean-ups) until stopped.
 
-    Keep at least one worker running next to `nidaan serve --role api`; several workers
-    on different machines may share the same database safely. (Plain `nidaan serve`
+    Keep at least one worker running next to "nidaan serve --role api"; several workers
+    on different machines may share the same database safely. (Plain "nidaan serve"
     already runs a worker inside it.) Stop with Ctrl-C or SIGTERM: jobs in progress
     finish first, and anything not finished is retried by the next worker.
     """
-    asyncio.run(_work(get_settings(), concurrency=concurrency, queues=queue or None))
+    settings = get_settings()
+    open_database(settings)
+    asyncio.run(_work(settings, concurrency=concurrency, queues=queue or None))
 
 
 async def _work(settings: Settings, *, concurrency: int, queues: list[str] | None) -> None:

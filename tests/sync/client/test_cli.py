@@ -29,7 +29,10 @@ def test_edit_queues_an_update_that_list_status_and_show_report(tmp_path: Path) 
     assert "queued #1 update patient p1 (base v4)" in edited.output
 
     listed = runner.invoke(app, ["list", "patient", "--data", str(data)])
-    assert "* p1  v4  Asha" in listed.output
+    header, row = listed.output.splitlines()
+    assert header.split() == ["ID", "VERSION", "NAME", "/", "NUMBER"]
+    assert row.split() == ["*", "p1", "v4", "Asha"]
+    assert row.index("v4") == header.index("VERSION")  # the columns line up
     shown = runner.invoke(app, ["show", "patient", "p1", "--data", str(data)])
     assert '"city": "Agra"' in shown.output
     assert '"weight_kg": 61.5' in shown.output
@@ -53,3 +56,15 @@ def test_create_and_helpful_errors(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     no_server = runner.invoke(app, ["--data", str(data), "--once"])
     assert no_server.exit_code == 1
+
+
+def test_empty_lists_say_so(tmp_path: Path) -> None:
+    data = tmp_path / "cc1.sqlite"
+    LocalStore(data).close()
+    conflicts = runner.invoke(app, ["conflicts", "--data", str(data)])
+    assert conflicts.exit_code == 0, conflicts.output
+    assert conflicts.output.strip() == "no open conflicts"
+    every = runner.invoke(app, ["conflicts", "--all", "--data", str(data)])
+    assert every.output.strip() == "no conflicts"
+    rows = runner.invoke(app, ["list", "order", "--data", str(data)])
+    assert rows.output.strip() == "no order rows in the local copy"

@@ -226,7 +226,12 @@ def list_command(
 ) -> None:
     """One line per local row (local changes not yet synced are marked *)."""
     store = _open_store(_data_path(ctx, data))
-    for row in store.rows(entity, include_deleted=include_deleted):
+    rows = store.rows(entity, include_deleted=include_deleted)
+    if not rows:
+        typer.echo(f"no {entity} rows in the local copy")
+    else:
+        typer.echo(f"  {'ID':<36}  {'VERSION':<7}  NAME / NUMBER")
+    for row in rows:
         label = (
             row.data.get("full_name")
             or row.data.get("accession")
@@ -236,7 +241,7 @@ def list_command(
         )
         mark = "*" if row.pending else " "
         gone = " (deleted)" if row.deleted else ""
-        typer.echo(f"{mark} {row.id}  v{row.version}  {label}{gone}")
+        typer.echo(f"{mark} {row.id!s:<36}  {'v' + str(row.version):<7}  {label}{gone}")
     store.close()
 
 
@@ -287,7 +292,10 @@ def create_command(
     assignments: Annotated[list[str], typer.Argument(help="field=text or field:=json")],
     data: DataOption = None,
 ) -> None:
-    """Queue a new row, e.g. ``create patient full_name='Asha Verma' sex=female age_years:=45``."""
+    """Queue a new row (sent at the next sync).
+
+    Example: create patient full_name='Asha Verma' sex=female age_years:=45
+    """
     store = _open_store(_data_path(ctx, data))
     row_id = _local_client(store).create(entity, _parse_assignments(assignments))
     typer.echo(f"queued create {entity} {row_id}")
@@ -315,7 +323,10 @@ def conflicts_command(
 ) -> None:
     """Conflicts this copy knows of; they are resolved in the lab (docs/sync.md)."""
     store = _open_store(_data_path(ctx, data))
-    for conflict in store.conflicts(None if show_all else "OPEN"):
+    conflicts = store.conflicts(None if show_all else "OPEN")
+    if not conflicts:
+        typer.echo("no conflicts" if show_all else "no open conflicts")
+    for conflict in conflicts:
         values = conflict.data
         # Op answers carry camelCase (GraphQL), pulled conflict rows snake_case (REST view).
         server = values.get("serverValue", values.get("server_value"))
