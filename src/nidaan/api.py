@@ -21,6 +21,8 @@ MODULES = [
     "sync",
     "reports",
     "audit",
+    "fhir",
+    "abdm",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

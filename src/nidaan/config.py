@@ -12,6 +12,7 @@ from base64 import urlsafe_b64decode, urlsafe_b64encode
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,34 @@ class Settings(BaseSettings):
         ge=1,
         le=65535,
         description="Demo mode: TCP port the demo analyzer (cobas c311, ASTM) listens on",
+    )
+
+    # ---- ABDM: the lab as a Health Information Provider (see docs/abdm.md) ----
+    abdm_enabled: bool | None = Field(
+        None, description="Talk to ABDM (HIP); default on in demo mode (wired to the simulator)"
+    )
+    abdm_gateway_url: str | None = Field(
+        None, description="HIE-CM gateway base, e.g. https://dev.abdm.gov.in/api/hiecm"
+    )
+    abdm_abha_url: str | None = Field(
+        None, description="ABHA service base, e.g. https://abhasbx.abdm.gov.in/abha/api"
+    )
+    abdm_client_id: str | None = Field(None, description="Gateway client id of this bridge")
+    abdm_client_secret: SecretStr | None = Field(None, description="Gateway client secret")
+    abdm_cm_id: str = Field("sbx", description="X-CM-ID: sbx in the sandbox, abdm in production")
+    abdm_allow_simulator: bool = Field(
+        False, description="Production only: allow ABDM URLs that are not *.abdm.gov.in (https)"
+    )
+    abdm_simulator_port: int = Field(
+        8090, description="Demo mode: port of the embedded ABDM gateway simulator"
+    )
+    abdm_callback_timeout_seconds: int = Field(
+        300, ge=5, description="An ABDM request without its callback after this is timed out"
+    )
+    abdm_otp_sms_url: str | None = Field(
+        None,
+        description="Where care-context link OTPs are POSTed for SMS delivery "
+        "({to, message}); demo mode: the simulator's phone",
     )
 
     @field_validator("data_dir")
@@ -192,4 +221,26 @@ def check_production_ready(settings: Settings) -> list[str]:
                 problems.append(f"{env} is the demo key from {demo_file}; generate a real one")
     if settings.secret_key is not None and len(settings.secret_key.get_secret_value()) < 32:
         problems.append("NIDAAN_SECRET_KEY must be at least 32 characters")
+    problems += abdm_url_problems(settings)
+    return problems
+
+
+def abdm_url_problems(settings: Settings) -> list[str]:
+    """Production talks only to ABDM's own https hosts, unless a simulator is allowed."""
+    if not settings.is_production or settings.abdm_allow_simulator:
+        return []
+    problems = []
+    for name, url in (
+        ("NIDAAN_ABDM_GATEWAY_URL", settings.abdm_gateway_url),
+        ("NIDAAN_ABDM_ABHA_URL", settings.abdm_abha_url),
+    ):
+        if url is None:
+            continue
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or not (host == "abdm.gov.in" or host.endswith(".abdm.gov.in")):
+            problems.append(
+                f"{name} ({url}) is not an ABDM https host (*.abdm.gov.in); a simulator is "
+                "refused in production unless NIDAAN_ABDM_ALLOW_SIMULATOR=true"
+            )
     return problems

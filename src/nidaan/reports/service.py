@@ -423,6 +423,24 @@ class ReportsService:
             )
         )
 
+    async def current_reports(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_ids: list[uuid.UUID]
+    ) -> list[Report]:
+        """The current report version of each of ``order_ids`` that has one (newest first)."""
+        if not order_ids:
+            return []
+        return list(
+            await session.scalars(
+                select(Report)
+                .where(
+                    Report.organisation_id == organisation_id,
+                    Report.order_id.in_(order_ids),
+                    Report.is_current.is_(True),
+                )
+                .order_by(Report.created_at.desc())
+            )
+        )
+
     async def list_for_order(
         self, session: AsyncSession, caller: Principal, order_id: uuid.UUID, page: PageParams
     ) -> tuple[list[Report], int]:

@@ -445,3 +445,7 @@ class ReportLine:
     result_version: int
     corrected: bool  # result_version > 1: this line amends an earlier report
     correction_reason: str | None
+    # The numeric interval that applied (FHIR referenceRange); None for text-only ranges.
+    reference_low: Decimal | None = None
+    reference_high: Decimal | None = None
+    value_code: str | None = None

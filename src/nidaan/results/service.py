@@ -1402,6 +1402,9 @@ class ResultsService:
                     result_version=result.result_version,
                     corrected=result.result_version > 1,
                     correction_reason=result.correction_reason,
+                    reference_low=result.reference_low,
+                    reference_high=result.reference_high,
+                    value_code=result.value_code,
                 )
             )
         return lines
