@@ -11,6 +11,7 @@ from nidaan.kit import sequences  # noqa: F401
 from nidaan.kit.model_base import Base
 from nidaan.orders import models as order_models  # noqa: F401
 from nidaan.patients import models as patient_models  # noqa: F401
+from nidaan.payments import models as payment_models  # noqa: F401
 from nidaan.reports import models as report_models  # noqa: F401
 from nidaan.results import models as result_models  # noqa: F401
 from nidaan.samples import models as sample_models  # noqa: F401

@@ -33,3 +33,22 @@ class Report(IdMixin, TenantMixin, Base):
     # Random token in the QR code's verification URL; reveals nothing by itself.
     verification_code: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime]
+
+
+class ReportReleaseHold(Base):
+    """Something that keeps an order's report from being released to the patient.
+
+    Other modules place and lift holds through ``reports.release`` (billing: "unpaid
+    invoice") without reports knowing them; the report is still rendered and staff can read
+    it, but ``report.released`` is published only once no hold is left.
+    """
+
+    __tablename__ = "report_release_holds"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+    )
+    reason: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime]

@@ -1,0 +1,1 @@
+"""Gateway payments: links, UPI QR codes, webhooks, refunds and reconciliation."""

@@ -1,0 +1,1 @@
+"""Payment gateway adapters behind one port (``base.PaymentGateway``)."""
