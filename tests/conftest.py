@@ -29,6 +29,13 @@ from nidaan.kit.embedded import to_psycopg_url  # noqa: E402
 
 pytest_plugins = ["tests.fixtures.objects"]
 
+# Speed is measured in benchmarks/, never asserted: Hypothesis's per-example deadline would
+# turn a busy CI machine into flaky failures, so it is off for every property test.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("nidaan", deadline=None)
+hypothesis_settings.load_profile("nidaan")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """The controller starts the embedded server once; xdist workers inherit its URL."""
