@@ -98,8 +98,11 @@ class HL7Result:
     specimen_ids: tuple[str, ...] = ()
     #: CE/CWE value with its text (OBX-2 CE/CWE), else None.
     coded_value: Coded | None = None
-    #: Result comments (NTE after the OBX); outbound only.
+    #: Result comments and the correction reason (NTE after the OBX); outbound only.
     comments: tuple[str, ...] = ()
+    #: Outbound: specimen collection (OBR-7, OBX-14) and verification time (OBX-19, OBR-22).
+    collected_at: datetime | None = None
+    verified_at: datetime | None = None
 
     @property
     def value(self) -> str:
