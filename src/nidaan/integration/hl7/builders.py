@@ -197,6 +197,8 @@ def _order_segments(
     ]
     if with_tq1 and order.priority:
         segs.append(Segment.build("TQ1", {1: "1", 9: order.priority}, enc))
+    if not order.service.code:
+        return segs  # ORC only: a cancel or LAW's "no work" (ORC-1 DC)
     obr: dict[int, Any] = {
         1: str(n),
         2: placer,
