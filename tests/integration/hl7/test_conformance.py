@@ -8,8 +8,8 @@ skipping a whole message:
   OBSERVATION_PRIOR.
   For these two grouping errors (and only these) every segment is still validated strictly.
 * DSR^Q03: DSP-3 of the test lines (29 on) carries ``code^name^^`` as Mindray analyzers
-  require; TX has one component in the standard. That device dialect is validated without
-  the test lines, which are checked separately.
+  require, and positional lines without data leave DSP-3 empty; TX has one component and
+  DSP-3 is required in the standard. That device dialect is validated without those lines.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def test_every_outbound_message_passes_strict_validation(name: str) -> None:
         kept = [
             line
             for line in text.split("\r")
-            if not line.startswith("DSP|") or int(line.split("|")[1]) < 29
+            if not line.startswith("DSP|")
+            or (int(line.split("|")[1]) < 29 and line.split("|")[3:4] not in ([], [""]))
         ]
         text = "\r".join(kept)
     parsed = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
