@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from nidaan.audit.models import AuditLog
 from nidaan.config import Settings
 from nidaan.integration.hl7.ack import build_ack
-from nidaan.integration.hl7.message import Message, decode_payload
+from nidaan.integration.hl7.message import Message, decode_payload, format_ts
 from nidaan.integration.hl7.mllp import MLLPClient, MLLPServer
 from nidaan.integration.models import (
     ExternalPatientId,
@@ -413,7 +413,18 @@ async def test_verified_results_go_back_as_oru_with_placer_number(
         orc, obr = oru.segment("ORC"), oru.segment("OBR")
         assert orc is not None
         assert obr is not None
-        assert (orc.get(2), obr.get(2), obr.get(3)) == ("PL-2001", "PL-2001", order.order_number)
+        assert (orc.get(2), obr.get(2)) == ("PL-2001", "PL-2001")
+        # Each OBR has its own filler number (issue 10: all OBRs shared one).
+        fillers = [s.get(3) for s in oru.segments("OBR")]
+        assert fillers == [f"{order.order_number}-1", f"{order.order_number}-2"]
+        assert [s.get(3) for s in oru.segments("ORC")] == fillers
+        # OBR-7 / OBX-14: the specimen collection time; OBX-19 / OBR-22: verification.
+        async with session_scope(settings) as session:
+            sample_rows = list(
+                await session.scalars(select(Sample).where(Sample.order_id == order.id))
+            )
+        collected_times = {format_ts(r.collected_at) for r in sample_rows if r.collected_at}
+        assert obr.get(7) in collected_times
         obx = {s.get(3, 1): s for s in oru.segments("OBX")}
         assert set(obx) == {"GLU-F", "CRE"}
         g = obx["GLU-F"]
@@ -426,6 +437,10 @@ async def test_verified_results_go_back_as_oru_with_placer_number(
         )
         assert "70" in g.get(7)
         assert "100" in g.get(7)
+        assert g.get(14) in collected_times
+        assert g.get(19)  # verification time
+        assert g.get(19) != g.get(14)
+        assert obr.get(22) >= g.get(19)
         assert obx["CRE"].get(5) == "0.9"
         assert obx["CRE"].get(11) == "F"
         assert sent.links["placer"] == "PL-2001"
@@ -448,6 +463,11 @@ async def test_verified_results_go_back_as_oru_with_placer_number(
         amended = await asyncio.wait_for(received.get(), 10)
         obx = {s.get(3, 1): s for s in amended.segments("OBX")}
         assert (obx["GLU-F"].get(5), obx["GLU-F"].get(11)) == ("131", "C")
+        # The correction reason goes out as an NTE right after the corrected OBX.
+        names = [seg.name for seg in amended.segment_list]
+        glu_at = amended.segment_list.index(obx["GLU-F"])
+        assert names[glu_at + 1] == "NTE"
+        assert "Re-run after calibration." in amended.segment_list[glu_at + 1].get(3)
         assert obx["CRE"].get(11) == "F"  # unchanged: sent again as final
         amended_obr = amended.segment("OBR")
         assert amended_obr is not None

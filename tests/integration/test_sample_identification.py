@@ -68,6 +68,14 @@ async def bench(session: AsyncSession, organisation: Organisation) -> Bench:
     culture = await create_catalog_test(
         session, organisation, code="CULT", unit=None, result_type="text"
     )
+    wbc = await create_catalog_test(
+        session,
+        organisation,
+        code="WBC",
+        unit="10^3/uL",
+        decimals=2,
+        unit_conversions={"cells/uL": "0.001"},
+    )
     admin = principal_of(lab.users["admin"])
     analyzer, _ = await integration_service.create_instrument(
         session,
@@ -82,6 +90,7 @@ async def bench(session: AsyncSession, organisation: Organisation) -> Bench:
                 MapEntryIn(instrument_code="GLU", test_code="GLU"),
                 MapEntryIn(instrument_code="HBS", test_code="HBSAG"),
                 MapEntryIn(instrument_code="CUL", test_code="CULT"),
+                MapEntryIn(instrument_code="WBC", test_code="WBC"),
             ],
         ),
     )
@@ -99,7 +108,7 @@ async def bench(session: AsyncSession, organisation: Organisation) -> Bench:
     patient = await create_patient(session, organisation)
     a = await place_order(session, lab, patient, [glu])
     b = await place_order(session, lab, patient, [glu])
-    coded = await place_order(session, lab, patient, [hbsag, culture])
+    coded = await place_order(session, lab, patient, [hbsag, culture, wbc])
     message = InterfaceMessage(
         organisation_id=organisation.id,
         instrument_id=his.id,
@@ -368,3 +377,45 @@ async def test_placer_and_filler_oru_over_mllp_lands_and_is_acknowledged(
         "placer": "PL-20261127-88",
     }
     assert queued == 0
+
+
+@pytest.mark.parametrize(
+    ("unit", "value", "stored"),
+    [
+        ("10*3/uL", "7.4", "7.40"),  # UCUM: refused as another unit on main
+        ("x10³/µL", "7.4", "7.40"),
+        ("10^9/L", "7.4", "7.40"),  # the "^" unescaped, as many analyzers send it
+        ("10\\S\\9/L", "7.4", "7.40"),  # escaped as HL7 wants
+        ("cells/uL", "7400", "7.40"),  # a declared conversion still applies
+    ],
+)
+async def test_units_are_compared_by_meaning(
+    session: AsyncSession, bench: Bench, unit: str, value: str, stored: str
+) -> None:
+    text = (
+        "MSH|^~\\&|XN-550|LAB|NIDAAN|LAB|20261127101010||ORU^R01^ORU_R01|U-1|P|2.5.1\r"
+        f"OBR|1||{bench.coded.sample.accession}|CBC\r"
+        f"OBX|1|NM|WBC^WBC^L||{value}|{unit}|||||F\r"
+    )
+    report = await ingest(session, bench, text)
+    assert report.exceptions == []
+    [result] = report.results
+    entered = unit.replace("\\S\\", "^")  # what the analyzer meant, unescaped
+    assert (str(result.value_numeric), result.unit, result.entered_unit) == (
+        stored,
+        "10^3/uL",
+        entered,
+    )
+
+
+async def test_a_genuinely_different_unit_is_still_refused(
+    session: AsyncSession, bench: Bench
+) -> None:
+    text = (
+        "MSH|^~\\&|XN-550|LAB|NIDAAN|LAB|20261127101010||ORU^R01^ORU_R01|U-2|P|2.5.1\r"
+        f"OBR|1||{bench.coded.sample.accession}|CBC\r"
+        "OBX|1|NM|WBC^WBC^L||7.4|10*6/uL|||||F\r"
+    )
+    report = await ingest(session, bench, text)
+    assert report.results == []
+    assert [e.kind for e in report.exceptions] == ["invalid_value"]

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from nidaan.catalog.enums import Flag, ResultType
 from nidaan.catalog.errors import FormulaError
 from nidaan.kit.errors import InvalidInput
+from nidaan.kit.ucum import same_unit
 
 # ---- reference ranges ----------------------------------------------------------------
 
@@ -245,16 +246,18 @@ def convert_unit(test: TestLike, value: Decimal, unit: str | None) -> Decimal:
     """``value`` in ``unit`` expressed in the test's own unit.
 
     None, empty or the test's unit returns ``value`` unchanged; a unit listed in
-    ``unit_conversions`` multiplies by its factor. Units compare case-insensitively with
-    µ/μ/u treated alike. Anything else raises InvalidInput naming the accepted units.
+    ``unit_conversions`` multiplies by its factor (a factor of 1 declares an alias). Units
+    compare by meaning (``kit.ucum``: ``10*3/uL``, ``10^3/µL`` and ``10^9/L`` are one unit),
+    else as text, case-insensitively with µ/μ/u alike. Anything else raises InvalidInput
+    naming the accepted units.
     """
     if unit is None or not unit.strip():
         return value
     key = _unit_key(unit)
-    if test.unit is not None and key == _unit_key(test.unit):
+    if test.unit is not None and (key == _unit_key(test.unit) or same_unit(unit, test.unit)):
         return value
     for other, factor in test.unit_conversions.items():
-        if key == _unit_key(other):
+        if key == _unit_key(other) or same_unit(unit, other):
             return value * Decimal(str(factor))
     accepted = accepted_units(test)
     raise InvalidInput(

@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -75,6 +76,7 @@ from nidaan.patients.schemas import PatientCreate, PatientUpdate
 from nidaan.patients.service import patients_service
 from nidaan.results.domain import ReportLine
 from nidaan.results.service import results_service
+from nidaan.samples.models import Sample
 
 log = logging.getLogger(__name__)
 
@@ -487,18 +489,31 @@ class HospitalService:
         if not lines:
             return None
         patient = await patients_service.get_in(session, link.organisation_id, order.patient_id)
-        hl7_patient = await self._hl7_patient(session, link, patient)
+        hl7_patient = await self._hl7_patient(
+            session, link, patient, (instrument.settings or {}).get("sending_facility")
+        )
         reverse = await self._codes_for(session, instrument, link)
+        collected = {
+            row.id: row.collected_at
+            for row in await session.scalars(
+                select(Sample).where(
+                    Sample.organisation_id == link.organisation_id,
+                    Sample.id.in_({line.sample_id for line in lines if line.sample_id}),
+                )
+            )
+        }
         results = [
             self._hl7_result(
                 line,
                 link.placer_number,
-                order.order_number,
+                # One filler order number per OBR: our order number and the line's place.
+                f"{order.order_number}-{n}",
                 reverse,
                 corrected=str(line.test_id) in sent_tests
                 and str(line.result_id) not in sent_results,
+                collected_at=collected.get(line.sample_id) if line.sample_id else None,
             )
-            for line in lines
+            for n, line in enumerate(lines, start=1)
         ]
         driver = get_driver(instrument.driver)
         assert isinstance(driver, HospitalHL7Driver)
@@ -542,8 +557,14 @@ class HospitalService:
         return message
 
     async def _hl7_patient(
-        self, session: AsyncSession, link: HospitalOrder, patient: Patient
+        self,
+        session: AsyncSession,
+        link: HospitalOrder,
+        patient: Patient,
+        facility: str | None = None,
     ) -> HL7Patient:
+        """PID for the hospital: its own identifier for the patient, else our MRN with us
+        (the sending facility, default ``NIDAAN``) as the assigning authority."""
         ident = await session.scalar(
             select(ExternalPatientId)
             .where(
@@ -556,7 +577,9 @@ class HospitalService:
         family, given = _split_name(patient.full_name)
         return HL7Patient(
             mrn=ident.external_id if ident is not None else patient.mrn,
-            assigning_authority=(ident.assigning_authority or "") if ident is not None else "",
+            assigning_authority=(ident.assigning_authority or "")
+            if ident is not None
+            else (facility or "NIDAAN"),
             family_name=family,
             given_name=given,
             dob=patient.date_of_birth,
@@ -576,7 +599,13 @@ class HospitalService:
 
     @staticmethod
     def _hl7_result(
-        line: ReportLine, placer: str, filler: str, codes: dict[str, str], *, corrected: bool
+        line: ReportLine,
+        placer: str,
+        filler: str,
+        codes: dict[str, str],
+        *,
+        corrected: bool,
+        collected_at: datetime | None = None,
     ) -> HL7Result:
         code = codes.get(str(line.test_id), line.test_code)
         value = line.value.strip()
@@ -592,10 +621,22 @@ class HospitalService:
             reference_range=(line.reference_text or "").replace("\n", " ")[:60],
             abnormal_flags=(line.flag,) if line.flag else (),
             status="C" if corrected else "F",
-            observed_at=line.verified_at,
+            observed_at=collected_at,
+            collected_at=collected_at,
+            verified_at=line.verified_at,
             placer_order_number=placer,
             filler_order_number=filler,
             service=Coded(code, line.test_name, "L"),
+            comments=tuple(
+                text
+                for text in (
+                    line.comment,
+                    f"Corrected: {line.correction_reason}"
+                    if corrected and line.correction_reason
+                    else None,
+                )
+                if text
+            ),
         )
 
 

@@ -53,6 +53,7 @@ from nidaan.integration.drivers.base import Driver, OrderLine, get_driver
 from nidaan.integration.enums import Transport
 from nidaan.integration.hl7.ack import build_ack
 from nidaan.integration.hl7.errors import HL7Error, HL7ParseError, HL7ValidationError
+from nidaan.integration.hl7.extract import HL7Patient
 from nidaan.integration.hl7.message import Message as HL7Message
 from nidaan.integration.hl7.message import decode_payload
 from nidaan.integration.hl7.mllp import Frame, MLLPClient, MLLPDecoder, MLLPServer, frame
@@ -70,7 +71,9 @@ from nidaan.kit.db import database_url, session_scope
 from nidaan.kit.errors import NotFound
 from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus
+from nidaan.orders.models import Order
 from nidaan.orders.service import orders_service
+from nidaan.patients.service import patients_service
 from nidaan.samples.service import samples_service
 
 log = logging.getLogger(__name__)
@@ -578,12 +581,23 @@ class Connection:
 
     # --- HL7 ---------------------------------------------------------------------------
 
-    async def _on_hl7(self, data: bytes, peer: Any) -> HL7Message:
-        """Handle one MLLP payload; always returns the ACK / query answer to send."""
+    async def _on_hl7(self, data: bytes, peer: Any) -> HL7Message | list[HL7Message] | None:
+        """Handle one MLLP payload; the ACK / query answer(s) to send (None: the payload is
+        itself an acknowledgement, ORL^O34 to our OML^O33, which gets no answer)."""
         self._report(True)
         raw = decode_payload(data)
         try:
             msg = self.driver.parse(raw)
+            if msg.message_code in ("ACK", "ORL"):
+                msa = msg.segment("MSA")
+                log.info(
+                    "interface %s: %s for %s: %s",
+                    self.config.name,
+                    msg.message_type,
+                    msa.get(2) if msa is not None else "?",
+                    msa.get(1) if msa is not None else "no MSA",
+                )
+                return None
             errors: list[HL7ValidationError] = validate(msg)
             if errors:
                 raise errors[0]
@@ -611,9 +625,39 @@ class Connection:
         queries = self.driver.queries(msg)
         if queries:
             orders = await self.orders_for(queries[0])
-            answer: HL7Message = self.driver.answer_query(queries[0], orders, msg)
+            patient = await self.patient_for(queries[0]) if orders else None
+            answer: HL7Message | list[HL7Message] = self.driver.answer_query(  # type: ignore[call-arg]
+                queries[0], orders, msg, patient=patient
+            )
             return answer
         return build_ack(msg, "AA")
+
+    async def patient_for(self, sample_id: str) -> HL7Patient | None:
+        """Demographics of the sample's patient for a query answer (DSR^Q03, OML^O33)."""
+        async with session_scope(self.settings) as session:
+            instrument = await self._instrument(session)
+            caller = instrument_principal(instrument)
+            try:
+                sample = await samples_service.get_by_accession(
+                    session, caller, domain.normalize_accession(sample_id)
+                )
+            except NotFound:
+                return None
+            order = await session.get(Order, sample.order_id)
+            if order is None:
+                return None
+            patient = await patients_service.get_in(
+                session, instrument.organisation_id, order.patient_id
+            )
+        given, _, family = patient.full_name.rpartition(" ")  # the last word is the family
+        return HL7Patient(
+            mrn=patient.mrn,
+            assigning_authority="NIDAAN",
+            family_name=family,
+            given_name=given,
+            dob=patient.date_of_birth,
+            sex=patient.sex,
+        )
 
     async def _on_hospital(self, msg: HL7Message, raw: str) -> HL7Message:
         """Hospitals send patients and orders, not results (``integration.hospital``)."""
@@ -651,7 +695,8 @@ class Connection:
                     for event in decoder.feed(data):
                         if isinstance(event, Frame):
                             reply = await self._on_hl7(event.payload, c.host)
-                            writer.write(frame(reply))
+                            for message in [] if reply is None else _as_list(reply):
+                                writer.write(frame(message))
                             await writer.drain()
             except (ConnectionError, OSError) as exc:
                 log.info("interface %s: connection lost (%s)", c.name, exc)
@@ -664,6 +709,10 @@ class Connection:
                 writer.close()
                 self._report(False)
             await asyncio.sleep(delay)
+
+
+def _as_list(reply: HL7Message | list[HL7Message]) -> list[HL7Message]:
+    return reply if isinstance(reply, list) else [reply]
 
 
 #: Seconds after which a message still waiting in the receive journal is landed again.

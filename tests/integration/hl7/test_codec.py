@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 
 import pytest
@@ -308,7 +309,11 @@ def test_oru_builder_round_trip() -> None:
     msg = build_oru(results, patient=PATIENT, sender=("NIDAAN", "LAB"), receiver=("HIS", "H"))
     parsed = Message.parse(str(msg))
     assert validate(parsed) == []
-    assert extract_results(parsed) == results
+    # OBR-7 (required in results) is filled, so an OBX without OBX-14 reads its time.
+    assert extract_results(parsed) == [
+        results[0],
+        dataclasses.replace(results[1], observed_at=results[0].observed_at),
+    ]
     assert extract_patient(parsed) == HL7Patient(
         "M-1",
         "HOSP",

@@ -117,7 +117,8 @@ async def test_bad_connection_does_not_disturb_another() -> None:
             first, second = (Message.parse(e.payload) for e in replies if isinstance(e, Frame))
             assert (first["MSA"].get(1), first["MSA"].get(2)) == ("AR", "")
             assert (second["MSA"].get(1), second["MSA"].get(2)) == ("AR", "BIG")
-            assert second["ERR"].get(3, 1) == "104"
+            # 104 "value too long" exists only from v2.7: a v2.5 message gets 207.
+            assert second["ERR"].get(3, 1) == "207"
             # the bad connection itself still works after all that
             bad_w.write(frame(_message("B2")))
             await bad_w.drain()

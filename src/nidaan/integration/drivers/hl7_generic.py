@@ -6,7 +6,8 @@
   (SN joined; CE/CWE code, with its text kept), unit OBX-6, flags OBX-8, status OBX-11,
   time OBX-14.
 * QRY^Q02 (QRD-8) / QBP^Q11 (QPD-3) -> the sample asked about; answered with DSR^Q03
-  (``build_dsr_q03``) or RSP^K11 (``build_rsp_k11``); QAK-2 ``NF`` = no order.
+  (``build_dsr_q03``, QAK-2 ``NF`` = no order), or, IHE LAW, RSP^K11 that only acknowledges
+  the query followed by OML^O33 with the work (ORC-1 ``DC`` = no work); ORL^O34 comes back.
 * Order download: ORM^O01.
 The dedupe key is MSH-10 (the control id senders re-use when they re-send).
 """
@@ -20,9 +21,15 @@ from nidaan.integration.domain import InstrumentMessage, InstrumentResult, Sampl
 from nidaan.integration.drivers.base import OrderLine, register
 from nidaan.integration.hl7.builders import build_dsr_q03, build_orm
 from nidaan.integration.hl7.errors import HL7ErrorCode, HL7ValidationError
-from nidaan.integration.hl7.extract import Coded, HL7Order, extract_query, extract_results
+from nidaan.integration.hl7.extract import (
+    Coded,
+    HL7Order,
+    HL7Patient,
+    extract_query,
+    extract_results,
+)
 from nidaan.integration.hl7.message import Message, decode_payload
-from nidaan.integration.hl7.rsp import build_rsp_k11
+from nidaan.integration.hl7.rsp import build_law_answer
 
 RESULT_MESSAGES = frozenset({"ORU^R01", "OUL^R22"})
 QUERY_MESSAGES = frozenset({"QRY^Q02", "QBP^Q11"})
@@ -43,6 +50,8 @@ class GenericHL7Driver:
     def kind(self, msg: Message) -> str:
         """``results``, ``query`` or raises (unsupported message type, for an AR)."""
         code = f"{msg.message_code}^{msg.trigger_event}"
+        if msg.message_code in ("ACK", "ORL"):
+            return "ack"  # the analyzer's answer to what we sent (ORL^O34 to our OML^O33)
         if code in RESULT_MESSAGES:
             return "results"
         if code in QUERY_MESSAGES:
@@ -91,25 +100,34 @@ class GenericHL7Driver:
         return [extract_query(parsed)]
 
     def _orders(self, sample_id: str, orders: Sequence[OrderLine]) -> list[HL7Order]:
+        # A placer order number per ordered test: the accession and the test's place.
         return [
             HL7Order(
                 accession=sample_id,
                 service=Coded(line.instrument_code, line.name),
                 priority=line.priority,
                 specimen_id=sample_id,
+                placer_order_number=f"{sample_id}-{n}" if len(orders) > 1 else sample_id,
             )
-            for line in orders
+            for n, line in enumerate(orders, start=1)
         ]
 
     def answer_query(
-        self, sample_id: str, orders: Sequence[OrderLine] | None, parsed: Message | None = None
-    ) -> Message:
+        self,
+        sample_id: str,
+        orders: Sequence[OrderLine] | None,
+        parsed: Message | None = None,
+        patient: HL7Patient | None = None,
+    ) -> Message | list[Message]:
+        """QRY^Q02 -> DSR^Q03 (with the patient's demographics); QBP^Q11 (IHE LAW LAB-27) ->
+        RSP^K11 acknowledging the query, then OML^O33 with the work (LAB-28)."""
         if parsed is None:
             raise ValueError("an HL7 query answer needs the query message")
         if parsed.message_code == "QBP":
-            # LAW analyzers (QBP^Q11) expect RSP^K11 with the work order, not DSR^Q03.
-            return build_rsp_k11(parsed, self._orders(sample_id, orders or []))
-        return build_dsr_q03(parsed, self._orders(sample_id, orders or []))
+            return build_law_answer(
+                parsed, sample_id, self._orders(sample_id, orders or []), patient=patient
+            )
+        return build_dsr_q03(parsed, self._orders(sample_id, orders or []), patient=patient)
 
     def order_download(self, sample_id: str, orders: Sequence[OrderLine]) -> Message:
         return build_orm(self._orders(sample_id, orders))

@@ -71,9 +71,17 @@ def _errors_of(error: ErrorInput | Iterable[HL7ValidationError] | None) -> list[
     return list(error)
 
 
+def _error_code(code: int, version: str) -> int:
+    """Table 0357 before v2.7 has no 104 (value too long): say 207 there."""
+    if code == HL7ErrorCode.VALUE_TOO_LONG and not version.startswith(("2.7", "2.8", "2.9")):
+        return int(HL7ErrorCode.APPLICATION_INTERNAL_ERROR)
+    return code
+
+
 def _err_segment(err: HL7ValidationError, version: str, enc: EncodingChars) -> Segment:
     seg = Segment("ERR", ["ERR"], enc)
-    code_text = ERROR_TEXT.get(err.code, "")
+    code = _error_code(err.code, version)
+    code_text = ERROR_TEXT.get(code, "")
     location: tuple[object, ...] = (
         err.segment_id,
         err.segment_sequence if err.segment else None,
@@ -90,13 +98,13 @@ def _err_segment(err: HL7ValidationError, version: str, enc: EncodingChars) -> S
             (
                 *location[:3],
                 *([None] * (3 - len(location[:3]))),
-                (str(err.code), code_text, "HL70357"),
+                (str(code), code_text, "HL70357"),
             ),
         )
     else:
         if err.segment:
             seg.set(2, location)
-        seg.set(3, (str(err.code), code_text, "HL70357"))
+        seg.set(3, (str(code), code_text, "HL70357"))
         seg.set(4, "E")
         if err.message:
             seg.set(8, err.message[:250])
@@ -168,9 +176,10 @@ def build_ack(
         return Raw(value) if value else None
 
     trigger = msh.get(9, 2) if msh is not None else ""
-    message_type: tuple[str, ...] = ("ACK", trigger, "ACK") if trigger else ("ACK",)
-    if version.startswith(("2.1", "2.2", "2.3")) and trigger:
-        message_type = ("ACK", trigger)
+    # v2.4+ MSG has a message structure: "ACK^R01^ACK", or "ACK^^ACK" without a trigger.
+    message_type: tuple[str, ...] = ("ACK", trigger, "ACK")
+    if version.startswith(("2.1", "2.2", "2.3")):
+        message_type = ("ACK", trigger) if trigger else ("ACK",)
     ack_msh = build_msh(
         message_type,
         control_id=control_id,

@@ -79,12 +79,31 @@ def pid_segment(patient: HL7Patient, enc: EncodingChars = DEFAULT_ENCODING) -> S
     )
 
 
-def _obx_value(value_type: str, value: str) -> Any:
+def _obx_value(value_type: str, value: str, enc: EncodingChars) -> Any:
     if value_type == "SN":
         m = _SN_RE.match(value)
         assert m is not None
         return (m.group(1) or "", m.group(2))
+    if value_type == "FT":
+        # Formatted text: line breaks as the \.br\ escape, not as escaped bytes.
+        lines = value.replace("\r\n", "\n").split("\n")
+        return Raw(f"{enc.escape}.br{enc.escape}".join(enc.escape_text(line) for line in lines))
     return value
+
+
+def _value_type(result: HL7Result) -> str:
+    """ST is one line: text with line breaks goes as FT."""
+    value_type = result.value_type or "ST"
+    if value_type in ("ST", "TX") and any("\n" in v or "\r" in v for v in result.values):
+        return "FT"
+    return value_type
+
+
+def _nte(n: int, text: str, enc: EncodingChars, comment_type: str | None = None) -> Segment:
+    """NTE-1 set id, NTE-2 source (L: the lab), NTE-3 the comment (FT), NTE-4 its type."""
+    return Segment.build(
+        "NTE", {1: str(n), 2: "L", 3: _obx_value("FT", text, enc), 4: comment_type}, enc
+    )
 
 
 def build_oru(
@@ -112,6 +131,8 @@ def build_oru(
     for n, ((accession, placer, filler, service), items) in enumerate(groups.items(), start=1):
         placer = placer or accession
         statuses = {r.status for r in items}
+        collected = next((r.collected_at for r in items if r.collected_at), None)
+        verified = max((r.verified_at for r in items if r.verified_at), default=None)
         segments.append(Segment.build("ORC", {1: order_control, 2: placer, 3: filler}, enc))
         segments.append(
             Segment.build(
@@ -121,14 +142,16 @@ def build_oru(
                     2: placer,
                     3: filler,
                     4: _coded(service),
-                    22: datetime.now(UTC) if timestamp is None else timestamp,
+                    # OBR-7: when the specimen was collected (required for results).
+                    7: collected or next((r.observed_at for r in items if r.observed_at), None),
+                    22: verified or (datetime.now(UTC) if timestamp is None else timestamp),
                     25: "C" if "C" in statuses else ("F" if statuses <= {"F"} else "P"),
                 },
                 enc,
             )
         )
         for i, r in enumerate(items, start=1):
-            vt = r.value_type or "ST"
+            vt = _value_type(r)
             segments.append(
                 Segment.build(
                     "OBX",
@@ -137,16 +160,21 @@ def build_oru(
                         2: vt,
                         3: _coded(r.observation),
                         4: r.sub_id or None,
-                        5: Repeated(*(_obx_value(vt, v) for v in r.values)),
+                        5: Repeated(*(_obx_value(vt, v, enc) for v in r.values)),
                         6: (r.units,) if r.units else None,
                         7: r.reference_range or None,
                         8: Repeated(*r.abnormal_flags),
                         11: r.status or "F",
-                        14: r.observed_at,
+                        # OBX-14: the observation (specimen collection) time, not verification.
+                        14: r.collected_at or r.observed_at,
                         18: r.producer or None,
+                        19: r.verified_at,
                     },
                     enc,
                 )
+            )
+            segments.extend(
+                _nte(k, comment, enc) for k, comment in enumerate(r.comments, start=1) if comment
             )
     return Message.build(segments, enc)
 
@@ -169,6 +197,8 @@ def _order_segments(
     ]
     if with_tq1 and order.priority:
         segs.append(Segment.build("TQ1", {1: "1", 9: order.priority}, enc))
+    if not order.service.code:
+        return segs  # ORC only: a cancel or LAW's "no work" (ORC-1 DC)
     obr: dict[int, Any] = {
         1: str(n),
         2: placer,
@@ -257,13 +287,13 @@ def _query_reply_msh(
 
 
 def build_qck_q02(query: Message, *, found: bool, control_id: str | None = None) -> Message:
-    """QCK^Q02 (Mindray: immediate answer to QRY^Q02; QAK-2 ``OK`` or ``NF``)."""
+    """QCK^Q02 (Mindray: immediate answer to QRY^Q02; QAK-2 ``OK`` or ``NF``). No ERR: an
+    accepted query has no error to report (``ERR|0`` lacks the required ERR-3/ERR-4)."""
     enc = query.enc
     return Message.build(
         [
             _query_reply_msh(query, ("QCK", "Q02", "QCK_Q02"), control_id),
             Segment.build("MSA", {1: "AA", 2: Raw(query.msh.fields[10])}, enc),
-            Segment.build("ERR", {1: "0"}, enc),
             Segment.build("QAK", {1: "SR", 2: "OK" if found else "NF"}, enc),
         ],
         enc,
@@ -302,7 +332,6 @@ def build_dsr_q03(
     segments = [
         _query_reply_msh(query, ("DSR", "Q03", "DSR_Q03"), control_id),
         Segment.build("MSA", {1: "AA", 2: Raw(query.msh.fields[10])}, enc),
-        Segment.build("ERR", {1: "0"}, enc),
         Segment.build("QAK", {1: "SR", 2: "OK" if orders else "NF"}, enc),
     ]
     if qrd is not None:

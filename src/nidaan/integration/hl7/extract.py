@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Final
@@ -97,8 +98,11 @@ class HL7Result:
     specimen_ids: tuple[str, ...] = ()
     #: CE/CWE value with its text (OBX-2 CE/CWE), else None.
     coded_value: Coded | None = None
-    #: Result comments (NTE after the OBX); outbound only.
+    #: Result comments and the correction reason (NTE after the OBX); outbound only.
     comments: tuple[str, ...] = ()
+    #: Outbound: specimen collection (OBR-7, OBX-14) and verification time (OBX-19, OBR-22).
+    collected_at: datetime | None = None
+    verified_at: datetime | None = None
 
     @property
     def value(self) -> str:
@@ -193,6 +197,18 @@ def _obx_coded(obx: Segment, value_type: str) -> Coded | None:
     return coded if coded.code or coded.text else None
 
 
+_SPLIT_POWER_OF_TEN: Final = re.compile(r"^[+-]?\d")
+
+
+def _units(obx: Segment) -> str:
+    """OBX-6.1; many analyzers send ``10^9/L`` without escaping the ``^``, which then reads
+    as components ``10`` and ``9/L``: such a split power of ten is joined again."""
+    first, second = _clean(obx.get(6, 1)), _clean(obx.get(6, 2))
+    if first.endswith("10") and _SPLIT_POWER_OF_TEN.match(second):
+        return f"{first}^{second}"
+    return first
+
+
 def _specimen_ids(seg: Segment) -> list[str]:
     """SPM-2 (EIP: placer-assigned ^ filler-assigned specimen id) or SAC-3 (container id)."""
     if seg.name == "SAC":
@@ -271,7 +287,7 @@ def extract_results(msg: Message) -> list[HL7Result]:
                     value_type=value_type,
                     set_id=_clean(seg.get(1)),
                     sub_id=_clean(seg.get(4)),
-                    units=_clean(seg.get(6, 1)),
+                    units=_units(seg),
                     reference_range=_clean(seg.get(7)),
                     abnormal_flags=tuple(_clean(v) for v in seg.values(8) if _clean(v)),
                     status=_clean(seg.get(11)),

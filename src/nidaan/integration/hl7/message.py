@@ -37,6 +37,8 @@ from typing import Any, Final
 from nidaan.integration.hl7.errors import HL7ParseError
 
 CR: Final = "\r"
+#: MSH-18 for UTF-8 (HL7 table 0211).
+UTF8_CHARSET: Final = "UNICODE UTF-8"
 
 __all__ = [
     "DEFAULT_ENCODING",
@@ -532,9 +534,16 @@ class Message:
 
     @classmethod
     def build(cls, segments: Iterable[Segment], enc: EncodingChars | None = None) -> Message:
+        """A message to send. Non-ASCII text (a Hindi name) goes out as UTF-8, so MSH-18
+        declares ``UNICODE UTF-8`` then (an empty MSH-18 means ASCII)."""
         segs = list(segments)
         if not segs or segs[0].name != "MSH":
             raise ValueError("a message starts with an MSH segment")
+        msh = segs[0]
+        if msh.get(18) in ("", "ASCII") and not all(
+            field.isascii() for seg in segs for field in seg.fields
+        ):
+            msh.set(18, UTF8_CHARSET)
         return cls(segs, enc or segs[0].enc)
 
     # -- access --------------------------------------------------------------------------

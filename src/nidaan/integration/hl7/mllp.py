@@ -132,10 +132,13 @@ class MLLPDecoder:
         return events
 
 
-Handler = Callable[[bytes, Any], Awaitable[bytes | str | Message | None]]
+Reply = bytes | str | Message
+#: ``await handler(raw, peer)``: the reply, several replies sent in order (IHE LAW answers a
+#: query with RSP^K11 then OML^O33), or None for no reply (the payload was an ACK).
+Handler = Callable[[bytes, Any], Awaitable[Reply | list[Message] | None]]
 
 
-def _as_bytes(reply: bytes | str | Message) -> bytes:
+def _as_bytes(reply: Reply) -> bytes:
     if isinstance(reply, Message):
         return reply.to_bytes()
     if isinstance(reply, str):
@@ -206,10 +209,9 @@ class MLLPServer:
                 if not data:
                     break
                 for event in decoder.feed(data):
-                    reply = await self._on_event(event, peer)
-                    if reply:
+                    for reply in await self._on_event(event, peer):
                         writer.write(frame(reply))
-                        await writer.drain()
+                    await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
             log.info("mllp connection %s closed: %r", peer, exc)
         finally:
@@ -218,7 +220,18 @@ class MLLPServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _on_event(self, event: Frame | FramingError, peer: Any) -> bytes | None:
+    async def _on_event(self, event: Frame | FramingError, peer: Any) -> list[bytes]:
+        """The replies to send for one decoder event, in order."""
+        reply = await self._reply_to(event, peer)
+        if reply is None:
+            return []
+        if isinstance(reply, list):
+            return [_as_bytes(r) for r in reply]
+        return [_as_bytes(reply)] if reply else []
+
+    async def _reply_to(
+        self, event: Frame | FramingError, peer: Any
+    ) -> Reply | list[Message] | None:
         if isinstance(event, FramingError):
             log.warning("mllp %s from %s (%d bytes)", event.kind, peer, event.size)
             if event.kind == "garbage":
@@ -244,7 +257,7 @@ class MLLPServer:
         except Exception as exc:
             log.exception("mllp handler failed for a message from %s", peer)
             return build_ack(raw, "AE", error=exc).to_bytes()
-        return _as_bytes(reply) if reply is not None else None
+        return reply
 
 
 class MLLPDeliveryError(HL7Error):
