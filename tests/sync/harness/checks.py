@@ -515,9 +515,7 @@ async def resolve_all(sim: Simulation, committing_session: Any) -> tuple[int, in
         after = await scalar(committing_session, head_sql, org=org)
         # The conflict row itself always changes; the field changes when the values differ,
         # and then other open conflicts on that field are superseded (each a change too).
-        siblings = await scalar(
-            committing_session, superseded_sql, org=org, field_key=conflict_id
-        )
+        siblings = await scalar(committing_session, superseded_sql, org=org, field_key=conflict_id)
         made = after - head - siblings
         assert 1 <= made <= 2, f"resolving {conflict_id} made {after - head} changes"
         assert await scalar(committing_session, count_sql, org=org) == conflicts
