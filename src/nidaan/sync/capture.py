@@ -18,14 +18,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, text
+from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from nidaan.kit.db import ACTOR_LABEL, on_bulk_change
+from nidaan.kit.time import utcnow
+from nidaan.sync import sealing
 from nidaan.sync.hlc import HLC
-from nidaan.sync.models import SyncChange, SyncRowMeta
-from nidaan.sync.registry import BY_CHILD, BY_MODEL, EntityHandler
+from nidaan.sync.models import SyncChange, SyncConflict, SyncRowMeta
+from nidaan.sync.registry import BY_CHILD, BY_MODEL, EntityHandler, MergeClass
 from nidaan.sync.server_clock import server_clock
 
 _PENDING = "nidaan.sync.pending"
@@ -33,6 +35,9 @@ _ORIGIN = "nidaan.sync.origin"
 _MARKS = "nidaan.sync.savepoint_marks"
 _ENDED = "nidaan.sync.savepoint_ended"
 _FLUSHES = "nidaan.sync.flush_count"
+_OPENED = "nidaan.sync.conflicts_opened"
+#: Merge classes whose fields can have open conflicts (which a later change supersedes).
+_CONFLICTING = frozenset({MergeClass.GUARDED, MergeClass.LWW_IDENTITY})
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,10 @@ def _next_flush(session: Session) -> int:
 @event.listens_for(Session, "after_flush")
 def _collect(session: Session, flush_context: Any) -> None:
     origin: Origin | None = session.info.get(_ORIGIN)
-    _next_flush(session)
+    flush = _next_flush(session)
+    for obj in session.new:
+        if isinstance(obj, SyncConflict):
+            session.info.setdefault(_OPENED, {})[obj.id] = flush
     for collection, is_new, deleted in (
         (session.new, True, False),
         (session.dirty, False, False),
@@ -215,7 +223,11 @@ def _assign_sequence(session: Session) -> None:
         return
     if session.new or session.dirty or session.deleted:
         session.flush()
+    if _supersede_conflicts(session):
+        session.flush()  # captured too: devices pull the superseded conflicts
     pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.pop(_PENDING, {})
+    session.info.pop(_FLUSHES, None)
+    session.info.pop(_OPENED, None)
     if not pending:
         return
     by_org: dict[uuid.UUID, list[_Pending]] = {}
@@ -224,6 +236,55 @@ def _assign_sequence(session: Session) -> None:
     # A fixed order, so two multi-organisation transactions cannot deadlock on the rows.
     for organisation_id, entries in sorted(by_org.items()):
         _write_changes(session, organisation_id, entries)
+
+
+def _supersede_conflicts(session: Session) -> bool:
+    """Open conflicts on a field this transaction changed are SUPERSEDED: a decision taken on
+    the value they show would undo the later change (issue 10). Whatever wrote the field —
+    a sync op, REST, a job, another conflict's resolution — is seen here."""
+    pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.get(_PENDING, {})
+    changed: dict[tuple[uuid.UUID, str, uuid.UUID, str], tuple[int, Origin | None, _Pending]] = {}
+    for entry in pending.values():
+        if entry.deleted or entry.row is None:
+            continue
+        for column, origin in entry.fields.items():
+            name = entry.handler.field_for_column(column)
+            if name is not None and entry.handler.fields[name] in _CONFLICTING:
+                key = (entry.organisation_id, entry.handler.name, entry.entity_id, name)
+                changed[key] = (entry.flushes.get(column, 0), origin, entry)
+    if not changed:
+        return False
+    candidates = session.scalars(
+        select(SyncConflict).where(
+            SyncConflict.organisation_id.in_({key[0] for key in changed}),
+            SyncConflict.status == "OPEN",
+            SyncConflict.entity_id.in_({key[2] for key in changed}),
+        )
+    )
+    opened: dict[uuid.UUID, int] = session.info.get(_OPENED, {})
+    superseded = False
+    for conflict in candidates:
+        key = (conflict.organisation_id, conflict.entity, conflict.entity_id, conflict.field)
+        if key not in changed:
+            continue
+        flush, origin, entry = changed[key]
+        if conflict.id in opened and (
+            # Opened by this transaction after the change (it shows the changed value), or the
+            # change is the very op that opened it (an auto-applied identity review).
+            opened[conflict.id] >= flush or (origin is not None and origin.op_id == conflict.op_id)
+        ):
+            continue
+        who = (origin.actor if origin else None) or session.info.get(ACTOR_LABEL) or "the lab"
+        sealing.set_conflict_values(
+            conflict, current_value=entry.handler.read_field(entry.row, conflict.field)
+        )
+        conflict.status = "SUPERSEDED"
+        conflict.resolved_at = utcnow()
+        conflict.resolution_reason = (
+            f"superseded: {conflict.field} was changed by {who} after this conflict opened"
+        )[:1000]
+        superseded = True
+    return superseded
 
 
 @event.listens_for(Session, "after_transaction_create")
@@ -246,7 +307,7 @@ def _end_savepoint(session: Session, transaction: Any) -> None:
 def _forget(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:
         # The whole transaction is gone, and everything it captured.
-        for key in (_PENDING, _ORIGIN, _MARKS, _ENDED, _FLUSHES):
+        for key in (_PENDING, _ORIGIN, _MARKS, _ENDED, _FLUSHES, _OPENED):
             session.info.pop(key, None)
     elif previous_transaction.nested:
         # Only the SAVEPOINT's work is gone: keep what was captured before it.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,7 +17,7 @@ from nidaan.auth.principal import Principal
 from nidaan.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, check_version
 from nidaan.kit.ids import new_id
 from nidaan.kit.time import utcnow
-from nidaan.sync import capture
+from nidaan.sync import capture, sealing
 from nidaan.sync.context import Op, OpContext
 from nidaan.sync.entities.conflicts import conflict_view
 from nidaan.sync.models import SyncConflict
@@ -38,6 +40,10 @@ RESOLVERS = {
 
 class AlreadyResolved(Conflict):
     code = "conflict_already_resolved"
+
+
+class ConflictSuperseded(Conflict):
+    code = "conflict_superseded"
 
 
 def may_resolve(principal: Principal, kind: str) -> bool:
@@ -84,7 +90,8 @@ async def get_conflict(
         SyncConflict.id == conflict_id, SyncConflict.organisation_id == principal.organisation_id
     )
     if lock:
-        statement = statement.with_for_update()
+        # Locked now: read what is committed, not the copy loaded earlier in this session.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     row = await session.scalar(statement)
     if row is None:
         raise NotFound("No such sync conflict in your organisation.")
@@ -105,18 +112,32 @@ async def resolve(
     expected_version: int | None = None,
 ) -> SyncConflict:
     """Decide a conflict. Repeating the same decision changes nothing; another decision on a
-    resolved conflict is refused."""
+    resolved conflict is refused, and so is any decision on a superseded one (the field changed
+    after the conflict opened: deciding it would undo that later change)."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("Say why you resolve the conflict this way.", field="reason")
-    row = await get_conflict(session, principal, conflict_id, lock=True)
+    row = await get_conflict(session, principal, conflict_id)
     if not may_resolve(principal, row.kind):
         needed = ", ".join(sorted(RESOLVERS.get(row.kind, ())))
         raise Forbidden(f"Only {needed} may resolve a {row.kind} conflict.")
     handler = handler_for(row.entity)
+    ctx = OpContext(
+        session=session,
+        principal=principal,
+        op=Op(new_id(), 0, row.entity, row.entity_id, "update", {}, ""),
+        hlc=server_clock.tick(),
+        client_id=None,
+        received_at=utcnow(),
+    )
+    # The record first, then the conflict: a writer of the record supersedes the conflict at
+    # its commit, so taking the locks in the same order as writers cannot deadlock with one.
+    entity_row = await handler.load_for_update(ctx, row.entity_id)
+    row = await get_conflict(session, principal, conflict_id, lock=True)
+    values = sealing.conflict_values(row)
     target = {
-        Resolution.KEEP_SERVER: row.server_value,
-        Resolution.TAKE_CLIENT: row.client_value,
+        Resolution.KEEP_SERVER: values["server_value"],
+        Resolution.TAKE_CLIENT: values["client_value"],
         Resolution.MERGED: value,
     }[resolution]
     if resolution is Resolution.MERGED:
@@ -126,33 +147,34 @@ async def resolve(
             target = handler.normalize_fields({row.field: value})[row.field]
         except Rejected as error:
             raise InvalidInput(error.reason, field="value") from None
+    if row.status == "SUPERSEDED":
+        raise _superseded(row)
     if row.status != "OPEN":
-        if row.resolution == resolution and row.resolution_value == target:
+        if row.resolution == resolution and values["resolution_value"] == target:
             return row
         raise AlreadyResolved(
             f"This conflict was already resolved ({row.resolution}).", resolution=row.resolution
         )
     check_version(row.version, expected_version, "conflict")
-    before = conflict_view(row)
-    entity_row = None
-    ctx = OpContext(
-        session=session,
-        principal=principal,
-        op=Op(new_id(), 0, row.entity, row.entity_id, "update", {row.field: target}, ""),
-        hlc=server_clock.tick(),
-        client_id=None,
-        received_at=utcnow(),
-    )
-    entity_row = await handler.load_for_update(ctx, row.entity_id)
     if entity_row is None:
         raise NotFound(f"The {row.entity} of this conflict no longer exists.")
-    if handler.read_field(entity_row, row.field) != target:
+    current = handler.read_field(entity_row, row.field)
+    if current != values["current_value"]:
+        # Changed by a writer change capture did not see (bulk SQL): never decide against a
+        # value the reviewer was not shown.
+        raise _superseded(row, current)
+    before = conflict_view(row)
+    if current != target:
         capture.set_origin(
             session.sync_session, capture.Origin(None, None, ctx.hlc, principal.label)
         )
         try:
             await handler.before_update(ctx, entity_row)
-            await handler.apply_fields(ctx, entity_row, {row.field: target})
+            await handler.apply_fields(
+                replace(ctx, op=replace(ctx.op, data={row.field: target})),
+                entity_row,
+                {row.field: target},
+            )
             await session.flush()
         except Rejected as error:
             raise Conflict(error.reason) from None
@@ -160,7 +182,7 @@ async def resolve(
             capture.set_origin(session.sync_session, None)
     row.status = "RESOLVED"
     row.resolution = resolution.value
-    row.resolution_value = target
+    sealing.set_conflict_values(row, resolution_value=target, current_value=target)
     row.resolution_reason = reason[:1000]
     row.resolved_by_id = principal.id if principal.kind == "user" else None
     row.resolved_at = utcnow()
@@ -176,3 +198,19 @@ async def resolve(
         after=conflict_view(row),
     )
     return row
+
+
+def _superseded(row: SyncConflict, current: Any = None) -> ConflictSuperseded:
+    shown = row.current_value if current is None else _shown(row, current)
+    return ConflictSuperseded(
+        f"The {row.entity}'s {row.field} changed after this conflict opened (it now holds "
+        f"{json.dumps(shown)}); there is nothing left to decide. Review the current value "
+        "on the record itself.",
+        current_value=shown,
+    )
+
+
+def _shown(row: SyncConflict, value: Any) -> Any:
+    return (
+        sealing.masked(row.field, value) if sealing.is_sensitive(row.entity, row.field) else value
+    )

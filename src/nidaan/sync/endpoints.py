@@ -19,6 +19,7 @@ from nidaan.kit.schemas import ListResource
 from nidaan.sync import conflicts as conflict_service
 from nidaan.sync.entities.conflicts import conflict_view
 from nidaan.sync.graphql import graphql_router, sdl
+from nidaan.sync.models import SyncConflict
 from nidaan.sync.schemas import ConflictOut
 
 router = APIRouter(prefix="/sync", tags=["sync"])
@@ -61,7 +62,7 @@ async def list_conflicts(
         limit=limit,
         offset=(page - 1) * limit,
     )
-    items = [ConflictOut.model_validate(conflict_view(row)) for row in rows]
+    items = [_out(row, principal) for row in rows]
     return ListResource[ConflictOut].build(items, total, page, limit)
 
 
@@ -78,4 +79,11 @@ async def get_conflict(
     session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ConflictOut:
     row = await conflict_service.get_conflict(session, principal, conflict_id)
-    return ConflictOut.model_validate(conflict_view(row))
+    return _out(row, principal)
+
+
+def _out(row: SyncConflict, principal: Principal) -> ConflictOut:
+    view = conflict_view(row)
+    return ConflictOut.model_validate(
+        {**view, "can_resolve": conflict_service.may_resolve(principal, row.kind)}
+    )

@@ -101,6 +101,11 @@ class ConflictType:
     client_changed_by: str | None
     client_changed_at: datetime | None
     client_id: strawberry.ID | None
+    current_value: JSON | None = strawberry.field(
+        description="The field's value now while OPEN; then the value that superseded or "
+        "resolved it. Sensitive fields (a mobile number) are masked."
+    )
+    can_resolve: bool = strawberry.field(description="Whether the caller's roles may decide it")
     resolution: str | None
     resolution_value: JSON | None
     resolution_reason: str | None
@@ -197,7 +202,7 @@ def _result(result: OpResult) -> OpResultType:
     )
 
 
-def conflict_type(row: SyncConflict) -> ConflictType:
+def conflict_type(row: SyncConflict, principal: Principal) -> ConflictType:
     view = conflict_view(row)
     return ConflictType(
         **{
@@ -205,6 +210,7 @@ def conflict_type(row: SyncConflict) -> ConflictType:
             "server_changed_at": row.server_changed_at,
             "client_changed_at": row.client_changed_at,
             "resolved_at": row.resolved_at,
+            "can_resolve": conflict_service.may_resolve(principal, row.kind),
         }
     )
 
@@ -273,7 +279,7 @@ class Query:
             rows, _ = await conflict_service.list_conflicts(
                 session, principal, status=status, entity=entity, limit=min(max(limit, 1), 500)
             )
-            return [conflict_type(row) for row in rows]
+            return [conflict_type(row, principal) for row in rows]
 
         return await _guarded(session, work)
 
@@ -336,7 +342,7 @@ class Mutation:
                 has_more=page.has_more,
                 server_time=utcnow(),
                 server_hlc=str(server_clock.tick()),
-                conflicts=[conflict_type(row) for row in conflict_rows],
+                conflicts=[conflict_type(row, principal) for row in conflict_rows],
                 reset=page.reset,
                 upgrade_required=False,
                 clock_suspect=client.clock_suspect,
@@ -395,7 +401,7 @@ class Mutation:
                 value=value,
                 expected_version=expected_version,
             )
-            return conflict_type(row)
+            return conflict_type(row, principal)
 
         return await _guarded(session, work)
 

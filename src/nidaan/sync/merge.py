@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from nidaan.sync import capture
+from nidaan.sync import capture, sealing
 from nidaan.sync.context import OpContext
 from nidaan.sync.hlc import HLC, HLCError
-from nidaan.sync.models import SyncChange, SyncConflict, SyncFieldHistory, SyncRowMeta
+from nidaan.sync.models import SyncChange, SyncConflict, SyncRowMeta
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected
 
 NEVER = HLC(0, 0, "")
@@ -74,6 +74,7 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
     if base is not None and any(handler.fields[n] in VERSIONED for n in incoming):
         await _check_base_version(ctx, handler, row.id, base)
     to_apply: dict[str, Any] = {}
+    reviews: dict[str, SyncConflict] = {}
     for name, value in incoming.items():
         merge_class = handler.fields[name]
         current = handler.read_field(row, name)
@@ -107,11 +108,16 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
         else:
             _history(ctx, handler, row, name, value, str(ctx.hlc), None, "lost")
         if merge_class is MergeClass.LWW_IDENTITY and changed_after_base:
-            await open_conflict(
+            review = await open_conflict(
                 ctx, handler, row, name, current, value, stamp, "LWW_REVIEW", applied=wins
             )
+            if wins:
+                reviews[name] = review
     if to_apply:
         await handler.apply_fields(ctx, row, to_apply)
+    for name, review in reviews.items():
+        # The value as the owning service stored it (it may tidy what it was given).
+        sealing.set_conflict_values(review, current_value=handler.read_field(row, name))
     if ctx.conflicts:
         return Outcome(OpStatus.CONFLICT, conflict_ids=list(ctx.conflicts))
     if not to_apply:
@@ -191,12 +197,12 @@ def _history(
 ) -> None:
     client = stamp.get("client") if stamp else (str(ctx.client_id) if ctx.client_id else None)
     ctx.session.add(
-        SyncFieldHistory(
+        sealing.history_row(
+            handler.name,
+            name,
+            value,
             organisation_id=ctx.principal.organisation_id,
-            entity=handler.name,
             entity_id=row.id,
-            field=name,
-            value=value,
             hlc=hlc,
             client_id=uuid.UUID(client) if client and outcome == "overwritten" else ctx.client_id,
             op_id=ctx.op.op_id,
@@ -216,13 +222,13 @@ async def open_conflict(
     kind: str,
     *,
     applied: bool = False,
-) -> None:
+) -> SyncConflict:
     existing = await ctx.session.scalar(
         select(SyncConflict).where(SyncConflict.op_id == ctx.op.op_id, SyncConflict.field == name)
     )
     if existing is not None:
         ctx.conflicts.append(existing.id)
-        return
+        return existing
     # run_sync: a handler's scope may load rows (a result's order), which needs the greenlet.
     scope_keys = await ctx.session.run_sync(lambda s: handler.scope(s, row))
     conflict = SyncConflict(
@@ -234,10 +240,8 @@ async def open_conflict(
         status="OPEN",
         base_version=ctx.op.base_version,
         server_version=(stamp or {}).get("v"),
-        server_value=server_value,
         server_changed_by=_who(stamp),
         server_changed_at=_when(stamp),
-        client_value=client_value,
         client_changed_by=ctx.principal.label,
         client_changed_at=_hlc_time(ctx.hlc),
         client_user_id=ctx.principal.id if ctx.principal.kind == "user" else None,
@@ -247,9 +251,16 @@ async def open_conflict(
         resolution=None,
         resolution_reason="auto-applied, for review" if applied else None,
     )
+    sealing.set_conflict_values(
+        conflict,
+        server_value=server_value,
+        client_value=client_value,
+        current_value=client_value if applied else server_value,
+    )
     ctx.session.add(conflict)
     await ctx.session.flush()
     ctx.conflicts.append(conflict.id)
+    return conflict
 
 
 def _who(stamp: dict[str, Any] | None) -> str | None:

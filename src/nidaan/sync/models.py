@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from nidaan.kit.encrypted_type import EncryptedString
 from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, VersionMixin
 
 
@@ -145,7 +146,16 @@ class SyncConflict(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     resolution_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
     resolution_reason: Mapped[str | None] = mapped_column(Text)
     resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # When it was closed: resolved by a person, or superseded by a later change of the field.
     resolved_at: Mapped[datetime | None]
+    # The field's value as far as the conflict knows: while OPEN, what the field holds now (a
+    # later change supersedes the conflict); then the value that superseded or resolved it.
+    current_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    # For a sensitive field (a mobile number) the value columns above hold masked values and
+    # this holds the true ones, encrypted (nidaan.sync.sealing).
+    sealed_values: Mapped[str | None] = mapped_column(
+        EncryptedString("sync_conflicts.sealed_values")
+    )
 
 
 class SyncFieldHistory(Base):
@@ -161,7 +171,9 @@ class SyncFieldHistory(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[uuid.UUID]
     field: Mapped[str] = mapped_column(String(64))
+    # Masked for a sensitive field (a mobile number); the true value is then in value_sealed.
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    value_sealed: Mapped[str | None] = mapped_column(EncryptedString("sync_field_history.value"))
     hlc: Mapped[str | None] = mapped_column(String(80))
     client_id: Mapped[uuid.UUID | None]
     op_id: Mapped[uuid.UUID | None]

@@ -74,6 +74,8 @@ class EntityHandler(ABC):
     children: ClassVar[Mapping[type[Any], str]] = {}
     #: Operation -> roles that may send it.
     operations: ClassVar[Mapping[str, frozenset[str]]] = {}
+    #: Personal fields (a mobile number): copies kept by sync are sealed (sync/sealing.py).
+    sensitive: ClassVar[frozenset[str]] = frozenset()
     #: Version column used as the base version of guarded edits (None: no row version).
     version_attr: ClassVar[str | None] = "version"
 

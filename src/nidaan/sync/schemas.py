@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from nidaan.kit.schemas import Schema
 
 
@@ -25,6 +27,11 @@ class ConflictOut(Schema):
     client_changed_by: str | None
     client_changed_at: datetime | None
     client_id: uuid.UUID | None
+    current_value: Any = Field(
+        description="The field's value now while OPEN; then the value that superseded or "
+        "resolved it (sensitive fields masked)"
+    )
+    can_resolve: bool = Field(description="Whether your roles may decide this conflict")
     op_id: uuid.UUID | None
     resolution: str | None
     resolution_value: Any

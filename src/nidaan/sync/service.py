@@ -8,6 +8,7 @@ the push's own changes (their sequence numbers are assigned at commit).
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -304,7 +305,17 @@ class SyncService:
                 # Two devices touching the same rows at once; the client retries shortly.
                 _log.warning("sync_op_contention", client_id=str(client.id), op_id=str(op.op_id))
             else:
-                _log.exception("sync_op_failed", client_id=str(client.id), op_id=str(op.op_id))
+                # Where it failed, never the message: a database error's message carries the
+                # statement's parameters (a patient's e-mail, a mobile number).
+                _log.error(
+                    "sync_op_failed",
+                    client_id=str(client.id),
+                    op_id=str(op.op_id),
+                    entity=op.entity,
+                    operation=op.operation,
+                    error=_error_kind(error),
+                    stack=traceback.format_tb(error.__traceback__)[-8:],
+                )
             raise _Transient() from None
         rejected = next((o for _, o in outcomes if o.status is OpStatus.REJECTED), None)
         if group_savepoint is not None and rejected is not None:
@@ -377,9 +388,21 @@ class SyncService:
             await _rollback(session, savepoint, client)
             reason = error.reason if isinstance(error, Rejected) else error.detail
             return Outcome(OpStatus.REJECTED, reason=reason)
-        except Exception:
+        except Exception as error:
             await _rollback(session, savepoint, client)
-            raise
+            refusal = _permanent_refusal(error)
+            if refusal is None:
+                raise
+            # The database refused a value no validation caught (too long, out of range): the
+            # same op would fail on every retry, so it must not block the device's queue.
+            _log.warning(
+                "sync_op_refused_by_database",
+                op_id=str(op.op_id),
+                entity=op.entity,
+                operation=op.operation,
+                error=_error_kind(error),
+            )
+            return Outcome(OpStatus.REJECTED, reason=refusal)
         finally:
             capture.set_origin(sync_session, None)
         await savepoint.commit()
@@ -711,6 +734,32 @@ async def _rollback(session: AsyncSession, savepoint: Any, client: SyncClient | 
     if client is not None and flags is not None:
         await session.refresh(client)
         client.clock_suspect, client.max_clock_ahead_ms = flags
+
+
+def _error_kind(error: BaseException) -> str:
+    """The error's type (and SQLSTATE for a database error), without its message."""
+    original = getattr(error, "orig", None)
+    if original is not None:
+        return (
+            f"{type(error).__name__}({type(original).__name__} {getattr(original, 'sqlstate', '')})"
+        )
+    return type(error).__name__
+
+
+#: SQLSTATEs that refuse the data itself; a retry of the same op fails the same way. Unique
+#: and foreign-key violations are not among them: those can be races, and a retry may pass.
+_PERMANENT = {"23502": "a required value is missing", "23514": "a value is not allowed"}
+
+
+def _permanent_refusal(error: BaseException) -> str | None:
+    """The reason to refuse an op the database will never accept (None: not such an error).
+    Never the database's message: it quotes the values."""
+    state = getattr(getattr(error, "orig", None), "sqlstate", None) or ""
+    if state.startswith("22"):  # data exception: too long, out of range, bad format
+        return f"the server cannot store a value of this change (too long or out of range; {state})"
+    if state in _PERMANENT:
+        return f"the server cannot store this change: {_PERMANENT[state]} ({state})"
+    return None
 
 
 def _is_contention(error: BaseException) -> bool:

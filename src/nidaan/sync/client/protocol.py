@@ -13,7 +13,7 @@ SCHEMA_VERSION = 2
 
 CONFLICT_FIELDS = """
     id entity entityId field kind status baseVersion serverVersion serverValue serverChangedBy
-    serverChangedAt clientValue clientChangedBy clientChangedAt clientId resolution
+    serverChangedAt clientValue clientChangedBy clientChangedAt clientId currentValue resolution
     resolutionValue resolutionReason resolvedById resolvedAt version
 """
 

@@ -27,6 +27,7 @@ def conflict_view(row: SyncConflict) -> dict[str, Any]:
         "server_changed_by": row.server_changed_by,
         "server_changed_at": iso(row.server_changed_at),
         "client_value": row.client_value,
+        "current_value": row.current_value,
         "client_changed_by": row.client_changed_by,
         "client_changed_at": iso(row.client_changed_at),
         "client_id": str(row.client_id) if row.client_id else None,

@@ -15,7 +15,7 @@ from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
 from nidaan.patients.models import Patient
 from nidaan.patients.presenters import patient_out
 from nidaan.patients.schemas import PatientCreate, PatientUpdate
-from nidaan.patients.service import patients_service, snapshot
+from nidaan.patients.service import SENSITIVE, patients_service, snapshot
 from nidaan.sync.context import OpContext
 from nidaan.sync.entities.common import dumped, refused, validate
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected, register
@@ -43,6 +43,8 @@ class PatientHandler(EntityHandler):
         "abha_address": L,
         "pregnant": G,
     }
+    # The patients module's personal fields (mobile, email, address, ABHA address).
+    sensitive = frozenset(SENSITIVE) & frozenset(fields)
     operations = {
         "create": REGISTRARS,
         "update": REGISTRARS,
@@ -104,6 +106,7 @@ class PatientHandler(EntityHandler):
             entity_id=row.id,
             before=before,
             after=snapshot(row),
+            sensitive=SENSITIVE,
         )
         return Outcome.applied()
 
