@@ -414,6 +414,8 @@ class Signatory:
     full_name: str
     qualification: str | None
     signed_at: datetime | None
+    registration_number: str | None = None  # medical council registration
+    signature_key: str | None = None  # stored signature image, printed on reports
 
 
 @dataclass(frozen=True)
@@ -445,3 +447,4 @@ class ReportLine:
     result_version: int
     corrected: bool  # result_version > 1: this line amends an earlier report
     correction_reason: str | None
+    referral_lab: str | None = None  # the laboratory a referred test was sent to

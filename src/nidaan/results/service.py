@@ -1403,7 +1403,14 @@ class ResultsService:
             user = users.get(user_id) if user_id else None
             if user is None:
                 return None
-            return Signatory(user.id, user.full_name, user.qualification, at)
+            return Signatory(
+                user.id,
+                user.full_name,
+                user.qualification,
+                at,
+                registration_number=user.registration_number,
+                signature_key=user.signature_key,
+            )
 
         lines = []
         for result, test in rows:
@@ -1439,6 +1446,7 @@ class ResultsService:
                     result_version=result.result_version,
                     corrected=result.result_version > 1,
                     correction_reason=result.correction_reason,
+                    referral_lab=test.referral_lab,
                 )
             )
         return lines
