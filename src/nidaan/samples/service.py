@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
+from nidaan.catalog.domain import container_words
 from nidaan.events.service import publish
 from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
@@ -958,9 +959,10 @@ class SamplesService:
                     patient_name=patient.full_name,
                     age_sex=f"{age}/{sex}" if age else sex,
                     specimen_type=sample.specimen_type,
-                    container=sample.container,
+                    container=container_words(sample.container),
                     order_number=facts.order_number,
                     collected_at=sample.collected_at,
+                    mrn=patient.mrn,
                 )
             )
         return render_labels(labels)
