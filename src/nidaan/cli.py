@@ -9,6 +9,7 @@ import asyncio
 import enum
 import getpass
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -410,3 +411,22 @@ async def _user_create(
         fail(exc.detail)
     finally:
         await dispose()
+
+
+@app.command("report-sample")
+def report_sample(
+    out: Annotated[
+        Path, typer.Option(help="Directory for report-en/hi.pdf and their page-1 PNGs")
+    ] = Path("docs"),
+    png: Annotated[bool, typer.Option("--png/--no-png", help="Also write page 1 as PNG")] = True,
+) -> None:
+    """Render the sample report (English and Hindi) with the real renderer: the pictures
+    in docs/ are made with: nidaan report-sample --out docs"""
+    from nidaan.reports.pictures import write_sample_pictures
+
+    try:
+        written = write_sample_pictures(out, png=png)
+    except RuntimeError as exc:
+        fail(str(exc))
+    for picture in written:
+        typer.echo(", ".join([f"{picture.language}: {picture.pdf}", *map(str, picture.pngs)]))

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nidaan import __version__
 from nidaan.api import api_router, public_router
+from nidaan.api_docs import install_api_docs
 from nidaan.config import Settings, get_settings
 from nidaan.errors import install_error_handlers
 from nidaan.kit import db
@@ -120,7 +121,10 @@ def create_app(
         version=__version__,
         description="Laboratory information system API. Log in at POST /api/v1/auth/token.",
         lifespan=lifespan,
+        docs_url=None,  # served from packaged assets by install_api_docs, not a CDN
+        redoc_url=None,
     )
+    install_api_docs(app)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(api_router)

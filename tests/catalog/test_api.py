@@ -461,3 +461,31 @@ async def test_non_admin_cannot_change_the_catalogue(
     )
     assert response.status_code == 403
     assert response.json()["code"] == "role_required"
+
+
+async def test_a_referred_test_names_its_referral_lab(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    organisation: Organisation,
+    admin_headers: dict[str, str],
+) -> None:
+    created = await client.post(
+        "/api/v1/catalog/tests",
+        json={
+            **POTASSIUM,
+            "code": "VITD",
+            "name": "Vitamin D",
+            "accredited": False,
+            "referral_lab": "Metropolis Healthcare, Mumbai",
+        },
+        headers=admin_headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["referral_lab"] == "Metropolis Healthcare, Mumbai"
+    back_in_house = await client.patch(
+        f"/api/v1/catalog/tests/{created.json()['id']}",
+        json={"version": 1, "referral_lab": None},
+        headers=admin_headers,
+    )
+    assert back_in_house.status_code == 200, back_in_house.text
+    assert back_in_house.json()["referral_lab"] is None

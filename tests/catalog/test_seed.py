@@ -162,3 +162,16 @@ async def test_seeded_calculations(session: AsyncSession, organisation: Organisa
     assert round(results["BUN"], 1) == Decimal("14.0")
     assert results["GLOB"] == Decimal("2.8")
     assert results["AGR"] == Decimal("1.5")
+
+
+def test_every_seeded_test_names_its_method_and_container_in_words() -> None:
+    from nidaan.catalog.domain import CONTAINER_WORDS, container_words
+    from nidaan.catalog.enums import Container
+    from nidaan.catalog.seed import TESTS
+
+    without = [spec["code"] for spec in TESTS if not spec.get("method")]
+    assert without == []  # CBC indices and the differential included
+    assert {str(c) for c in Container} == set(CONTAINER_WORDS)
+    assert container_words("sst_yellow") == "Serum (yellow top)"
+    assert container_words("edta_lavender") == "EDTA (lavender top)"
+    assert container_words("odd_new_tube") == "Odd new tube"

@@ -642,6 +642,15 @@ async def test_labels_pdf_has_one_50_by_25_mm_page_per_tube(
         assert "Asha Kulkarni" in text
         assert order["order_number"] in text
         assert re.search(r"\d+Y/F", text)
+        assert world.patient.mrn in text  # the MRN on every tube
+        for code in ("edta_lavender", "sst_yellow", "fluoride_grey"):  # no internal codes
+            assert code not in text
+    containers = [
+        " ".join(page.extract_text().split())
+        for page in PdfReader(io.BytesIO(response.content)).pages
+    ]
+    assert any("Fluoride (grey top)" in text for text in containers)
+    assert any("Serum (yellow top)" in text for text in containers)
 
     single = await client.get(order["samples"][1]["label_url"], headers=admin_headers)
     assert single.status_code == 200

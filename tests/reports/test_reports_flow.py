@@ -126,6 +126,7 @@ async def test_report_is_issued_amended_and_verifiable(
     ):
         assert expected in text, expected
     assert "AMENDED" not in text
+    assert "FINAL REPORT" in text
 
     async with committing_session() as session:
         reports = list(
@@ -177,7 +178,8 @@ async def test_report_is_issued_amended_and_verifiable(
 
     current = await client.get(f"/api/v1/orders/{world.order_id}/report", headers=world.headers)
     amended_text = text_of(current.content)
-    assert "AMENDED REPORT" in amended_text
+    assert "CORRECTED REPORT" in amended_text  # a printed result was corrected
+    assert "What changed: Haemoglobin: result corrected" in amended_text
     assert f"replaces report {v1.report_number} (version 1)" in amended_text
     assert "11.6" in amended_text
     assert "haemolysed" in amended_text

@@ -210,7 +210,18 @@ async def test_calculated_ldl_follows_its_inputs(
     listed = await client.get(
         "/api/v1/results", params={"order_id": str(order.order.id)}, headers=lab.headers("tech")
     )
-    assert [r["test_id"] for r in listed.json()] == [str(chol.id), str(hdl.id)]
+    assert [r["test_id"] for r in listed.json()["items"]] == [str(chol.id), str(hdl.id)]
+    assert [(r["test_code"], r["test_name"]) for r in listed.json()["items"]] == [
+        ("CHOL", "CHOL"),
+        ("HDL", "HDL"),
+    ]
+    assert listed.json()["pagination"] == {"total_count": 2, "page": 1, "limit": 20, "max_page": 1}
+    one = await client.get(
+        "/api/v1/results",
+        params={"order_id": str(order.order.id), "limit": 1, "page": 2},
+        headers=lab.headers("tech"),
+    )
+    assert [r["test_code"] for r in one.json()["items"]] == ["HDL"]
 
     await enter(client, lab, order["TG"], "150")
     results = (
@@ -219,7 +230,7 @@ async def test_calculated_ldl_follows_its_inputs(
             params={"order_id": str(order.order.id)},
             headers=lab.headers("tech"),
         )
-    ).json()
+    ).json()["items"]
     calculated = results[-1]
     assert calculated["test_id"] == str(ldl.id)
     assert (calculated["value_text"], calculated["source"], calculated["flag"]) == (
@@ -236,7 +247,7 @@ async def test_calculated_ldl_follows_its_inputs(
             params={"order_id": str(order.order.id)},
             headers=lab.headers("tech"),
         )
-    ).json()[-1]
+    ).json()["items"][-1]
     assert again["id"] == calculated["id"]
     assert again["value_text"] == "130"
 
@@ -396,7 +407,7 @@ async def _current_ldl(client: httpx.AsyncClient, lab: Lab, order_id: object) ->
         await client.get(
             "/api/v1/results", params={"order_id": str(order_id)}, headers=lab.headers("tech")
         )
-    ).json()
+    ).json()["items"]
     return results[-1]
 
 

@@ -205,7 +205,7 @@ async def test_correction_creates_version_two_and_an_amended_event(
         params={"order_id": str(order.order.id), "include_history": "true"},
         headers=lab.headers("tech"),
     )
-    assert [(r["result_version"], r["status"]) for r in history.json()] == [
+    assert [(r["result_version"], r["status"]) for r in history.json()["items"]] == [
         (1, "superseded"),
         (2, "entered"),
     ]

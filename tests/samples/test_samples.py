@@ -427,3 +427,48 @@ def test_age_text() -> None:
     assert age_text(date(2025, 2, 14), today) == "1M"
     assert age_text(date(2025, 2, 20), today) == "23D"
     assert age_text(None, today) == ""
+
+
+async def test_receipt_records_the_lab_and_the_condition_of_the_sample(
+    client: httpx.AsyncClient, session: AsyncSession, world: LabWorld
+) -> None:
+    technician = await headers_for(session, world, "technician", branches=[world.lab])
+    (sample,) = await tubes(session, world, "ALT")
+    await samples_service.collect(session, system_principal(world.organisation), sample.id)
+    received = await client.post(
+        f"/api/v1/samples/{sample.accession}/receive",
+        json={
+            "branch_id": str(world.lab.id),
+            "condition": ["lipaemic", "haemolysed", "lipaemic"],
+            "remarks": "  Mild haemolysis; accepted.  ",
+        },
+        headers=technician,
+    )
+    assert received.status_code == 200, received.text
+    body = received.json()
+    assert body["received_at_branch_id"] == str(world.lab.id)
+    assert body["receipt_condition"] == ["haemolysed", "lipaemic"]
+    assert body["receipt_remarks"] == "Mild haemolysis; accepted."
+    entry = await session.scalar(
+        select(AuditLog).where(
+            AuditLog.entity_id == str(sample.id), AuditLog.action == "sample.received"
+        )
+    )
+    assert entry is not None
+    assert entry.changes["after"]["receipt_condition"] == ["haemolysed", "lipaemic"]
+
+    (other,) = await tubes(session, world, "ALT")
+    await samples_service.collect(session, system_principal(world.organisation), other.id)
+    refused = await client.post(
+        f"/api/v1/samples/{other.accession}/receive",
+        json={"condition": ["slightly odd"]},
+        headers=technician,
+    )
+    assert refused.status_code == 422
+    plain = await client.post(
+        f"/api/v1/samples/{other.accession}/receive",
+        json={"branch_id": str(world.lab.id)},
+        headers=technician,
+    )
+    assert plain.status_code == 200, plain.text
+    assert (plain.json()["receipt_condition"], plain.json()["receipt_remarks"]) == ([], None)

@@ -15,6 +15,7 @@ from nidaan.auth.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
+    SignatureImageInvalid,
     TooManyLoginAttempts,
 )
 from nidaan.auth.principal import Principal
@@ -117,6 +118,8 @@ async def _user_out(session: AsyncSession, users: list) -> list[UserOut]:  # typ
             email=u.email,
             full_name=u.full_name,
             qualification=u.qualification,
+            registration_number=u.registration_number,
+            has_signature=u.signature_key is not None,
             roles=list(u.roles),
             mobile_masked=mask_mobile(u.mobile) if u.mobile else None,
             branch_ids=sorted(branches.get(u.id, [])),
@@ -194,6 +197,35 @@ async def update_user(
 ) -> UserOut:
     """Change roles, branches, mobile, password or deactivate a user."""
     user = await auth_service.update_user(session, principal, user_id, body)
+    return (await _user_out(session, [user]))[0]
+
+
+@router.put(
+    "/users/{user_id}/signature",
+    response_model=UserOut,
+    operation_id="users:set_signature",
+    responses={**AUTH_ERRORS, **problem_responses(NotFound, SignatureImageInvalid)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def set_signature(
+    user_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Depends(admin_only),
+    session: AsyncSession = Depends(get_session, scope="function"),
+) -> UserOut:
+    """Upload the signature image printed above a signatory's name on reports (the raw
+    PNG or JPEG as the request body, at most 512 KiB)."""
+    image = await request.body()
+    content_type = request.headers.get("content-type", "")
+    user = await auth_service.set_signature(session, principal, user_id, image, content_type)
     return (await _user_out(session, [user]))[0]
 
 

@@ -1,4 +1,4 @@
-from nidaan.kit.errors import Forbidden, NidaanError, Unauthorized
+from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):
@@ -31,3 +31,8 @@ class EmailTaken(NidaanError):
     status_code = 409
     code = "email_taken"
     title = "E-mail already registered"
+
+
+class SignatureImageInvalid(InvalidInput):
+    code = "signature_image_invalid"
+    title = "Signature image not accepted"

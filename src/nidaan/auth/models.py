@@ -19,6 +19,10 @@ class User(IdMixin, TenantMixin, TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
     qualification: Mapped[str | None] = mapped_column(String(200))
+    # What a signatory prints under the name (NABL 112): e.g. "KMC 45812" (council, number).
+    registration_number: Mapped[str | None] = mapped_column(String(80))
+    # Object-store key of the scanned signature printed on reports (PNG/JPEG), if uploaded.
+    signature_key: Mapped[str | None] = mapped_column(String(300))
     password_hash: Mapped[str] = mapped_column(Text)
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
     # Stored encrypted (column mobile_encrypted); found by equality through mobile_index.

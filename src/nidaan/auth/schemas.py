@@ -30,6 +30,12 @@ class UserCreate(Schema):
     password: str = Field(min_length=10, max_length=200, description="At least 10 characters")
     roles: list[Role] = Field(min_length=1, description="One or more roles")
     qualification: str | None = Field(None, max_length=200, examples=["MD (Pathology)"])
+    registration_number: str | None = Field(
+        None,
+        max_length=80,
+        description="Medical council registration printed under a signatory's name",
+        examples=["KMC 45812"],
+    )
     mobile: str | None = Field(
         None, description="Indian mobile, e.g. 98765 43210", examples=["9876543210"]
     )
@@ -42,6 +48,7 @@ class UserUpdate(Schema):
     full_name: str | None = Field(None, min_length=1, max_length=200)
     roles: list[Role] | None = Field(None, min_length=1)
     qualification: str | None = None
+    registration_number: str | None = Field(None, max_length=80)
     mobile: str | None = None
     is_active: bool | None = None
     branch_ids: list[uuid.UUID] | None = None
@@ -54,6 +61,8 @@ class UserOut(Schema):
     email: str
     full_name: str
     qualification: str | None
+    registration_number: str | None = Field(description="Medical council registration")
+    has_signature: bool = Field(description="A signature image is on file for reports")
     roles: list[str]
     mobile_masked: str | None = Field(description="Mobile with all but the last 4 digits hidden")
     branch_ids: list[uuid.UUID]

@@ -25,22 +25,29 @@ from nidaan.auth.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     NotAuthenticated,
+    SignatureImageInvalid,
     TooManyLoginAttempts,
 )
 from nidaan.auth.models import ApiKey, LoginFailure, RefreshToken, User, UserBranch
 from nidaan.auth.passwords import dummy_hash, hash_password, needs_rehash, verify_password
 from nidaan.auth.principal import Principal
 from nidaan.auth.schemas import ApiKeyCreate, TokenPair, UserCreate, UserUpdate
-from nidaan.config import Settings
+from nidaan.config import Settings, get_settings
 from nidaan.kit.blind_index import blind_index
 from nidaan.kit.db import session_scope
 from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
+from nidaan.kit.storage import ObjectNotFoundError, get_object_store
 from nidaan.kit.time import utcnow
 from nidaan.tenancy.service import tenancy_service
 
 MOBILE_CONTEXT = "users.mobile"
+#: A scanned signature is a small picture; anything bigger is a mistake (a whole page scan).
+SIGNATURE_MAX_BYTES = 512 * 1024
+SIGNATURE_MAX_PIXELS = 2400
+_SIGNATURE_FORMATS = {"image/png": ("PNG", "png"), "image/jpeg": ("JPEG", "jpg")}
 # last_used_at is informational; writing it on every request would turn reads into writes.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=5)
 
@@ -63,11 +70,43 @@ def user_snapshot(user: User, branch_ids: list[uuid.UUID]) -> dict[str, Any]:
         "email": user.email,
         "full_name": user.full_name,
         "qualification": user.qualification,
+        "registration_number": user.registration_number,
+        "signature_key": user.signature_key,
         "roles": sorted(user.roles),
         "is_active": user.is_active,
         "mobile": user.mobile,
         "branch_ids": sorted(str(b) for b in branch_ids),
     }
+
+
+def check_signature_image(image: bytes, content_type: str) -> str:
+    """Accept a PNG or JPEG signature (checked by decoding it); return its file extension."""
+    from io import BytesIO
+
+    from PIL import Image, UnidentifiedImageError
+
+    media = content_type.split(";")[0].strip().lower()
+    if media not in _SIGNATURE_FORMATS:
+        raise SignatureImageInvalid("Upload the signature as image/png or image/jpeg.")
+    if not image or len(image) > SIGNATURE_MAX_BYTES:
+        raise SignatureImageInvalid(
+            f"The signature image must be 1 byte to {SIGNATURE_MAX_BYTES // 1024} KiB."
+        )
+    expected_format, extension = _SIGNATURE_FORMATS[media]
+    try:
+        with Image.open(BytesIO(image)) as picture:
+            found_format, (width, height) = picture.format, picture.size
+            picture.verify()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise SignatureImageInvalid("The file is not a readable PNG or JPEG image.") from exc
+    if found_format != expected_format:
+        raise SignatureImageInvalid(f"The file is {found_format}, not {media}.")
+    if max(width, height) > SIGNATURE_MAX_PIXELS:
+        raise SignatureImageInvalid(
+            f"The signature image is {width} x {height} pixels; at most "
+            f"{SIGNATURE_MAX_PIXELS} either way."
+        )
+    return extension
 
 
 class AuthService:
@@ -310,6 +349,7 @@ class AuthService:
             email=email,
             full_name=data.full_name.strip(),
             qualification=data.qualification,
+            registration_number=data.registration_number,
             password_hash=hash_password(data.password),
             roles=sorted({str(r) for r in data.roles}),
             is_active=True,
@@ -343,6 +383,8 @@ class AuthService:
             user.full_name = data.full_name.strip()
         if "qualification" in changes:
             user.qualification = data.qualification
+        if "registration_number" in changes:
+            user.registration_number = data.registration_number
         if data.roles is not None:
             if user.id == principal.id and Role.ADMIN not in data.roles:
                 raise InvalidInput("You cannot remove your own admin role; ask another admin.")
@@ -385,6 +427,46 @@ class AuthService:
             after=after,
         )
         return user
+
+    async def set_signature(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        user_id: uuid.UUID,
+        image: bytes,
+        content_type: str,
+    ) -> User:
+        """Store the signature image printed above the user's name on reports (PNG or JPEG).
+
+        Each upload is a new object (reports already issued keep the one they printed).
+        """
+        user = await self.get_user(session, principal, user_id)
+        extension = check_signature_image(image, content_type)
+        before = {"signature_key": user.signature_key}
+        key = f"signatures/{user.organisation_id}/{user.id}/{new_id()}.{extension}"
+        await get_object_store(get_settings()).put(key, image, content_type)
+        user.signature_key = key
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=user.organisation_id,
+            actor=principal.actor,
+            action="user.signature_set",
+            entity_type="user",
+            entity_id=user.id,
+            before=before,
+            after={"signature_key": key},
+        )
+        return user
+
+    async def signature_image(self, user: User) -> bytes | None:
+        """The stored signature image of ``user``, or None (also when the file is gone)."""
+        if not user.signature_key:
+            return None
+        try:
+            return await get_object_store(get_settings()).get(user.signature_key)
+        except ObjectNotFoundError:
+            return None
 
     # ---- API keys -------------------------------------------------------------------
 

@@ -485,3 +485,22 @@ def evaluate_formula(
     if not result.is_finite():
         raise FormulaError("The calculation is undefined for these values.")
     return result
+
+
+#: How people name the containers (labels, collection slips); the codes stay internal.
+CONTAINER_WORDS = {
+    "edta_lavender": "EDTA (lavender top)",
+    "sst_yellow": "Serum (yellow top)",
+    "plain_red": "Plain (red top)",
+    "fluoride_grey": "Fluoride (grey top)",
+    "citrate_blue": "Citrate (blue top)",
+    "heparin_green": "Heparin (green top)",
+    "urine_container": "Urine container",
+    "sterile_container": "Sterile container",
+    "stool_container": "Stool container",
+}
+
+
+def container_words(code: str) -> str:
+    """``sst_yellow`` -> ``Serum (yellow top)``; an unknown code reads as plain words."""
+    return CONTAINER_WORDS.get(code, code.replace("_", " ").strip().capitalize())

@@ -41,6 +41,8 @@ class CatalogTest(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     delta_absolute: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
     delta_window_days: Mapped[int | None] = mapped_column(Integer)
     accredited: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # Tests sent out: the laboratory that performs them, printed beside the result.
+    referral_lab: Mapped[str | None] = mapped_column(String(200))
     sort_order: Mapped[int] = mapped_column(Integer, server_default="0")
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
 

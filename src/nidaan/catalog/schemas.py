@@ -98,6 +98,12 @@ class _TestFields(Schema):
     delta_absolute: Decimal | None = Field(None, gt=0)
     delta_window_days: int | None = Field(None, ge=1)
     accredited: bool = True
+    referral_lab: str | None = Field(
+        None,
+        max_length=200,
+        description="Referred out: the laboratory that performs the test (printed on reports)",
+        examples=["Metropolis Healthcare, Mumbai (NABL MC-2212)"],
+    )
     sort_order: int = 0
 
     @field_validator("unit_conversions")
@@ -139,6 +145,7 @@ class CatalogTestUpdate(Schema):
     delta_absolute: Decimal | None = Field(None, gt=0)
     delta_window_days: int | None = Field(None, ge=1)
     accredited: bool | None = None
+    referral_lab: str | None = Field(None, max_length=200)
     sort_order: int | None = None
     is_active: bool | None = None
 
@@ -171,6 +178,7 @@ class CatalogTestOut(Schema):
     delta_absolute: Decimal | None
     delta_window_days: int | None
     accredited: bool
+    referral_lab: str | None
     sort_order: int
     is_active: bool
     version: int

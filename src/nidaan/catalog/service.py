@@ -78,6 +78,7 @@ _TEST_FIELDS = (
     "delta_absolute",
     "delta_window_days",
     "accredited",
+    "referral_lab",
     "sort_order",
 )
 _RANGE_FIELDS = (

@@ -142,6 +142,8 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
                 password=DEMO_PASSWORD,
                 roles=[role],
                 qualification=qualification,
+                # Printed under the signatory's name on reports (NABL 112).
+                registration_number="MMC 2009/04/1234 (demo)" if role == Role.PATHOLOGIST else None,
                 branch_ids=[branches[limited_to].id] if limited_to else [],
             ),
             result,

@@ -6,17 +6,34 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import re
 import unicodedata
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from nidaan.kit.time import IST
 
 LANGUAGES = ("en", "hi")
 DEFAULT_LANGUAGE = "en"
+
+
+class ReportStatus(enum.StrEnum):
+    """What a version is, printed on every page (ISO 15189 7.4.1.6/7.4.1.7, NABL 112).
+
+    provisional: issued while some tests of the order are still pending (results may change).
+    final: every test of the order reported; the first complete version.
+    amended: a later version that adds to what an issued report said (further results).
+    corrected: a later version in which a result an issued report printed was corrected.
+    """
+
+    PROVISIONAL = "provisional"
+    FINAL = "final"
+    AMENDED = "amended"
+    CORRECTED = "corrected"
 
 
 @dataclass(frozen=True)
@@ -27,6 +44,11 @@ class LabInfo:
     email: str | None = None
     # e.g. "NABL accredited (ISO 15189:2022), certificate MC-1234"; None when not accredited.
     accreditation: str | None = None
+
+    @property
+    def accredited(self) -> bool:
+        """Only an accredited lab prints the NABL line and marks tests outside its scope."""
+        return bool(self.accreditation)
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,10 @@ class SampleInfo:
     specimen_type: str
     collected_at: datetime | None = None
     received_at: datetime | None = None
+    collected_at_centre: str | None = None  # where it was collected (collection centre)
+    tested_at: str | None = None  # the lab that received and tested it
+    condition: tuple[str, ...] = ()  # at receipt: "haemolysed", "lipaemic" ...
+    remarks: str | None = None  # remarks at receipt
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,7 @@ class ResultLine:
     critical: bool = False
     # Tests outside the lab's scope of accreditation print on their own pages (NABL 133).
     accredited: bool = True
+    referral_lab: str | None = None  # referred out: the laboratory that performed it
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,21 @@ class Signatory:
     name: str
     qualification: str | None
     verified_at: datetime
+    registration_number: str | None = None  # medical council registration, printed below
+    signature_uri: str | None = None  # the signature image as a data: URI
+
+
+class ChangeKind(enum.StrEnum):
+    CORRECTED = "corrected"
+    ADDED = "added"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One test whose printed result differs from the version this one replaces."""
+
+    test_name: str
+    kind: ChangeKind
 
 
 @dataclass(frozen=True)
@@ -92,6 +134,7 @@ class Amendment:
     supersedes_number: str
     supersedes_version: int
     supersedes_issued_at: datetime
+    changes: tuple[Change, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,10 +151,17 @@ class ReportDocument:
     verification_url: str
     language: str = DEFAULT_LANGUAGE
     amendment: Amendment | None = None
+    status: ReportStatus = ReportStatus.FINAL
+    pending_tests: tuple[str, ...] = ()  # a provisional report names what is still to come
 
     @property
     def amended(self) -> bool:
         return self.amendment is not None
+
+    @property
+    def marks_scope(self) -> bool:
+        """Tests outside the accreditation scope are starred (an accredited lab only)."""
+        return self.lab.accredited and any(not s.accredited for s in self.sections)
 
     @property
     def accessions(self) -> tuple[str, ...]:
@@ -150,13 +200,18 @@ def normalise_language(value: str | None) -> str:
     return base if base in LANGUAGES else DEFAULT_LANGUAGE
 
 
-def group_sections(lines: Iterable[SourceLine]) -> tuple[Section, ...]:
+def group_sections(
+    lines: Iterable[SourceLine], *, accredited_lab: bool = True
+) -> tuple[Section, ...]:
     """Group by department (in first-seen order), accredited sections before the others.
 
     NABL 133: the accreditation symbol may not appear on a page carrying non-accredited
     parameters, so each department is split into its accredited and non-accredited parts
-    and the renderer starts the non-accredited ones on pages of their own.
+    and the renderer starts the non-accredited ones on pages of their own. A lab without
+    accreditation has no scope: its departments are not split.
     """
+    if not accredited_lab:
+        lines = [replace(item, line=replace(item.line, accredited=True)) for item in lines]
     ordered = sorted(lines, key=lambda item: (item.sort_key, item.line.test_name))
     departments: dict[str, list[SourceLine]] = {}
     for item in ordered:
@@ -241,3 +296,73 @@ def flag_is_abnormal(flag: str | None) -> bool:
 
 def flag_is_critical(flag: str | None) -> bool:
     return flag in {"LL", "HH"}
+
+
+# ---- versions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrintedResult:
+    """What the version logic needs of a printed result line."""
+
+    result_id: uuid.UUID
+    test_name: str
+    corrected: bool  # a later version of a result (the results module's correction)
+    correction_reason: str | None = None
+
+
+def changes_since(
+    previous_ids: Iterable[uuid.UUID] | None, lines: Iterable[PrintedResult]
+) -> tuple[Change, ...]:
+    """The tests whose printed result is new since the previous version, and how.
+
+    A result row the previous version did not print is either a correction of one it did
+    (a later result version) or a result it did not have yet. ``previous_ids`` is None for
+    a version issued before report versions remembered their results: then every corrected
+    line counts.
+    """
+    known = set(previous_ids) if previous_ids is not None else None
+    found: list[Change] = []
+    for line in lines:
+        if known is not None and line.result_id in known:
+            continue
+        if known is None and not line.corrected:
+            continue
+        kind = ChangeKind.CORRECTED if line.corrected else ChangeKind.ADDED
+        found.append(Change(line.test_name, kind))
+    return tuple(dict.fromkeys(found))
+
+
+def version_status(
+    *, previous: ReportStatus | None, pending: bool, changes: Iterable[Change]
+) -> ReportStatus:
+    """The status of a new version: provisional while tests are pending; the first complete
+    version (also after provisional ones) is final; later ones are corrected when a printed
+    result was corrected, else amended."""
+    if pending:
+        return ReportStatus.PROVISIONAL
+    if previous is None or previous is ReportStatus.PROVISIONAL:
+        return ReportStatus.FINAL
+    if any(change.kind is ChangeKind.CORRECTED for change in changes):
+        return ReportStatus.CORRECTED
+    return ReportStatus.AMENDED
+
+
+# ---- units -----------------------------------------------------------------------------
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_POWER = re.compile(r"\^(-?\d+)")
+# "u" as the micro prefix of an SI or clinical unit: uL, ug, umol, uIU, uU, um, ukat, uEq.
+_MICRO = re.compile(r"(?<![A-Za-z])u(?=(?:L|l|g|mol|IU|U|m|kat|Eq)\b)")
+_AREA = re.compile(r"(\d)\s*m(?:2|²)(?![\d])")
+
+
+def typographic_unit(unit: str | None) -> str | None:
+    """A unit as a lab report prints it: ``10^3/uL`` -> ``10³/µL``, ``uIU/mL`` -> ``µIU/mL``,
+    ``mL/min/1.73m2`` -> ``mL/min/1.73 m²``. Catalogues and analyzers store ASCII; this is
+    applied wherever a unit is printed."""
+    if not unit:
+        return unit
+    text = _POWER.sub(lambda match: match.group(1).translate(_SUPERSCRIPT), unit.strip())
+    text = _MICRO.sub("µ", text).replace("μ", "µ")  # one micro sign (U+00B5) everywhere
+    return _AREA.sub(lambda match: f"{match.group(1)} m²", text)

@@ -20,10 +20,15 @@ from nidaan.kit.errors import NotFound
 from nidaan.kit.pagination import PageParams
 from nidaan.kit.schemas import ListResource
 from nidaan.kit.storage import ObjectNotFoundError, get_object_store
-from nidaan.reports.errors import ReportIntegrityError, ReportNotFound, ReportNotReady
+from nidaan.reports.errors import (
+    NothingPending,
+    ReportIntegrityError,
+    ReportNotFound,
+    ReportNotReady,
+)
 from nidaan.reports.models import Report
 from nidaan.reports.render import TEMPLATES, format_time
-from nidaan.reports.schemas import ReportOut, ReportVerification
+from nidaan.reports.schemas import ProvisionalRequested, ReportOut, ReportVerification
 from nidaan.reports.service import ReportPdf, reports_service
 
 router = APIRouter(tags=["reports"])
@@ -32,6 +37,8 @@ public_router = APIRouter(tags=["reports"])
 readers = require_roles(
     Role.ADMIN, Role.FRONT_DESK, Role.TECHNICIAN, Role.PATHOLOGIST, Role.AUDITOR
 )
+
+pathologists = require_roles(Role.PATHOLOGIST)
 
 PDF_RESPONSE = {200: {"content": {"application/pdf": {}}, "description": "The signed PDF"}}
 
@@ -93,6 +100,25 @@ async def list_reports(
     """Every issued version of the order's report, newest first."""
     rows, total = await reports_service.list_for_order(session, principal, order_id, page)
     return ListResource[ReportOut].build([_out(r) for r in rows], total, page.page, page.limit)
+
+
+@router.post(
+    "/orders/{order_id}/reports/provisional",
+    status_code=202,
+    response_model=ProvisionalRequested,
+    operation_id="reports:request_provisional",
+    responses={**AUTH_ERRORS, **problem_responses(ReportNotReady, NothingPending)},
+)
+async def request_provisional_report(
+    order_id: uuid.UUID,
+    principal: Principal = Depends(pathologists),
+    session: AsyncSession = Depends(get_session, scope="function"),
+) -> ProvisionalRequested:
+    """Issue a provisional report of the results verified so far (the pending tests are
+    named on it; the final report follows by itself). Rendered by the worker: poll
+    GET /orders/{order_id}/reports."""
+    pending = await reports_service.request_provisional(session, principal, order_id)
+    return ProvisionalRequested(order_id=order_id, pending_tests=list(pending))
 
 
 @router.get(

@@ -19,3 +19,11 @@ class ReportIntegrityError(NidaanError):
     status_code = 500
     code = "report_integrity_failed"
     title = "Stored report does not match its checksum"
+
+
+class NothingPending(NidaanError):
+    """Every test of the order is verified: the final report is issued on its own."""
+
+    status_code = 409
+    code = "report_nothing_pending"
+    title = "No test is pending"

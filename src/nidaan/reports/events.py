@@ -17,3 +17,12 @@ class ReportFinalized(DomainEvent):
     report_id: uuid.UUID
     report_version: int
     amended: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProvisionalReportRequested(DomainEvent):
+    """A pathologist asked for a provisional report of an order whose tests are not all
+    verified yet (rendered in the job, like every report)."""
+
+    name = "report.provisional_requested"
+    order_id: uuid.UUID

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.events.registry import subscriber
-from nidaan.reports.service import reports_service
+from nidaan.reports.errors import ReportNotReady
+from nidaan.reports.events import ProvisionalReportRequested
+from nidaan.reports.service import logger, reports_service
 from nidaan.results.events import ResultsVerified
 
 
@@ -25,3 +27,12 @@ async def render_on_results_verified(session: AsyncSession, event: ResultsVerifi
         amended=event.amended,
         reason=event.reason,
     )
+
+
+@subscriber(ProvisionalReportRequested, name="reports.render_provisional")
+async def render_provisional(session: AsyncSession, event: ProvisionalReportRequested) -> None:
+    """Issue the requested provisional version (final instead if everything got verified)."""
+    try:
+        await reports_service.render_and_store(session, event.organisation_id, event.order_id)
+    except ReportNotReady:
+        logger.info("Order %s has no verified results; no provisional report", event.order_id)

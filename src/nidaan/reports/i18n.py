@@ -57,6 +57,36 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "phone": "Phone",
         "email": "E-mail",
         "ist": "IST",
+        "status_provisional": "PROVISIONAL REPORT",
+        "status_final": "FINAL REPORT",
+        "status_amended": "AMENDED REPORT",
+        "status_corrected": "CORRECTED REPORT",
+        "final_replaces": (
+            "This final report replaces provisional report {number} (version {version}) "
+            "issued {issued}."
+        ),
+        "what_changed": "What changed",
+        "change_corrected": "{test}: result corrected",
+        "change_added": "{test}: result added",
+        "reason": "Why",
+        "provisional_note": (
+            "Provisional report: the results below are verified; the tests listed are still "
+            "in progress and a final report will follow."
+        ),
+        "pending_tests": "Tests pending",
+        "not_in_scope_note": (
+            "* Not in NABL scope: the test is outside the laboratory's scope of accreditation."
+        ),
+        "referral": "Referred test, performed at {lab}",
+        "collected_at_centre": "Collected at",
+        "tested_at": "Tested at",
+        "condition_at_receipt": "Condition at receipt",
+        "condition_ok": "Satisfactory",
+        "condition_haemolysed": "Haemolysed",
+        "condition_lipaemic": "Lipaemic",
+        "condition_icteric": "Icteric",
+        "condition_clotted": "Clotted",
+        "registration": "Reg. No.",
     },
     "hi": {
         "title": "प्रयोगशाला परीक्षण रिपोर्ट",
@@ -108,6 +138,33 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "phone": "फ़ोन",
         "email": "ई-मेल",
         "ist": "IST",
+        "status_provisional": "अनंतिम रिपोर्ट (PROVISIONAL)",
+        "status_final": "अंतिम रिपोर्ट (FINAL)",
+        "status_amended": "संशोधित रिपोर्ट (AMENDED)",
+        "status_corrected": "सुधारित रिपोर्ट (CORRECTED)",
+        "final_replaces": (
+            "यह अंतिम रिपोर्ट {issued} को जारी अनंतिम रिपोर्ट {number} (संस्करण {version}) का स्थान लेती है।"
+        ),
+        "what_changed": "क्या बदला",
+        "change_corrected": "{test}: परिणाम सुधारा गया",
+        "change_added": "{test}: परिणाम जोड़ा गया",
+        "reason": "कारण",
+        "provisional_note": (
+            "अनंतिम रिपोर्ट: नीचे दिए परिणाम सत्यापित हैं; सूचीबद्ध परीक्षण अभी जारी हैं, "
+            "अंतिम रिपोर्ट बाद में जारी होगी।"
+        ),
+        "pending_tests": "लंबित परीक्षण",
+        "not_in_scope_note": ("* NABL दायरे से बाहर: यह परीक्षण प्रयोगशाला के प्रत्यायन के दायरे में नहीं है।"),
+        "referral": "रेफ़र किया गया परीक्षण, {lab} द्वारा किया गया",
+        "collected_at_centre": "संग्रह केंद्र",
+        "tested_at": "परीक्षण प्रयोगशाला",
+        "condition_at_receipt": "प्राप्ति पर स्थिति",
+        "condition_ok": "संतोषजनक",
+        "condition_haemolysed": "हीमोलाइज़्ड (Haemolysed)",
+        "condition_lipaemic": "लाइपेमिक (Lipaemic)",
+        "condition_icteric": "इक्टेरिक (Icteric)",
+        "condition_clotted": "थक्केदार (Clotted)",
+        "registration": "पंजीकरण सं.",
     },
 }
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ARRAY, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nidaan.kit.model_base import Base, IdMixin, TenantMixin
@@ -25,6 +25,12 @@ class Report(IdMixin, TenantMixin, Base):
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reports.id"))
     amended: Mapped[bool] = mapped_column(Boolean)
     amendment_reason: Mapped[str | None] = mapped_column(String(500))
+    # provisional | final | amended | corrected (printed on every page; see reports/domain.py)
+    status: Mapped[str] = mapped_column(String(16), server_default="final")
+    # What this version changed against the one it replaced, as printed ("Potassium: corrected").
+    changes: Mapped[str | None] = mapped_column(Text)
+    # The verified result rows it prints (what the next version is compared with).
+    result_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid()))
     language: Mapped[str] = mapped_column(String(8))
     storage_key: Mapped[str] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64))

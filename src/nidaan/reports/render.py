@@ -8,6 +8,10 @@ other files or reach the network.
 
 Rendering is CPU-bound and synchronous; async callers run it in a thread
 (``render_pdf_async``).
+
+The text layer of Indic scripts is made right with ActualText (``text_layer.py``): the
+glyph-to-character map alone cannot say that the glyph of ि drawn before र belongs after
+it, so copy-paste, search and screen readers would get garbled Hindi.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
 from nidaan.kit.time import IST
-from nidaan.reports.domain import ReportDocument, normalise_language
+from nidaan.reports.domain import ReportDocument, normalise_language, typographic_unit
 from nidaan.reports.i18n import labels
+from nidaan.reports.text_layer import install_actual_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -129,6 +134,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.filters["css_string"] = _css_string
+    environment.filters["unit"] = lambda unit: typographic_unit(unit) or ""
     return environment
 
 
@@ -206,6 +212,7 @@ def _font_config() -> FontConfiguration:
 def render_pdf(document: ReportDocument) -> RenderedPdf:
     """Lay out and write the PDF; also returns the page count and the time it took."""
     started = time.perf_counter()
+    install_actual_text()
     html = render_html(document)
     fetcher = _FontsOnlyFetcher(frozenset(face.uri for face in font_faces()))
     with _font_config_lock:

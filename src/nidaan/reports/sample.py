@@ -1,16 +1,26 @@
-"""A realistic sample report (documentation screenshots, benchmarks, render tests)."""
+"""A realistic sample report (documentation screenshots, benchmarks, render tests).
+
+Units are given as a catalogue stores them (``10^3/uL``): the renderer prints them the
+typographic way, as it does for real reports.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+import math
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from nidaan.reports.domain import (
     Amendment,
+    Change,
+    ChangeKind,
     LabInfo,
     OrderInfo,
     PatientInfo,
     ReportDocument,
+    ReportStatus,
     ResultLine,
     SampleInfo,
     Signatory,
@@ -42,7 +52,7 @@ _ROWS: tuple[
         "Total leucocyte count",
         "Impedance",
         "7.9",
-        "10³/µL",
+        "10^3/uL",
         "4.0 - 10.0",
         "N",
         None,
@@ -53,7 +63,7 @@ _ROWS: tuple[
         "Platelet count",
         "Impedance",
         "38",
-        "10³/µL",
+        "10^3/uL",
         "150 - 410",
         "LL",
         "Critical value phoned to Dr Mehta at 10:42 IST, read back.",
@@ -90,7 +100,7 @@ _ROWS: tuple[
         "eGFR (CKD-EPI 2021)",
         "Calculated",
         "88",
-        "mL/min/1.73m²",
+        "mL/min/1.73m2",
         ">= 90",
         "L",
         None,
@@ -131,7 +141,18 @@ _ROWS: tuple[
         None,
         True,
     ),
-    ("serology", "TSH", "CLIA", "2.41", "µIU/mL", "0.27 - 4.20", "N", None, True),
+    ("serology", "TSH", "CLIA", "2.41", "uIU/mL", "0.27 - 4.20", "N", None, True),
+    (
+        "serology",
+        "Vitamin D, 25-hydroxy",
+        "LC-MS/MS",
+        "18.4",
+        "ng/mL",
+        "30 - 100 sufficient",
+        "L",
+        None,
+        False,
+    ),
     (
         "clinical_pathology",
         "Urine protein",
@@ -146,19 +167,66 @@ _ROWS: tuple[
 )
 
 
+#: The referral laboratory of the sample's send-out test.
+REFERRAL_LAB = "Metropolis Healthcare, Mumbai (NABL MC-2212)"
+REFERRED_TEST = "Vitamin D, 25-hydroxy"
+
+
+def signature_png(name: str) -> bytes:
+    """A hand-signature-like stroke (deterministic per name), as a PNG."""
+    from PIL import Image, ImageDraw
+
+    width, height = 360, 110
+    image = Image.new("RGBA", (width, height), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(image)
+    seed = sum(map(ord, name))
+    points = []
+    for step in range(220):
+        x = 14 + step * (width - 40) / 220
+        wave = math.sin(step / (7 + seed % 5)) * 26 + math.sin(step / 3.1) * 9
+        y = height / 2 + wave * (1 - step / 300)
+        points.append((x, y))
+    draw.line(points, fill=(18, 38, 96, 255), width=4, joint="curve")
+    draw.line([(30, height - 22), (width - 60, height - 30)], fill=(18, 38, 96, 255), width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def sample_document(
     language: str = "en",
     *,
     amended: bool = False,
     repeat: int = 1,
     verification_url: str = "https://reports.example-lab.in/verify/q7Hk2mZpR9xWc4Lb",
+    status: ReportStatus | None = None,
+    accreditation: str | None = (
+        "NABL accredited medical laboratory (ISO 15189:2022), certificate MC-5820"
+    ),
 ) -> ReportDocument:
-    """A two-department report for a 38-year-old woman; ``repeat`` multiplies the lines."""
+    """A report for a 38-year-old woman across four departments; ``repeat`` multiplies the
+    lines. ``amended`` (or ``status`` corrected/amended) makes it version 2 with what changed
+    and why; ``status`` provisional names a pending test."""
+    if status is None:
+        status = ReportStatus.CORRECTED if amended else ReportStatus.FINAL
     issued = datetime(2026, 3, 12, 9, 31, tzinfo=UTC)
     collected = datetime(2026, 3, 12, 2, 40, tzinfo=UTC)
-    pathologist = Signatory("Dr. Kavita Rao", "MD (Pathology), Reg. No. KMC 45812", issued)
+    pathologist = Signatory(
+        "Dr. Kavita Rao",
+        "MD (Pathology)",
+        issued,
+        registration_number="KMC 45812",
+        signature_uri=_data_uri(signature_png("Dr. Kavita Rao")),
+    )
     biochemist = Signatory(
-        "Dr. Arvind Iyer", "MD (Biochemistry), Reg. No. KMC 51230", issued - timedelta(minutes=7)
+        "Dr. Arvind Iyer",
+        "MD (Biochemistry)",
+        issued - timedelta(minutes=7),
+        registration_number="KMC 51230",
     )
     source: list[SourceLine] = []
     for copy in range(repeat):
@@ -183,27 +251,29 @@ def sample_document(
                         abnormal=flag_is_abnormal(flag),
                         critical=flag_is_critical(flag),
                         accredited=accredited,
+                        referral_lab=REFERRAL_LAB if test == REFERRED_TEST else None,
                     ),
                     verifier=pathologist if department == "haematology" else biochemist,
                 )
             )
     amendment = None
-    if amended:
+    if status in {ReportStatus.AMENDED, ReportStatus.CORRECTED}:
+        kind = ChangeKind.CORRECTED if status is ReportStatus.CORRECTED else ChangeKind.ADDED
         amendment = Amendment(
             reason="Potassium re-run on a fresh sample; the first sample was haemolysed.",
             supersedes_number="RPT-2026-000418",
             supersedes_version=1,
             supersedes_issued_at=issued - timedelta(hours=3),
+            changes=(Change("Potassium", kind),),
         )
+    later = status is not ReportStatus.FINAL and status is not ReportStatus.PROVISIONAL
     return ReportDocument(
         lab=LabInfo(
             name="Sanjeevani Diagnostics",
             address="12, 4th Cross, Jayanagar 4th Block, Bengaluru, Karnataka 560011",
             phone="+91 80 4123 5678",
             email="reports@sanjeevani-labs.example.in",
-            accreditation=(
-                "NABL accredited medical laboratory (ISO 15189:2022), certificate MC-5820"
-            ),
+            accreditation=accreditation,
         ),
         patient=PatientInfo(
             name="Sunita Sharma",
@@ -219,21 +289,38 @@ def sample_document(
                 "EDTA whole blood",
                 collected,
                 collected + timedelta(minutes=48),
+                collected_at_centre="Jayanagar collection centre",
+                tested_at="Sanjeevani central laboratory, Bengaluru",
             ),
-            SampleInfo("JAY-20260312-0043", "Serum", collected, collected + timedelta(minutes=51)),
+            SampleInfo(
+                "JAY-20260312-0043",
+                "Serum",
+                collected,
+                collected + timedelta(minutes=51),
+                collected_at_centre="Jayanagar collection centre",
+                tested_at="Sanjeevani central laboratory, Bengaluru",
+                condition=("lipaemic",),
+                remarks="Mildly lipaemic; results not affected.",
+            ),
             SampleInfo(
                 "JAY-20260312-0044",
                 "Urine",
                 collected + timedelta(minutes=5),
                 collected + timedelta(minutes=52),
+                collected_at_centre="Jayanagar collection centre",
+                tested_at="Sanjeevani central laboratory, Bengaluru",
             ),
         ),
-        sections=group_sections(source),
+        sections=group_sections(source, accredited_lab=accreditation is not None),
         signatories=signatories_of(source),
-        report_number="RPT-2026-000431" if amended else "RPT-2026-000418",
-        version=2 if amended else 1,
+        report_number="RPT-2026-000431" if later else "RPT-2026-000418",
+        version=2 if later else 1,
         issued_at=issued,
         verification_url=verification_url,
         language=language,
         amendment=amendment,
+        status=status,
+        pending_tests=("Urine culture and sensitivity",)
+        if status is ReportStatus.PROVISIONAL
+        else (),
     )

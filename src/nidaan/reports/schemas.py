@@ -17,7 +17,14 @@ class ReportOut(Schema):
     report_number: str = Field(examples=["RPT-2026-000418"])
     report_version: int = Field(description="1 for the first report; amendments add versions")
     is_current: bool = Field(description="False once a later version replaced it")
-    amended: bool
+    amended: bool = Field(description="True for amended and corrected versions")
+    status: Literal["provisional", "final", "amended", "corrected"] = Field(
+        description="What this version is; printed on every page"
+    )
+    changes: str | None = Field(
+        description="Tests whose printed result changed since the version it replaced",
+        examples=["Potassium: corrected"],
+    )
     amendment_reason: str | None
     supersedes_id: uuid.UUID | None = Field(description="The version this one replaced")
     language: str = Field(examples=["en", "hi"])
@@ -46,3 +53,8 @@ class ReportVerification(Schema):
     superseded_by: str | None = Field(
         None, description="Report number of the current version when this one is superseded"
     )
+
+
+class ProvisionalRequested(Schema):
+    order_id: uuid.UUID
+    pending_tests: list[str] = Field(description="Tests the provisional report names as pending")

@@ -7,6 +7,7 @@ never overwritten or deleted, so every version an amended report replaces stays 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import secrets
@@ -30,19 +31,24 @@ from nidaan.kit.sequences import next_value
 from nidaan.kit.storage import LocalFileStore, ObjectNotFoundError, get_object_store
 from nidaan.kit.storage import public_base_url as installation_base_url
 from nidaan.kit.time import IST, utcnow
+from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.service import orders_service
 from nidaan.patients.service import patients_service
 from nidaan.reports.domain import (
     Amendment,
+    Change,
     LabInfo,
     OrderInfo,
     PatientInfo,
+    PrintedResult,
     ReportDocument,
+    ReportStatus,
     ResultLine,
     SampleInfo,
     Signatory,
     SourceLine,
     age_text,
+    changes_since,
     flag_is_abnormal,
     flag_is_critical,
     group_sections,
@@ -50,9 +56,16 @@ from nidaan.reports.domain import (
     normalise_language,
     signatories_of,
     source_fingerprint,
+    typographic_unit,
+    version_status,
 )
-from nidaan.reports.errors import ReportIntegrityError, ReportNotFound, ReportNotReady
-from nidaan.reports.events import ReportFinalized
+from nidaan.reports.errors import (
+    NothingPending,
+    ReportIntegrityError,
+    ReportNotFound,
+    ReportNotReady,
+)
+from nidaan.reports.events import ProvisionalReportRequested, ReportFinalized
 from nidaan.reports.models import Report
 from nidaan.reports.render import render_pdf_async
 from nidaan.results.domain import ReportLine
@@ -67,6 +80,10 @@ logger = logging.getLogger(__name__)
 PDF = "application/pdf"
 #: Reason printed when a new version is issued without a correction (tests added later).
 ADDED_RESULTS_REASON = "Further results verified after the previous version was issued."
+#: Reason printed on the final version that replaces a provisional one.
+COMPLETED_REASON = "All tests of the order are now reported."
+#: Signature images embedded in reports, by file extension.
+_IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
 
 
 @dataclass(frozen=True)
@@ -112,15 +129,21 @@ def _fingerprint_of(report: Report) -> str | None:
     return fingerprint if marker and fingerprint else None
 
 
-def _signatory(signatory: ResultSignatory | None) -> Signatory | None:
+def _signatory(signatory: ResultSignatory | None, signatures: dict[str, str]) -> Signatory | None:
     if signatory is None or signatory.signed_at is None:
         return None
-    return Signatory(signatory.full_name, signatory.qualification, signatory.signed_at)
+    return Signatory(
+        signatory.full_name,
+        signatory.qualification,
+        signatory.signed_at,
+        registration_number=signatory.registration_number,
+        signature_uri=signatures.get(signatory.signature_key or ""),
+    )
 
 
-def _source_line(line: ReportLine) -> SourceLine:
-    signers = tuple(s for s in (_signatory(v) for v in line.verifiers) if s is not None)
-    final = _signatory(line.verified_by)
+def _source_line(line: ReportLine, signatures: dict[str, str]) -> SourceLine:
+    signers = tuple(s for s in (_signatory(v, signatures) for v in line.verifiers) if s is not None)
+    final = _signatory(line.verified_by, signatures)
     return SourceLine(
         result_id=line.result_id,
         department=line.department,
@@ -130,7 +153,7 @@ def _source_line(line: ReportLine) -> SourceLine:
         line=ResultLine(
             test_name=line.test_name,
             value=line.value,
-            unit=line.unit,
+            unit=typographic_unit(line.unit),
             reference=line.reference_text,
             flag=line.flag,
             method=line.method,
@@ -138,8 +161,20 @@ def _source_line(line: ReportLine) -> SourceLine:
             abnormal=flag_is_abnormal(line.flag),
             critical=flag_is_critical(line.flag),
             accredited=line.accredited,
+            referral_lab=line.referral_lab,
         ),
     )
+
+
+def _printed(lines: list[ReportLine]) -> list[PrintedResult]:
+    return [
+        PrintedResult(line.result_id, line.test_name, line.corrected, line.correction_reason)
+        for line in lines
+    ]
+
+
+def _condition_text(condition: list[str] | None) -> tuple[str, ...]:
+    return tuple(str(item) for item in condition or ())
 
 
 def _snapshot(report: Report) -> dict[str, Any]:
@@ -149,6 +184,8 @@ def _snapshot(report: Report) -> dict[str, Any]:
         "report_version": report.report_version,
         "is_current": report.is_current,
         "amended": report.amended,
+        "status": report.status,
+        "changes": report.changes,
         "amendment_reason": report.amendment_reason,
         "supersedes_id": report.supersedes_id,
         "language": report.language,
@@ -186,6 +223,8 @@ class ReportsService:
         verification_code: str = "preview",
         amendment: Amendment | None = None,
         lines: list[ReportLine] | None = None,
+        status: ReportStatus = ReportStatus.FINAL,
+        pending_tests: tuple[str, ...] = (),
     ) -> BuiltDocument:
         """Everything the report prints, from the other modules' services.
 
@@ -201,15 +240,23 @@ class ReportsService:
         issued = issued_at or utcnow()
         language = normalise_language(patient.preferred_language)
         collected = [s.collected_at for s in samples if s.collected_at is not None]
-        source = [_source_line(line) for line in lines]
+        signatures = await self._signature_uris(lines)
+        source = [_source_line(line, signatures) for line in lines]
+        branches = await self._branch_names(
+            session,
+            caller,
+            {s.collected_at_branch_id for s in samples}
+            | {s.received_at_branch_id for s in samples},
+        )
+        lab = LabInfo(
+            name=organisation.name,
+            address=organisation.address,
+            phone=organisation.phone,
+            email=organisation.email,
+            accreditation=organisation.accreditation,
+        )
         document = ReportDocument(
-            lab=LabInfo(
-                name=organisation.name,
-                address=organisation.address,
-                phone=organisation.phone,
-                email=organisation.email,
-                accreditation=organisation.accreditation,
-            ),
+            lab=lab,
             patient=PatientInfo(
                 name=patient.full_name,
                 age_text=age_text(
@@ -230,10 +277,14 @@ class ReportsService:
                     specimen_type=s.specimen_type.replace("_", " ").capitalize(),
                     collected_at=s.collected_at,
                     received_at=s.received_at,
+                    collected_at_centre=branches.get(s.collected_at_branch_id),
+                    tested_at=branches.get(s.received_at_branch_id),
+                    condition=_condition_text(s.receipt_condition),
+                    remarks=s.receipt_remarks,
                 )
                 for s in samples
             ),
-            sections=group_sections(source),
+            sections=group_sections(source, accredited_lab=lab.accredited),
             signatories=signatories_of(source),
             report_number=report_number,
             version=version,
@@ -241,8 +292,52 @@ class ReportsService:
             verification_url=self.verification_url(verification_code),
             language=language,
             amendment=amendment,
+            status=status,
+            pending_tests=pending_tests,
         )
         return BuiltDocument(document, source_fingerprint(line.result_id for line in lines))
+
+    async def _signature_uris(self, lines: list[ReportLine]) -> dict[str, str]:
+        """The verifiers' stored signature images as data: URIs (a missing file prints none)."""
+        keys = {
+            signer.signature_key
+            for line in lines
+            for signer in (line.verified_by, *line.verifiers)
+            if signer is not None and signer.signature_key
+        }
+        uris: dict[str, str] = {}
+        for key in keys:
+            media = _IMAGE_TYPES.get(key.rsplit(".", 1)[-1].lower())
+            try:
+                data = await self.store().get(key)
+            except ObjectNotFoundError:
+                logger.warning("Signature image %s is missing from storage", key)
+                continue
+            if media is not None:
+                uris[key] = f"data:{media};base64,{base64.b64encode(data).decode()}"
+        return uris
+
+    async def _branch_names(
+        self, session: AsyncSession, caller: Principal, branch_ids: set[uuid.UUID | None]
+    ) -> dict[uuid.UUID | None, str]:
+        names: dict[uuid.UUID | None, str] = {}
+        for branch_id in branch_ids - {None}:
+            assert branch_id is not None
+            branch = await tenancy_service.get_branch(session, caller, branch_id)
+            names[branch_id] = branch.name
+        return names
+
+    async def _pending_tests(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> tuple[str, ...]:
+        """Names of the order's tests still without a verified result (cancelled ones aside)."""
+        detail = await orders_service.detail(session, _system_caller(organisation_id), order_id)
+        waiting = {OrderTestStatus.ACTIVE, OrderTestStatus.RESULTED}
+        return tuple(
+            dict.fromkeys(
+                test.name for order_test, test in detail.tests if order_test.status in waiting
+            )
+        )
 
     # ---------------------------------------------------------------- issuing
 
@@ -275,6 +370,37 @@ class ReportsService:
             logger.info("Order %s has no verified results; no report issued", order_id)
             return None
 
+    async def request_provisional(
+        self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
+    ) -> tuple[str, ...]:
+        """Ask for a provisional report now (the job renders it); returns the pending tests.
+
+        ``ReportNotReady`` without a verified result, ``NothingPending`` when every test is
+        verified (the final report is then issued on its own).
+        """
+        order = await orders_service.get(session, caller, order_id)
+        await self._lines(session, caller.organisation_id, order.id)
+        pending = await self._pending_tests(session, caller.organisation_id, order.id)
+        if not pending:
+            raise NothingPending(
+                "Every test of this order is verified; the final report is issued on its own.",
+                order_id=str(order.id),
+            )
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="report.provisional_requested",
+            entity_type="order",
+            entity_id=order.id,
+            after={"pending_tests": list(pending)},
+        )
+        await publish(
+            session,
+            ProvisionalReportRequested(organisation_id=caller.organisation_id, order_id=order.id),
+        )
+        return pending
+
     async def render_and_store(
         self,
         session: AsyncSession,
@@ -285,15 +411,27 @@ class ReportsService:
         reason: str | None = None,
     ) -> Report:
         """Issue the next version of the order's report (or return the current one if it
-        already prints exactly the same verified results)."""
+        already prints exactly the same verified results with the same status).
+
+        The version's status follows ``version_status``: provisional while tests are
+        pending, final for the first complete version, then corrected or amended. ``amended``
+        (the event said so) is kept for the caller; the status decides what is printed.
+        """
+        del amended  # the status is decided from what changed (see version_status)
         # Serialise report issuing per order: version numbers stay gapless and two jobs
         # for one order never both decide they are version n + 1.
         await session.execute(select(func.pg_advisory_xact_lock(_order_lock_key(order_id))))
         previous = await self._current(session, organisation_id, order_id)
         lines = await self._lines(session, organisation_id, order_id)
+        pending = await self._pending_tests(session, organisation_id, order_id)
         fingerprint = source_fingerprint(line.result_id for line in lines)
         fingerprint = fingerprint[:FINGERPRINT_CHARS]
-        if previous is not None and _fingerprint_of(previous) == fingerprint:
+        still_provisional = previous is not None and previous.status == ReportStatus.PROVISIONAL
+        if (
+            previous is not None
+            and _fingerprint_of(previous) == fingerprint
+            and not (still_provisional and not pending)
+        ):
             logger.info(
                 "Report %s already prints the verified results of order %s; not re-issued",
                 previous.report_number,
@@ -307,18 +445,32 @@ class ReportsService:
             )
         )
         version = int(last_version or 0) + 1
+        changes: tuple[Change, ...] = ()
+        if previous is not None:
+            changes = changes_since(previous.result_ids, _printed(lines))
+        status = version_status(
+            previous=ReportStatus(previous.status) if previous is not None else None,
+            pending=bool(pending),
+            changes=changes,
+        )
         amendment = None
         if previous is not None:
-            amended = True
-            reason = reason or ADDED_RESULTS_REASON
+            if status is ReportStatus.CORRECTED:
+                corrections = [line.correction_reason for line in lines if line.correction_reason]
+                reason = reason or "; ".join(dict.fromkeys(corrections)) or None
+            reason = reason or (
+                COMPLETED_REASON if status is ReportStatus.FINAL else ADDED_RESULTS_REASON
+            )
             amendment = Amendment(
                 reason=reason,
                 supersedes_number=previous.report_number,
                 supersedes_version=previous.report_version,
                 supersedes_issued_at=previous.created_at,
+                changes=changes,
             )
         else:
-            amended, reason = False, None
+            reason = None
+        amended = status in {ReportStatus.AMENDED, ReportStatus.CORRECTED}
         issued_at = utcnow()
         number = await next_value(session, organisation_id, "report")
         report_number = f"RPT-{issued_at.astimezone(IST):%Y}-{number:06d}"
@@ -333,6 +485,8 @@ class ReportsService:
             verification_code=code,
             amendment=amendment,
             lines=lines,
+            status=status,
+            pending_tests=pending,
         )
         rendered = await render_pdf_async(built.document)
         report_id = new_id()
@@ -346,6 +500,9 @@ class ReportsService:
             supersedes_id=previous.id if previous else None,
             amended=amended,
             amendment_reason=reason,
+            status=str(status),
+            changes="; ".join(f"{c.test_name}: {c.kind}" for c in changes) or None,
+            result_ids=[line.result_id for line in lines],
             language=built.document.language,
             # The key names the verified results it was made from (see _fingerprint_of).
             storage_key=f"reports/{organisation_id}/{order_id}/{report_id}--{fingerprint}.pdf",
@@ -393,7 +550,8 @@ class ReportsService:
             ),
         )
         logger.info(
-            "Issued report %s v%d for order %s: %d pages in %.2fs",
+            "Issued %s report %s v%d for order %s: %d pages in %.2fs",
+            status,
             report_number,
             version,
             order_id,

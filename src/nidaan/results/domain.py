@@ -414,6 +414,8 @@ class Signatory:
     full_name: str
     qualification: str | None
     signed_at: datetime | None
+    registration_number: str | None = None  # medical council registration
+    signature_key: str | None = None  # stored signature image, printed on reports
 
 
 @dataclass(frozen=True)
@@ -449,3 +451,4 @@ class ReportLine:
     reference_low: Decimal | None = None
     reference_high: Decimal | None = None
     value_code: str | None = None
+    referral_lab: str | None = None  # the laboratory a referred test was sent to

@@ -52,31 +52,54 @@ async def _out(
     verifications = await results_service.verifications_for(
         session, principal.organisation_id, [r.id for r in results]
     )
+    tests = await results_service.test_labels(
+        session, principal.organisation_id, [r.test_id for r in results]
+    )
     out = []
     for result in results:
-        item = ResultOut.model_validate(result)
-        item.verifications = [VerificationOut.model_validate(v) for v in verifications[result.id]]
+        code, name = tests[result.test_id]
+        fields = {column: getattr(result, column) for column in _RESULT_COLUMNS}
+        item = ResultOut.model_validate(
+            {
+                **fields,
+                "test_code": code,
+                "test_name": name,
+                "verifications": [
+                    VerificationOut.model_validate(v) for v in verifications[result.id]
+                ],
+            }
+        )
         out.append(item)
     return out
 
 
+#: ResultOut fields read straight from the Result row.
+_RESULT_COLUMNS = tuple(
+    name
+    for name in ResultOut.model_fields
+    if name not in {"test_code", "test_name", "verifications"}
+)
+
+
 @router.get(
     "/results",
-    response_model=list[ResultOut],
+    response_model=ListResource[ResultOut],
     operation_id="results:list",
     responses={**AUTH_ERRORS, **problem_responses(NotFound)},
 )
 async def list_results(
     order_id: uuid.UUID = Query(description="The order whose results to list"),
     include_history: bool = Query(False, description="Also superseded versions"),
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[ResultOut]:
+) -> ListResource[ResultOut]:
     """An order's results in report order (department, then catalogue order)."""
-    results = await results_service.list_for_order(
-        session, principal, order_id, include_history=include_history
+    results, total = await results_service.page_for_order(
+        session, principal, order_id, page, include_history=include_history
     )
-    return await _out(session, principal, results)
+    items = await _out(session, principal, results)
+    return ListResource[ResultOut].build(items, total, page.page, page.limit)
 
 
 @router.post(

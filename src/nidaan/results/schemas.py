@@ -73,6 +73,8 @@ class ResultOut(Schema):
     order_test_id: uuid.UUID
     sample_id: uuid.UUID | None
     test_id: uuid.UUID
+    test_code: str = Field(description="Catalogue code of the test", examples=["K"])
+    test_name: str = Field(description="Catalogue name of the test", examples=["Potassium"])
     patient_id: uuid.UUID
     result_version: int
     is_current: bool

@@ -26,6 +26,7 @@ from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
+from nidaan.kit.db import any_of
 from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
@@ -312,20 +313,56 @@ class ResultsService:
         """The order's current results (with ``include_history``, every version), in report
         order: department, then the catalogue's sort order, then version."""
         await orders_service.get(session, caller, order_id)
+        statement = self._order_results(caller.organisation_id, order_id, include_history)
+        return list(await session.scalars(statement))
+
+    async def page_for_order(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order_id: uuid.UUID,
+        page: PageParams,
+        *,
+        include_history: bool = False,
+    ) -> tuple[list[Result], int]:
+        """One page of ``list_for_order`` and the total count."""
+        await orders_service.get(session, caller, order_id)
+        statement = self._order_results(caller.organisation_id, order_id, include_history)
+        return await paginate(session, statement, page)
+
+    @staticmethod
+    def _order_results(
+        organisation_id: uuid.UUID, order_id: uuid.UUID, include_history: bool
+    ) -> Select[tuple[Result]]:
         statement = (
             select(Result)
             .join(CatalogTest, CatalogTest.id == Result.test_id)
-            .where(Result.organisation_id == caller.organisation_id, Result.order_id == order_id)
+            .where(Result.organisation_id == organisation_id, Result.order_id == order_id)
             .order_by(
                 CatalogTest.department,
                 CatalogTest.sort_order,
                 CatalogTest.code,
                 Result.result_version,
+                Result.id,
             )
         )
         if not include_history:
             statement = statement.where(Result.is_current.is_(True))
-        return list(await session.scalars(statement))
+        return statement
+
+    async def test_labels(
+        self, session: AsyncSession, organisation_id: uuid.UUID, test_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, str]]:
+        """``{test id: (code, name)}`` of catalogue tests, so results describe themselves."""
+        ids = list(set(test_ids))
+        if not ids:
+            return {}
+        rows = await session.execute(
+            select(CatalogTest.id, CatalogTest.code, CatalogTest.name).where(
+                CatalogTest.organisation_id == organisation_id, any_of(CatalogTest.id, ids)
+            )
+        )
+        return {row.id: (row.code, row.name) for row in rows}
 
     async def verifications_for(
         self, session: AsyncSession, organisation_id: uuid.UUID, result_ids: Iterable[uuid.UUID]
@@ -1366,7 +1403,14 @@ class ResultsService:
             user = users.get(user_id) if user_id else None
             if user is None:
                 return None
-            return Signatory(user.id, user.full_name, user.qualification, at)
+            return Signatory(
+                user.id,
+                user.full_name,
+                user.qualification,
+                at,
+                registration_number=user.registration_number,
+                signature_key=user.signature_key,
+            )
 
         lines = []
         for result, test in rows:
@@ -1405,6 +1449,7 @@ class ResultsService:
                     reference_low=result.reference_low,
                     reference_high=result.reference_high,
                     value_code=result.value_code,
+                    referral_lab=test.referral_lab,
                 )
             )
         return lines

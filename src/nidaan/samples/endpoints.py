@@ -140,7 +140,13 @@ async def receive_sample(
     """Scan-to-receive at a central lab (from collected or in transit)."""
     body = body or ReceiveRequest()
     sample = await samples_service.receive(
-        session, principal, accession, branch_id=body.branch_id, version=body.version
+        session,
+        principal,
+        accession,
+        branch_id=body.branch_id,
+        version=body.version,
+        condition=body.condition,
+        remarks=body.remarks,
     )
     return SampleOut.model_validate(sample)
 

@@ -28,3 +28,12 @@ class ManifestStatus(enum.StrEnum):
     OPEN = "open"
     DISPATCHED = "dispatched"
     RECEIVED = "received"
+
+
+class SampleCondition(enum.StrEnum):
+    """What the lab saw when the sample arrived (accepted, but printed on the report)."""
+
+    HAEMOLYSED = "haemolysed"
+    LIPAEMIC = "lipaemic"
+    ICTERIC = "icteric"
+    CLOTTED = "clotted"

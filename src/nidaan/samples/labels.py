@@ -33,9 +33,10 @@ class Label:
     patient_name: str
     age_sex: str  # "34Y/F"
     specimen_type: str
-    container: str
+    container: str  # in words, e.g. "Serum (yellow top)"
     order_number: str
     collected_at: datetime | None = None
+    mrn: str = ""
 
 
 def _latin1(text: str) -> str:
@@ -82,8 +83,13 @@ def render_labels(labels: list[Label]) -> bytes:
         canvas.drawCentredString(PAGE_WIDTH / 2, top - 15 - BAR_HEIGHT, label.accession)
 
         canvas.setFont("Helvetica", 5.5)
-        specimen = f"{label.specimen_type} / {label.container}"
-        canvas.drawString(MARGIN, MARGIN + 6.5, _fit(canvas, specimen, "Helvetica", 5.5, usable))
+        mrn_width = canvas.stringWidth(_latin1(label.mrn), "Helvetica-Bold", 5.5)
+        container = _fit(canvas, label.container, "Helvetica", 5.5, usable - mrn_width - 1 * mm)
+        canvas.drawString(MARGIN, MARGIN + 6.5, container)
+        if label.mrn:
+            canvas.setFont("Helvetica-Bold", 5.5)
+            canvas.drawRightString(PAGE_WIDTH - MARGIN, MARGIN + 6.5, _latin1(label.mrn))
+            canvas.setFont("Helvetica", 5.5)
         collected = (
             label.collected_at.astimezone(IST).strftime("%d-%m-%Y %H:%M")
             if label.collected_at

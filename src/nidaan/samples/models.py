@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ARRAY, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, VersionMixin
@@ -27,6 +27,10 @@ class Sample(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     manifest_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("manifests.id"))
     received_at: Mapped[datetime | None]
     received_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # The lab that received (and tests) it, and what it looked like on arrival.
+    received_at_branch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("branches.id"))
+    receipt_condition: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
+    receipt_remarks: Mapped[str | None] = mapped_column(String(500))
     completed_at: Mapped[datetime | None]
     rejected_at: Mapped[datetime | None]
     rejected_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))

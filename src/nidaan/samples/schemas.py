@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, field_validator
 
 from nidaan.kit.schemas import Schema
-from nidaan.samples.enums import ManifestStatus, RejectionReason, SampleStatus
+from nidaan.samples.enums import ManifestStatus, RejectionReason, SampleCondition, SampleStatus
 
 VERSION_DESCRIPTION = "The version you last saw; a stale one is a 409 version_conflict"
 
@@ -27,6 +27,11 @@ class SampleOut(Schema):
     manifest_id: uuid.UUID | None
     received_at: datetime | None
     received_by_id: uuid.UUID | None
+    received_at_branch_id: uuid.UUID | None = Field(description="The lab that received it")
+    receipt_condition: list[SampleCondition] = Field(
+        description="Condition noted at receipt (printed on the report)"
+    )
+    receipt_remarks: str | None
     completed_at: datetime | None
     rejected_at: datetime | None
     rejection_reason: RejectionReason | None
@@ -34,6 +39,11 @@ class SampleOut(Schema):
     recollection_id: uuid.UUID | None = Field(description="Sample ordered to replace this one")
     version: int
     created_at: datetime
+
+    @field_validator("receipt_condition", mode="before")
+    @classmethod
+    def _no_condition_is_empty(cls, value: object) -> object:
+        return [] if value is None else value
 
     @computed_field(description="Barcode label of this sample (PDF)")  # type: ignore[prop-decorator]
     @property
@@ -54,6 +64,14 @@ class ReceiveRequest(Schema):
         None,
         description="Receiving central lab; default: the manifest's destination, or the lab "
         "where it was collected",
+    )
+    condition: list[SampleCondition] = Field(
+        default_factory=list,
+        description="What the sample looked like on arrival, if not normal; printed on the report",
+        examples=[["haemolysed"]],
+    )
+    remarks: str | None = Field(
+        None, max_length=500, description="Remarks at receipt, printed on the report"
     )
     version: int | None = Field(None, description=VERSION_DESCRIPTION)
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
+from nidaan.catalog.domain import container_words
 from nidaan.events.service import publish
 from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
@@ -83,6 +84,9 @@ def _snapshot(sample: Sample) -> dict[str, Any]:
         "manifest_id": sample.manifest_id,
         "received_at": sample.received_at,
         "received_by_id": sample.received_by_id,
+        "received_at_branch_id": sample.received_at_branch_id,
+        "receipt_condition": sample.receipt_condition,
+        "receipt_remarks": sample.receipt_remarks,
         "completed_at": sample.completed_at,
         "rejected_at": sample.rejected_at,
         "rejected_by_id": sample.rejected_by_id,
@@ -410,8 +414,13 @@ class SamplesService:
         *,
         branch_id: uuid.UUID | None = None,
         version: int | None = None,
+        condition: Sequence[str] = (),
+        remarks: str | None = None,
     ) -> Sample:
         """collected | in_transit -> received, at a central lab the caller may work at.
+
+        ``condition`` (haemolysed, lipaemic ...) and ``remarks`` record how it arrived; the
+        report prints them beside the sample.
 
         The lab defaults to the manifest's destination, else the branch it was collected at.
         Receiving the last outstanding sample of a dispatched manifest marks it received.
@@ -446,6 +455,9 @@ class SamplesService:
         row.status = new_status
         row.received_at = utcnow()
         row.received_by_id = _user_id(caller)
+        row.received_at_branch_id = branch.id
+        row.receipt_condition = sorted({str(c) for c in condition}) or None
+        row.receipt_remarks = (remarks or "").strip() or None
         await session.flush()
         await self._audit(session, caller, "sample.received", row, before)
         if manifest is not None:
@@ -947,9 +959,10 @@ class SamplesService:
                     patient_name=patient.full_name,
                     age_sex=f"{age}/{sex}" if age else sex,
                     specimen_type=sample.specimen_type,
-                    container=sample.container,
+                    container=container_words(sample.container),
                     order_number=facts.order_number,
                     collected_at=sample.collected_at,
+                    mrn=patient.mrn,
                 )
             )
         return render_labels(labels)
