@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # PDF reports need Pango (present on Debian desktops/servers) and HarfBuzz's subsetter, which
 # makes WeasyPrint ~7x faster at embedding fonts. Installed when we may (root), else a hint.
 # The serial-port tests link two pseudo-terminals with socat (they skip without it).
-SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 socat
+# Uploads are typed from their content by libmagic (python-magic).
+SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 socat libmagic1
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

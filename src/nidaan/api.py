@@ -21,6 +21,7 @@ MODULES = [
     "sync",
     "reports",
     "audit",
+    "files",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

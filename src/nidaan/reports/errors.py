@@ -19,3 +19,11 @@ class ReportIntegrityError(NidaanError):
     status_code = 500
     code = "report_integrity_failed"
     title = "Stored report does not match its checksum"
+
+
+class ReportPdfDeleted(NidaanError):
+    """An administrator deleted this version's PDF (files API); it is kept until purged."""
+
+    status_code = 410
+    code = "report_pdf_deleted"
+    title = "Report PDF deleted"
