@@ -15,6 +15,7 @@ import typer
 
 from nidaan.audit.cli import audit_app
 from nidaan.config import ConfigurationError, Mode, Settings, check_production_ready, get_settings
+from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
 from nidaan.simulators.cli import analyzer_sim
@@ -39,6 +40,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sync_app, name="sync")
 app.add_typer(sync_agent_app, name="sync-agent")
+app.add_typer(files_app, name="files")
 app.command("worker")(worker)
 app.command("analyzer-sim")(analyzer_sim)
 app.command("interfaces")(interfaces)

@@ -121,6 +121,10 @@ ANY_READER = frozenset().union(*(rule.readers for rule in RULES.values()))
 ANY_UPLOADER = frozenset().union(*(rule.uploaders for rule in RULES.values()))
 ANY_DELETER = frozenset().union(*(rule.deleters for rule in RULES.values()))
 
+#: The largest file any purpose allows, and room for the multipart envelope around it.
+LARGEST_FILE = max(rule.max_bytes for rule in RULES.values())
+MULTIPART_OVERHEAD = 64 * 1024
+
 MAX_FILENAME = 150
 _UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 

@@ -15,7 +15,14 @@ from nidaan.auth.principal import Principal
 from nidaan.config import get_settings
 from nidaan.deps import get_session, page_params
 from nidaan.errors import problem_responses
-from nidaan.files.domain import ANY_DELETER, ANY_READER, ANY_UPLOADER, RULES, rule_for
+from nidaan.files.domain import (
+    ANY_DELETER,
+    ANY_READER,
+    ANY_UPLOADER,
+    LARGEST_FILE,
+    MULTIPART_OVERHEAD,
+    rule_for,
+)
 from nidaan.files.enums import FilePurpose
 from nidaan.files.errors import (
     FileDeleted,
@@ -55,10 +62,6 @@ readers = require_roles(*ANY_READER)
 uploaders = require_roles(*ANY_UPLOADER)
 deleters = require_roles(*ANY_DELETER)
 admins = require_roles(Role.ADMIN)
-
-#: Room for the multipart envelope and form fields around the file itself.
-MULTIPART_OVERHEAD = 64 * 1024
-LARGEST_FILE = max(rule.max_bytes for rule in RULES.values())
 
 UPLOAD_BODY = {
     "requestBody": {

@@ -9,8 +9,8 @@ import typer
 from sqlalchemy import select
 
 from nidaan.config import get_settings
+from nidaan.graphql import sdl
 from nidaan.kit.db import dispose, session_scope
-from nidaan.sync.graphql import sdl
 from nidaan.sync.service import sync_service
 from nidaan.tenancy.models import Organisation
 
