@@ -22,6 +22,7 @@ MODULES = [
     "reports",
     "audit",
     "files",
+    "notifications",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

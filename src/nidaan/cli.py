@@ -60,7 +60,9 @@ def _settings() -> Settings:
     try:
         settings = get_settings()
         if settings.is_production:
-            problems = check_production_ready(settings)
+            from nidaan.notifications.channels.registry import simulator_url_problems
+
+            problems = check_production_ready(settings) + simulator_url_problems(settings)
             if problems:
                 _fail("cannot start in production mode:\n  - " + "\n  - ".join(problems))
         return settings

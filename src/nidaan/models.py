@@ -10,6 +10,7 @@ from nidaan.idempotency import models as idempotency_models  # noqa: F401
 from nidaan.integration import models as integration_models  # noqa: F401
 from nidaan.kit import sequences  # noqa: F401
 from nidaan.kit.model_base import Base
+from nidaan.notifications import models as notification_models  # noqa: F401
 from nidaan.orders import models as order_models  # noqa: F401
 from nidaan.patients import models as patient_models  # noqa: F401
 from nidaan.reports import models as report_models  # noqa: F401

@@ -12,7 +12,7 @@ from nidaan import migrate
 from nidaan.config import Settings, get_settings
 from nidaan.kit import db
 
-OUR_TABLES = ("'files'", "'reports'")
+OUR_TABLES = ("'files'", "'reports'", "'notification")
 
 
 def test_models_match_migration(settings: Settings) -> None:
