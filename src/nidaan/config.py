@@ -6,6 +6,8 @@ No other module reads ``os.environ``: everything configurable lives here.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import json
 import secrets
 from base64 import urlsafe_b64decode, urlsafe_b64encode
@@ -220,7 +222,61 @@ def get_settings() -> Settings:
             if getattr(settings, key) is None
         }
         settings = settings.model_copy(update=updates)
+    if settings.mode is Mode.DEMO:
+        settings = settings.model_copy(update=demo_provider_settings(settings))
     return settings
+
+
+#: Demo DLT template ids (real ones come from the lab's DLT registration).
+DEMO_DLT_TEMPLATE_IDS = {
+    f"{template}:{language}": f"11070000000000{index}{offset}"
+    for offset, language in enumerate(("en", "hi"))
+    for index, template in enumerate(
+        (
+            "test_result_ready",
+            "critical_value_alert",
+            "appointment_reminder",
+            "payment_confirmation",
+        )
+    )
+}
+
+
+def demo_provider_settings(settings: Settings) -> dict[str, Any]:
+    """Demo mode: WhatsApp, SMS and SMTP point at the built-in simulators (mounted under
+    /_simulators, SMTP on port+25) unless configured; their keys derive from the secret key."""
+    base = (settings.public_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+    def derived(label: str) -> SecretStr:
+        digest = hmac.new(settings.jwt_secret().encode(), label.encode(), hashlib.sha256)
+        return SecretStr(digest.hexdigest()[:40])
+
+    values: dict[str, Any] = {}
+    if settings.whatsapp_api_url is None:
+        values |= {
+            "whatsapp_api_url": f"{base}/_simulators/whatsapp",
+            "whatsapp_phone_number_id": "100000000000001",
+            "whatsapp_access_token": derived("demo.whatsapp.token"),
+            "whatsapp_app_secret": settings.whatsapp_app_secret
+            or derived("demo.whatsapp.app-secret"),
+            "whatsapp_verify_token": settings.whatsapp_verify_token
+            or derived("demo.whatsapp.verify"),
+        }
+    if settings.sms_api_url is None:
+        values |= {
+            "sms_api_url": f"{base}/_simulators/sms",
+            "sms_api_key": derived("demo.sms.key"),
+            "sms_dlt_entity_id": "1101000000000000000",
+            "sms_dlt_template_ids": json.dumps(DEMO_DLT_TEMPLATE_IDS),
+        }
+    if settings.smtp_host is None:
+        values |= {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": settings.demo_smtp_port or settings.port + 25,
+            "smtp_security": "none",
+            "smtp_from": "reports@demo.example.com",
+        }
+    return values
 
 
 def check_production_ready(settings: Settings) -> list[str]:
