@@ -28,6 +28,7 @@ from nidaan.files.errors import FileDeleted, FileMissingFromStore, FileNotFound
 from nidaan.files.models import StoredFile
 from nidaan.files.service import files_service
 from nidaan.kit.db import get_engine, session_scope
+from nidaan.kit.errors import NidaanError
 from nidaan.kit.time import utcnow
 from nidaan.notifications import ratelimit
 from nidaan.notifications.channels.base import (
@@ -271,7 +272,11 @@ async def _record_error(
             )
         else:
             _fail(session, row, error.code, error.title)
-            await queue_fallback(session, row)
+            try:
+                async with session.begin_nested():
+                    await queue_fallback(session, row)
+            except NidaanError as problem:
+                logger.warning("No fallback for notification %s: %s", row.id, problem.code)
         status = S(row.status)
     if retry_at is not None:
         await enqueue_send(None, claimed.notification_id, retry_at)

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.config import Settings
+from nidaan.kit.errors import NidaanError
 from nidaan.kit.ids import new_id
 from nidaan.kit.time import utcnow
 from nidaan.notifications.dispatch import queue_fallback
@@ -182,8 +183,17 @@ async def apply_status(session: AsyncSession, status: dict[str, Any]) -> bool:
             row.error_code, row.error_title = (code or "unknown")[:32], title
     await session.flush()
     if after is S.FAILED and before is not S.FAILED:
-        await queue_fallback(session, row)
+        await fallback_quietly(session, row)
     return True
+
+
+async def fallback_quietly(session: AsyncSession, row: Notification) -> None:
+    """Queue the fallback; if it cannot be made, the failure is still recorded."""
+    try:
+        async with session.begin_nested():
+            await queue_fallback(session, row)
+    except NidaanError as error:
+        logger.warning("No fallback for notification %s: %s", row.id, error.code)
 
 
 async def _message_for(session: AsyncSession, status: dict[str, Any]) -> Notification | None:
