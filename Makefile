@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 # makes WeasyPrint ~7x faster at embedding fonts. Installed when we may (root), else a hint.
 # The serial-port tests link two pseudo-terminals with socat (they skip without it).
 # The report tests read PDFs back as people do, with pdftotext (poppler-utils).
-SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 socat poppler-utils
+# Uploads are typed from their content by libmagic (python-magic).
+SYSTEM_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 socat poppler-utils libmagic1
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -23,6 +23,8 @@ MODULES = [
     "audit",
     "fhir",
     "abdm",
+    "files",
+    "notifications",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

@@ -18,6 +18,7 @@ from nidaan import command_line
 from nidaan.audit.cli import audit_app
 from nidaan.command_line import fail, open_database, terminal_interrupts_to_this_process
 from nidaan.config import ConfigurationError, Mode, Settings, check_production_ready, get_settings
+from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
 from nidaan.simulators.cli import analyzer_sim
@@ -45,6 +46,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sync_app, name="sync")
 app.add_typer(sync_agent_app, name="sync-agent")
+app.add_typer(files_app, name="files")
 app.command("worker")(worker)
 app.command("analyzer-sim")(analyzer_sim)
 app.command("interfaces")(interfaces)
@@ -74,7 +76,9 @@ def _settings() -> Settings:
     try:
         settings = get_settings()
         if settings.is_production:
-            problems = check_production_ready(settings)
+            from nidaan.notifications.channels.registry import simulator_url_problems
+
+            problems = check_production_ready(settings) + simulator_url_problems(settings)
             if problems:
                 fail("cannot start in production mode:\n  - " + "\n  - ".join(problems))
         return settings

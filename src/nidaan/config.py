@@ -6,6 +6,8 @@ No other module reads ``os.environ``: everything configurable lives here.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import json
 import secrets
 from base64 import urlsafe_b64decode, urlsafe_b64encode
@@ -107,6 +109,67 @@ class Settings(BaseSettings):
         "({to, message}); demo mode: the simulator's phone",
     )
 
+    # -- files and notifications (issue 12) ----------------------------------------------
+    storage_url: str | None = Field(
+        None,
+        description="Object store: file:///path (default <data_dir>/files) or "
+        "s3://bucket?endpoint=http://host:9000&region=ap-south-1[&prefix=p]",
+    )
+    s3_access_key_id: str | None = Field(None, description="S3/MinIO access key id")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3/MinIO secret key")
+    file_retention_days: int = Field(
+        30, ge=0, description="Files: days a deleted upload is kept before it is purged"
+    )
+    file_link_minutes: int = Field(
+        15, ge=1, le=10080, description="Files: default life of a presigned download link"
+    )
+    allow_simulator_urls: bool = Field(
+        False, description="Let production mode use a provider simulator URL (loopback)"
+    )
+    notification_link_hours: int = Field(
+        72, ge=1, le=168, description="Notifications: life of report download links sent"
+    )
+    whatsapp_api_url: str | None = Field(
+        None,
+        description="WhatsApp Cloud API base URL, e.g. https://graph.facebook.com (demo mode: "
+        "the built-in simulator)",
+    )
+    whatsapp_api_version: str = "v21.0"
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = Field(
+        None, description="Meta App Secret: verifies X-Hub-Signature-256 on webhooks"
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        None, description="Token Meta echoes when it verifies the webhook URL"
+    )
+    whatsapp_messages_per_second: float = Field(
+        80, gt=0, description="Business number throughput (Meta's default is 80 mps)"
+    )
+    whatsapp_pair_interval_seconds: float = Field(
+        6, ge=0, description="Least time between two messages to one recipient"
+    )
+    sms_api_url: str | None = Field(None, description="HTTP SMS provider base URL")
+    sms_api_key: SecretStr | None = None
+    sms_sender_id: str = Field("NIDAAN", description="DLT-registered 6-character header")
+    sms_dlt_entity_id: str | None = Field(None, description="DLT principal entity id")
+    sms_dlt_template_ids: str | None = Field(
+        None,
+        description='JSON of "template:language" -> DLT template id, e.g. '
+        '{"test_result_ready:en": "1107161234567890123"}',
+    )
+    sms_messages_per_second: float = Field(20, gt=0)
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail notifications")
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: str = Field("starttls", description="starttls, tls or none")
+    smtp_from: str = Field("reports@nidaan.invalid", description="From address of e-mails")
+    email_messages_per_second: float = Field(10, gt=0)
+    demo_smtp_port: int = Field(
+        0, ge=0, description="Demo mode: port of the built-in SMTP sink (0: any free port)"
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -194,7 +257,61 @@ def get_settings() -> Settings:
             if getattr(settings, key) is None
         }
         settings = settings.model_copy(update=updates)
+    if settings.mode is Mode.DEMO:
+        settings = settings.model_copy(update=demo_provider_settings(settings))
     return settings
+
+
+#: Demo DLT template ids (real ones come from the lab's DLT registration).
+DEMO_DLT_TEMPLATE_IDS = {
+    f"{template}:{language}": f"11070000000000{index}{offset}"
+    for offset, language in enumerate(("en", "hi"))
+    for index, template in enumerate(
+        (
+            "test_result_ready",
+            "critical_value_alert",
+            "appointment_reminder",
+            "payment_confirmation",
+        )
+    )
+}
+
+
+def demo_provider_settings(settings: Settings) -> dict[str, Any]:
+    """Demo mode: WhatsApp, SMS and SMTP point at the built-in simulators (mounted under
+    /_simulators, SMTP on port+25) unless configured; their keys derive from the secret key."""
+    base = (settings.public_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+    def derived(label: str) -> SecretStr:
+        digest = hmac.new(settings.jwt_secret().encode(), label.encode(), hashlib.sha256)
+        return SecretStr(digest.hexdigest()[:40])
+
+    values: dict[str, Any] = {}
+    if settings.whatsapp_api_url is None:
+        values |= {
+            "whatsapp_api_url": f"{base}/_simulators/whatsapp",
+            "whatsapp_phone_number_id": "100000000000001",
+            "whatsapp_access_token": derived("demo.whatsapp.token"),
+            "whatsapp_app_secret": settings.whatsapp_app_secret
+            or derived("demo.whatsapp.app-secret"),
+            "whatsapp_verify_token": settings.whatsapp_verify_token
+            or derived("demo.whatsapp.verify"),
+        }
+    if settings.sms_api_url is None:
+        values |= {
+            "sms_api_url": f"{base}/_simulators/sms",
+            "sms_api_key": derived("demo.sms.key"),
+            "sms_dlt_entity_id": "1101000000000000000",
+            "sms_dlt_template_ids": json.dumps(DEMO_DLT_TEMPLATE_IDS),
+        }
+    if settings.smtp_host is None:
+        values |= {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": settings.demo_smtp_port or settings.port + 25,
+            "smtp_security": "none",
+            "smtp_from": "reports@demo.example.com",
+        }
+    return values
 
 
 def check_production_ready(settings: Settings) -> list[str]:

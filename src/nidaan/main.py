@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nidaan import __version__
 from nidaan.api import api_router, public_router
 from nidaan.api_docs import install_api_docs
-from nidaan.config import Settings, get_settings
+from nidaan.config import Mode, Settings, get_settings
 from nidaan.errors import install_error_handlers
 from nidaan.kit import db
 from nidaan.kit.context import request_id_var
@@ -77,12 +77,19 @@ def create_app(
     connections to this process (the all-in-one server)."""
     settings = settings or get_settings()
     configure_logging(settings)
+    demo_providers = None
+    if settings.mode is Mode.DEMO and settings.whatsapp_access_token is not None:
+        from nidaan.simulators.demo import DemoProviders
+
+        demo_providers = DemoProviders(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from nidaan.audit.service import chainer
 
         chainer.start()
+        if demo_providers is not None:
+            demo_providers.start()
         supervisor = None
         if run_interfaces:
             from nidaan.integration.journal import JournalBusy
@@ -114,6 +121,8 @@ def create_app(
             if supervisor is not None:
                 await supervisor.stop()
             await chainer.stop()
+            if demo_providers is not None:
+                await demo_providers.stop()
             await db.dispose()
 
     app = FastAPI(
@@ -129,6 +138,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(public_router)
+    if demo_providers is not None:
+        demo_providers.mount(app)
 
     @app.get("/healthz", tags=["health"], operation_id="health:live")
     async def healthz() -> dict[str, str]:

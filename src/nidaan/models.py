@@ -5,10 +5,12 @@ from nidaan.auth import models as auth_models  # noqa: F401
 from nidaan.billing import models as billing_models  # noqa: F401
 from nidaan.catalog import models as catalog_models  # noqa: F401
 from nidaan.events import models as event_models  # noqa: F401
+from nidaan.files import models as file_models  # noqa: F401
 from nidaan.idempotency import models as idempotency_models  # noqa: F401
 from nidaan.integration import models as integration_models  # noqa: F401
 from nidaan.kit import sequences  # noqa: F401
 from nidaan.kit.model_base import Base
+from nidaan.notifications import models as notification_models  # noqa: F401
 from nidaan.orders import models as order_models  # noqa: F401
 from nidaan.patients import models as patient_models  # noqa: F401
 from nidaan.payments import models as payment_models  # noqa: F401

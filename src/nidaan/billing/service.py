@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import audit_service
 from nidaan.auth.principal import Principal
+from nidaan.billing.events import PaymentCaptured
 from nidaan.billing.models import CounterPayment
+from nidaan.events.service import publish
 from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from nidaan.kit.time import utcnow
@@ -112,6 +114,17 @@ class BillingService:
             entity_id=payment.id,
             after=snapshot(payment),
         )
+        if payment.amount > 0:
+            await publish(
+                session,
+                PaymentCaptured(
+                    organisation_id=org,
+                    payment_id=payment.id,
+                    order_id=order.id,
+                    amount=payment.amount,
+                    method=payment.method,
+                ),
+            )
         return payment, True
 
     async def payments_for_order(

@@ -36,6 +36,8 @@ TASK_MODULES: list[str] = [
     "nidaan.auth.tasks",
     "nidaan.idempotency.tasks",
     "nidaan.sync.tasks",
+    "nidaan.files.tasks",
+    "nidaan.notifications.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...

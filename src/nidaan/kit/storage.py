@@ -1,7 +1,9 @@
-"""Object storage port: report PDFs and other files, by key.
+"""Object storage port: report PDFs, labels, uploads and other files, by key.
 
 ``ObjectStore`` is the interface every store implements; ``LocalFileStore`` keeps objects
-as files under ``<data_dir>/files`` (the default; an S3-compatible store comes later).
+as files under ``<data_dir>/files`` (the default) and ``nidaan.kit.s3_storage.S3ObjectStore``
+keeps them in an S3-compatible bucket (MinIO, AWS). ``NIDAAN_STORAGE_URL`` picks one
+(``file:///var/lib/nidaan/files`` or ``s3://bucket?endpoint=...&region=...``).
 Keys are relative, slash-separated paths of safe characters; anything that could leave the
 root (``..``, absolute paths, backslashes, dot-files) is refused before the filesystem is
 touched. Writes are atomic (temporary file + ``os.replace``), so a reader never sees half a
@@ -21,12 +23,13 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import quote, urlencode
+from typing import Any, Protocol
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from nidaan.config import Settings
+from nidaan.config import ConfigurationError, Settings
 
 #: Longest key accepted (the ``storage_key`` columns are 300 characters).
 MAX_KEY_LENGTH = 300
@@ -60,18 +63,61 @@ class StoredObject:
     content_type: str
 
 
-class ObjectStore(Protocol):
-    """What the rest of Nidaan needs from a file store (local disk now, S3 later)."""
+#: Bytes read or written per step when streaming.
+CHUNK_SIZE = 256 * 1024
 
-    async def put(self, key: str, data: bytes, content_type: str) -> StoredObject: ...
+
+class ObjectStore(Protocol):
+    """What the rest of Nidaan needs from a file store (local disk or S3-compatible)."""
+
+    #: "local" or "s3", for messages and metrics.
+    kind: str
+
+    async def put(
+        self, key: str, data: bytes, content_type: str, *, filename: str | None = None
+    ) -> StoredObject: ...
+
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str,
+        *,
+        filename: str | None = None,
+    ) -> StoredObject:
+        """Store what ``chunks`` yields without holding it all in memory.
+
+        If ``chunks`` raises, nothing is left under ``key`` and the error propagates.
+        """
+        ...
 
     async def get(self, key: str) -> bytes: ...
+
+    def iter_bytes(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks (``ObjectNotFoundError`` on the first step if absent)."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
 
     def presigned_url(self, key: str, expires_in: int) -> str: ...
+
+
+def content_disposition(filename: str | None) -> str:
+    """``attachment`` with a safe ASCII filename and the RFC 6266 UTF-8 form."""
+    if not filename:
+        return "attachment"
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    ascii_name = re.sub(r'[\x00-\x1f"\\;]', "_", ascii_name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def check_expiry(expires_in: int) -> int:
+    """``expires_in`` if it is 1 s to 7 days (S3's bounds), else ``ValueError``."""
+    if not 1 <= expires_in <= MAX_URL_EXPIRY_SECONDS:
+        raise ValueError(f"expires_in must be 1 to {MAX_URL_EXPIRY_SECONDS} seconds")
+    return expires_in
 
 
 def validate_key(key: str) -> str:
@@ -88,6 +134,8 @@ def validate_key(key: str) -> str:
 
 class LocalFileStore:
     """Objects as files under ``root``; content type kept in a small sidecar file."""
+
+    kind = "local"
 
     def __init__(
         self, root: Path, *, signing_key: bytes, base_url: str = "", url_prefix: str = ""
@@ -113,7 +161,9 @@ class LocalFileStore:
 
     # -- the port ----------------------------------------------------------------------
 
-    async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+    async def put(
+        self, key: str, data: bytes, content_type: str, *, filename: str | None = None
+    ) -> StoredObject:
         path = self._path(key)
         stored = StoredObject(
             key=key,
@@ -121,10 +171,46 @@ class LocalFileStore:
             sha256=hashlib.sha256(data).hexdigest(),
             content_type=content_type,
         )
-        meta = json.dumps({"content_type": content_type, "sha256": stored.sha256}).encode()
-        await asyncio.to_thread(_atomic_write, self._meta_path(key), meta)
+        await asyncio.to_thread(_atomic_write, self._meta_path(key), self._meta(stored, filename))
         await asyncio.to_thread(_atomic_write, path, data)
         return stored
+
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        content_type: str,
+        *,
+        filename: str | None = None,
+    ) -> StoredObject:
+        path = self._path(key)
+        digest = hashlib.sha256()
+        size = 0
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                async for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    await asyncio.to_thread(handle.write, chunk)
+                await asyncio.to_thread(_flush_and_sync, handle)
+            stored = StoredObject(key, size, digest.hexdigest(), content_type)
+            await asyncio.to_thread(
+                _atomic_write, self._meta_path(key), self._meta(stored, filename)
+            )
+            await asyncio.to_thread(os.replace, temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        return stored
+
+    @staticmethod
+    def _meta(stored: StoredObject, filename: str | None) -> bytes:
+        return json.dumps(
+            {"content_type": stored.content_type, "sha256": stored.sha256, "filename": filename}
+        ).encode()
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -132,6 +218,18 @@ class LocalFileStore:
             return await asyncio.to_thread(path.read_bytes)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFoundError(f"No object {key!r}") from None
+
+    async def iter_bytes(self, key: str) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFoundError(f"No object {key!r}") from None
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
+                yield chunk
+        finally:
+            handle.close()
 
     async def delete(self, key: str) -> None:
         """Remove the object; deleting a missing object is not an error (as S3)."""
@@ -151,12 +249,19 @@ class LocalFileStore:
         except (FileNotFoundError, KeyError, ValueError):
             return "application/octet-stream"
 
+    async def filename(self, key: str) -> str | None:
+        """The download filename given at ``put``, if any."""
+        try:
+            raw = await asyncio.to_thread(self._meta_path(key).read_bytes)
+            name = json.loads(raw).get("filename")
+            return str(name) if name else None
+        except (FileNotFoundError, ValueError):
+            return None
+
     def presigned_url(self, key: str, expires_in: int) -> str:
         """A GET URL for ``key`` valid for ``expires_in`` seconds (1 s to 7 days)."""
         validate_key(key)
-        if not 1 <= expires_in <= MAX_URL_EXPIRY_SECONDS:
-            raise ValueError(f"expires_in must be 1 to {MAX_URL_EXPIRY_SECONDS} seconds")
-        expires = int(time.time()) + expires_in
+        expires = int(time.time()) + check_expiry(expires_in)
         query = urlencode({"expires": expires, "signature": self._signature(key, expires)})
         return f"{self._base_url}{self._url_prefix}/{quote(key)}?{query}"
 
@@ -179,6 +284,11 @@ class LocalFileStore:
         message = f"GET\n{key}\n{expires}".encode()
         digest = hmac.new(self._signing_key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _flush_and_sync(handle: Any) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -217,10 +327,49 @@ def public_base_url(settings: Settings) -> str:
     return f"http://{settings.host}:{settings.port}"
 
 
-def get_object_store(settings: Settings) -> LocalFileStore:
-    """The installation's object store: files under ``<data_dir>/files``."""
-    return LocalFileStore(
-        settings.data_dir / "files",
-        signing_key=url_signing_key(settings),
-        base_url=public_base_url(settings),
+_override: ObjectStore | None = None
+_stores: dict[tuple[str, str, str], ObjectStore] = {}
+
+
+def set_object_store(store: ObjectStore | None) -> ObjectStore | None:
+    """Use ``store`` for every ``get_object_store`` call (tests); None restores the setting."""
+    global _override
+    previous, _override = _override, store
+    return previous
+
+
+def get_object_store(settings: Settings) -> ObjectStore:
+    """The installation's object store, from ``NIDAAN_STORAGE_URL`` (default: local files
+    under ``<data_dir>/files``)."""
+    if _override is not None:
+        return _override
+    url = settings.storage_url or (settings.data_dir / "files").as_uri()
+    cache_key = (url, public_base_url(settings), str(settings.data_dir))
+    store = _stores.get(cache_key)
+    if store is None:
+        store = _stores[cache_key] = open_object_store(url, settings)
+    return store
+
+
+def open_object_store(url: str, settings: Settings) -> ObjectStore:
+    """A store for ``file:///path`` or ``s3://bucket?endpoint=&region=&prefix=``."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigurationError("NIDAAN_STORAGE_URL file:// URLs take an absolute path")
+        return LocalFileStore(
+            Path(unquote(parts.path)),
+            signing_key=url_signing_key(settings),
+            base_url=public_base_url(settings),
+        )
+    if parts.scheme == "s3":
+        from nidaan.kit.s3_storage import S3ObjectStore
+
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if not parts.netloc:
+            raise ConfigurationError("NIDAAN_STORAGE_URL s3:// URLs name a bucket: s3://bucket")
+        return S3ObjectStore.from_settings(parts.netloc, options, settings)
+    raise ConfigurationError(
+        "NIDAAN_STORAGE_URL must start with file:// or s3:// (e.g. s3://reports?"
+        "endpoint=http://127.0.0.1:9000&region=ap-south-1)"
     )

@@ -1,4 +1,4 @@
-"""HTTP handlers for report PDFs and versions, the public verification page and signed files."""
+"""HTTP handlers for report PDFs and versions, and the public verification page."""
 
 from __future__ import annotations
 
@@ -6,25 +6,24 @@ import uuid
 from functools import lru_cache
 
 import jinja2
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.dependencies import AUTH_ERRORS, require_roles
 from nidaan.auth.enums import Role
 from nidaan.auth.principal import Principal
-from nidaan.config import get_settings
 from nidaan.deps import get_session, page_params
 from nidaan.errors import problem_responses
 from nidaan.kit.errors import NotFound
 from nidaan.kit.pagination import PageParams
 from nidaan.kit.schemas import ListResource
-from nidaan.kit.storage import ObjectNotFoundError, get_object_store
 from nidaan.reports.errors import (
     NothingPending,
     ReportIntegrityError,
     ReportNotFound,
     ReportNotReady,
+    ReportPdfDeleted,
 )
 from nidaan.reports.models import Report
 from nidaan.reports.render import TEMPLATES, format_time
@@ -73,7 +72,7 @@ def _pdf(found: ReportPdf) -> Response:
     responses={
         **PDF_RESPONSE,
         **AUTH_ERRORS,
-        **problem_responses(ReportNotReady, ReportIntegrityError),
+        **problem_responses(ReportNotReady, ReportIntegrityError, ReportPdfDeleted),
     },
 )
 async def current_report(
@@ -128,7 +127,7 @@ async def request_provisional_report(
     responses={
         **PDF_RESPONSE,
         **AUTH_ERRORS,
-        **problem_responses(ReportNotFound, ReportIntegrityError),
+        **problem_responses(ReportNotFound, ReportIntegrityError, ReportPdfDeleted),
     },
 )
 async def report_pdf(
@@ -188,27 +187,3 @@ async def verify_report(
         )
     html = _verify_template().render(facts=facts, issued=format_time(facts.issued_at, "en"))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
-
-
-@public_router.get("/files/{key:path}", include_in_schema=False)
-async def signed_file(
-    key: str, expires: int = Query(...), signature: str = Query(..., max_length=100)
-) -> Response:
-    """A stored object behind a signed, expiring URL (``ObjectStore.presigned_url``)."""
-    store = get_object_store(get_settings())
-    if not store.verify_signature(key, expires, signature):
-        raise NotFound("This link is invalid or has expired.")
-    try:
-        data = await store.get(key)
-    except ObjectNotFoundError:
-        raise NotFound("This link is invalid or has expired.") from None
-    filename = key.rsplit("/", 1)[-1]
-    return Response(
-        data,
-        media_type=await store.content_type(key),
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "private, no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )

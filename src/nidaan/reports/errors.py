@@ -27,3 +27,11 @@ class NothingPending(NidaanError):
     status_code = 409
     code = "report_nothing_pending"
     title = "No test is pending"
+
+
+class ReportPdfDeleted(NidaanError):
+    """An administrator deleted this version's PDF (files API); it is kept until purged."""
+
+    status_code = 410
+    code = "report_pdf_deleted"
+    title = "Report PDF deleted"

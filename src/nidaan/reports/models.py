@@ -33,6 +33,11 @@ class Report(IdMixin, TenantMixin, Base):
     result_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid()))
     language: Mapped[str] = mapped_column(String(8))
     storage_key: Mapped[str] = mapped_column(String(300))
+    # The PDF's file record (access rules, soft delete, retention); set for every report
+    # issued by the service and back-filled by migration 0013 for older ones.
+    file_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("files.id"), index=True)
+    # Which verified results it prints (see reports.domain.source_fingerprint), 128 bits.
+    source_fingerprint: Mapped[str | None] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
     page_count: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(Integer)

@@ -25,10 +25,13 @@ from nidaan.auth.enums import ALL_ROLES
 from nidaan.auth.principal import Principal
 from nidaan.config import Settings, get_settings
 from nidaan.events.service import publish
+from nidaan.files.enums import FilePurpose
+from nidaan.files.errors import FileDeleted, FileMissingFromStore, FileNotFound
+from nidaan.files.service import files_service
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
-from nidaan.kit.storage import LocalFileStore, ObjectNotFoundError, get_object_store
+from nidaan.kit.storage import ObjectNotFoundError, ObjectStore, get_object_store
 from nidaan.kit.storage import public_base_url as installation_base_url
 from nidaan.kit.time import IST, utcnow
 from nidaan.orders.enums import OrderTestStatus
@@ -64,6 +67,7 @@ from nidaan.reports.errors import (
     ReportIntegrityError,
     ReportNotFound,
     ReportNotReady,
+    ReportPdfDeleted,
 )
 from nidaan.reports.events import ProvisionalReportRequested, ReportFinalized
 from nidaan.reports.models import Report
@@ -92,6 +96,7 @@ class BuiltDocument:
 
     document: ReportDocument
     fingerprint: str
+    patient_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,10 @@ FINGERPRINT_CHARS = 32
 
 
 def _fingerprint_of(report: Report) -> str | None:
-    """The source fingerprint in the report's object key (``.../<report id>--<fp>.pdf``)."""
+    """The source fingerprint of the results the report prints (older reports carried it in
+    their object key, ``.../<report id>--<fp>.pdf``)."""
+    if report.source_fingerprint:
+        return report.source_fingerprint
     stem = report.storage_key.rsplit("/", 1)[-1].removesuffix(".pdf")
     _, marker, fingerprint = stem.partition("--")
     return fingerprint if marker and fingerprint else None
@@ -203,7 +211,7 @@ class ReportsService:
     def settings(self) -> Settings:
         return self._settings or get_settings()
 
-    def store(self) -> LocalFileStore:
+    def store(self) -> ObjectStore:
         return get_object_store(self.settings)
 
     def verification_url(self, code: str) -> str:
@@ -295,7 +303,9 @@ class ReportsService:
             status=status,
             pending_tests=pending_tests,
         )
-        return BuiltDocument(document, source_fingerprint(line.result_id for line in lines))
+        return BuiltDocument(
+            document, source_fingerprint(line.result_id for line in lines), patient.id
+        )
 
     async def _signature_uris(self, lines: list[ReportLine]) -> dict[str, str]:
         """The verifiers' stored signature images as data: URIs (a missing file prints none)."""
@@ -490,6 +500,18 @@ class ReportsService:
         )
         rendered = await render_pdf_async(built.document)
         report_id = new_id()
+        # Every version of an order's report is a version of one document, keyed by the order.
+        pdf = await files_service.store_generated(
+            session,
+            organisation_id,
+            FilePurpose.REPORT,
+            rendered.data,
+            filename=f"{report_number}.pdf",
+            document_id=order_id,
+            subject=("report", report_id),
+            patient_id=built.patient_id,
+            order_id=order_id,
+        )
         report = Report(
             id=report_id,
             organisation_id=organisation_id,
@@ -504,9 +526,10 @@ class ReportsService:
             changes="; ".join(f"{c.test_name}: {c.kind}" for c in changes) or None,
             result_ids=[line.result_id for line in lines],
             language=built.document.language,
-            # The key names the verified results it was made from (see _fingerprint_of).
-            storage_key=f"reports/{organisation_id}/{order_id}/{report_id}--{fingerprint}.pdf",
-            sha256=hashlib.sha256(rendered.data).hexdigest(),
+            storage_key=pdf.storage_key,
+            file_id=pdf.id,
+            source_fingerprint=fingerprint,
+            sha256=pdf.sha256,
             page_count=rendered.page_count,
             size_bytes=len(rendered.data),
             verification_code=code,
@@ -525,9 +548,6 @@ class ReportsService:
                 before={"is_current": before["is_current"]},
                 after={"is_current": False},
             )
-        # Written before the row: a file whose transaction then rolls back is an orphan,
-        # never a report row without its file.
-        await self.store().put(report.storage_key, rendered.data, PDF)
         session.add(report)
         await session.flush()
         await audit_service.record(
@@ -621,7 +641,7 @@ class ReportsService:
                 "This order has no report yet; it is issued when every result is verified.",
                 order_id=str(order_id),
             )
-        return ReportPdf(report, await self._read(report))
+        return ReportPdf(report, await self._read(session, report))
 
     async def get(self, session: AsyncSession, caller: Principal, report_id: uuid.UUID) -> Report:
         report = await session.scalar(
@@ -637,12 +657,21 @@ class ReportsService:
         self, session: AsyncSession, caller: Principal, report_id: uuid.UUID
     ) -> ReportPdf:
         report = await self.get(session, caller, report_id)
-        return ReportPdf(report, await self._read(report))
+        return ReportPdf(report, await self._read(session, report))
 
-    async def _read(self, report: Report) -> bytes:
+    async def _read(self, session: AsyncSession, report: Report) -> bytes:
         try:
-            data = await self.store().get(report.storage_key)
-        except ObjectNotFoundError as exc:
+            if report.file_id is not None:
+                _, data = await files_service.read_bytes(
+                    session, report.organisation_id, report.file_id
+                )
+            else:
+                data = await self.store().get(report.storage_key)
+        except FileDeleted as exc:
+            raise ReportPdfDeleted(
+                f"The PDF of report {report.report_number} was deleted.", **exc.data
+            ) from exc
+        except (ObjectNotFoundError, FileMissingFromStore, FileNotFound) as exc:
             raise ReportIntegrityError(
                 f"The PDF of report {report.report_number} is missing from storage."
             ) from exc

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from nidaan.command_line import open_database
 from nidaan.config import get_settings
+from nidaan.graphql import sdl
 from nidaan.kit.db import dispose, session_scope
-from nidaan.sync.graphql import sdl
 from nidaan.sync.service import sync_service
 from nidaan.tenancy.models import Organisation
 

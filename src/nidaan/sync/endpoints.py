@@ -13,12 +13,12 @@ from nidaan.auth.enums import Role
 from nidaan.auth.principal import Principal
 from nidaan.deps import get_session
 from nidaan.errors import problem_responses
+from nidaan.graphql import graphql_router, sdl
 from nidaan.kit.errors import NotFound
 from nidaan.kit.pagination import MAX_LIMIT
 from nidaan.kit.schemas import ListResource
 from nidaan.sync import conflicts as conflict_service
 from nidaan.sync.entities.conflicts import conflict_view
-from nidaan.sync.graphql import graphql_router, sdl
 from nidaan.sync.models import SyncConflict
 from nidaan.sync.schemas import ConflictOut
 

@@ -1,0 +1,32 @@
+"""Errors of the notifications module."""
+
+from __future__ import annotations
+
+from nidaan.kit.errors import InvalidInput, NidaanError, NotFound, Unauthorized
+
+
+class NotificationNotFound(NotFound):
+    code = "notification_not_found"
+    title = "No such notification"
+
+
+class TemplateParameterError(InvalidInput):
+    code = "template_parameter_invalid"
+    title = "Template parameter not allowed by WhatsApp"
+
+
+class WebhookSignatureMissing(Unauthorized):
+    code = "webhook_signature_missing"
+    title = "Webhook signature missing"
+
+
+class WebhookSignatureInvalid(NidaanError):
+    status_code = 403
+    code = "webhook_signature_invalid"
+    title = "Webhook signature invalid"
+
+
+class WebhookNotConfigured(NidaanError):
+    status_code = 503
+    code = "webhook_not_configured"
+    title = "Webhook not configured"
