@@ -21,6 +21,7 @@ MODULES = [
     "sync",
     "reports",
     "audit",
+    "billing",
 ]
 
 api_router = APIRouter(prefix="/api/v1")
