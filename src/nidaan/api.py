@@ -25,6 +25,7 @@ MODULES = [
     "abdm",
     "files",
     "notifications",
+    "billing",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

@@ -292,3 +292,14 @@ def test_totals_are_the_sums_of_their_lines(
             assert line.cgst_amount == line.sgst_amount
     assert -D("0.50") < bill.round_off <= D("0.50")
     assert bill.grand_total == bill.grand_total.quantize(D("1"))
+
+
+def test_amount_in_words_uses_lakh_and_crore() -> None:
+    from nidaan.billing.domain import amount_in_words
+
+    assert amount_in_words(D("1440.00")) == "Rupees One Thousand Four Hundred Forty Only"
+    assert amount_in_words(D("12345678.50")) == (
+        "Rupees One Crore Twenty Three Lakh Forty Five Thousand Six Hundred Seventy Eight "
+        "and Fifty Paise Only"
+    )
+    assert amount_in_words(D("0")) == "Rupees Zero Only"

@@ -562,3 +562,58 @@ def check_utr(utr: str) -> str:
     if not UTR_PATTERN.fullmatch(value):
         raise ValueError("A UPI UTR is the 12-digit reference on the payer's app.")
     return value
+
+
+_ONES = [
+    "Zero",
+    "One",
+    "Two",
+    "Three",
+    "Four",
+    "Five",
+    "Six",
+    "Seven",
+    "Eight",
+    "Nine",
+    "Ten",
+    "Eleven",
+    "Twelve",
+    "Thirteen",
+    "Fourteen",
+    "Fifteen",
+    "Sixteen",
+    "Seventeen",
+    "Eighteen",
+    "Nineteen",
+]
+_TENS = ["_", "_", "Twenty", "Thirty", "Forty", "Fifty", "Sixty", "Seventy", "Eighty", "Ninety"]
+
+
+def _below_thousand(n: int) -> list[str]:
+    words: list[str] = []
+    if n >= 100:
+        words += [_ONES[n // 100], "Hundred"]
+        n %= 100
+    if n >= 20:
+        words.append(_TENS[n // 10])
+        n %= 10
+    if n:
+        words.append(_ONES[n])
+    return words
+
+
+def amount_in_words(amount: Decimal) -> str:
+    """Rupees in words the Indian way (lakh, crore): ``Rupees One Lakh Twenty Only``."""
+    negative = amount < 0
+    paise = to_paise(abs(amount))
+    whole, fraction = divmod(paise, 100)
+    words: list[str] = []
+    for size, name in ((10**7, "Crore"), (10**5, "Lakh"), (10**3, "Thousand")):
+        if whole >= size:
+            words += [*_below_thousand(whole // size), name]
+            whole %= size
+    words += _below_thousand(whole)
+    text = "Rupees " + (" ".join(words) if words else "Zero")
+    if fraction:
+        text += " and " + " ".join(_below_thousand(fraction)) + " Paise"
+    return ("Minus " if negative else "") + text + " Only"

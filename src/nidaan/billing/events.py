@@ -1,4 +1,5 @@
-"""Events the billing module publishes (notifications send the confirmation)."""
+"""Events billing publishes (notifications send the payment confirmation; payments cancel
+open links of a cancelled invoice)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,45 @@ from nidaan.events.base import DomainEvent
 
 @dataclass(frozen=True, kw_only=True)
 class PaymentCaptured(DomainEvent):
-    """Money was received for an order (a counter payment, or a gateway capture)."""
+    """Money was received and applied to an invoice (counter tenders or a gateway payment)."""
 
-    name = "payment.captured"
-    payment_id: uuid.UUID
-    order_id: uuid.UUID
+    name = "payment.captured"  # the name the product spec gives it
+    invoice_id: uuid.UUID
+    invoice_number: str
+    order_id: uuid.UUID | None
+    patient_id: uuid.UUID | None
+    receipt_id: uuid.UUID
+    receipt_number: str
     amount: Decimal  # rupees
-    method: str
-    # A receipt PDF's file record, when one was made.
-    receipt_file_id: uuid.UUID | None = None
+    currency: str
+    source: str  # counter | razorpay | stripe | payu
+    methods: tuple[str, ...]
+    balance_due: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvoiceIssued(DomainEvent):
+    name = "invoice.issued"
+    invoice_id: uuid.UUID
+    invoice_number: str
+    kind: str
+    order_id: uuid.UUID | None
+    client_id: uuid.UUID | None
+    grand_total: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvoicePaid(DomainEvent):
+    name = "invoice.paid"
+    invoice_id: uuid.UUID
+    invoice_number: str
+    order_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvoiceCancelled(DomainEvent):
+    name = "invoice.cancelled"
+    invoice_id: uuid.UUID
+    invoice_number: str | None
+    credit_note_id: uuid.UUID | None
+    reason: str

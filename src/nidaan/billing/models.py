@@ -358,16 +358,13 @@ class Receipt(IdMixin, TenantMixin, Base):
 
 
 class CounterPayment(IdMixin, TenantMixin, Base):
-    """Money taken at the counter (cash, card, UPI, cheque). Append-only: a mistake is put
-    right by a refund, never an edit. A negative amount (older sync clients) is a refund."""
+    """Money taken at the counter (cash, card, UPI, cheque). Append-only (a trigger refuses
+    UPDATE and DELETE): a mistake is put right by a refund, never an edit. A negative amount
+    (older sync clients) is a refund."""
 
     __tablename__ = "counter_payments"
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_not_zero"),
-        CheckConstraint(
-            "amount_refunded >= 0 AND amount_refunded <= GREATEST(amount, 0)",
-            name="refund_within_amount",
-        ),
         Index(
             "uq_counter_payments_utr",
             "organisation_id",
@@ -377,7 +374,8 @@ class CounterPayment(IdMixin, TenantMixin, Base):
         ),
     )
 
-    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    # None for payments on a client's consolidated invoice (no single order).
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), index=True)
     branch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("branches.id"))
     # Rupees; a refund is a negative amount.
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
@@ -394,7 +392,6 @@ class CounterPayment(IdMixin, TenantMixin, Base):
     # applied: on the invoice; held: received but not applied (e.g. it would overpay).
     status: Mapped[str] = mapped_column(String(16), server_default="applied")
     review_reason: Mapped[str | None] = mapped_column(String(300))
-    amount_refunded: Mapped[Decimal] = mapped_column(MONEY, server_default="0")
 
 
 class LedgerEntry(IdMixin, TenantMixin, Base):

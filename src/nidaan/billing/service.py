@@ -1,56 +1,1538 @@
-"""Recording counter payments against an order, audited, idempotent by client id."""
+"""Invoices and counter payments.
+
+An invoice is priced once, when it is created (``pricing`` + ``domain.price_bill``), and the
+seller's and buyer's identities are copied onto it. It is numbered from a gap-free series per
+branch and financial year when it is issued — at once, or when an admin approves a discount
+above the creator's limit. Money reaches it only through the ledger (``ledger.apply``), from
+counter tenders here and from gateway payments in ``payments``; the database keeps it from
+being paid twice over or refunded beyond what was paid.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.audit.schemas import AuditActor
 from nidaan.audit.service import audit_service
 from nidaan.auth.principal import Principal
-from nidaan.billing.events import PaymentCaptured
-from nidaan.billing.models import CounterPayment
+from nidaan.billing import domain, ledger, pricing, render
+from nidaan.billing.configuration import billing_configuration
+from nidaan.billing.domain import Bill, Discount, DiscountKind, LineInput, MoneyError
+from nidaan.billing.enums import (
+    BillingCycle,
+    CounterMethod,
+    InvoiceKind,
+    InvoiceStatus,
+    LedgerKind,
+    PaymentStatus,
+)
+from nidaan.billing.errors import (
+    BillingNotConfigured,
+    CreditLimitExceeded,
+    InvalidBillingInput,
+    InvoiceCancelled,
+    InvoiceHasPayments,
+    InvoiceNotFound,
+    InvoiceNotPayable,
+    InvoiceNotPending,
+    NothingToInvoice,
+    OrderAlreadyInvoiced,
+    OrderOnClientAccount,
+    Overpayment,
+    OverRefund,
+    UtrAlreadyUsed,
+)
+from nidaan.billing.events import InvoiceCancelled as InvoiceCancelledEvent
+from nidaan.billing.events import InvoiceIssued, InvoicePaid, PaymentCaptured
+from nidaan.billing.models import (
+    BillingClient,
+    BillingSettings,
+    ClientOrder,
+    CounterPayment,
+    Invoice,
+    InvoiceLine,
+    Receipt,
+)
+from nidaan.billing.schemas import (
+    ConsolidatedInvoiceCreate,
+    CounterPaymentCreate,
+    DiscountIn,
+    InvoiceCreate,
+)
 from nidaan.events.service import publish
 from nidaan.kit.db import get_in_organisation
-from nidaan.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
-from nidaan.kit.time import utcnow
+from nidaan.kit.errors import Conflict, Forbidden, InvalidInput, NidaanError, NotFound
+from nidaan.kit.ids import new_id
+from nidaan.kit.pagination import PageParams, paginate
+from nidaan.kit.sequences import next_value, next_value_gapless
+from nidaan.kit.time import IST, utcnow
 from nidaan.orders.models import Order
+from nidaan.orders.service import orders_service
+from nidaan.patients.service import patients_service
+from nidaan.reports.models import ReportReleaseHold
+from nidaan.reports.release import report_release
+from nidaan.tenancy.models import Branch
+from nidaan.tenancy.service import tenancy_service
 
+#: The name billing's holds carry on a report (``reports.release``).
+REPORT_HOLDER = "billing"
+#: Methods the sync ``payment`` entity accepts (older clients); REST adds bank transfers.
 METHODS = frozenset({"cash", "upi", "card", "cheque"})
-MAX_AMOUNT = Decimal("10000000")
+COUNTER_METHODS = frozenset(CounterMethod)
 CLOCK_SKEW_SECONDS = 600
+MAX_AMOUNT = domain.MAX_AMOUNT
 
 
 class PaymentIdConflict(Conflict):
     code = "payment_id_conflict"
 
 
+@dataclass(frozen=True)
+class Seller:
+    legal_name: str
+    gstin: str | None
+    address: str | None
+    pincode: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class Buyer:
+    name: str
+    gstin: str | None
+    address: str | None
+    pincode: str | None
+    state: str | None
+
+
+@dataclass(frozen=True)
+class CounterUpi:
+    uri: str
+    amount: Decimal
+    vpa: str
+    payee_name: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class ReceiptDetail:
+    receipt: Receipt
+    payments: list[CounterPayment]
+    invoice: Invoice
+
+
+def today_in_india() -> date:
+    return utcnow().astimezone(IST).date()
+
+
 def snapshot(payment: CounterPayment) -> dict[str, Any]:
     return {
-        "order_id": str(payment.order_id),
+        "order_id": str(payment.order_id) if payment.order_id else None,
         "branch_id": str(payment.branch_id),
+        "invoice_id": str(payment.invoice_id) if payment.invoice_id else None,
         "amount": str(payment.amount),
         "method": payment.method,
         "reference": payment.reference,
+        "utr": payment.utr,
+        "status": payment.status,
+        "review_reason": payment.review_reason,
         "received_at": payment.received_at.isoformat(),
+    }
+
+
+def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "number": invoice.number,
+        "kind": invoice.kind,
+        "status": invoice.status,
+        "order_id": invoice.order_id,
+        "client_id": invoice.client_id,
+        "buyer_name": invoice.buyer_name,
+        "buyer_gstin": invoice.buyer_gstin,
+        "place_of_supply": invoice.place_of_supply,
+        "grand_total": invoice.grand_total,
+        "discount_kind": invoice.discount_kind,
+        "discount_value": invoice.discount_value,
+        "discount_reason": invoice.discount_reason,
+        "cancel_reason": invoice.cancel_reason,
     }
 
 
 def _amount(raw: Any) -> Decimal:
     try:
-        amount = Decimal(str(raw)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
-        raise InvalidInput("amount must be a number of rupees.", field="amount") from None
-    if amount == 0 or abs(amount) > MAX_AMOUNT:
+        amount = domain.rupees(raw)
+    except MoneyError as exc:
+        raise InvalidInput(str(exc), field="amount") from None
+    if amount == 0:
         raise InvalidInput("amount must be non-zero and under 1 crore.", field="amount")
     return amount
 
 
 class BillingService:
+    # ================================================================== invoices: create
+
+    async def _seller(
+        self, session: AsyncSession, settings: BillingSettings, branch: Branch
+    ) -> Seller:
+        organisation = await tenancy_service.get_organisation_unscoped(
+            session, settings.organisation_id
+        )
+        at_branch = await billing_configuration.branch_settings(
+            session, settings.organisation_id, branch.id
+        )
+        gstin = (at_branch.gstin if at_branch else None) or settings.gstin
+        state = (
+            (at_branch.state_code if at_branch else None)
+            or (gstin[:2] if gstin else None)
+            or domain.state_code(branch.state)
+            or settings.state_code
+        )
+        if state is None:
+            raise BillingNotConfigured(
+                "The lab's GST state is not set: set state_code in the billing settings "
+                "(PUT /api/v1/billing/settings) or the branch's state.",
+                field="state_code",
+            )
+        return Seller(
+            legal_name=settings.legal_name or organisation.name,
+            gstin=gstin,
+            address=settings.address or branch.address or organisation.address,
+            pincode=settings.pincode,
+            state=state,
+        )
+
+    async def _branch(
+        self, session: AsyncSession, caller: Principal, branch_id: uuid.UUID
+    ) -> Branch:
+        branch = await tenancy_service.get_branch(session, caller, branch_id)
+        if not caller.may_use_branch(branch.id):
+            raise Forbidden("You do not work at this branch.")
+        return branch
+
+    async def live_invoice_for_order(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> Invoice | None:
+        return await session.scalar(
+            select(Invoice).where(
+                Invoice.organisation_id == organisation_id,
+                Invoice.order_id == order_id,
+                Invoice.kind == InvoiceKind.ORDER,
+                Invoice.status != InvoiceStatus.CANCELLED,
+            )
+        )
+
+    async def create_order_invoice(
+        self, session: AsyncSession, caller: Principal, data: InvoiceCreate
+    ) -> Invoice:
+        """Bill an order to its patient (or to a per-order B2B client)."""
+        org = caller.organisation_id
+        order = await orders_service.get(session, caller, data.order_id)
+        branch = await self._branch(session, caller, order.branch_id)
+        existing = await self.live_invoice_for_order(session, org, order.id)
+        if existing is not None:
+            raise OrderAlreadyInvoiced(
+                f"Order {order.order_number} already has invoice {existing.number or '(pending)'}.",
+                invoice_id=str(existing.id),
+            )
+        on_account = await session.get(ClientOrder, order.id)
+        if on_account is not None:
+            raise OrderOnClientAccount(
+                "This order is on a client's monthly account; it is invoiced with the month.",
+                client_id=str(on_account.client_id),
+            )
+        settings = await billing_configuration.settings_for(session, org)
+        seller = await self._seller(session, settings, branch)
+        client = None
+        if data.client_id is not None:
+            client = await billing_configuration.get_client(session, caller, data.client_id)
+            if not client.is_active:
+                raise InvalidBillingInput("This client is not active.", field="client_id")
+            if client.billing_cycle == BillingCycle.MONTHLY:
+                raise InvalidBillingInput(
+                    "This client is billed monthly: put the order on its account "
+                    f"(POST /api/v1/billing-clients/{client.id}/orders).",
+                    field="client_id",
+                )
+        rate_list = await self._rate_list_for(session, caller, order, client, data.rate_list_id)
+        book = await pricing.price_book(session, org, rate_list)
+        lines = await pricing.order_lines(session, caller, order, book)
+        if not lines:
+            raise InvalidBillingInput("The order has no test left to bill.", field="order_id")
+        lines += await self._extra_lines(session, org, book, data)
+        if data.home_collection:
+            charge = settings.home_collection_charge
+            tests_total = sum((line.unit_price for line in lines), Decimal("0"))
+            free_above = settings.home_collection_free_above
+            if charge > 0 and (free_above is None or tests_total < free_above):
+                lines.append(pricing.home_collection_line(charge))
+        buyer = await self._buyer(session, caller, order, client, data)
+        discount = self._discount(data.discount)
+        bill = self._price(lines, seller, buyer, discount, settings, data.place_of_supply)
+        if client is not None:
+            await self._check_credit(session, client, bill.grand_total)
+        invoice = self._new_invoice(
+            caller,
+            kind=InvoiceKind.ORDER,
+            branch=branch,
+            seller=seller,
+            buyer=buyer,
+            bill=bill,
+            discount=discount,
+            order=order,
+            client=client,
+            rate_list_id=rate_list.id if rate_list else None,
+            home_collection=data.home_collection,
+        )
+        pending = discount is not None and domain.needs_approval(
+            bill.discount_percent, caller.roles, settings.discount_limits or {}
+        )
+        return await self._save_new(session, caller, invoice, bill, settings, pending=pending)
+
+    async def _rate_list_for(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order: Order,
+        client: BillingClient | None,
+        rate_list_id: uuid.UUID | None,
+    ) -> Any:
+        if rate_list_id is not None:
+            chosen = await billing_configuration.get_rate_list(session, caller, rate_list_id)
+            if not chosen.is_active:
+                raise InvalidBillingInput("This rate list is not active.", field="rate_list_id")
+            return chosen
+        if client is not None and client.rate_list_id is not None:
+            return await billing_configuration.get_rate_list(session, caller, client.rate_list_id)
+        by_referrer = await billing_configuration.referrer_rate_list(
+            session, caller.organisation_id, order.referring_doctor
+        )
+        if by_referrer is not None:
+            return by_referrer
+        return await billing_configuration.default_rate_list(session, caller.organisation_id)
+
+    async def _extra_lines(
+        self, session: AsyncSession, org: uuid.UUID, book: pricing.PriceBook, data: InvoiceCreate
+    ) -> list[LineInput]:
+        if not data.extra_items:
+            return []
+        found = await billing_configuration.items_by_code(
+            session, org, {i.code for i in data.extra_items}
+        )
+        missing = sorted({i.code for i in data.extra_items} - set(found))
+        if missing:
+            raise InvalidBillingInput(
+                "Unknown billing items.", field="extra_items", unknown=missing
+            )
+        return [pricing.item_line(found[i.code], book, i.quantity) for i in data.extra_items]
+
+    async def _buyer(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order: Order,
+        client: BillingClient | None,
+        data: InvoiceCreate,
+    ) -> Buyer:
+        if client is not None:
+            buyer = Buyer(
+                client.name,
+                client.gstin,
+                client.address,
+                client.pincode,
+                billing_configuration.client_state(client),
+            )
+        else:
+            patient = await patients_service.get(session, caller, order.patient_id)
+            address = ", ".join(p for p in (patient.address, patient.city) if p) or None
+            buyer = Buyer(
+                patient.full_name, None, address, patient.pincode, domain.state_code(patient.state)
+            )
+        if data.buyer is not None:
+            given = data.buyer.model_dump(exclude_unset=True)
+            gstin = given.get("gstin", buyer.gstin)
+            state = given.get("state_code") or (gstin[:2] if gstin else buyer.state)
+            if gstin:
+                problem = domain.gstin_problem(gstin)
+                if problem:
+                    raise InvalidBillingInput(problem, field="buyer.gstin")
+                state = gstin[:2]
+            buyer = Buyer(
+                given.get("name") or buyer.name,
+                gstin,
+                given.get("address", buyer.address),
+                given.get("pincode", buyer.pincode),
+                state,
+            )
+        return buyer
+
+    @staticmethod
+    def _discount(given: DiscountIn | None) -> Discount | None:
+        if given is None or given.value == 0:
+            return None
+        return Discount(DiscountKind(given.kind), given.value, given.reason.strip())
+
+    @staticmethod
+    def _price(
+        lines: Sequence[LineInput],
+        seller: Seller,
+        buyer: Buyer,
+        discount: Discount | None,
+        settings: BillingSettings,
+        place_override: str | None = None,
+    ) -> Bill:
+        if seller.gstin is None and any(
+            line.treatment is domain.GstTreatment.TAXABLE for line in lines
+        ):
+            raise BillingNotConfigured(
+                "A taxable item needs the lab's GSTIN in the billing settings; an "
+                "unregistered lab cannot charge GST.",
+                field="gstin",
+            )
+        pos = place_override or domain.place_of_supply(
+            seller.state, buyer.state, recipient_registered=buyer.gstin is not None
+        )
+        try:
+            return domain.price_bill(
+                lines,
+                supplier_state=seller.state,
+                place_of_supply=pos,
+                discount=discount,
+                round_to_rupee=settings.round_to_rupee,
+            )
+        except ValueError as exc:
+            raise InvalidBillingInput(str(exc), field="discount") from None
+
+    def _new_invoice(
+        self,
+        caller: Principal,
+        *,
+        kind: InvoiceKind,
+        branch: Branch,
+        seller: Seller,
+        buyer: Buyer,
+        bill: Bill,
+        discount: Discount | None,
+        order: Order | None = None,
+        client: BillingClient | None = None,
+        rate_list_id: uuid.UUID | None = None,
+        home_collection: bool = False,
+        period: tuple[date, date] | None = None,
+    ) -> Invoice:
+        return Invoice(
+            organisation_id=caller.organisation_id,
+            branch_id=branch.id,
+            kind=str(kind),
+            status=InvoiceStatus.ISSUED,
+            order_id=order.id if order else None,
+            patient_id=order.patient_id if order else None,
+            client_id=client.id if client else None,
+            period_start=period[0] if period else None,
+            period_end=period[1] if period else None,
+            referrer=order.referring_doctor if order else None,
+            rate_list_id=rate_list_id,
+            home_collection=home_collection,
+            seller_legal_name=seller.legal_name,
+            seller_gstin=seller.gstin,
+            seller_address=seller.address,
+            seller_pincode=seller.pincode,
+            seller_state_code=seller.state,
+            buyer_name=buyer.name,
+            buyer_gstin=buyer.gstin,
+            buyer_address=buyer.address,
+            buyer_pincode=buyer.pincode,
+            buyer_state_code=buyer.state,
+            discount_kind=str(discount.kind) if discount else None,
+            discount_value=discount.value if discount else None,
+            discount_reason=discount.reason if discount else None,
+            discount_requested_by_id=caller.id if discount and caller.kind == "user" else None,
+            created_by_id=caller.id if caller.kind == "user" else None,
+            **self._bill_columns(bill),
+        )
+
+    @staticmethod
+    def _bill_columns(bill: Bill) -> dict[str, Any]:
+        return {
+            "document_type": str(bill.document_type),
+            "place_of_supply": bill.place_of_supply,
+            "supply_type": str(bill.supply_type),
+            "state_tax_name": bill.state_tax_name,
+            "gross_total": bill.gross_total,
+            "discount_total": bill.discount_total,
+            "taxable_total": bill.taxable_total,
+            "exempt_total": bill.exempt_total,
+            "cgst_total": bill.cgst_total,
+            "sgst_total": bill.sgst_total,
+            "igst_total": bill.igst_total,
+            "tax_total": bill.tax_total,
+            "round_off": bill.round_off,
+            "grand_total": bill.grand_total,
+            "discount_percent": bill.discount_percent,
+        }
+
+    def _lines(self, invoice: Invoice, bill: Bill) -> list[InvoiceLine]:
+        return [
+            InvoiceLine(
+                organisation_id=invoice.organisation_id,
+                invoice_id=invoice.id,
+                position=position,
+                order_id=line.order_id,
+                kind=line.kind,
+                source_id=line.source_id,
+                code=line.code,
+                description=line.description[:300],
+                sac=line.sac,
+                gst_treatment=str(line.treatment),
+                gst_rate=line.gst_rate,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                gross_amount=line.gross_amount,
+                discount_amount=line.discount_amount,
+                taxable_value=line.taxable_value,
+                cgst_rate=line.cgst_rate,
+                cgst_amount=line.cgst_amount,
+                sgst_rate=line.sgst_rate,
+                sgst_amount=line.sgst_amount,
+                igst_rate=line.igst_rate,
+                igst_amount=line.igst_amount,
+                line_total=line.line_total,
+            )
+            for position, line in enumerate(bill.lines, start=1)
+        ]
+
+    async def _save_new(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        invoice: Invoice,
+        bill: Bill,
+        settings: BillingSettings,
+        *,
+        pending: bool,
+    ) -> Invoice:
+        if pending:
+            invoice.status = InvoiceStatus.PENDING_APPROVAL
+        else:
+            await self._number(session, invoice)
+        session.add(invoice)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError as exc:
+            if "uq_invoices_live_order" in str(exc.orig):
+                raise OrderAlreadyInvoiced("The order was invoiced meanwhile.") from None
+            raise
+        session.add_all(self._lines(invoice, bill))
+        await session.flush()
+        await session.refresh(invoice)
+        await audit_service.record(
+            session,
+            organisation_id=invoice.organisation_id,
+            actor=caller.actor,
+            action="invoice.created",
+            entity_type="invoice",
+            entity_id=invoice.id,
+            after={
+                **invoice_snapshot(invoice),
+                "lines": [f"{line.code} {line.line_total}" for line in bill.lines],
+            },
+        )
+        if not pending:
+            await self._after_issue(session, invoice, settings, caller.actor)
+        return invoice
+
+    async def _number(self, session: AsyncSession, invoice: Invoice) -> None:
+        branch = await session.get(Branch, invoice.branch_id)
+        assert branch is not None
+        now = utcnow()
+        day = now.astimezone(IST).date()
+        credit_note = invoice.kind == InvoiceKind.CREDIT_NOTE
+        number = await next_value_gapless(
+            session,
+            invoice.organisation_id,
+            domain.invoice_scope(branch.id, day, credit_note=credit_note),
+        )
+        invoice.number = domain.invoice_number(branch.code, day, number, credit_note=credit_note)
+        invoice.status = InvoiceStatus.ISSUED
+        invoice.invoice_date = day
+        invoice.financial_year = domain.financial_year(day)
+        invoice.issued_at = now
+        terms = 0
+        if invoice.client_id is not None:
+            client = await session.get(BillingClient, invoice.client_id)
+            terms = client.payment_terms_days if client else 0
+        invoice.due_date = day + timedelta(days=terms)
+
+    async def _after_issue(
+        self,
+        session: AsyncSession,
+        invoice: Invoice,
+        settings: BillingSettings,
+        actor: AuditActor,
+    ) -> None:
+        await audit_service.record(
+            session,
+            organisation_id=invoice.organisation_id,
+            actor=actor,
+            action="invoice.issued",
+            entity_type="invoice",
+            entity_id=invoice.id,
+            after={"number": invoice.number, "status": invoice.status},
+        )
+        await publish(
+            session,
+            InvoiceIssued(
+                organisation_id=invoice.organisation_id,
+                invoice_id=invoice.id,
+                invoice_number=invoice.number or "",
+                kind=invoice.kind,
+                order_id=invoice.order_id,
+                client_id=invoice.client_id,
+                grand_total=invoice.grand_total,
+            ),
+        )
+        await self._sync_report_hold(session, invoice, settings, actor)
+
+    async def _sync_report_hold(
+        self,
+        session: AsyncSession,
+        invoice: Invoice,
+        settings: BillingSettings | None,
+        actor: AuditActor,
+    ) -> None:
+        """Hold the order's report while its patient invoice is unpaid (lab option)."""
+        if invoice.order_id is None or invoice.kind != InvoiceKind.ORDER:
+            return
+        settings = settings or await billing_configuration.settings_for(
+            session, invoice.organisation_id
+        )
+        owes = (
+            invoice.status == InvoiceStatus.ISSUED
+            and invoice.client_id is None
+            and invoice.balance_due > 0
+        )
+        if settings.hold_report_until_paid and owes:
+            await report_release.hold(
+                session,
+                invoice.organisation_id,
+                invoice.order_id,
+                holder=REPORT_HOLDER,
+                reason=f"Invoice {invoice.number} has {invoice.balance_due} due",
+                actor=actor,
+            )
+        else:
+            await report_release.lift(
+                session,
+                invoice.organisation_id,
+                invoice.order_id,
+                holder=REPORT_HOLDER,
+                actor=actor,
+            )
+
+    async def _check_credit(
+        self, session: AsyncSession, client: BillingClient, adding: Decimal
+    ) -> None:
+        if client.credit_limit is None:
+            return
+        exposure = await self.client_exposure(session, client)
+        if exposure + adding > client.credit_limit:
+            raise CreditLimitExceeded(
+                f"{client.name} would owe {exposure + adding}, above its credit limit of "
+                f"{client.credit_limit}.",
+                credit_limit=str(client.credit_limit),
+                exposure=str(exposure),
+                adding=str(adding),
+            )
+
+    async def client_exposure(self, session: AsyncSession, client: BillingClient) -> Decimal:
+        """Balance due of the client's issued invoices plus orders on account not invoiced."""
+        outstanding = await session.scalar(
+            select(func.coalesce(func.sum(Invoice.balance_due), 0)).where(
+                Invoice.organisation_id == client.organisation_id,
+                Invoice.client_id == client.id,
+                Invoice.status == InvoiceStatus.ISSUED,
+                Invoice.kind != InvoiceKind.CREDIT_NOTE,
+            )
+        )
+        unbilled = await self.client_unbilled(session, client)
+        return Decimal(outstanding or 0) + unbilled
+
+    async def client_unbilled(self, session: AsyncSession, client: BillingClient) -> Decimal:
+        unbilled = await session.scalar(
+            select(func.coalesce(func.sum(ClientOrder.amount), 0)).where(
+                ClientOrder.client_id == client.id, ClientOrder.invoice_id.is_(None)
+            )
+        )
+        return Decimal(unbilled or 0)
+
+    # ================================================================== client accounts
+
+    async def add_client_order(
+        self, session: AsyncSession, caller: Principal, client_id: uuid.UUID, order_id: uuid.UUID
+    ) -> ClientOrder:
+        """Put an order on a monthly client's account (checked against its credit limit)."""
+        client = await billing_configuration.get_client(session, caller, client_id)
+        if not client.is_active or client.billing_cycle != BillingCycle.MONTHLY:
+            raise InvalidBillingInput(
+                "Only active monthly clients take orders on account; bill per-order clients "
+                "with POST /api/v1/invoices.",
+                field="client_id",
+            )
+        order = await orders_service.get(session, caller, order_id)
+        await self._branch(session, caller, order.branch_id)
+        existing = await session.get(ClientOrder, order.id)
+        if existing is not None:
+            if existing.client_id == client.id:
+                return existing
+            raise OrderOnClientAccount(
+                "The order is on another client's account.", client_id=str(existing.client_id)
+            )
+        invoiced = await self.live_invoice_for_order(session, caller.organisation_id, order.id)
+        if invoiced is not None:
+            raise OrderAlreadyInvoiced(
+                f"Order {order.order_number} already has invoice {invoiced.number}.",
+                invoice_id=str(invoiced.id),
+            )
+        rate_list = await self._rate_list_for(session, caller, order, client, None)
+        book = await pricing.price_book(session, caller.organisation_id, rate_list)
+        lines = await pricing.order_lines(session, caller, order, book)
+        amount = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
+        await self._check_credit(session, client, amount)
+        row = ClientOrder(
+            organisation_id=caller.organisation_id,
+            order_id=order.id,
+            client_id=client.id,
+            amount=domain.round_paisa(amount),
+            added_at=utcnow(),
+            added_by_id=caller.id if caller.kind == "user" else None,
+        )
+        session.add(row)
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="billing.order_on_account",
+            entity_type="order",
+            entity_id=order.id,
+            after={"client_id": client.id, "amount": row.amount},
+        )
+        return row
+
+    async def client_orders(
+        self, session: AsyncSession, caller: Principal, client_id: uuid.UUID, *, unbilled: bool
+    ) -> list[ClientOrder]:
+        client = await billing_configuration.get_client(session, caller, client_id)
+        statement = select(ClientOrder).where(ClientOrder.client_id == client.id)
+        if unbilled:
+            statement = statement.where(ClientOrder.invoice_id.is_(None))
+        return list(await session.scalars(statement.order_by(ClientOrder.added_at)))
+
+    async def create_consolidated_invoice(
+        self, session: AsyncSession, caller: Principal, data: ConsolidatedInvoiceCreate
+    ) -> Invoice:
+        """One invoice for every order put on a monthly client's account in ``month`` (IST)."""
+        org = caller.organisation_id
+        client = await billing_configuration.get_client(session, caller, data.client_id)
+        if client.billing_cycle != BillingCycle.MONTHLY:
+            raise InvalidBillingInput("This client is billed per order.", field="client_id")
+        branch = await self._branch(session, caller, data.branch_id)
+        year, month = (int(p) for p in data.month.split("-"))
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1)
+        start_utc = datetime.combine(start, datetime.min.time(), IST)
+        end_utc = datetime.combine(end, datetime.min.time(), IST)
+        # Lock the client's unbilled orders of the month: two runs cannot bill one twice.
+        rows = list(
+            await session.scalars(
+                select(ClientOrder)
+                .where(
+                    ClientOrder.client_id == client.id,
+                    ClientOrder.invoice_id.is_(None),
+                    ClientOrder.added_at >= start_utc,
+                    ClientOrder.added_at < end_utc,
+                )
+                .order_by(ClientOrder.added_at)
+                .with_for_update()
+            )
+        )
+        if not rows:
+            raise NothingToInvoice(f"{client.name} has no orders on account in {data.month}.")
+        settings = await billing_configuration.settings_for(session, org)
+        seller = await self._seller(session, settings, branch)
+        rate_list = (
+            await billing_configuration.get_rate_list(session, caller, client.rate_list_id)
+            if client.rate_list_id
+            else await billing_configuration.default_rate_list(session, org)
+        )
+        book = await pricing.price_book(session, org, rate_list)
+        grouped: dict[tuple[Any, ...], LineInput] = {}
+        for row in rows:
+            order = await orders_service.get(session, caller, row.order_id)
+            for line in await pricing.order_lines(session, caller, order, book):
+                key = (line.kind, line.source_id, line.unit_price)
+                if key in grouped:
+                    known = grouped[key]
+                    grouped[key] = LineInput(
+                        **{**known.__dict__, "quantity": known.quantity + 1, "order_id": None}
+                    )
+                else:
+                    grouped[key] = LineInput(**{**line.__dict__, "order_id": None})
+        buyer = Buyer(
+            client.name,
+            client.gstin,
+            client.address,
+            client.pincode,
+            billing_configuration.client_state(client),
+        )
+        bill = self._price(list(grouped.values()), seller, buyer, None, settings)
+        invoice = self._new_invoice(
+            caller,
+            kind=InvoiceKind.CONSOLIDATED,
+            branch=branch,
+            seller=seller,
+            buyer=buyer,
+            bill=bill,
+            discount=None,
+            client=client,
+            rate_list_id=rate_list.id if rate_list else None,
+            period=(start, end - timedelta(days=1)),
+        )
+        invoice = await self._save_new(session, caller, invoice, bill, settings, pending=False)
+        for row in rows:
+            row.invoice_id = invoice.id
+        await session.flush()
+        return invoice
+
+    # ================================================================== approval & cancel
+
+    async def decide_discount(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        invoice_id: uuid.UUID,
+        *,
+        approve: bool,
+        note: str | None,
+    ) -> Invoice:
+        """An admin approves the discount (the invoice is issued with it) or rejects it (the
+        invoice is issued at full price)."""
+        invoice = await self.get_for_update(session, caller, invoice_id)
+        if invoice.status != InvoiceStatus.PENDING_APPROVAL:
+            raise InvoiceNotPending("This invoice is not waiting for a discount approval.")
+        before = invoice_snapshot(invoice)
+        settings = await billing_configuration.settings_for(session, invoice.organisation_id)
+        if not approve:
+            lines = await self.lines_of(session, invoice)
+            bill = domain.price_bill(
+                [
+                    LineInput(
+                        code=line.code,
+                        description=line.description,
+                        unit_price=line.unit_price,
+                        quantity=line.quantity,
+                        sac=line.sac,
+                        treatment=domain.GstTreatment(line.gst_treatment),
+                        gst_rate=line.gst_rate,
+                        kind=line.kind,
+                        order_id=line.order_id,
+                        source_id=line.source_id,
+                        discountable=line.kind != "home_collection",
+                    )
+                    for line in lines
+                ],
+                supplier_state=invoice.seller_state_code,
+                place_of_supply=invoice.place_of_supply,
+                round_to_rupee=settings.round_to_rupee,
+            )
+            for line in lines:
+                await session.delete(line)
+            await session.flush()
+            for key, value in self._bill_columns(bill).items():
+                setattr(invoice, key, value)
+            invoice.discount_kind = invoice.discount_value = invoice.discount_reason = None
+            session.add_all(self._lines(invoice, bill))
+        invoice.discount_decided_by_id = caller.id if caller.kind == "user" else None
+        invoice.discount_decided_at = utcnow()
+        invoice.discount_decision_note = note
+        await self._number(session, invoice)
+        await session.flush()
+        await session.refresh(invoice)
+        await audit_service.record(
+            session,
+            organisation_id=invoice.organisation_id,
+            actor=caller.actor,
+            action="invoice.discount_approved" if approve else "invoice.discount_rejected",
+            entity_type="invoice",
+            entity_id=invoice.id,
+            before=before,
+            after={**invoice_snapshot(invoice), "note": note},
+        )
+        await self._after_issue(session, invoice, settings, caller.actor)
+        return invoice
+
+    async def cancel(
+        self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID, reason: str
+    ) -> tuple[Invoice, Invoice | None]:
+        """Cancel an invoice; an issued one gets a credit note. Returns (invoice, note)."""
+        invoice = await self.get_for_update(session, caller, invoice_id)
+        if invoice.kind == InvoiceKind.CREDIT_NOTE:
+            raise InvalidBillingInput("A credit note cannot be cancelled.")
+        if invoice.status == InvoiceStatus.CANCELLED:
+            raise InvoiceCancelled("This invoice is already cancelled.")
+        if invoice.amount_paid - invoice.amount_refunded > 0:
+            raise InvoiceHasPayments(
+                "Money was received on this invoice: refund it before cancelling "
+                "(POST /api/v1/payments/{id}/refunds).",
+                net_paid=str(invoice.amount_paid - invoice.amount_refunded),
+            )
+        before = invoice_snapshot(invoice)
+        was_issued = invoice.status == InvoiceStatus.ISSUED
+        invoice.status = InvoiceStatus.CANCELLED
+        invoice.cancelled_at = utcnow()
+        invoice.cancel_reason = reason.strip()
+        invoice.cancelled_by_id = caller.id if caller.kind == "user" else None
+        await session.flush()
+        note = None
+        if was_issued:
+            note = await self._credit_note(session, caller, invoice)
+        if invoice.kind == InvoiceKind.CONSOLIDATED:
+            rows = await session.scalars(
+                select(ClientOrder).where(ClientOrder.invoice_id == invoice.id)
+            )
+            for row in rows:
+                row.invoice_id = None
+        await session.flush()
+        await session.refresh(invoice)
+        await audit_service.record(
+            session,
+            organisation_id=invoice.organisation_id,
+            actor=caller.actor,
+            action="invoice.cancelled",
+            entity_type="invoice",
+            entity_id=invoice.id,
+            before=before,
+            after={**invoice_snapshot(invoice), "credit_note": note.number if note else None},
+        )
+        await self._sync_report_hold(session, invoice, None, caller.actor)
+        await publish(
+            session,
+            InvoiceCancelledEvent(
+                organisation_id=invoice.organisation_id,
+                invoice_id=invoice.id,
+                invoice_number=invoice.number,
+                credit_note_id=note.id if note else None,
+                reason=invoice.cancel_reason or "",
+            ),
+        )
+        return invoice, note
+
+    async def _credit_note(
+        self, session: AsyncSession, caller: Principal, invoice: Invoice
+    ) -> Invoice:
+        lines = await self.lines_of(session, invoice)
+        note = Invoice(
+            organisation_id=invoice.organisation_id,
+            branch_id=invoice.branch_id,
+            kind=InvoiceKind.CREDIT_NOTE,
+            document_type=domain.DocumentType.CREDIT_NOTE,
+            status=InvoiceStatus.ISSUED,
+            order_id=invoice.order_id,
+            patient_id=invoice.patient_id,
+            client_id=invoice.client_id,
+            credit_note_for_id=invoice.id,
+            referrer=invoice.referrer,
+            seller_legal_name=invoice.seller_legal_name,
+            seller_gstin=invoice.seller_gstin,
+            seller_address=invoice.seller_address,
+            seller_pincode=invoice.seller_pincode,
+            seller_state_code=invoice.seller_state_code,
+            buyer_name=invoice.buyer_name,
+            buyer_gstin=invoice.buyer_gstin,
+            buyer_address=invoice.buyer_address,
+            buyer_pincode=invoice.buyer_pincode,
+            buyer_state_code=invoice.buyer_state_code,
+            place_of_supply=invoice.place_of_supply,
+            supply_type=invoice.supply_type,
+            state_tax_name=invoice.state_tax_name,
+            discount_percent=invoice.discount_percent,
+            cancel_reason=invoice.cancel_reason,
+            created_by_id=caller.id if caller.kind == "user" else None,
+            **{
+                name: -getattr(invoice, name)
+                for name in (
+                    "gross_total",
+                    "discount_total",
+                    "taxable_total",
+                    "exempt_total",
+                    "cgst_total",
+                    "sgst_total",
+                    "igst_total",
+                    "tax_total",
+                    "round_off",
+                    "grand_total",
+                )
+            },
+        )
+        await self._number(session, note)
+        note.due_date = None
+        session.add(note)
+        await session.flush()
+        for line in lines:
+            session.add(
+                InvoiceLine(
+                    organisation_id=note.organisation_id,
+                    invoice_id=note.id,
+                    position=line.position,
+                    order_id=line.order_id,
+                    kind=line.kind,
+                    source_id=line.source_id,
+                    code=line.code,
+                    description=line.description,
+                    sac=line.sac,
+                    gst_treatment=line.gst_treatment,
+                    gst_rate=line.gst_rate,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    gross_amount=-line.gross_amount,
+                    discount_amount=-line.discount_amount,
+                    taxable_value=-line.taxable_value,
+                    cgst_rate=line.cgst_rate,
+                    cgst_amount=-line.cgst_amount,
+                    sgst_rate=line.sgst_rate,
+                    sgst_amount=-line.sgst_amount,
+                    igst_rate=line.igst_rate,
+                    igst_amount=-line.igst_amount,
+                    line_total=-line.line_total,
+                )
+            )
+        await session.flush()
+        await session.refresh(note)
+        await audit_service.record(
+            session,
+            organisation_id=note.organisation_id,
+            actor=caller.actor,
+            action="invoice.credit_note_issued",
+            entity_type="invoice",
+            entity_id=note.id,
+            after={**invoice_snapshot(note), "for": invoice.number},
+        )
+        return note
+
+    # ================================================================== reads
+
+    async def get(self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID) -> Invoice:
+        return await self.get_in(session, caller.organisation_id, invoice_id)
+
+    async def get_in(
+        self, session: AsyncSession, organisation_id: uuid.UUID, invoice_id: uuid.UUID
+    ) -> Invoice:
+        invoice = await get_in_organisation(session, Invoice, invoice_id, organisation_id)
+        if invoice is None:
+            raise InvoiceNotFound("No such invoice in your organisation.", entity="invoice")
+        return invoice
+
+    async def get_for_update(
+        self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID
+    ) -> Invoice:
+        invoice = await session.scalar(
+            select(Invoice)
+            .where(Invoice.id == invoice_id, Invoice.organisation_id == caller.organisation_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        if invoice is None:
+            raise InvoiceNotFound("No such invoice in your organisation.", entity="invoice")
+        return invoice
+
+    async def lines_of(self, session: AsyncSession, invoice: Invoice) -> list[InvoiceLine]:
+        return list(
+            await session.scalars(
+                select(InvoiceLine)
+                .where(InvoiceLine.invoice_id == invoice.id)
+                .order_by(InvoiceLine.position)
+            )
+        )
+
+    async def list(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        page: PageParams,
+        *,
+        status: InvoiceStatus | None = None,
+        payment_status: PaymentStatus | None = None,
+        order_id: uuid.UUID | None = None,
+        client_id: uuid.UUID | None = None,
+        patient_id: uuid.UUID | None = None,
+        branch_id: uuid.UUID | None = None,
+        kind: InvoiceKind | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        outstanding: bool | None = None,
+        sorting: str = "-created_at",
+    ) -> tuple[list[Invoice], int]:
+        statement = select(Invoice).where(Invoice.organisation_id == caller.organisation_id)
+        filters = {
+            Invoice.status: status,
+            Invoice.payment_status: payment_status,
+            Invoice.order_id: order_id,
+            Invoice.client_id: client_id,
+            Invoice.patient_id: patient_id,
+            Invoice.branch_id: branch_id,
+            Invoice.kind: kind,
+        }
+        for column, value in filters.items():
+            if value is not None:
+                statement = statement.where(column == value)
+        if date_from is not None:
+            statement = statement.where(Invoice.invoice_date >= date_from)
+        if date_to is not None:
+            statement = statement.where(Invoice.invoice_date <= date_to)
+        if outstanding is not None:
+            statement = statement.where(
+                (Invoice.balance_due > 0) if outstanding else (Invoice.balance_due <= 0)
+            )
+        columns = {
+            "created_at": Invoice.created_at,
+            "invoice_date": Invoice.invoice_date,
+            "grand_total": Invoice.grand_total,
+            "balance_due": Invoice.balance_due,
+            "number": Invoice.number,
+        }
+        name = sorting.lstrip("-")
+        if name not in columns:
+            raise InvalidInput(f"sorting must be one of {sorted(columns)} (- for descending).")
+        column = columns[name]
+        statement = statement.order_by(
+            column.desc() if sorting.startswith("-") else column.asc(), Invoice.id
+        )
+        return await paginate(session, statement, page)
+
+    async def client_open_invoices(
+        self, session: AsyncSession, client: BillingClient
+    ) -> list[Invoice]:
+        return list(
+            await session.scalars(
+                select(Invoice)
+                .where(
+                    Invoice.organisation_id == client.organisation_id,
+                    Invoice.client_id == client.id,
+                    Invoice.status == InvoiceStatus.ISSUED,
+                    Invoice.balance_due > 0,
+                )
+                .order_by(Invoice.invoice_date)
+            )
+        )
+
+    # ================================================================== counter payments
+
+    async def take_counter_payment(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        invoice_id: uuid.UUID,
+        data: CounterPaymentCreate,
+    ) -> tuple[ReceiptDetail, bool]:
+        """Record one or more tenders (split tender) on an invoice, with one receipt.
+
+        Returns (receipt, created); a known receipt ``id`` with the same tenders is a replay.
+        """
+        if data.id is not None:
+            known = await session.get(Receipt, data.id)
+            if known is not None:
+                if (
+                    known.organisation_id != caller.organisation_id
+                    or known.invoice_id != invoice_id
+                ):
+                    raise PaymentIdConflict("This receipt id is already used.")
+                detail = await self.receipt_detail(session, caller, known.id)
+                if sorted((p.method, p.amount) for p in detail.payments) != sorted(
+                    (str(t.method), t.amount) for t in data.tenders
+                ):
+                    raise PaymentIdConflict("This receipt id was used for other tenders.")
+                return detail, False
+        invoice = await self.get_for_update(session, caller, invoice_id)
+        self._require_payable(invoice)
+        if not caller.may_use_branch(invoice.branch_id):
+            raise Forbidden("You do not work at this invoice's branch.")
+        when = self._received_at(data.received_at)
+        tenders = [self._tender(t.method, t.amount, t.reference, t.utr) for t in data.tenders]
+        total = sum((t[1] for t in tenders), Decimal("0"))
+        if total > invoice.balance_due:
+            raise Overpayment(
+                f"The tenders come to {total}, more than the balance due of {invoice.balance_due}.",
+                balance_due=str(invoice.balance_due),
+            )
+        receipt = await self._new_receipt(session, invoice, total, "counter", when, caller)
+        if data.id is not None:
+            receipt.id = data.id
+        session.add(receipt)
+        await session.flush()
+        payments = []
+        for method, amount, reference, utr in tenders:
+            payments.append(
+                CounterPayment(
+                    organisation_id=caller.organisation_id,
+                    order_id=invoice.order_id,
+                    branch_id=invoice.branch_id,
+                    invoice_id=invoice.id,
+                    receipt_id=receipt.id,
+                    amount=amount,
+                    method=method,
+                    reference=reference,
+                    utr=utr,
+                    status="applied",
+                    received_at=when,
+                    received_by_id=caller.id if caller.kind == "user" else None,
+                )
+            )
+        session.add_all(payments)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError as exc:
+            if "uq_counter_payments_utr" in str(exc.orig):
+                raise UtrAlreadyUsed(
+                    "A payment with this UPI UTR is already recorded.", field="utr"
+                ) from None
+            raise
+        for payment in payments:
+            await ledger.apply(
+                session,
+                organisation_id=invoice.organisation_id,
+                invoice_id=invoice.id,
+                kind=LedgerKind.PAYMENT,
+                amount=payment.amount,
+                effect_key=f"counter:{payment.id}",
+                counter_payment_id=payment.id,
+            )
+            await audit_service.record(
+                session,
+                organisation_id=caller.organisation_id,
+                actor=caller.actor,
+                action="payment.recorded",
+                entity_type="payment",
+                entity_id=payment.id,
+                after={**snapshot(payment), "receipt": receipt.number},
+            )
+        await self.after_money(session, invoice, caller.actor)
+        await self._captured(session, invoice, receipt, "counter", [p.method for p in payments])
+        return ReceiptDetail(receipt, payments, invoice), True
+
+    @staticmethod
+    def _require_payable(invoice: Invoice) -> None:
+        if invoice.kind == InvoiceKind.CREDIT_NOTE:
+            raise InvoiceNotPayable("A credit note takes no payments.")
+        if invoice.status == InvoiceStatus.CANCELLED:
+            raise InvoiceNotPayable("This invoice is cancelled.")
+        if invoice.status == InvoiceStatus.PENDING_APPROVAL:
+            raise InvoiceNotPayable("This invoice's discount awaits approval; it is not issued.")
+
+    @staticmethod
+    def _received_at(given: datetime | None) -> datetime:
+        now = utcnow()
+        when = given or now
+        if when.tzinfo is None:
+            raise InvalidInput("received_at needs a time zone.", field="received_at")
+        if (when - now).total_seconds() > CLOCK_SKEW_SECONDS:
+            raise InvalidInput("received_at is in the future.", field="received_at")
+        return when
+
+    @staticmethod
+    def _tender(
+        method: str, amount: Decimal, reference: str | None, utr: str | None
+    ) -> tuple[str, Decimal, str | None, str | None]:
+        method = str(method)
+        try:
+            value = domain.rupees(amount)
+        except MoneyError as exc:
+            raise InvalidInput(str(exc), field="tenders.amount") from None
+        if value <= 0:
+            raise InvalidInput("Each tender is a positive amount.", field="tenders.amount")
+        reference = (reference or "").strip() or None
+        if method == CounterMethod.UPI:
+            if not utr:
+                raise InvalidInput(
+                    "A UPI payment needs the 12-digit UTR from the payer's app.", field="utr"
+                )
+            try:
+                utr = domain.check_utr(utr)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field="utr") from None
+        elif utr:
+            raise InvalidInput("Only UPI payments carry a UTR.", field="utr")
+        if (
+            method in (CounterMethod.CARD, CounterMethod.CHEQUE, CounterMethod.BANK_TRANSFER)
+            and not reference
+        ):
+            raise InvalidInput(
+                f"A {method} payment needs its reference (approval code, cheque or UTR number).",
+                field="reference",
+            )
+        return method, value, reference, utr
+
+    async def _new_receipt(
+        self,
+        session: AsyncSession,
+        invoice: Invoice,
+        amount: Decimal,
+        source: str,
+        when: datetime,
+        caller: Principal | None,
+    ) -> Receipt:
+        branch = await session.get(Branch, invoice.branch_id)
+        assert branch is not None
+        day = when.astimezone(IST).date()
+        number = await next_value(
+            session,
+            invoice.organisation_id,
+            f"billing:receipt:{branch.id}:{domain.financial_year(day)}",
+        )
+        return Receipt(
+            id=new_id(),
+            organisation_id=invoice.organisation_id,
+            invoice_id=invoice.id,
+            branch_id=branch.id,
+            number=domain.receipt_number(branch.code, day, number),
+            amount=amount,
+            source=source,
+            received_at=when,
+            received_by_id=caller.id if caller is not None and caller.kind == "user" else None,
+        )
+
+    async def _captured(
+        self,
+        session: AsyncSession,
+        invoice: Invoice,
+        receipt: Receipt,
+        source: str,
+        methods: Sequence[str],
+    ) -> None:
+        await session.flush()
+        await publish(
+            session,
+            PaymentCaptured(
+                organisation_id=invoice.organisation_id,
+                invoice_id=invoice.id,
+                invoice_number=invoice.number or "",
+                order_id=invoice.order_id,
+                patient_id=invoice.patient_id,
+                receipt_id=receipt.id,
+                receipt_number=receipt.number,
+                amount=receipt.amount,
+                currency=invoice.currency,
+                source=source,
+                methods=tuple(dict.fromkeys(methods)),
+                balance_due=invoice.balance_due,
+            ),
+        )
+
+    async def after_money(self, session: AsyncSession, invoice: Invoice, actor: AuditActor) -> None:
+        """Re-read the invoice's amounts after ledger rows moved them; lift the report hold
+        and announce the invoice paid when it just became so."""
+        was = invoice.payment_status
+        await session.refresh(
+            invoice, ["amount_paid", "amount_refunded", "balance_due", "payment_status"]
+        )
+        await self._sync_report_hold(session, invoice, None, actor)
+        if invoice.payment_status == PaymentStatus.PAID and was != PaymentStatus.PAID:
+            await audit_service.record(
+                session,
+                organisation_id=invoice.organisation_id,
+                actor=actor,
+                action="invoice.paid",
+                entity_type="invoice",
+                entity_id=invoice.id,
+                before={"payment_status": was},
+                after={
+                    "payment_status": invoice.payment_status,
+                    "amount_paid": invoice.amount_paid,
+                },
+            )
+            await publish(
+                session,
+                InvoicePaid(
+                    organisation_id=invoice.organisation_id,
+                    invoice_id=invoice.id,
+                    invoice_number=invoice.number or "",
+                    order_id=invoice.order_id,
+                ),
+            )
+
+    # ------------------------------------------------------------------ for gateways
+
+    async def apply_gateway_payment(
+        self,
+        session: AsyncSession,
+        invoice: Invoice,
+        *,
+        gateway: str,
+        gateway_payment_row_id: uuid.UUID,
+        amount: Decimal,
+        method: str | None,
+        received_at: datetime,
+        actor: AuditActor,
+    ) -> Receipt | None:
+        """Apply a captured gateway payment once; returns its receipt, or None when it was
+        already applied. Raises ``Overpayment``/``InvoiceNotPayable`` (the caller holds it)."""
+        applied = await ledger.apply(
+            session,
+            organisation_id=invoice.organisation_id,
+            invoice_id=invoice.id,
+            kind=LedgerKind.PAYMENT,
+            amount=amount,
+            effect_key=f"gateway-payment:{gateway_payment_row_id}",
+            gateway_payment_id=gateway_payment_row_id,
+        )
+        if not applied:
+            return None
+        receipt = await self._new_receipt(session, invoice, amount, gateway, received_at, None)
+        session.add(receipt)
+        await session.flush()
+        await self.after_money(session, invoice, actor)
+        await self._captured(session, invoice, receipt, gateway, [method or gateway])
+        return receipt
+
+    async def apply_refund(
+        self,
+        session: AsyncSession,
+        invoice: Invoice,
+        *,
+        refund_id: uuid.UUID,
+        amount: Decimal,
+        actor: AuditActor,
+        reverse: bool = False,
+    ) -> bool:
+        """Count a refund against the invoice (or give a failed one back), once."""
+        applied = await ledger.apply(
+            session,
+            organisation_id=invoice.organisation_id,
+            invoice_id=invoice.id,
+            kind=LedgerKind.REFUND_REVERSAL if reverse else LedgerKind.REFUND,
+            amount=amount,
+            effect_key=f"refund{'-failed' if reverse else ''}:{refund_id}",
+            refund_id=refund_id,
+        )
+        if applied:
+            await self.after_money(session, invoice, actor)
+        return applied
+
+    async def counter_payment(
+        self, session: AsyncSession, organisation_id: uuid.UUID, payment_id: uuid.UUID
+    ) -> CounterPayment | None:
+        return await get_in_organisation(session, CounterPayment, payment_id, organisation_id)
+
+    async def counter_payments_of(
+        self, session: AsyncSession, invoice: Invoice
+    ) -> list[CounterPayment]:
+        return list(
+            await session.scalars(
+                select(CounterPayment)
+                .where(CounterPayment.invoice_id == invoice.id)
+                .order_by(CounterPayment.received_at, CounterPayment.id)
+            )
+        )
+
+    # ------------------------------------------------------------------ receipts
+
+    async def receipt_detail(
+        self, session: AsyncSession, caller: Principal, receipt_id: uuid.UUID
+    ) -> ReceiptDetail:
+        receipt = await get_in_organisation(session, Receipt, receipt_id, caller.organisation_id)
+        if receipt is None:
+            raise NotFound("No such receipt in your organisation.", entity="receipt")
+        payments = list(
+            await session.scalars(
+                select(CounterPayment)
+                .where(CounterPayment.receipt_id == receipt.id)
+                .order_by(CounterPayment.id)
+            )
+        )
+        invoice = await self.get_in(session, caller.organisation_id, receipt.invoice_id)
+        return ReceiptDetail(receipt, payments, invoice)
+
+    async def receipts_of(self, session: AsyncSession, invoice: Invoice) -> list[Receipt]:
+        return list(
+            await session.scalars(
+                select(Receipt)
+                .where(Receipt.invoice_id == invoice.id)
+                .order_by(Receipt.received_at)
+            )
+        )
+
+    # ------------------------------------------------------------------ documents
+
+    async def counter_upi(
+        self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID
+    ) -> CounterUpi:
+        """The ``upi://pay`` intent for the invoice's balance (payee from the branch)."""
+        invoice = await self.get(session, caller, invoice_id)
+        self._require_payable(invoice)
+        if invoice.balance_due <= 0:
+            raise InvoiceNotPayable("Nothing is due on this invoice.")
+        upi = await self._upi_uri(session, invoice)
+        if upi is None:
+            raise BillingNotConfigured(
+                "This branch has no UPI address: set upi_vpa and upi_payee_name "
+                f"(PUT /api/v1/billing/branches/{invoice.branch_id}).",
+                field="upi_vpa",
+            )
+        return upi
+
+    async def _upi_uri(self, session: AsyncSession, invoice: Invoice) -> CounterUpi | None:
+        at_branch = await billing_configuration.branch_settings(
+            session, invoice.organisation_id, invoice.branch_id
+        )
+        if at_branch is None or not at_branch.upi_vpa:
+            return None
+        payee = at_branch.upi_payee_name or invoice.seller_legal_name
+        reference = invoice.number or str(invoice.id)
+        uri = domain.upi_payment_uri(
+            vpa=at_branch.upi_vpa,
+            payee_name=payee,
+            amount=invoice.balance_due,
+            reference=reference,
+            merchant_code=at_branch.upi_merchant_code,
+        )
+        return CounterUpi(uri, invoice.balance_due, at_branch.upi_vpa, payee, reference)
+
+    async def invoice_document(
+        self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID
+    ) -> render.InvoiceDocument:
+        invoice = await self.get(session, caller, invoice_id)
+        await session.refresh(invoice)
+        order_number = None
+        if invoice.order_id is not None:
+            order_number = (
+                await orders_service.get(session, caller, invoice.order_id)
+            ).order_number
+        original = None
+        if invoice.credit_note_for_id is not None:
+            original = (await self.get(session, caller, invoice.credit_note_for_id)).number
+        upi = None
+        if invoice.status == InvoiceStatus.ISSUED and invoice.balance_due > 0:
+            found = await self._upi_uri(session, invoice)
+            upi = found.uri if found else None
+        return render.InvoiceDocument(
+            invoice=invoice,
+            lines=await self.lines_of(session, invoice),
+            receipts=await self.receipts_of(session, invoice),
+            order_number=order_number,
+            credit_note_for=original,
+            upi_uri=upi,
+        )
+
+    # ------------------------------------------------------------------ sync entity
+
     async def record_payment(
         self,
         session: AsyncSession,
@@ -62,9 +1544,16 @@ class BillingService:
         reference: str | None = None,
         received_at: datetime | None = None,
         payment_id: uuid.UUID | None = None,
+        utr: str | None = None,
     ) -> tuple[CounterPayment, bool]:
-        """Record a payment; returns (payment, created). A known id with the same content is a
-        replay (created False); with other content it is refused."""
+        """Record a counter payment against an order (the sync ``payment`` entity).
+
+        It lands on the order's invoice — the one REST created, or one made now from the
+        default prices — so both paths meet on the same invoice. Money taken offline is a
+        fact: a payment the invoice cannot take (it would overpay, the invoice awaits an
+        approval) is kept as ``held`` for a person to resolve, never refused.
+        Returns (payment, created); a known id with the same content is a replay.
+        """
         org = caller.organisation_id
         value = _amount(amount)
         method = (method or "").strip().lower()
@@ -85,26 +1574,67 @@ class BillingService:
             raise NotFound("No such order.")
         if not caller.may_use_branch(order.branch_id):
             raise Forbidden("You do not work at this order's branch.")
-        now = utcnow()
-        when = received_at or now
-        if when.tzinfo is None:
-            raise InvalidInput("received_at needs a time zone.", field="received_at")
-        if (when - now).total_seconds() > CLOCK_SKEW_SECONDS:
-            raise InvalidInput("received_at is in the future.", field="received_at")
-        payment = CounterPayment(
-            organisation_id=org,
-            order_id=order.id,
-            branch_id=order.branch_id,
-            amount=value,
-            method=method,
-            reference=(reference or "").strip() or None,
-            received_at=when,
-            received_by_id=caller.id if caller.kind == "user" else None,
-        )
-        if payment_id is not None:
-            payment.id = payment_id
-        session.add(payment)
-        await session.flush()
+        when = self._received_at(received_at)
+        if utr is not None:
+            try:
+                utr = domain.check_utr(utr)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field="utr") from None
+        invoice, reason = await self._invoice_for_counter(session, caller, order)
+        if invoice is not None:
+            reason = self._fits(invoice, value)
+
+        def row(status: str, why: str | None, receipt: Receipt | None) -> CounterPayment:
+            payment = CounterPayment(
+                organisation_id=org,
+                order_id=order.id,
+                branch_id=order.branch_id,
+                invoice_id=invoice.id if invoice else None,
+                receipt_id=receipt.id if receipt else None,
+                amount=value,
+                method=method,
+                reference=(reference or "").strip() or None,
+                utr=utr,
+                received_at=when,
+                received_by_id=caller.id if caller.kind == "user" else None,
+                status=status,
+                review_reason=why[:300] if why else None,
+            )
+            if payment_id is not None:
+                payment.id = payment_id
+            return payment
+
+        payment: CounterPayment | None = None
+        receipt: Receipt | None = None
+        if invoice is not None and reason is None:
+            # Counter payments are append-only: applied or held is decided before the row is
+            # written. Losing a race with another payment rolls back and writes it held.
+            try:
+                async with session.begin_nested():
+                    if value > 0:
+                        receipt = await self._new_receipt(
+                            session, invoice, value, "counter", when, caller
+                        )
+                        session.add(receipt)
+                        await session.flush()
+                    payment = row("applied", None, receipt)
+                    session.add(payment)
+                    await session.flush()
+                    await ledger.apply(
+                        session,
+                        organisation_id=org,
+                        invoice_id=invoice.id,
+                        kind=LedgerKind.PAYMENT if value > 0 else LedgerKind.REFUND,
+                        amount=abs(value),
+                        effect_key=f"counter:{payment.id}",
+                        counter_payment_id=payment.id if value > 0 else None,
+                    )
+            except (Overpayment, OverRefund, InvoiceNotPayable) as exc:
+                payment, receipt, reason = None, None, exc.detail
+        if payment is None:
+            payment = row("held", reason, None)
+            session.add(payment)
+            await session.flush()
         await audit_service.record(
             session,
             organisation_id=org,
@@ -114,18 +1644,39 @@ class BillingService:
             entity_id=payment.id,
             after=snapshot(payment),
         )
-        if payment.amount > 0:
-            await publish(
-                session,
-                PaymentCaptured(
-                    organisation_id=org,
-                    payment_id=payment.id,
-                    order_id=order.id,
-                    amount=payment.amount,
-                    method=payment.method,
-                ),
-            )
+        if invoice is not None and payment.status == "applied":
+            await self.after_money(session, invoice, caller.actor)
+            if receipt is not None:
+                await self._captured(session, invoice, receipt, "counter", [method])
         return payment, True
+
+    @staticmethod
+    def _fits(invoice: Invoice, value: Decimal) -> str | None:
+        if invoice.status != InvoiceStatus.ISSUED:
+            return f"Invoice is {invoice.status.replace('_', ' ')}; payment held for review."
+        if value > 0 and value > invoice.balance_due:
+            return (
+                f"Payment of {value} exceeds the balance due of {invoice.balance_due} on "
+                f"{invoice.number}; held for review."
+            )
+        if value < 0 and -value > invoice.amount_paid - invoice.amount_refunded:
+            return f"Refund of {-value} exceeds what was paid on {invoice.number}."
+        return None
+
+    async def _invoice_for_counter(
+        self, session: AsyncSession, caller: Principal, order: Order
+    ) -> tuple[Invoice | None, str | None]:
+        invoice = await self.live_invoice_for_order(session, order.organisation_id, order.id)
+        if invoice is not None:
+            return invoice, None
+        try:
+            async with session.begin_nested():
+                invoice = await self.create_order_invoice(
+                    session, caller, InvoiceCreate(order_id=order.id)
+                )
+        except NidaanError as exc:
+            return None, f"No invoice could be made for this order: {exc.detail}"
+        return invoice, None
 
     async def payments_for_order(
         self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
@@ -139,6 +1690,26 @@ class BillingService:
             .order_by(CounterPayment.received_at, CounterPayment.id)
         )
         return list(rows)
+
+    # ------------------------------------------------------------------ holds
+
+    async def lift_all_report_holds(
+        self, session: AsyncSession, organisation_id: uuid.UUID, actor: AuditActor
+    ) -> int:
+        """The lab switched the hold off: release every report billing was holding."""
+        order_ids = list(
+            await session.scalars(
+                select(ReportReleaseHold.order_id).where(
+                    ReportReleaseHold.organisation_id == organisation_id,
+                    ReportReleaseHold.holder == REPORT_HOLDER,
+                )
+            )
+        )
+        for order_id in order_ids:
+            await report_release.lift(
+                session, organisation_id, order_id, holder=REPORT_HOLDER, actor=actor
+            )
+        return len(order_ids)
 
 
 billing_service = BillingService()

@@ -198,6 +198,28 @@ class CatalogService:
         )
         return {t.code: t for t in rows}
 
+    async def panels_by_ids(
+        self, session: AsyncSession, organisation_id: uuid.UUID, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, Panel]:
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        rows = await session.scalars(
+            select(Panel).where(Panel.organisation_id == organisation_id, any_of(Panel.id, wanted))
+        )
+        return {p.id: p for p in rows}
+
+    async def panels_by_codes(
+        self, session: AsyncSession, organisation_id: uuid.UUID, codes: Iterable[str]
+    ) -> dict[str, Panel]:
+        wanted = {c.strip().upper() for c in codes}
+        if not wanted:
+            return {}
+        rows = await session.scalars(
+            select(Panel).where(Panel.organisation_id == organisation_id, Panel.code.in_(wanted))
+        )
+        return {p.code: p for p in rows}
+
     async def calculated_tests_using(
         self, session: AsyncSession, organisation_id: uuid.UUID, code: str
     ) -> list[CatalogTest]:

@@ -1,4 +1,4 @@
-"""What notifications react to: a finalised report, a critical value, a captured payment.
+"""What notifications react to: a released report, a critical value, a captured payment.
 
 Each subscription runs as its own job (``events.deliver``), so a failure here never touches
 the report, result or payment; the messages it creates are keyed so a redelivered event
@@ -17,13 +17,15 @@ from nidaan.billing.events import PaymentCaptured
 from nidaan.events.registry import subscriber
 from nidaan.kit.db import get_in_organisation
 from nidaan.notifications.service import notifications_service
-from nidaan.reports.events import ReportFinalized
+from nidaan.reports.events import ReportReleased
 from nidaan.results.events import CriticalValueDetected
 from nidaan.results.models import CriticalAlert
 
 
-@subscriber(ReportFinalized, name="notifications.report_finalized")
-async def report_finalized(session: AsyncSession, event: ReportFinalized) -> None:
+@subscriber(ReportReleased, name="notifications.report_released")
+async def report_released(session: AsyncSession, event: ReportReleased) -> None:
+    # ``report.released`` follows ``report.finalized`` at once unless a release hold (an
+    # unpaid invoice) keeps the report from the patient; then it follows when that is lifted.
     await notifications_service.on_report_finalized(session, event.organisation_id, event.report_id)
 
 
@@ -56,8 +58,9 @@ async def payment_captured(session: AsyncSession, event: PaymentCaptured) -> Non
     await notifications_service.on_payment_captured(
         session,
         event.organisation_id,
-        payment_id=event.payment_id,
+        payment_id=event.receipt_id,
         order_id=event.order_id,
+        reference=event.invoice_number,
         amount=event.amount,
-        receipt_file_id=event.receipt_file_id,
+        receipt_file_id=None,
     )

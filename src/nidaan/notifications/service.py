@@ -670,12 +670,16 @@ class NotificationsService:
         organisation_id: uuid.UUID,
         *,
         payment_id: uuid.UUID,
-        order_id: uuid.UUID,
+        order_id: uuid.UUID | None,
         amount: Decimal,
         receipt_file_id: uuid.UUID | None,
+        reference: str | None = None,
     ) -> list[Notification]:
+        """Confirm a payment to the patient of the order it paid for (``reference``: the
+        invoice number, shown when there is no order, e.g. a client's monthly invoice)."""
         policy = await self.policy(session, organisation_id)
-        if not policy.payment_confirmation:
+        if not policy.payment_confirmation or order_id is None:
+            # A B2B client's consolidated invoice has no patient to confirm it to.
             return []
         caller = system_caller(organisation_id)
         order = await orders_service.get(session, caller, order_id)

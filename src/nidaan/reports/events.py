@@ -17,6 +17,20 @@ class ReportFinalized(DomainEvent):
     report_id: uuid.UUID
     report_version: int
     amended: bool
+    # False while a release hold (e.g. an unpaid invoice) keeps it from the patient; deliver
+    # on ``report.released`` instead, which follows when the last hold is lifted.
+    released: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportReleased(DomainEvent):
+    """The order's current report may go to the patient: it was issued with no release hold,
+    or the last hold on it (e.g. billing's "invoice unpaid") was lifted. Deliver on this."""
+
+    name = "report.released"
+    order_id: uuid.UUID
+    report_id: uuid.UUID
+    report_version: int
 
 
 @dataclass(frozen=True, kw_only=True)

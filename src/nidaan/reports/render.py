@@ -211,9 +211,14 @@ def _font_config() -> FontConfiguration:
 
 def render_pdf(document: ReportDocument) -> RenderedPdf:
     """Lay out and write the PDF; also returns the page count and the time it took."""
+    return html_to_pdf(render_html(document))
+
+
+def html_to_pdf(html: str) -> RenderedPdf:
+    """Any of our documents' HTML (reports, invoices, receipts) as a PDF, with the bundled
+    fonts and nothing else fetched (``data:`` URIs allowed)."""
     started = time.perf_counter()
     install_actual_text()
-    html = render_html(document)
     fetcher = _FontsOnlyFetcher(frozenset(face.uri for face in font_faces()))
     with _font_config_lock:
         font_config = _font_config()

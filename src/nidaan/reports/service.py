@@ -69,8 +69,9 @@ from nidaan.reports.errors import (
     ReportNotReady,
     ReportPdfDeleted,
 )
-from nidaan.reports.events import ProvisionalReportRequested, ReportFinalized
+from nidaan.reports.events import ProvisionalReportRequested, ReportFinalized, ReportReleased
 from nidaan.reports.models import Report
+from nidaan.reports.release import report_release
 from nidaan.reports.render import render_pdf_async
 from nidaan.results.domain import ReportLine
 from nidaan.results.domain import Signatory as ResultSignatory
@@ -559,6 +560,7 @@ class ReportsService:
             entity_id=report.id,
             after=_snapshot(report),
         )
+        released = not await report_release.is_held(session, organisation_id, order_id)
         await publish(
             session,
             ReportFinalized(
@@ -567,8 +569,19 @@ class ReportsService:
                 report_id=report.id,
                 report_version=version,
                 amended=amended,
+                released=released,
             ),
         )
+        if released:
+            await publish(
+                session,
+                ReportReleased(
+                    organisation_id=organisation_id,
+                    order_id=order_id,
+                    report_id=report.id,
+                    report_version=version,
+                ),
+            )
         logger.info(
             "Issued %s report %s v%d for order %s: %d pages in %.2fs",
             status,

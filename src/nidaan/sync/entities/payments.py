@@ -32,7 +32,7 @@ class PaymentHandler(EntityHandler):
         return [
             {
                 "id": str(row.id),
-                "order_id": str(row.order_id),
+                "order_id": str(row.order_id) if row.order_id else None,
                 "branch_id": str(row.branch_id),
                 "amount": str(row.amount),
                 "method": row.method,
