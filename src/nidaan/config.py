@@ -71,6 +71,25 @@ class Settings(BaseSettings):
     sync_tombstone_days: int = Field(
         45, ge=1, description="Sync: deletions are kept this long; older cursors reset"
     )
+    # The staff web application (browser sessions: refresh token in an httpOnly cookie).
+    web_idle_minutes: int = Field(
+        15, ge=1, le=720, description="Web app: lock the screen after this long without input"
+    )
+    web_session_idle_hours: int = Field(
+        10,
+        ge=1,
+        le=168,
+        description="Web app: a session unused this long (browser closed, "
+        "offline) needs a new login",
+    )
+    web_session_max_hours: int = Field(
+        24, ge=1, le=720, description="Web app: a login lasts at most this long"
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark session cookies Secure; default: when the request came over "
+        "HTTPS (behind a proxy, run uvicorn with --proxy-headers)",
+    )
 
     @field_validator("data_dir")
     @classmethod

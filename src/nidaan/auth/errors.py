@@ -31,3 +31,8 @@ class EmailTaken(NidaanError):
     status_code = 409
     code = "email_taken"
     title = "E-mail already registered"
+
+
+class CsrfCheckFailed(Forbidden):
+    code = "csrf_failed"
+    title = "Cross-site request refused"
