@@ -25,6 +25,7 @@ const config = {
 				'worker-src': ['self'],
 				'manifest-src': ['self'],
 				'media-src': ['self', 'blob:'],
+				'frame-src': ['self', 'blob:'],
 				'object-src': ['none'],
 				'base-uri': ['self'],
 				'form-action': ['self']

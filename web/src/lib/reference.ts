@@ -17,6 +17,8 @@ export interface CatalogTest {
 	price: string;
 	is_active: boolean;
 	tat_minutes: number | null;
+	result_type?: string;
+	ranges?: import('./results/ranges').Range[];
 }
 export interface Panel {
 	id: string;
@@ -63,3 +65,25 @@ export const catalogPanels = (db: UserDb) =>
 	cached(db, 'panels', () => allPages<Panel>('/api/v1/catalog/panels'));
 export const branches = (db: UserDb) =>
 	cached(db, 'branches', () => allPages<Branch>('/api/v1/branches'));
+
+/** What was ordered (tests and panels by code), for pricing and provisional labels: kept
+ * locally when the order is placed here, else read from the order's tests on the server. */
+export async function orderItems(db: UserDb, orderId: string): Promise<string[]> {
+	const kept = await db.reference.get(`order-items:${orderId}`);
+	if (kept) return kept.data as string[];
+	const order = await api<{ tests: { code: string; panel_id: string | null; status: string }[] }>(
+		`/api/v1/orders/${orderId}`
+	);
+	const panels = await catalogPanels(db);
+	const items = new Set<string>();
+	for (const test of order.tests.filter((x) => x.status !== 'cancelled')) {
+		items.add(test.panel_id ? (panels.find((p) => p.id === test.panel_id)?.code ?? test.code) : test.code);
+	}
+	const list = [...items];
+	await db.reference.put({ key: `order-items:${orderId}`, data: list, fetchedAt: new Date().toISOString() });
+	return list;
+}
+
+export async function keepOrderItems(db: UserDb, orderId: string, items: string[]): Promise<void> {
+	await db.reference.put({ key: `order-items:${orderId}`, data: items, fetchedAt: new Date().toISOString() });
+}
