@@ -169,6 +169,25 @@ class Settings(BaseSettings):
     demo_smtp_port: int = Field(
         0, ge=0, description="Demo mode: port of the built-in SMTP sink (0: any free port)"
     )
+    # The staff web application (browser sessions: refresh token in an httpOnly cookie).
+    web_idle_minutes: int = Field(
+        15, ge=1, le=720, description="Web app: lock the screen after this long without input"
+    )
+    web_session_idle_hours: int = Field(
+        10,
+        ge=1,
+        le=168,
+        description="Web app: a session unused this long (browser closed, "
+        "offline) needs a new login",
+    )
+    web_session_max_hours: int = Field(
+        24, ge=1, le=720, description="Web app: a login lasts at most this long"
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark session cookies Secure; default: when the request came over "
+        "HTTPS (behind a proxy, run uvicorn with --proxy-headers)",
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -182,6 +182,9 @@ def create_app(
             )
         return JSONResponse({"status": "ok", "database": "ok", "migration": current})
 
+    from nidaan.webui.serve import mount_web_app
+
+    mount_web_app(app)  # last: its catch-all must not shadow an API route
     return app
 
 

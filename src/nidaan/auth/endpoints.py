@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.auth import cookies
 from nidaan.auth.dependencies import AUTH_ERRORS, current_principal, require_roles
 from nidaan.auth.enums import Role
 from nidaan.auth.errors import (
+    CsrfCheckFailed,
     EmailTaken,
     InvalidCredentials,
     InvalidRefreshToken,
@@ -25,13 +28,16 @@ from nidaan.auth.schemas import (
     ApiKeyOut,
     PrincipalOut,
     RefreshRequest,
+    SessionLogin,
+    SessionOut,
+    SessionUser,
     TokenPair,
     UserCreate,
     UserOut,
     UserUpdate,
 )
 from nidaan.auth.service import auth_service
-from nidaan.config import get_settings
+from nidaan.config import Settings, get_settings
 from nidaan.deps import get_session, page_params
 from nidaan.errors import problem, problem_responses
 from nidaan.idempotency.dependencies import Idempotency, idempotency
@@ -94,6 +100,164 @@ async def logout(
     """Revoke the refresh token (and every token refreshed from the same login)."""
     await auth_service.logout(session, body.refresh_token)
     return Response(status_code=204)
+
+
+# ---- browser sessions (the staff web app) ---------------------------------------------
+
+
+def _check_origin(request: Request) -> None:
+    if not cookies.same_origin(
+        request.headers.get("origin"),
+        request.headers.get("sec-fetch-site"),
+        request.headers.get("host"),
+    ):
+        raise CsrfCheckFailed("This request did not come from a page of this server.")
+
+
+def _secure(request: Request, settings: Settings) -> bool:
+    if settings.cookie_secure is not None:
+        return settings.cookie_secure
+    return request.url.scheme == "https"
+
+
+async def _session_response(
+    request: Request, session: AsyncSession, settings: Settings, pair: TokenPair
+) -> JSONResponse:
+    principal = await auth_service.authenticate(session, settings, pair.access_token)
+    user = await auth_service.get_user(session, principal, principal.id)
+    body = SessionOut(
+        access_token=pair.access_token,
+        token_type="bearer",
+        expires_in=pair.expires_in,
+        idle_minutes=settings.web_idle_minutes,
+        user=SessionUser(
+            id=user.id,
+            organisation_id=user.organisation_id,
+            email=user.email,
+            full_name=user.full_name,
+            roles=sorted(user.roles),
+            branch_ids=sorted(principal.branch_ids) if principal.branch_ids is not None else None,
+        ),
+    )
+    response = JSONResponse(body.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+    secure = _secure(request, settings)
+    max_age = settings.web_session_idle_hours * 3600
+    response.set_cookie(
+        cookies.REFRESH_COOKIE,
+        pair.refresh_token,
+        max_age=max_age,
+        path=cookies.SESSION_PATH,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+    )
+    response.set_cookie(
+        cookies.CSRF_COOKIE,
+        cookies.csrf_token(settings, pair.refresh_token),
+        max_age=max_age,
+        path="/",
+        httponly=False,  # read by the app and echoed in the X-CSRF-Token header
+        secure=secure,
+        samesite="strict",
+    )
+    return response
+
+
+def _cleared(response: Response, request: Request, settings: Settings) -> Response:
+    secure = _secure(request, settings)
+    response.delete_cookie(
+        cookies.REFRESH_COOKIE,
+        path=cookies.SESSION_PATH,
+        httponly=True,
+        secure=secure,
+        samesite="strict",
+    )
+    response.delete_cookie(cookies.CSRF_COOKIE, path="/", secure=secure, samesite="strict")
+    return response
+
+
+def _browser_lifetimes(settings: Settings) -> dict[str, timedelta]:
+    return {"refresh_lifetime": timedelta(hours=settings.web_session_idle_hours)}
+
+
+@router.post(
+    "/auth/session",
+    response_model=SessionOut,
+    operation_id="auth:session_login",
+    responses=problem_responses(InvalidCredentials, TooManyLoginAttempts, CsrfCheckFailed),
+)
+async def session_login(
+    request: Request,
+    body: SessionLogin,
+    session: AsyncSession = Depends(get_session, scope="function"),
+) -> JSONResponse:
+    """Log in from the web app: the access token comes back in the body (keep it in memory),
+    the refresh token as an httpOnly, SameSite=Strict cookie with a CSRF token beside it."""
+    _check_origin(request)
+    settings = get_settings()
+    try:
+        pair = await auth_service.login(
+            session, settings, body.email, body.password, **_browser_lifetimes(settings)
+        )
+    except InvalidCredentials:
+        client_ip = request.client.host if request.client else None
+        await auth_service.record_login_failure_in_own_transaction(settings, body.email, client_ip)
+        raise
+    return await _session_response(request, session, settings, pair)
+
+
+@router.post(
+    "/auth/session/refresh",
+    response_model=SessionOut,
+    operation_id="auth:session_refresh",
+    responses=problem_responses(InvalidRefreshToken, CsrfCheckFailed),
+)
+async def session_refresh(
+    request: Request, session: AsyncSession = Depends(get_session, scope="function")
+) -> Response:
+    """A fresh access token for the web app from its session cookie (send X-CSRF-Token)."""
+    _check_origin(request)
+    settings = get_settings()
+    refresh_token = request.cookies.get(cookies.REFRESH_COOKIE)
+    if not refresh_token:
+        raise InvalidRefreshToken("No session; log in.")
+    if not cookies.csrf_matches(settings, refresh_token, request.headers.get(cookies.CSRF_HEADER)):
+        raise CsrfCheckFailed("The X-CSRF-Token header is missing or wrong.")
+    pair = await auth_service.refresh(
+        session,
+        settings,
+        refresh_token,
+        max_session=timedelta(hours=settings.web_session_max_hours),
+        **_browser_lifetimes(settings),
+    )
+    if pair is None:
+        # Answered without raising so the revocation of the session commits.
+        error = InvalidRefreshToken("This session was used elsewhere and has been ended.")
+        answer = problem(error.status_code, error.code, error.title, error.detail, request)
+        return _cleared(answer, request, settings)
+    return await _session_response(request, session, settings, pair)
+
+
+@router.post(
+    "/auth/session/logout",
+    status_code=204,
+    operation_id="auth:session_logout",
+    responses=problem_responses(CsrfCheckFailed),
+)
+async def session_logout(
+    request: Request, session: AsyncSession = Depends(get_session, scope="function")
+) -> Response:
+    """End the web app's session: the refresh token's whole family is revoked."""
+    _check_origin(request)
+    settings = get_settings()
+    refresh_token = request.cookies.get(cookies.REFRESH_COOKIE)
+    if refresh_token:
+        if not cookies.csrf_matches(
+            settings, refresh_token, request.headers.get(cookies.CSRF_HEADER)
+        ):
+            raise CsrfCheckFailed("The X-CSRF-Token header is missing or wrong.")
+        await auth_service.logout(session, refresh_token)
+    return _cleared(Response(status_code=204), request, settings)
 
 
 @router.get("/auth/me", response_model=PrincipalOut, operation_id="auth:me", responses=AUTH_ERRORS)

@@ -36,3 +36,8 @@ class EmailTaken(NidaanError):
 class SignatureImageInvalid(InvalidInput):
     code = "signature_image_invalid"
     title = "Signature image not accepted"
+
+
+class CsrfCheckFailed(Forbidden):
+    code = "csrf_failed"
+    title = "Cross-site request refused"

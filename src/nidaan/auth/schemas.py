@@ -107,3 +107,27 @@ class ApiKeyOut(Schema):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The secret key. Shown only now: store it safely.")
+
+
+class SessionLogin(Schema):
+    email: str = Field(min_length=3, max_length=254, description="Login e-mail")
+    password: str = Field(min_length=1, max_length=200)
+
+
+class SessionUser(Schema):
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    email: str
+    full_name: str
+    roles: list[str]
+    branch_ids: list[uuid.UUID] | None = Field(description="Branch limits; null = every branch")
+
+
+class SessionOut(Schema):
+    """A browser session: the access token is kept in memory; the refresh token is a cookie."""
+
+    access_token: str = Field(description="JWT for 'Authorization: Bearer'; keep it in memory")
+    token_type: str = Field(examples=["bearer"])
+    expires_in: int = Field(description="Seconds until the access token expires")
+    idle_minutes: int = Field(description="Lock the screen after this long without input")
+    user: SessionUser

@@ -113,8 +113,16 @@ class AuthService:
     # ---- authentication -------------------------------------------------------------
 
     async def login(
-        self, session: AsyncSession, settings: Settings, username: str, password: str
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        username: str,
+        password: str,
+        *,
+        refresh_lifetime: timedelta | None = None,
     ) -> TokenPair:
+        """Check the password and issue a pair; ``refresh_lifetime`` shortens the refresh
+        token (browser sessions expire after a while without use)."""
         key = username_key(settings, username)
         await self._check_throttle(session, settings, key)
         user = await session.scalar(select(User).where(User.email == username.strip().lower()))
@@ -132,7 +140,9 @@ class AuthService:
             user.password_hash = hash_password(password)
         await session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
         user.last_login_at = utcnow()
-        return await self._issue_pair(session, settings, user, family_id=uuid.uuid4())
+        return await self._issue_pair(
+            session, settings, user, family_id=uuid.uuid4(), lifetime=refresh_lifetime
+        )
 
     async def _check_throttle(self, session: AsyncSession, settings: Settings, key: str) -> None:
         since = utcnow() - timedelta(minutes=settings.login_lockout_minutes)
@@ -162,8 +172,17 @@ class AuthService:
             )
 
     async def refresh(
-        self, session: AsyncSession, settings: Settings, refresh_token: str
-    ) -> TokenPair:
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        refresh_token: str,
+        *,
+        refresh_lifetime: timedelta | None = None,
+        max_session: timedelta | None = None,
+    ) -> TokenPair | None:
+        """Rotate a refresh token; ``None`` when a spent one came back (its family is revoked).
+
+        ``max_session`` bounds a login however often it is refreshed (browser sessions)."""
         row = await session.scalar(
             select(RefreshToken)
             .where(RefreshToken.token_hash == tokens.secret_hash(refresh_token))
@@ -177,11 +196,21 @@ class AuthService:
             # is returned, not raised, so that the revocation commits with the request.
             await self._revoke_family(session, row.family_id)
             return None
+        if max_session is not None:
+            started = await session.scalar(
+                select(func.min(RefreshToken.created_at)).where(
+                    RefreshToken.family_id == row.family_id
+                )
+            )
+            if started is not None and now - started > max_session:
+                raise InvalidRefreshToken("The session has ended; log in again.")
         user = await session.get(User, row.user_id)
         if user is None or not user.is_active:
             raise InvalidRefreshToken("The account is disabled.")
         row.used_at = now
-        return await self._issue_pair(session, settings, user, family_id=row.family_id)
+        return await self._issue_pair(
+            session, settings, user, family_id=row.family_id, lifetime=refresh_lifetime
+        )
 
     async def logout(self, session: AsyncSession, refresh_token: str) -> None:
         row = await session.scalar(
@@ -198,10 +227,16 @@ class AuthService:
         )
 
     async def _issue_pair(
-        self, session: AsyncSession, settings: Settings, user: User, family_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        user: User,
+        family_id: uuid.UUID,
+        lifetime: timedelta | None = None,
     ) -> TokenPair:
         refresh = tokens.new_refresh_token()
         now = utcnow()
+        lifetime = lifetime or timedelta(days=settings.refresh_token_days)
         session.add(
             RefreshToken(
                 organisation_id=user.organisation_id,
@@ -209,7 +244,7 @@ class AuthService:
                 token_hash=tokens.secret_hash(refresh),
                 family_id=family_id,
                 created_at=now,
-                expires_at=now + timedelta(days=settings.refresh_token_days),
+                expires_at=now + lifetime,
             )
         )
         await session.flush()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -136,6 +136,10 @@ class PendingEntryOut(Schema):
     test_code: str
     test_name: str
     department: str
+    patient_id: uuid.UUID
+    patient_name: str
+    patient_sex: str = Field(description="Ranges depend on it")
+    patient_date_of_birth: date | None
 
 
 class PendingVerificationOut(Schema):

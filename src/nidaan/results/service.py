@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus, Priority
 from nidaan.orders.models import Order, OrderTest
 from nidaan.orders.service import orders_service
+from nidaan.patients.models import Patient
 from nidaan.patients.service import patients_service
 from nidaan.results.domain import (
     Band,
@@ -148,6 +149,11 @@ class PendingEntry:
     test_code: str
     test_name: str
     department: str
+    # Whom it is for: the worklist shows it, and ranges depend on sex and age.
+    patient_id: uuid.UUID
+    patient_name: str
+    patient_sex: str
+    patient_date_of_birth: date | None
 
 
 @dataclass(frozen=True)
@@ -1244,10 +1250,15 @@ class ResultsService:
                 CatalogTest.code.label("test_code"),
                 CatalogTest.name.label("test_name"),
                 CatalogTest.department,
+                Patient.id.label("patient_id"),
+                Patient.full_name.label("patient_name"),
+                Patient.sex.label("patient_sex"),
+                Patient.date_of_birth.label("patient_date_of_birth"),
             )
             .join(Order, Order.id == OrderTest.order_id)
             .join(Sample, Sample.id == OrderTest.sample_id)
             .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+            .join(Patient, Patient.id == Order.patient_id)
             .where(
                 OrderTest.organisation_id == org,
                 OrderTest.status == OrderTestStatus.ACTIVE,

@@ -1,0 +1,1 @@
+"""The staff web application (built from ``web/`` into ``dist/``), served at ``/``."""
