@@ -358,7 +358,7 @@ class EnrolmentService:
         if row.status != expected:
             raise EnrolmentStateError(
                 f"This enrolment is at '{row.status}', not '{expected.value}'.",
-                status=row.status,
+                current_status=row.status,
             )
         return row
 
