@@ -21,6 +21,7 @@ from nidaan.patients.models import Patient
 from tests.abdm.conftest import AbdmWorld, settle
 from tests.fixtures.lab import create_catalog_test, create_patient
 from tests.fixtures.results import enter_and_verify, place_order
+from tests.reports.test_reports_flow import text_of
 
 pytestmark = pytest.mark.usefixtures("job_app_open")
 
@@ -151,6 +152,11 @@ async def test_abha_creation_linking_consent_and_encrypted_push(
         "link_care_contexts": "answered",
     }
     assert abdm.sim.linked[address][0]["careContextReference"] == context.reference
+    # The report shows the linked ABHA (address, number masked).
+    pdf = await abdm.api("GET", f"/api/v1/orders/{order.id}/report")
+    printed = text_of(pdf.content)
+    assert address in printed
+    assert f"**-****-****-{shown.json()['abha_number_masked'][-4:]}" in printed
 
     # 3. The patient grants a consent in their PHR app; the HIP stores the artefact.
     granted = await abdm.sim_call(
@@ -228,3 +234,57 @@ async def test_abha_creation_linking_consent_and_encrypted_push(
     assert refused["acknowledgement"]["error"]["code"] == "ABDM-1017"
     assert refused["decryptedBundles"] == []
     assert await _rows(settings, AbdmRequest, patient_id=patient.id)
+
+
+async def test_a_failed_push_is_retried_with_backoff_and_every_attempt_is_kept(
+    abdm: AbdmWorld, settings: Settings, committing_session: Any
+) -> None:
+    async with committing_session() as session:
+        patient = await create_patient(
+            session,
+            abdm.organisation,
+            full_name="Rohan Mehta",
+            sex="male",
+            date_of_birth=date(1974, 1, 1),
+            mobile="9822012345",
+            abha_number="91-4444-5555-6666",
+            abha_address="rohan.mehta@sbx",
+        )
+    await _report_for(abdm, committing_session, patient.id)
+    await settle(
+        settings,
+        lambda: _rows(settings, AbdmCareContext, patient_id=patient.id),
+        lambda rows: bool(rows) and rows[0].status == "linked",
+    )
+    granted = await abdm.sim_call(
+        "POST",
+        "/sim/consents",
+        json={"abhaAddress": "rohan.mehta@sbx", "hipId": abdm.facility.hip_id},
+    )
+    consent_id = granted.json()["consentId"]
+    await settle(
+        settings,
+        lambda: _rows(settings, AbdmConsent, consent_id=consent_id),
+        lambda rows: bool(rows),
+    )
+    abdm.sim.fail_pushes = 1
+    asked = await abdm.sim_call(
+        "POST", "/sim/health-information/requests", json={"consentId": consent_id}
+    )
+    txn = asked.json()["transactionId"]
+    transfers = await settle(
+        settings,
+        lambda: _rows(settings, AbdmTransfer, transaction_id=txn),
+        lambda rows: bool(rows) and rows[0].status == "transferred",
+        within=30,
+    )
+    assert transfers[0].status == "transferred"
+    assert transfers[0].attempts == 2
+    view = (await abdm.sim_call("GET", f"/sim/health-information/requests/{txn}")).json()
+    assert len(view["decryptedBundles"]) == 1
+    attempts = [
+        m
+        for m in await _rows(settings, AbdmMessage, organisation_id=abdm.organisation.id)
+        if m.path.endswith(f"/sim/data-push/{txn}")
+    ]
+    assert sorted(m.http_status for m in attempts) == [202, 503]

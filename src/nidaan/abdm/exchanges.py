@@ -160,7 +160,9 @@ async def store_inbound(
                 AbdmMessage.direction == MessageDirection.IN.value,
                 AbdmMessage.request_id == request_id,
                 AbdmMessage.path == path,
-                AbdmMessage.status != MessageStatus.DUPLICATE.value,
+                AbdmMessage.status.not_in(
+                    [MessageStatus.DUPLICATE.value, MessageStatus.REJECTED.value]
+                ),
             )
         )
         if first is not None:

@@ -49,7 +49,8 @@ class AbdmMessage(IdMixin, Base):
     """One exchange with ABDM, as it went over the wire (sensitive fields redacted).
 
     Inbound callbacks are stored before they are acknowledged; a repeat of a request id is
-    stored as a duplicate and not processed again. ``organisation_id`` is empty for a
+    stored as a duplicate and not processed again (a rejected copy, e.g. with a forged token,
+    does not count). ``organisation_id`` is empty for a
     callback naming a HIP we do not know (kept with its error, never dropped).
     """
 
@@ -60,7 +61,7 @@ class AbdmMessage(IdMixin, Base):
             "request_id",
             "path",
             unique=True,
-            postgresql_where=text("direction = 'in' AND status <> 'duplicate'"),
+            postgresql_where=text("direction = 'in' AND status NOT IN ('duplicate', 'rejected')"),
         ),
         Index("ix_abdm_messages_org_created", "organisation_id", "created_at"),
     )

@@ -187,6 +187,8 @@ class AbdmSimulator:
         self.phone: list[dict[str, Any]] = []
         self._link_sessions: dict[str, str] = {}  # confirm request id -> ABHA address
         self.session_calls = 0
+        #: Faults to inject: the next N pushes to our data push URL answer 503.
+        self.fail_pushes = 0
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = httpx.AsyncClient(timeout=20)
@@ -850,6 +852,9 @@ class AbdmSimulator:
             txn = sim.hiu_requests.get(transaction_id)
             if txn is None or str(body.get("transactionId")) != transaction_id:
                 return JSONResponse({"error": "unknown transaction"}, status_code=404)
+            if sim.fail_pushes > 0:
+                sim.fail_pushes -= 1
+                return JSONResponse({"error": "HIU temporarily unavailable"}, status_code=503)
             txn.pushes.append(body)
             sim.decrypt_push(txn, body)
             return JSONResponse({}, status_code=202)

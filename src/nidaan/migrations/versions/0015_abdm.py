@@ -154,7 +154,7 @@ def upgrade() -> None:
         "abdm_messages",
         ["request_id", "path"],
         unique=True,
-        postgresql_where=sa.text("direction = 'in' AND status <> 'duplicate'"),
+        postgresql_where=sa.text("direction = 'in' AND status NOT IN ('duplicate', 'rejected')"),
     )
     op.create_table(
         "abdm_transfers",
@@ -557,7 +557,7 @@ def downgrade() -> None:
     op.drop_index(
         "uq_abdm_messages_inbound_request",
         table_name="abdm_messages",
-        postgresql_where=sa.text("direction = 'in' AND status <> 'duplicate'"),
+        postgresql_where=sa.text("direction = 'in' AND status NOT IN ('duplicate', 'rejected')"),
     )
     op.drop_index("ix_abdm_messages_org_created", table_name="abdm_messages")
     op.drop_table("abdm_messages")
