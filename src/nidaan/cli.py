@@ -21,6 +21,7 @@ from nidaan.config import ConfigurationError, Mode, Settings, check_production_r
 from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
+from nidaan.simulators.abdm_cli import abdm_sim
 from nidaan.simulators.cli import analyzer_sim
 from nidaan.sync.cli import sync_app
 from nidaan.sync.client.cli import app as sync_agent_app
@@ -50,6 +51,7 @@ app.add_typer(files_app, name="files")
 app.command("worker")(worker)
 app.command("analyzer-sim")(analyzer_sim)
 app.command("interfaces")(interfaces)
+app.command("abdm-sim")(abdm_sim)
 
 
 @app.callback()
@@ -245,8 +247,22 @@ def demo_banner() -> str:
 
     lines = ["", "Demo logins (password for all: nidaan-demo):"]
     lines += [f"  {login}" for login, _ in demo_logins()]
+    lines += abdm_banner()
     lines.append("")
     return "\n".join(lines)
+
+
+def abdm_banner() -> list[str]:
+    from nidaan.abdm.config import simulator_base_url, uses_embedded_simulator
+
+    settings = get_settings()
+    if not uses_embedded_simulator(settings):
+        return []
+    return [
+        "",
+        f"ABDM simulator: {simulator_base_url(settings)}  (test OTP 123456; walk-through in "
+        "docs/abdm.md)",
+    ]
 
 
 async def _seed(settings: Settings) -> list[str]:

@@ -111,9 +111,17 @@ def create_app(
             worker = asyncio.create_task(
                 run_job_worker(settings, install_signal_handlers=False), name="nidaan-worker"
             )
+        abdm_simulator = None
+        if run_worker:
+            # Demo mode: the ABDM simulator runs in this server (none otherwise).
+            from nidaan.abdm.runtime import start_demo_simulator
+
+            abdm_simulator = await start_demo_simulator(settings)
         try:
             yield
         finally:
+            if abdm_simulator is not None:
+                await abdm_simulator.stop()
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -1,5 +1,6 @@
 """Every module's tables on one MetaData, for Alembic and key rotation."""
 
+from nidaan.abdm import models as abdm_models  # noqa: F401
 from nidaan.audit import models as audit_models  # noqa: F401
 from nidaan.auth import models as auth_models  # noqa: F401
 from nidaan.billing import models as billing_models  # noqa: F401

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.abdm.demo import seed_abdm
 from nidaan.audit.schemas import SYSTEM_ACTOR
 from nidaan.auth.enums import Role
 from nidaan.auth.models import User
@@ -154,6 +155,7 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
             setattr(demo, key, value)
     if added := await seed_catalog(session, demo.id, SYSTEM_ACTOR):
         result.created.append(f"{added} catalogue tests for {demo.name}")
+    result.created += await seed_abdm(session, demo)
     result.created += await seed_lab_day(session, demo)
     result.created += await follow_demo_analyzer_port(session, demo)
     result.created += await seed_demo_notifications(session, demo)

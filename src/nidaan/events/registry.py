@@ -22,6 +22,7 @@ HANDLER_MODULES: list[str] = [
     "nidaan.reports.handlers",
     "nidaan.integration.handlers",
     "nidaan.notifications.handlers",
+    "nidaan.abdm.handlers",
 ]
 
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]

@@ -38,6 +38,7 @@ TASK_MODULES: list[str] = [
     "nidaan.sync.tasks",
     "nidaan.files.tasks",
     "nidaan.notifications.tasks",
+    "nidaan.abdm.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...

@@ -58,6 +58,8 @@ class PatientInfo:
     sex: str  # "male" | "female" | "other" | "unknown"
     mrn: str
     referring_doctor: str | None = None
+    # The patient's ABHA (address, and the number masked to its last four digits).
+    abha: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from nidaan.kit.storage import public_base_url as installation_base_url
 from nidaan.kit.time import IST, utcnow
 from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.service import orders_service
+from nidaan.patients.domain import mask_abha_number
 from nidaan.patients.service import patients_service
 from nidaan.reports.domain import (
     Amendment,
@@ -274,6 +275,7 @@ class ReportsService:
                 sex=str(patient.sex),
                 mrn=patient.mrn,
                 referring_doctor=order.referring_doctor or patient.referring_doctor,
+                abha=abha_text(patient.abha_address, patient.abha_number),
             ),
             order=OrderInfo(
                 number=order.order_number,
@@ -728,6 +730,12 @@ class ReportsService:
             "amended": report.amended,
             "superseded_by": superseded_by,
         }
+
+
+def abha_text(address: str | None, number: str | None) -> str | None:
+    """What the report prints for the patient's ABHA (never the full number)."""
+    parts = [p for p in (address, mask_abha_number(number) if number else None) if p]
+    return " · ".join(parts) or None
 
 
 async def samples_for_order(
