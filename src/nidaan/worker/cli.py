@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 
 from nidaan.config import Settings, get_settings
 from nidaan.kit.db import dispose
-from nidaan.kit.jobs import close_job_app, run_worker
+from nidaan.kit.jobs import close_job_app, open_job_app, run_worker
+from nidaan.kit.signals import process_role, run_until_stopped
 
 
 def worker(
@@ -40,12 +40,23 @@ def worker(
     already runs a worker inside it.) Stop with Ctrl-C or SIGTERM: jobs in progress
     finish first, and anything not finished is retried by the next worker.
     """
-    asyncio.run(_work(get_settings(), concurrency=concurrency, queues=queue or None))
+    settings = get_settings()
+    with process_role(typer.echo):
+        run_until_stopped(_work(settings, concurrency=concurrency, queues=queue or None))
 
 
 async def _work(settings: Settings, *, concurrency: int, queues: list[str] | None) -> None:
     try:
-        await run_worker(settings, wait=True, concurrency=concurrency, queues=queues)
+        await open_job_app(settings)
+        typer.echo("Background worker running. Press Ctrl-C to stop.")
+        # Stopping cancels this task; procrastinate then lets running jobs finish first.
+        await run_worker(
+            settings,
+            wait=True,
+            concurrency=concurrency,
+            queues=queues,
+            install_signal_handlers=False,
+        )
     finally:
         await close_job_app()
         await dispose()
