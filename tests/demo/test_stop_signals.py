@@ -105,7 +105,7 @@ class Running:
             if self.process.poll() is None:
                 self.process.kill()
         self._reader.join(timeout=5)
-        gone, alive = psutil.wait_procs(children, timeout=15)
+        _, alive = psutil.wait_procs(children, timeout=15)
         assert not alive, f"children left running: {alive}\n{self.output}"
         return code
 
@@ -160,6 +160,6 @@ def test_role_stops_children_and_embedded_database_on_signal(
             running.process.kill()
     assert code == 0, f"exit status {code}:\n{running.output}"
     assert f"Stopping ({sig.name})" in running.output, running.output
-    assert "Embedded database in" in running.output and "stopped." in running.output
+    assert f"Embedded database in {data_dir / 'pgdata'} stopped." in running.lines, running.output
     assert running.lines[-1] == "Stopped.", running.output
     assert _postmaster_pid(data_dir) is None, f"embedded database still running:\n{running.output}"
