@@ -21,6 +21,7 @@ from nidaan.config import ConfigurationError, Mode, Settings, check_production_r
 from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
+from nidaan.kit.signals import process_role
 from nidaan.simulators.abdm_cli import abdm_sim
 from nidaan.simulators.cli import analyzer_sim
 from nidaan.sync.cli import sync_app
@@ -126,7 +127,7 @@ def _serve(
     import uvicorn
 
     from nidaan.kit.db import database_url
-    from nidaan.kit.embedded import stop_embedded_servers
+    from nidaan.kit.signals import ServerProcesses
     from nidaan.main import create_app
 
     run_worker = role is ServeRole.ALL and settings.worker_in_process
@@ -135,38 +136,34 @@ def _serve(
     typer.echo(f"Nidaan is running on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     typer.echo("Press Ctrl-C to stop.")
     with terminal_interrupts_to_this_process():
-        try:
-            if processes > 1:
-                # Child processes find the (possibly embedded) database through the environment.
-                os.environ["NIDAAN_DATABASE_URL"] = database_url(settings)
-                os.environ["NIDAAN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
-                uvicorn.run(
-                    "nidaan.main:app_from_environment",
-                    factory=True,
-                    host=host,
-                    port=port,
-                    workers=processes,
-                    log_config=None,
-                    proxy_headers=True,
+        if processes > 1:
+            # Child processes find the (possibly embedded) database through the environment.
+            os.environ["NIDAAN_DATABASE_URL"] = database_url(settings)
+            os.environ["NIDAAN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
+            config = uvicorn.Config(
+                "nidaan.main:app_from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=processes,
+                log_config=None,
+                proxy_headers=True,
+                # Each process imports the whole app before it answers the supervisor's health
+                # check; on a busy machine that takes longer than uvicorn's default 5 s.
+                timeout_worker_healthcheck=60,
+            )
+            ServerProcesses(config, sockets=[config.bind_socket()]).run()
+        else:
+            # One process: it also runs the analyzer connections (several processes would
+            # all try to bind the instruments' ports; run `nidaan interfaces` then).
+            application = create_app(
+                settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
+            )
+            uvicorn.Server(
+                uvicorn.Config(
+                    application, host=host, port=port, log_config=None, proxy_headers=True
                 )
-            else:
-                # One process: it also runs the analyzer connections (several processes would
-                # all try to bind the instruments' ports; run `nidaan interfaces` then).
-                application = create_app(
-                    settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
-                )
-                uvicorn.Server(
-                    uvicorn.Config(
-                        application, host=host, port=port, log_config=None, proxy_headers=True
-                    )
-                ).run()
-        except KeyboardInterrupt:
-            # uvicorn stops cleanly on Ctrl-C, then re-raises the signal: that is how the
-            # server is meant to end, so the exit status stays 0.
-            pass
-        finally:
-            stop_embedded_servers()
-            typer.echo("Stopped.")
+            ).run()
 
 
 @app.command()
@@ -203,14 +200,15 @@ def serve(
     (default ./var) and stops it again on Ctrl-C.
     """
     settings = _settings()
-    open_database(settings, may_create=True, require_current=False)
-    _ensure_schema_current(settings, migrate)
-    if settings.is_production and asyncio.run(_demo_present(settings)):
-        fail(
-            "this database holds demo data (demo organisations and passwords); "
-            "production mode refuses to start with it. Use a fresh database."
-        )
-    _serve(settings, role, host or settings.host, port or settings.port, processes=processes)
+    with process_role(typer.echo):
+        open_database(settings, may_create=True, require_current=False)
+        _ensure_schema_current(settings, migrate)
+        if settings.is_production and asyncio.run(_demo_present(settings)):
+            fail(
+                "this database holds demo data (demo organisations and passwords); "
+                "production mode refuses to start with it. Use a fresh database."
+            )
+        _serve(settings, role, host or settings.host, port or settings.port, processes=processes)
 
 
 @db_app.command("upgrade")
@@ -308,18 +306,25 @@ def demo_run(
     """Migrate, seed the demo lab and serve it (what make run does)."""
     settings = _settings()
     _require_demo_mode(settings)
-    open_database(settings, may_create=True, require_current=False)
-    _ensure_schema_current(settings, migrate=True)
-    created = asyncio.run(_seed(settings))
-    typer.echo(
-        f"Demo data: created {len(created)} records." if created else "Demo data: already present."
-    )
-    from nidaan.demo.lab_day import demo_analyzer_banner
+    with process_role(typer.echo):
+        open_database(settings, may_create=True, require_current=False)
+        _ensure_schema_current(settings, migrate=True)
+        created = asyncio.run(_seed(settings))
+        typer.echo(
+            f"Demo data: created {len(created)} records."
+            if created
+            else "Demo data: already present."
+        )
+        from nidaan.demo.lab_day import demo_analyzer_banner
 
-    typer.echo(demo_analyzer_banner(settings.demo_analyzer_port))
-    _serve(
-        settings, ServeRole.ALL, host or settings.host, port or settings.port, banner=demo_banner()
-    )
+        typer.echo(demo_analyzer_banner(settings.demo_analyzer_port))
+        _serve(
+            settings,
+            ServeRole.ALL,
+            host or settings.host,
+            port or settings.port,
+            banner=demo_banner(),
+        )
 
 
 @org_app.command("create")

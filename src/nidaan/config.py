@@ -189,6 +189,17 @@ class Settings(BaseSettings):
         "HTTPS (behind a proxy, run uvicorn with --proxy-headers)",
     )
 
+    # ---- security hardening (request limits, throttling, audit anchoring) ----
+    max_json_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest JSON (or form) request body accepted"
+    )
+    max_graphql_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest GraphQL request body (sync batches)"
+    )
+    max_upload_body_bytes: int = Field(
+        25 * 1024 * 1024, ge=1024, description="Largest file upload request body"
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:

@@ -24,6 +24,7 @@ from nidaan.errors import install_error_handlers
 from nidaan.kit import db
 from nidaan.kit.context import request_id_var
 from nidaan.logging import configure_logging
+from nidaan.request_guard import BodyLimits, RequestGuardMiddleware
 
 log = structlog.get_logger("nidaan.http")
 REQUEST_ID_HEADER = "x-request-id"
@@ -142,6 +143,14 @@ def create_app(
         redoc_url=None,
     )
     install_api_docs(app)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        limits=BodyLimits(
+            json=settings.max_json_body_bytes,
+            graphql=settings.max_graphql_body_bytes,
+            upload=settings.max_upload_body_bytes,
+        ),
+    )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(api_router)

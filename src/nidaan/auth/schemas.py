@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import EmailStr, Field, field_validator
 
 from nidaan.auth.enums import Role
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
 
 
 class TokenPair(Schema):
@@ -18,13 +18,13 @@ class TokenPair(Schema):
     refresh_token: str = Field(description="Opaque token for POST /auth/refresh; single use")
 
 
-class RefreshRequest(Schema):
+class RefreshRequest(InputSchema):
     refresh_token: str = Field(
         min_length=10, description="The refresh token from the last login or refresh"
     )
 
 
-class UserCreate(Schema):
+class UserCreate(InputSchema):
     email: EmailStr = Field(description="Login name; unique across the installation")
     full_name: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=10, max_length=200, description="At least 10 characters")
@@ -44,7 +44,7 @@ class UserCreate(Schema):
     )
 
 
-class UserUpdate(Schema):
+class UserUpdate(InputSchema):
     full_name: str | None = Field(None, min_length=1, max_length=200)
     roles: list[Role] | None = Field(None, min_length=1)
     qualification: str | None = None
@@ -80,7 +80,7 @@ class PrincipalOut(Schema):
     branch_ids: list[uuid.UUID] | None
 
 
-class ApiKeyCreate(Schema):
+class ApiKeyCreate(InputSchema):
     name: str = Field(min_length=1, max_length=200, examples=["Sync agent, CC1"])
     roles: list[Role] = Field(min_length=1)
     expires_in_days: int | None = Field(None, ge=1, le=3650)

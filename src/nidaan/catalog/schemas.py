@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from nidaan.catalog.enums import ResultType, Sex
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
+from nidaan.kit.text import MultilineText
 
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,31}$"
 LOINC_PATTERN = r"^\d{1,7}-\d$"
@@ -25,13 +26,13 @@ def _check_factors(value: dict[str, Decimal]) -> dict[str, Decimal]:
     return value
 
 
-class Choice(Schema):
+class Choice(InputSchema):
     code: str = Field(min_length=1, max_length=32, examples=["POS"])
     text: str = Field(min_length=1, max_length=100, examples=["Reactive"])
     abnormal: bool = Field(False, description="Flag 'A' on the report when chosen")
 
 
-class ReferenceRangeIn(Schema):
+class ReferenceRangeIn(InputSchema):
     """One band; all given conditions must hold. Ages: ``age_min``/``age_max`` as text
     ("28d", "1y", "18y") or ``age_min_days``/``age_max_days``; min inclusive, max exclusive."""
 
@@ -45,7 +46,7 @@ class ReferenceRangeIn(Schema):
     high: Decimal | None = None
     critical_low: Decimal | None = None
     critical_high: Decimal | None = None
-    text: str | None = Field(None, max_length=300, examples=["< 200 desirable"])
+    text: MultilineText | None = Field(None, max_length=300, examples=["< 200 desirable"])
 
     @model_validator(mode="after")
     def _consistent(self) -> ReferenceRangeIn:
@@ -79,7 +80,7 @@ class ReferenceRangeOut(Schema):
     text: str | None
 
 
-class _TestFields(Schema):
+class _TestFields(InputSchema):
     loinc: str | None = Field(None, pattern=LOINC_PATTERN, examples=["2823-3"])
     method: str | None = Field(None, max_length=200, examples=["Ion-selective electrode"])
     unit: str | None = Field(None, max_length=32, examples=["mmol/L"])
@@ -123,7 +124,7 @@ class CatalogTestCreate(_TestFields):
     ranges: list[ReferenceRangeIn] = Field(default_factory=list)
 
 
-class CatalogTestUpdate(Schema):
+class CatalogTestUpdate(InputSchema):
     """Fields to change; ``code`` and ``result_type`` never change (results refer to them)."""
 
     version: int = Field(description="The version you edited; a stale one is a 409")
@@ -187,7 +188,7 @@ class CatalogTestOut(Schema):
     ranges: list[ReferenceRangeOut] = Field(default_factory=list)
 
 
-class PanelCreate(Schema):
+class PanelCreate(InputSchema):
     id: uuid.UUID | None = Field(None, description="Client-made UUIDv7 (offline creation)")
     code: str = Field(pattern=CODE_PATTERN, examples=["LIPID"])
     name: str = Field(min_length=1, max_length=200, examples=["Lipid profile"])
@@ -197,7 +198,7 @@ class PanelCreate(Schema):
     )
 
 
-class PanelUpdate(Schema):
+class PanelUpdate(InputSchema):
     version: int = Field(description="The version you edited; a stale one is a 409")
     name: str | None = Field(None, min_length=1, max_length=200)
     price: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)

@@ -52,18 +52,18 @@ def interfaces(
     the database). Check each instrument's status in Nidaan. Press Ctrl-C to stop.
     """
     import asyncio
-    import contextlib
-    import signal
 
     from nidaan.config import get_settings
     from nidaan.integration.journal import JournalBusy
     from nidaan.integration.runtime import InterfaceSupervisor
+    from nidaan.kit.signals import process_role, run_until_stopped
     from nidaan.logging import configure_logging
 
     settings = get_settings()
     configure_logging(settings)
     if processes > 1 and shard is None:
-        _run_processes(settings, processes, reload_interval, listen_host)
+        with process_role(typer.echo):
+            _run_processes(settings, processes, reload_interval, listen_host)
         return
     index, count = _parse_shard(shard)
 
@@ -94,16 +94,13 @@ def interfaces(
             )
             typer.echo(f"  {c.name}  [{c.driver}, {c.transport}]  {where}")
         # SIGTERM (systemd, docker stop) stops as Ctrl-C does: what was received lands first.
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         try:
-            await stop.wait()
+            await asyncio.Event().wait()
         finally:
             await supervisor.stop()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-    typer.echo("Stopped.")
+    with process_role(typer.echo):
+        run_until_stopped(run())
 
 
 def _parse_shard(shard: str | None) -> tuple[int, int]:

@@ -17,10 +17,11 @@ from nidaan.integration.enums import (
     ResolutionAction,
     Transport,
 )
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
+from nidaan.kit.text import MultilineText
 
 
-class MapEntryIn(Schema):
+class MapEntryIn(InputSchema):
     """One analyzer code and the catalogue test it means: give ``test_code`` or ``loinc``."""
 
     instrument_code: str = Field(min_length=1, max_length=64, examples=["687"])
@@ -42,7 +43,7 @@ class MapEntryOut(Schema):
     loinc: str | None
 
 
-class InstrumentCreate(Schema):
+class InstrumentCreate(InputSchema):
     id: uuid.UUID | None = Field(None, description="Client-generated id (UUIDv7) for replays")
     name: str = Field(min_length=1, max_length=100, examples=["cobas c311 #1"])
     driver: Driver
@@ -57,7 +58,7 @@ class InstrumentCreate(Schema):
     test_map: list[MapEntryIn] = Field(default_factory=list)
 
 
-class InstrumentUpdate(Schema):
+class InstrumentUpdate(InputSchema):
     """Fields to change; ``test_map``, when given, replaces the whole map."""
 
     version: int = Field(description="The version you edited; a stale one is a 409")
@@ -157,11 +158,13 @@ class ExceptionOut(Schema):
     created_at: datetime
 
 
-class ExceptionResolve(Schema):
+class ExceptionResolve(InputSchema):
     """Enter the value against an ordered test, or discard it; both need a note."""
 
     action: ResolutionAction
-    note: str = Field(min_length=1, max_length=500, examples=["Relabelled tube; value entered"])
+    note: MultilineText = Field(
+        min_length=1, max_length=500, examples=["Relabelled tube; value entered"]
+    )
     order_test_id: uuid.UUID | None = Field(None, description="Required to enter")
     value: str | None = Field(
         None, min_length=1, max_length=200, description="Defaults to the instrument's value"

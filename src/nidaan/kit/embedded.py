@@ -94,12 +94,27 @@ def _forget_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
-def stop_embedded_servers() -> None:
-    """Stop every embedded server this process started (used on Ctrl-C)."""
+def stop_embedded_servers() -> list[str]:
+    """Let go of every embedded server this process attached to; each stops when no other
+    Nidaan process uses it. Returns one line per server saying what happened."""
+    import psutil
+
+    said = []
     with _lock:
-        for server in _servers.values():
+        for pgdata, server in _servers.items():
             server.cleanup()
+            try:
+                pid: int | None = int((pgdata / "postmaster.pid").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None  # removed by a clean shutdown
+            if pid is not None and psutil.pid_exists(pid):
+                said.append(
+                    f"Embedded database in {pgdata} left running for other Nidaan processes."
+                )
+            else:
+                said.append(f"Embedded database in {pgdata} stopped.")
         _servers.clear()
+    return said
 
 
 def to_psycopg_url(url: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+
+from nidaan.kit.text import MultilineMarker, check_text, strings_in
 
 T = TypeVar("T")
 
@@ -31,3 +34,31 @@ class ListResource(Schema, Generic[T]):
             items=items,
             pagination=Pagination(total_count=total, page=page, limit=limit, max_page=max_page),
         )
+
+
+class InputSchema(Schema):
+    """Base of request bodies: every string in every field (nested lists and mappings too)
+    is refused when it holds a control character; fields typed ``MultilineText`` may hold
+    line breaks and tabs (see ``nidaan.kit.text``)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _is_multiline(field):
+            return value  # MultilineText checks its own value
+        for text in strings_in(value):
+            check_text(text)
+        return value
+
+
+def _is_multiline(field: FieldInfo) -> bool:
+    """Whether the field is typed ``MultilineText`` (also inside ``| None``)."""
+    pending: list[Any] = [field.annotation, *field.metadata]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, MultilineMarker):
+            return True
+        pending.extend(getattr(item, "__metadata__", ()))
+        pending.extend(get_args(item))
+    return False

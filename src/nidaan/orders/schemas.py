@@ -7,7 +7,8 @@ from datetime import datetime
 
 from pydantic import Field, computed_field
 
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
+from nidaan.kit.text import MultilineText
 from nidaan.orders.enums import OrderStatus, OrderTestStatus, Priority
 from nidaan.samples.enums import RejectionReason, SampleStatus
 from nidaan.samples.schemas import SampleOut
@@ -15,7 +16,7 @@ from nidaan.samples.schemas import SampleOut
 VERSION_DESCRIPTION = "The version you last saw; a stale one is a 409 version_conflict"
 
 
-class OrderCreate(Schema):
+class OrderCreate(InputSchema):
     id: uuid.UUID | None = Field(None, description="Client-made UUIDv7 (offline clients)")
     patient_id: uuid.UUID
     branch_id: uuid.UUID = Field(description="Where the order is placed (and samples drawn)")
@@ -29,22 +30,24 @@ class OrderCreate(Schema):
     referring_doctor: str | None = Field(
         None, max_length=200, description="Default: the patient's referring doctor"
     )
-    clinical_notes: str | None = Field(None, max_length=2000)
+    clinical_notes: MultilineText | None = Field(None, max_length=2000)
 
 
-class AddTests(Schema):
+class AddTests(InputSchema):
     items: list[str] = Field(min_length=1, max_length=100, description="Test/panel ids or codes")
     version: int | None = Field(None, description=VERSION_DESCRIPTION + " (of the order)")
 
 
-class CancelTest(Schema):
-    reason: str = Field(min_length=1, max_length=300)
+class CancelTest(InputSchema):
+    reason: MultilineText = Field(min_length=1, max_length=300)
     version: int | None = Field(None, description=VERSION_DESCRIPTION + " (of the order test)")
 
 
-class RejectSample(Schema):
+class RejectSample(InputSchema):
     reason: RejectionReason
-    note: str | None = Field(None, max_length=500, description="Required when reason is other")
+    note: MultilineText | None = Field(
+        None, max_length=500, description="Required when reason is other"
+    )
     version: int | None = Field(None, description=VERSION_DESCRIPTION + " (of the sample)")
 
 

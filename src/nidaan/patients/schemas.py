@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import EmailStr, Field, model_validator
 
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
+from nidaan.kit.text import MultilineText
 from nidaan.patients.domain import LANGUAGES
 from nidaan.patients.enums import DuplicateFlagStatus, Sex
 
@@ -34,10 +35,10 @@ def _refuse_aadhaar(data: Any) -> Any:
     return data
 
 
-class _PatientFields(Schema):
+class _PatientFields(InputSchema):
     mobile: str | None = Field(None, description="Indian mobile, e.g. 98765 43210")
     email: EmailStr | None = None
-    address: str | None = Field(None, max_length=500)
+    address: MultilineText | None = Field(None, max_length=500)
     city: str | None = Field(None, max_length=100)
     state: str | None = Field(None, max_length=64, examples=["Karnataka"])
     pincode: str | None = Field(None, pattern=r"^[1-9][0-9]{5}$", examples=["560001"])
@@ -163,7 +164,7 @@ class DuplicateFlagOut(Schema):
     candidate: PatientBrief = Field(description="The existing record it resembles")
 
 
-class MergeRequest(Schema):
+class MergeRequest(InputSchema):
     duplicate_id: uuid.UUID = Field(description="The record to fold into the one in the path")
 
 

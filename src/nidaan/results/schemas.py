@@ -9,7 +9,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field, PlainSerializer
 
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
+from nidaan.kit.text import MultilineText
 from nidaan.results.enums import CriticalAlertStatus, Flag, ResultSource, ResultStatus
 
 
@@ -23,7 +24,7 @@ def _plain(value: Decimal) -> str:
 Number = Annotated[Decimal, PlainSerializer(_plain, return_type=str, when_used="json")]
 
 
-class ResultEnter(Schema):
+class ResultEnter(InputSchema):
     id: uuid.UUID | None = Field(
         None, description="Client-generated UUIDv7 (offline entry); a replay returns the row"
     )
@@ -37,27 +38,35 @@ class ResultEnter(Schema):
     unit: str | None = Field(
         None, max_length=32, description="Unit of the value; converted to the test's unit"
     )
-    comment: str | None = Field(None, max_length=2000)
+    comment: MultilineText | None = Field(None, max_length=2000)
 
 
-class ResultCorrect(Schema):
+class ResultCorrect(InputSchema):
     value: str = Field(min_length=1, max_length=200)
     unit: str | None = Field(None, max_length=32)
-    reason: str = Field(min_length=1, max_length=500, description="Printed on the amended report")
-    comment: str | None = Field(None, max_length=2000, description="Default: the old comment")
+    reason: MultilineText = Field(
+        min_length=1, max_length=500, description="Printed on the amended report"
+    )
+    comment: MultilineText | None = Field(
+        None, max_length=2000, description="Default: the old comment"
+    )
 
 
-class HoldRelease(Schema):
-    note: str = Field(min_length=1, max_length=500, description="Why the result may go ahead")
+class HoldRelease(InputSchema):
+    note: MultilineText = Field(
+        min_length=1, max_length=500, description="Why the result may go ahead"
+    )
 
 
-class CriticalAcknowledge(Schema):
+class CriticalAcknowledge(InputSchema):
     notified_person: str = Field(
         min_length=1, max_length=200, description="Who was told (name and role)"
     )
     notified_at: AwareDatetime = Field(description="When they were told")
     read_back: bool = Field(description="Did they read the value back?")
-    notes: str | None = Field(None, max_length=1000, description="Difficulties, escalation")
+    notes: MultilineText | None = Field(
+        None, max_length=1000, description="Difficulties, escalation"
+    )
 
 
 class VerificationOut(Schema):

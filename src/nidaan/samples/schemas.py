@@ -7,7 +7,8 @@ from datetime import datetime
 
 from pydantic import Field, computed_field, field_validator
 
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
+from nidaan.kit.text import MultilineText
 from nidaan.samples.enums import ManifestStatus, RejectionReason, SampleCondition, SampleStatus
 
 VERSION_DESCRIPTION = "The version you last saw; a stale one is a 409 version_conflict"
@@ -51,7 +52,7 @@ class SampleOut(Schema):
         return f"/api/v1/samples/{self.accession}/label"
 
 
-class CollectRequest(Schema):
+class CollectRequest(InputSchema):
     branch_id: uuid.UUID | None = Field(
         None, description="Where it was collected; default: the order's branch"
     )
@@ -59,7 +60,7 @@ class CollectRequest(Schema):
     version: int | None = Field(None, description=VERSION_DESCRIPTION)
 
 
-class ReceiveRequest(Schema):
+class ReceiveRequest(InputSchema):
     branch_id: uuid.UUID | None = Field(
         None,
         description="Receiving central lab; default: the manifest's destination, or the lab "
@@ -76,13 +77,15 @@ class ReceiveRequest(Schema):
     version: int | None = Field(None, description=VERSION_DESCRIPTION)
 
 
-class RejectRequest(Schema):
+class RejectRequest(InputSchema):
     reason: RejectionReason
-    note: str | None = Field(None, max_length=500, description="Required when reason is other")
+    note: MultilineText | None = Field(
+        None, max_length=500, description="Required when reason is other"
+    )
     version: int | None = Field(None, description=VERSION_DESCRIPTION)
 
 
-class ManifestCreate(Schema):
+class ManifestCreate(InputSchema):
     id: uuid.UUID | None = Field(None, description="Client-made UUIDv7 (offline clients)")
     from_branch_id: uuid.UUID = Field(description="Collection centre sending the samples")
     to_branch_id: uuid.UUID = Field(description="Central lab receiving them")
@@ -92,7 +95,7 @@ class ManifestCreate(Schema):
     )
 
 
-class DispatchRequest(Schema):
+class DispatchRequest(InputSchema):
     courier: str | None = Field(None, max_length=200)
     version: int | None = Field(None, description=VERSION_DESCRIPTION)
 

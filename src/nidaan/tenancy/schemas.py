@@ -5,7 +5,8 @@ from datetime import datetime
 
 from pydantic import Field
 
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
+from nidaan.kit.text import MultilineText
 from nidaan.tenancy.enums import BranchKind
 
 
@@ -17,7 +18,7 @@ class OrganisationOut(Schema):
     created_at: datetime
 
 
-class BranchCreate(Schema):
+class BranchCreate(InputSchema):
     code: str = Field(
         min_length=1,
         max_length=16,
@@ -27,13 +28,13 @@ class BranchCreate(Schema):
     )
     name: str = Field(min_length=1, max_length=200, examples=["Collection centre, Andheri"])
     kind: BranchKind
-    address: str | None = Field(None, max_length=500)
+    address: MultilineText | None = Field(None, max_length=500)
     state: str | None = Field(None, max_length=64, examples=["Maharashtra"])
 
 
-class BranchUpdate(Schema):
+class BranchUpdate(InputSchema):
     name: str | None = Field(None, min_length=1, max_length=200)
-    address: str | None = Field(None, max_length=500)
+    address: MultilineText | None = Field(None, max_length=500)
     state: str | None = Field(None, max_length=64)
     is_active: bool | None = None
 

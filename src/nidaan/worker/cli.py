@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -10,7 +9,8 @@ import typer
 from nidaan.command_line import open_database
 from nidaan.config import Settings, get_settings
 from nidaan.kit.db import dispose
-from nidaan.kit.jobs import close_job_app, run_worker
+from nidaan.kit.jobs import close_job_app, open_job_app, run_worker
+from nidaan.kit.signals import process_role, run_until_stopped
 
 
 def worker(
@@ -42,13 +42,23 @@ def worker(
     finish first, and anything not finished is retried by the next worker.
     """
     settings = get_settings()
-    open_database(settings)
-    asyncio.run(_work(settings, concurrency=concurrency, queues=queue or None))
+    with process_role(typer.echo):
+        open_database(settings)
+        run_until_stopped(_work(settings, concurrency=concurrency, queues=queue or None))
 
 
 async def _work(settings: Settings, *, concurrency: int, queues: list[str] | None) -> None:
     try:
-        await run_worker(settings, wait=True, concurrency=concurrency, queues=queues)
+        await open_job_app(settings)
+        typer.echo("Background worker running. Press Ctrl-C to stop.")
+        # Stopping cancels this task; procrastinate then lets running jobs finish first.
+        await run_worker(
+            settings,
+            wait=True,
+            concurrency=concurrency,
+            queues=queues,
+            install_signal_handlers=False,
+        )
     finally:
         await close_job_app()
         await dispose()
