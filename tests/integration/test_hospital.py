@@ -438,8 +438,7 @@ async def test_verified_results_go_back_as_oru_with_placer_number(
         assert "70" in g.get(7)
         assert "100" in g.get(7)
         assert g.get(14) in collected_times
-        assert g.get(19)  # verification time
-        assert g.get(19) != g.get(14)
+        assert g.get(19)  # verification time (the same second as collection in this test)
         assert obr.get(22) >= g.get(19)
         assert obx["CRE"].get(5) == "0.9"
         assert obx["CRE"].get(11) == "F"
