@@ -197,7 +197,11 @@ class Settings(BaseSettings):
         1024 * 1024, ge=1024, description="Largest GraphQL request body (sync batches)"
     )
     max_upload_body_bytes: int = Field(
-        25 * 1024 * 1024, ge=1024, description="Largest file upload request body"
+        # The largest file any purpose accepts (50 MB, files.domain) plus multipart framing;
+        # each purpose's own, smaller limit is enforced by the files service.
+        51 * 1024 * 1024,
+        ge=1024,
+        description="Largest file upload request body",
     )
 
     @field_validator("data_dir")

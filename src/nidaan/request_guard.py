@@ -49,10 +49,11 @@ class BodyTooLarge(Exception):
 
 
 def route_class(path: str, content_type: str) -> RouteClass:
-    if path == "/graphql" or path.startswith("/graphql/"):
-        return RouteClass.GRAPHQL
+    # Files arrive as multipart on REST and on GraphQL (``uploadFile``) alike.
     if content_type.startswith(_UPLOAD_TYPES):
         return RouteClass.UPLOAD
+    if path == "/graphql" or path.startswith("/graphql/"):
+        return RouteClass.GRAPHQL
     return RouteClass.JSON
 
 
