@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 import uvicorn
 from sqlalchemy import select
@@ -36,22 +37,35 @@ class EmbeddedSimulator:
             )
         )
         self.task: asyncio.Task[None] | None = None
+        self.registration: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve(), name="abdm-simulator")
-        for _ in range(500):
-            if self.server.started or self.task.done():
-                break
-            await asyncio.sleep(0.01)
-        if not self.server.started:
+        # Bind first: uvicorn exits the whole process when its own bind fails.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", self.settings.abdm_simulator_port))
+        except OSError as exc:
+            listener.close()
             logger.error(
-                "ABDM simulator could not start on port %s "
-                "(in use? set NIDAAN_ABDM_SIMULATOR_PORT)",
+                "ABDM simulator not started: port %s is taken (%s); set NIDAAN_ABDM_SIMULATOR_PORT",
                 self.settings.abdm_simulator_port,
+                exc,
             )
             return
+        self.task = asyncio.create_task(
+            self.server.serve(sockets=[listener]), name="abdm-simulator"
+        )
         logger.info("ABDM simulator on http://127.0.0.1:%s", self.settings.abdm_simulator_port)
-        await self.register_bridge()
+        # Registered in the background: the server does not wait for it to start.
+        self.registration = asyncio.create_task(self._register_when_up(), name="abdm-bridge")
+
+    async def _register_when_up(self) -> None:
+        for _ in range(1000):
+            if self.server.started:
+                await self.register_bridge()
+                return
+            await asyncio.sleep(0.01)
 
     async def register_bridge(self) -> None:
         """Tell the (simulated) gateway where our callbacks go and which HIP ids we serve."""
@@ -68,6 +82,8 @@ class EmbeddedSimulator:
             logger.error("Could not register the bridge with the ABDM simulator: %s", exc)
 
     async def stop(self) -> None:
+        if self.registration is not None:
+            self.registration.cancel()
         self.server.should_exit = True
         if self.task is not None:
             with contextlib.suppress(Exception):
