@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from sqlalchemy import select
@@ -21,25 +23,36 @@ from nidaan.kit.storage import public_base_url
 logger = logging.getLogger(__name__)
 
 
+class _SimulatorServer(uvicorn.Server):
+    """Leaves Ctrl-C / SIGTERM to the main server (which stops this one in its lifespan)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class EmbeddedSimulator:
     def __init__(self, settings: Settings) -> None:
-        from nidaan.simulators.abdm import AbdmSimulator
-
         self.settings = settings
-        self.simulator = AbdmSimulator()
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                self.simulator.app,
-                host="127.0.0.1",
-                port=settings.abdm_simulator_port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
+        self.simulator: Any = None
+        self.server: _SimulatorServer | None = None
         self.task: asyncio.Task[None] | None = None
         self.registration: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        from nidaan.simulators.abdm import AbdmSimulator
+
+        # Its RSA keys take a moment: made off the event loop, which keeps serving.
+        self.simulator = await asyncio.to_thread(AbdmSimulator)
+        self.server = _SimulatorServer(
+            uvicorn.Config(
+                self.simulator.app,
+                host="127.0.0.1",
+                port=self.settings.abdm_simulator_port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
         # Bind first: uvicorn exits the whole process when its own bind fails.
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -53,16 +66,13 @@ class EmbeddedSimulator:
                 exc,
             )
             return
-        self.task = asyncio.create_task(
-            self.server.serve(sockets=[listener]), name="abdm-simulator"
-        )
         logger.info("ABDM simulator on http://127.0.0.1:%s", self.settings.abdm_simulator_port)
-        # Registered in the background: the server does not wait for it to start.
         self.registration = asyncio.create_task(self._register_when_up(), name="abdm-bridge")
+        await self.server.serve(sockets=[listener])
 
     async def _register_when_up(self) -> None:
         for _ in range(1000):
-            if self.server.started:
+            if self.server is not None and self.server.started:
                 await self.register_bridge()
                 return
             await asyncio.sleep(0.01)
@@ -84,17 +94,21 @@ class EmbeddedSimulator:
     async def stop(self) -> None:
         if self.registration is not None:
             self.registration.cancel()
-        self.server.should_exit = True
+        if self.server is not None:
+            self.server.should_exit = True
         if self.task is not None:
-            with contextlib.suppress(Exception):
+            if self.server is None:
+                self.task.cancel()
+            with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self.task, 5)
-        await self.simulator.aclose()
+        if self.simulator is not None:
+            await self.simulator.aclose()
 
 
 async def start_demo_simulator(settings: Settings) -> EmbeddedSimulator | None:
-    """Start the simulator when this demo server is wired to it (None otherwise)."""
+    """Start the simulator in the background when this demo server is wired to it."""
     if not uses_embedded_simulator(settings):
         return None
     embedded = EmbeddedSimulator(settings)
-    await embedded.start()
+    embedded.task = asyncio.create_task(embedded.start(), name="abdm-simulator")
     return embedded
