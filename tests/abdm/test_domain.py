@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nidaan.abdm.domain import (
@@ -35,6 +35,7 @@ def test_aadhaar_rules() -> None:
         assert bad[:8] not in str(caught.value) or not bad
 
 
+@settings(deadline=None)
 @given(st.from_regex(r"\A[2-9][0-9]{10}\Z"), st.integers(1, 9))
 def test_verhoeff_catches_every_single_digit_error(body: str, delta: int) -> None:
     number = body + verhoeff_digit(body)
@@ -46,6 +47,7 @@ def test_verhoeff_catches_every_single_digit_error(body: str, delta: int) -> Non
         assert not verhoeff_valid(wrong)
 
 
+@settings(deadline=None)
 @given(st.from_regex(r"\A[2-9][0-9]{9}\Z"))
 def test_verhoeff_catches_adjacent_transpositions(body: str) -> None:
     number = body + "7"

@@ -28,7 +28,7 @@ def _resources(bundle: dict, kind: str) -> list[dict]:
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records())
 def test_every_report_document_validates_and_meets_the_profiles(record: ReportRecord) -> None:
     bundle = _bundle(record)
@@ -84,7 +84,7 @@ def test_every_report_document_validates_and_meets_the_profiles(record: ReportRe
 
 
 @given(records())
-@settings(max_examples=10)
+@settings(max_examples=10, deadline=None)
 def test_profile_checks_catch_broken_documents(record: ReportRecord) -> None:
     bundle = _bundle(record)
 

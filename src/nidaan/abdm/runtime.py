@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from sqlalchemy import select
@@ -20,38 +23,59 @@ from nidaan.kit.storage import public_base_url
 logger = logging.getLogger(__name__)
 
 
+class _SimulatorServer(uvicorn.Server):
+    """Leaves Ctrl-C / SIGTERM to the main server (which stops this one in its lifespan)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class EmbeddedSimulator:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.simulator: Any = None
+        self.server: _SimulatorServer | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.registration: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
         from nidaan.simulators.abdm import AbdmSimulator
 
-        self.settings = settings
-        self.simulator = AbdmSimulator()
-        self.server = uvicorn.Server(
+        # Its RSA keys take a moment: made off the event loop, which keeps serving.
+        self.simulator = await asyncio.to_thread(AbdmSimulator)
+        self.server = _SimulatorServer(
             uvicorn.Config(
                 self.simulator.app,
                 host="127.0.0.1",
-                port=settings.abdm_simulator_port,
+                port=self.settings.abdm_simulator_port,
                 log_level="warning",
                 lifespan="off",
             )
         )
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve(), name="abdm-simulator")
-        for _ in range(500):
-            if self.server.started or self.task.done():
-                break
-            await asyncio.sleep(0.01)
-        if not self.server.started:
+        # Bind first: uvicorn exits the whole process when its own bind fails.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", self.settings.abdm_simulator_port))
+        except OSError as exc:
+            listener.close()
             logger.error(
-                "ABDM simulator could not start on port %s "
-                "(in use? set NIDAAN_ABDM_SIMULATOR_PORT)",
+                "ABDM simulator not started: port %s is taken (%s); set NIDAAN_ABDM_SIMULATOR_PORT",
                 self.settings.abdm_simulator_port,
+                exc,
             )
             return
         logger.info("ABDM simulator on http://127.0.0.1:%s", self.settings.abdm_simulator_port)
-        await self.register_bridge()
+        self.registration = asyncio.create_task(self._register_when_up(), name="abdm-bridge")
+        await self.server.serve(sockets=[listener])
+
+    async def _register_when_up(self) -> None:
+        for _ in range(1000):
+            if self.server is not None and self.server.started:
+                await self.register_bridge()
+                return
+            await asyncio.sleep(0.01)
 
     async def register_bridge(self) -> None:
         """Tell the (simulated) gateway where our callbacks go and which HIP ids we serve."""
@@ -68,17 +92,23 @@ class EmbeddedSimulator:
             logger.error("Could not register the bridge with the ABDM simulator: %s", exc)
 
     async def stop(self) -> None:
-        self.server.should_exit = True
+        if self.registration is not None:
+            self.registration.cancel()
+        if self.server is not None:
+            self.server.should_exit = True
         if self.task is not None:
-            with contextlib.suppress(Exception):
+            if self.server is None:
+                self.task.cancel()
+            with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self.task, 5)
-        await self.simulator.aclose()
+        if self.simulator is not None:
+            await self.simulator.aclose()
 
 
 async def start_demo_simulator(settings: Settings) -> EmbeddedSimulator | None:
-    """Start the simulator when this demo server is wired to it (None otherwise)."""
+    """Start the simulator in the background when this demo server is wired to it."""
     if not uses_embedded_simulator(settings):
         return None
     embedded = EmbeddedSimulator(settings)
-    await embedded.start()
+    embedded.task = asyncio.create_task(embedded.start(), name="abdm-simulator")
     return embedded
