@@ -166,7 +166,7 @@ def _collect(session: Session, flush_context: Any) -> None:
             changed = _changed_fields(obj, is_new)
             if not changed and not deleted:
                 continue
-            _note(session, handler, obj, changed, deleted, origin)
+            _note(session, handler, obj, changed, deleted, origin, new=is_new)
 
 
 def _note(
@@ -176,6 +176,8 @@ def _note(
     changed: Iterable[str],
     deleted: bool,
     origin: Origin | None,
+    *,
+    new: bool = False,
 ) -> None:
     pending = session.info.setdefault(_PENDING, {})
     key = (handler.name, obj.id)
@@ -188,7 +190,9 @@ def _note(
     for column in changed:
         entry.fields[column] = origin
         name = handler.field_for_column(column)
-        if name is not None and handler.fields[name] in _CONFLICTING and not deleted:
+        # A row just inserted cannot have older conflicts: no supersession query for it.
+        conflicting = name is not None and handler.fields[name] in _CONFLICTING
+        if conflicting and not (deleted or new):
             change = _Change(flush, origin, handler.read_field(obj, name))
             entry.changes.setdefault(name, []).append(change)
     entry.origin = origin or entry.origin

@@ -219,6 +219,7 @@ class Run:
     # Demographic candidates: (patient, field) -> [(clock key, value)] of accepted ops.
     candidates: dict[tuple[str, str], list[tuple[Any, Any]]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)  # e-mail -> access token
     decided: int = 0
     stale_refused: int = 0
 
@@ -561,12 +562,15 @@ class Run:
             return getattr(row, CLINICAL)
 
     async def as_user(self, email: str, query: str, variables: dict[str, Any]) -> Any:
-        token = await self.http.post(
-            "/api/v1/auth/token", data={"username": email, "password": TEST_PASSWORD}
-        )
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        if email not in self.tokens:
+            token = await self.http.post(
+                "/api/v1/auth/token", data={"username": email, "password": TEST_PASSWORD}
+            )
+            self.tokens[email] = token.json()["access_token"]
         response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables}, headers=headers
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {self.tokens[email]}"},
         )
         return response.json()
 
