@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from nidaan.kit.ids import new_id
 from nidaan.sync.client.engine import SyncClient
+from nidaan.sync.client.errors import PermanentError
 from nidaan.sync.client.store import LocalStore
 from nidaan.sync.client.transport import Transport
 from nidaan.sync.models import SyncClient as SyncClientRow
@@ -154,11 +156,12 @@ async def test_base_version_from_the_future_is_rejected(  # type: ignore[no-unty
 
 
 async def test_a_device_cannot_bind_to_another_organisations_branch(  # type: ignore[no-untyped-def]
-    live_client, sync_lab: SyncLab, committing_session: Any
+    live_client, sync_lab: SyncLab, committing_session: Any, tmp_path: Path
 ) -> None:
     async with committing_session() as session:
         elsewhere = await create_organisation(session)
         their_branch = await create_branch(session, elsewhere)
+        admin_email = (await create_user(session, sync_lab.organisation, roles=("admin",))).email
     for headers in (sync_lab.admin, sync_lab.desk1):
         device = str(new_id())
         body = await gql(
@@ -171,6 +174,17 @@ async def test_a_device_cannot_bind_to_another_organisations_branch(  # type: ig
                 select(func.count()).select_from(SyncClientRow).where(SyncClientRow.id == device)
             )
         assert bound == 0
+    # The reference client pointed at that branch is refused the same way, and queues nothing
+    # away: its change stays in the outbox.
+    agent = SyncClient(
+        LocalStore(tmp_path / "elsewhere.sqlite"),
+        Transport("", email=admin_email, password=TEST_PASSWORD, http=live_client),
+        branch_id=str(their_branch.id),
+    )
+    agent.create("patient", patient_data(sync_lab))
+    with pytest.raises(PermanentError, match="branch"):
+        await agent.sync()
+    assert len(agent.pending()) == 1
     # An existing device may not move there either.
     mine = Device(live_client, sync_lab.admin, sync_lab.cc1.id)
     await mine.sync()

@@ -217,7 +217,7 @@ async def test_resolving_one_conflict_supersedes_its_siblings(  # type: ignore[n
 
 
 async def test_clinical_conflicts_are_decided_and_listed_by_pathologists_only(  # type: ignore[no-untyped-def]
-    live_client, sync_lab: SyncLab
+    live_client, sync_lab: SyncLab, committing_session: Any, tmp_path: Path
 ) -> None:
     a = Device(live_client, sync_lab.desk1)
     b = Device(live_client, sync_lab.desk2, sync_lab.cc1.id)
@@ -251,6 +251,14 @@ async def test_clinical_conflicts_are_decided_and_listed_by_pathologists_only(  
         (item,) = [c for c in lists[name] if c["id"] == conflict_id]
         assert item["can_resolve"] is can, name
         assert item["current_value"] is True
+    # The reference client of a front desk is refused too, and keeps the conflict open.
+    async with committing_session() as session:
+        desk = await create_user(
+            session, sync_lab.organisation, roles=("front_desk",), branches=[sync_lab.cc1]
+        )
+    agent = _client(live_client, tmp_path / "desk.sqlite", desk.email, sync_lab)
+    with pytest.raises(PermanentError, match="pathologist"):
+        await agent.resolve_conflict(conflict_id, "TAKE_CLIENT", "the patient says so")
     done = await gql(
         live_client,
         sync_lab.pathologist,

@@ -50,6 +50,13 @@ class Origin:
     actor: str | None = None
 
 
+@dataclass(frozen=True)
+class _Change:
+    flush: int
+    origin: Origin | None
+    value: Any
+
+
 @dataclass
 class _Pending:
     handler: EntityHandler
@@ -59,8 +66,9 @@ class _Pending:
     fields: dict[str, Origin | None] = field(default_factory=dict)
     origin: Origin | None = None
     deleted: bool = False
-    # Per column: the flush (counted in this transaction) that changed it last.
-    flushes: dict[str, int] = field(default_factory=dict)
+    # Per field that can have conflicts: each change in this transaction as (flush number,
+    # origin, value then), so a conflict is superseded by the first change after it opened.
+    changes: dict[str, list[_Change]] = field(default_factory=dict)
 
 
 def set_origin(session: Session, origin: Origin | None) -> None:
@@ -82,7 +90,7 @@ def checkpoint(session: Session) -> dict[tuple[str, uuid.UUID], _Pending]:
             dict(p.fields),
             p.origin,
             p.deleted,
-            dict(p.flushes),
+            {name: list(changes) for name, changes in p.changes.items()},
         )
         for key, p in pending.items()
     }
@@ -158,7 +166,7 @@ def _collect(session: Session, flush_context: Any) -> None:
             changed = _changed_fields(obj, is_new)
             if not changed and not deleted:
                 continue
-            _note(session, handler, obj, changed, deleted, origin)
+            _note(session, handler, obj, changed, deleted, origin, new=is_new)
 
 
 def _note(
@@ -168,6 +176,8 @@ def _note(
     changed: Iterable[str],
     deleted: bool,
     origin: Origin | None,
+    *,
+    new: bool = False,
 ) -> None:
     pending = session.info.setdefault(_PENDING, {})
     key = (handler.name, obj.id)
@@ -177,9 +187,14 @@ def _note(
     elif entry.row is None:
         entry.row = obj
     flush = session.info.get(_FLUSHES, 0)
-    for name in changed:
-        entry.fields[name] = origin
-        entry.flushes[name] = flush
+    for column in changed:
+        entry.fields[column] = origin
+        name = handler.field_for_column(column)
+        # A row just inserted cannot have older conflicts: no supersession query for it.
+        conflicting = name is not None and handler.fields[name] in _CONFLICTING
+        if conflicting and not (deleted or new):
+            change = _Change(flush, origin, handler.read_field(obj, name))
+            entry.changes.setdefault(name, []).append(change)
     entry.origin = origin or entry.origin
     entry.deleted = entry.deleted or deleted
 
@@ -241,17 +256,15 @@ def _assign_sequence(session: Session) -> None:
 def _supersede_conflicts(session: Session) -> bool:
     """Open conflicts on a field this transaction changed are SUPERSEDED: a decision taken on
     the value they show would undo the later change (issue 10). Whatever wrote the field —
-    a sync op, REST, a job, another conflict's resolution — is seen here."""
+    a sync op, REST, a job, another conflict's resolution — is seen here. The conflict records
+    the first change after it opened, so how ops were batched into transactions is invisible."""
     pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.get(_PENDING, {})
-    changed: dict[tuple[uuid.UUID, str, uuid.UUID, str], tuple[int, Origin | None, _Pending]] = {}
-    for entry in pending.values():
-        if entry.deleted or entry.row is None:
-            continue
-        for column, origin in entry.fields.items():
-            name = entry.handler.field_for_column(column)
-            if name is not None and entry.handler.fields[name] in _CONFLICTING:
-                key = (entry.organisation_id, entry.handler.name, entry.entity_id, name)
-                changed[key] = (entry.flushes.get(column, 0), origin, entry)
+    changed = {
+        (entry.organisation_id, entry.handler.name, entry.entity_id, name): changes
+        for entry in pending.values()
+        if not entry.deleted
+        for name, changes in entry.changes.items()
+    }
     if not changed:
         return False
     candidates = session.scalars(
@@ -265,23 +278,27 @@ def _supersede_conflicts(session: Session) -> bool:
     superseded = False
     for conflict in candidates:
         key = (conflict.organisation_id, conflict.entity, conflict.entity_id, conflict.field)
-        if key not in changed:
+        later = [
+            change
+            for change in changed.get(key, ())
+            # Opened by this transaction: only changes after it count, and not the very op
+            # that opened it (an auto-applied identity review applies its own value).
+            if conflict.id not in opened
+            or (
+                change.flush > opened[conflict.id]
+                and (change.origin is None or change.origin.op_id != conflict.op_id)
+            )
+        ]
+        if not later:
             continue
-        flush, origin, entry = changed[key]
-        if conflict.id in opened and (
-            # Opened by this transaction after the change (it shows the changed value), or the
-            # change is the very op that opened it (an auto-applied identity review).
-            opened[conflict.id] >= flush or (origin is not None and origin.op_id == conflict.op_id)
-        ):
-            continue
-        who = (origin.actor if origin else None) or session.info.get(ACTOR_LABEL) or "the lab"
-        sealing.set_conflict_values(
-            conflict, current_value=entry.handler.read_field(entry.row, conflict.field)
-        )
+        first = later[0]
+        who = (first.origin.actor if first.origin else None) or session.info.get(ACTOR_LABEL)
+        sealing.set_conflict_values(conflict, current_value=first.value)
         conflict.status = "SUPERSEDED"
         conflict.resolved_at = utcnow()
         conflict.resolution_reason = (
-            f"superseded: {conflict.field} was changed by {who} after this conflict opened"
+            f"superseded: {conflict.field} was changed by {who or 'the lab'} after this "
+            "conflict opened"
         )[:1000]
         superseded = True
     return superseded

@@ -200,8 +200,11 @@ async def resolve(
     return row
 
 
-def _superseded(row: SyncConflict, current: Any = None) -> ConflictSuperseded:
-    shown = row.current_value if current is None else _shown(row, current)
+_STORED = object()
+
+
+def _superseded(row: SyncConflict, current: Any = _STORED) -> ConflictSuperseded:
+    shown = row.current_value if current is _STORED else _shown(row, current)
     return ConflictSuperseded(
         f"The {row.entity}'s {row.field} changed after this conflict opened (it now holds "
         f"{json.dumps(shown)}); there is nothing left to decide. Review the current value "

@@ -167,3 +167,31 @@ def test_conflicts_are_counted_until_a_pull_says_resolved(store: LocalStore) -> 
     assert store.open_conflict_count() == 0
     [conflict] = store.conflicts()
     assert (conflict.op_id, conflict.entity_id, conflict.status) == ("op1", "p1", "RESOLVED")
+
+
+def test_a_conflict_keeps_the_latest_value_of_each_field_whatever_its_spelling(
+    store: LocalStore,
+) -> None:
+    """An op answer (camelCase) then a pulled row (snake_case): the pulled, later values win."""
+    store.record_conflict(
+        "k2",
+        op_id="op2",
+        data={"entityId": "p2", "status": "OPEN", "currentValue": True, "serverValue": True},
+    )
+    store.apply_changes(
+        [
+            Change(
+                4,
+                "conflict",
+                "k2",
+                False,
+                4,
+                {"id": "k2", "status": "SUPERSEDED", "current_value": None, "server_value": True},
+            )
+        ],
+        "c4",
+    )
+    [conflict] = store.conflicts("SUPERSEDED")
+    assert conflict.entity_id == "p2"
+    assert conflict.data["current_value"] is None
+    assert "currentValue" not in conflict.data

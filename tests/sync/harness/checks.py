@@ -171,6 +171,9 @@ async def check_results(sim: Simulation, committing_session: Any) -> dict[str, i
         )
         if record.expect_rejected:
             assert status == "REJECTED", f"forbidden op {record.op.entity} {record.data} {status}"
+        if record.kind == "own_guarded" and _created(sim, record.op.entity_id):
+            # Its own registration, in the same push or an earlier one (issue 10).
+            assert status == "APPLIED", f"clinical edit of an own new row: {status} {seen.first}"
     applied = await rows(
         committing_session,
         "SELECT op_id::text, count(*) FROM sync_applied_ops WHERE organisation_id = :org "
@@ -194,6 +197,13 @@ async def check_results(sim: Simulation, committing_session: Any) -> dict[str, i
     )
     assert leaked == 0, f"{leaked} change(s) from rejected ops reached the change log"
     return dict(counts)
+
+
+def _created(sim: Simulation, entity_id: str) -> bool:
+    return any(
+        r.op.entity_id == entity_id and r.op.operation == "create" and _status(sim, o) == "APPLIED"
+        for o, r in sim.ops.items()
+    )
 
 
 def _status(sim: Simulation, op_id: str) -> str:

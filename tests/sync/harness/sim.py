@@ -44,7 +44,9 @@ class OpRecord:
 
     op: OutboxOp
     device: str
-    kind: str  # lww | identity | guarded | create | append | state | delete | probe
+    # lww | identity | guarded | own_guarded (a clinical edit of the device's own new row) |
+    # create | append | state | delete | probe
+    kind: str
     data: dict[str, Any]  # schema-2 field names
     expect_rejected: bool = False
     queued_at: int = field(default_factory=now_ms)
@@ -154,6 +156,7 @@ class Simulation:
         if role in ("front_desk",):
             choices = {
                 self._create_patient: 3.0,
+                self._register_and_mark: 1.0,
                 self._patient_lww: 3.0,
                 self._patient_identity: 1.5,
                 self._pregnant: 1.5,
@@ -202,6 +205,16 @@ class Simulation:
         }
         record = self.queue(device, LocalOp("patient", "create", _new_id(), data), "create")
         self.patients[record.op.entity_id] = branch_key
+
+    def _register_and_mark(self, device: Device) -> None:
+        """Register and, before the next sync, mark pregnant (issue 10): the edit travels in the
+        same push as the registration and must apply, as it would in a later push."""
+        self._create_patient(device)
+        created = next(r for r in reversed(self.ops.values()) if r.device == device.name)
+        if created.data.get("sex") == "female":
+            data = {"pregnant": True}
+            local = LocalOp("patient", "update", created.op.entity_id, data)
+            self.queue(device, local, "own_guarded")
 
     def _pick(self, rows: list[Any]) -> Any | None:
         return self.rng.choice(rows) if rows else None

@@ -40,11 +40,11 @@ def upgrade() -> None:
         "WHEN kind = 'LWW_REVIEW' AND resolution_reason = 'auto-applied, for review' "
         "THEN client_value ELSE server_value END"
     )
-    _seal_history()
+    seal_history(op.get_bind())
 
 
-def _seal_history() -> None:
-    connection = op.get_bind()
+def seal_history(connection: sa.Connection) -> int:
+    """Seal the patient personal fields kept in clear in field history; returns how many."""
     rows = connection.execute(
         sa.text(
             "SELECT id, field, value FROM sync_field_history WHERE entity = 'patient' "
@@ -54,7 +54,7 @@ def _seal_history() -> None:
         {"fields": list(_SENSITIVE_PATIENT_FIELDS)},
     ).all()
     if not rows:
-        return
+        return 0
     from nidaan.kit.crypto import get_cipher
     from nidaan.kit.phone import mask_mobile
 
@@ -73,6 +73,7 @@ def _seal_history() -> None:
                 "sealed": cipher.encrypt(json.dumps(value), "sync_field_history.value"),
             },
         )
+    return len(rows)
 
 
 def downgrade() -> None:

@@ -328,10 +328,8 @@ def conflicts_command(
         typer.echo("no conflicts" if show_all else "no open conflicts")
     for conflict in conflicts:
         values = conflict.data
-        # Op answers carry camelCase (GraphQL), pulled conflict rows snake_case (REST view).
-        server = values.get("serverValue", values.get("server_value"))
-        client = values.get("clientValue", values.get("client_value"))
-        now = values.get("currentValue", values.get("current_value", server))
+        server, client = values.get("server_value"), values.get("client_value")
+        now = values.get("current_value", server)
         typer.echo(
             f"{conflict.id} {conflict.status} {conflict.kind or ''} {conflict.entity} "
             f"{conflict.entity_id} {conflict.field or ''}: server={server!r} client={client!r} "

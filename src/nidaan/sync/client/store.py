@@ -11,6 +11,7 @@ in the same transaction as the pulled rows. WAL mode keeps readers (``status``) 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -324,12 +325,15 @@ class LocalStore:
         self, conflict_id: str, *, op_id: str | None = None, data: dict[str, Any] | None = None
     ) -> None:
         """Remember a conflict (from an op result, the touched list or a pulled row)."""
-        data = data or {}
+        # Op answers spell fields in camelCase (GraphQL), pulled rows in snake_case: keep one
+        # spelling, so the latest value of a field (its status, current value) wins.
+        data = {_snake(key): value for key, value in (data or {}).items()}
         with self.transaction() as conn:
             existing = conn.execute(
                 "SELECT data, op_id, status FROM conflicts WHERE id = ?", (conflict_id,)
             ).fetchone()
-            merged = {**json.loads(existing["data"]), **data} if existing else dict(data)
+            kept = json.loads(existing["data"]) if existing else {}
+            merged = {**{_snake(k): v for k, v in kept.items()}, **data}
             status = str(
                 merged.get("status") or (existing["status"] if existing else None) or "OPEN"
             ).upper()
@@ -340,7 +344,7 @@ class LocalStore:
                 (
                     conflict_id,
                     merged.get("entity"),
-                    merged.get("entityId") or merged.get("entity_id"),
+                    merged.get("entity_id"),
                     merged.get("field"),
                     merged.get("kind"),
                     status,
@@ -480,3 +484,8 @@ class LocalStore:
             json.loads(row["data"]),
             row["pending"],
         )
+
+
+def _snake(key: str) -> str:
+    """``currentValue`` -> ``current_value`` (snake_case keys are left as they are)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
