@@ -128,39 +128,38 @@ def _serve(
         typer.echo(banner)
     typer.echo(f"Nidaan is running on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     typer.echo("Press Ctrl-C to stop.")
-    with terminal_interrupts_to_this_process():
-        try:
-            if processes > 1:
-                # Child processes find the (possibly embedded) database through the environment.
-                os.environ["NIDAAN_DATABASE_URL"] = database_url(settings)
-                os.environ["NIDAAN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
-                uvicorn.run(
-                    "nidaan.main:app_from_environment",
-                    factory=True,
-                    host=host,
-                    port=port,
-                    workers=processes,
-                    log_config=None,
-                    proxy_headers=True,
+    try:
+        if processes > 1:
+            # Child processes find the (possibly embedded) database through the environment.
+            os.environ["NIDAAN_DATABASE_URL"] = database_url(settings)
+            os.environ["NIDAAN_WORKER_IN_PROCESS"] = "true" if run_worker else "false"
+            uvicorn.run(
+                "nidaan.main:app_from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=processes,
+                log_config=None,
+                proxy_headers=True,
+            )
+        else:
+            # One process: it also runs the analyzer connections (several processes would
+            # all try to bind the instruments' ports; run `nidaan interfaces` then).
+            application = create_app(
+                settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
+            )
+            uvicorn.Server(
+                uvicorn.Config(
+                    application, host=host, port=port, log_config=None, proxy_headers=True
                 )
-            else:
-                # One process: it also runs the analyzer connections (several processes would
-                # all try to bind the instruments' ports; run `nidaan interfaces` then).
-                application = create_app(
-                    settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
-                )
-                uvicorn.Server(
-                    uvicorn.Config(
-                        application, host=host, port=port, log_config=None, proxy_headers=True
-                    )
-                ).run()
-        except KeyboardInterrupt:
-            # uvicorn stops cleanly on Ctrl-C, then re-raises the signal: that is how the
-            # server is meant to end, so the exit status stays 0.
-            pass
-        finally:
-            stop_embedded_servers()
-            typer.echo("Stopped.")
+            ).run()
+    except KeyboardInterrupt:
+        # uvicorn stops cleanly on Ctrl-C, then re-raises the signal: that is how the
+        # server is meant to end, so the exit status stays 0.
+        pass
+    finally:
+        stop_embedded_servers()
+        typer.echo("Stopped.")
 
 
 @app.command()
@@ -204,7 +203,8 @@ def serve(
             "this database holds demo data (demo organisations and passwords); "
             "production mode refuses to start with it. Use a fresh database."
         )
-    _serve(settings, role, host or settings.host, port or settings.port, processes=processes)
+    with terminal_interrupts_to_this_process():
+        _serve(settings, role, host or settings.host, port or settings.port, processes=processes)
 
 
 @db_app.command("upgrade")
@@ -294,9 +294,14 @@ def demo_run(
     typer.echo(
         f"Demo data: created {len(created)} records." if created else "Demo data: already present."
     )
-    _serve(
-        settings, ServeRole.ALL, host or settings.host, port or settings.port, banner=demo_banner()
-    )
+    with terminal_interrupts_to_this_process():
+        _serve(
+            settings,
+            ServeRole.ALL,
+            host or settings.host,
+            port or settings.port,
+            banner=demo_banner(),
+        )
 
 
 @org_app.command("create")
