@@ -46,9 +46,13 @@ def describe_database(settings: Settings) -> str:
     (never the password)."""
     if settings.database_url:
         url = make_url(to_psycopg_url(settings.database_url))
-        host = url.host or "local socket"
-        port = f":{url.port}" if url.port else ""
-        return f"external PostgreSQL {host}{port}/{url.database or ''}"
+        database = url.database or ""
+        if url.host:
+            port = f":{url.port}" if url.port else ""
+            return f"external PostgreSQL {url.host}{port}/{database}"
+        socket = url.query.get("host")  # a Unix socket directory, e.g. ?host=/run/postgresql
+        where = socket if isinstance(socket, str) else "the default directory"
+        return f"external PostgreSQL {database} (Unix socket in {where})"
     return f"embedded PostgreSQL at {settings.data_dir / 'pgdata'}"
 
 

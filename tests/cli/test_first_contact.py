@@ -6,12 +6,14 @@ Each command runs in its own process through the installed entry point, as an op
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from nidaan.cli import app
@@ -85,9 +87,9 @@ def test_a_command_on_an_unmigrated_database_refuses_in_one_line(
     )
     result = run(env, *command, stdin="a-strong-password\n")
     assert result.returncode == 1, result.stdout + result.stderr
-    database = scratch_database.rsplit("/", 1)[-1]
+    database = make_url(scratch_database).database
     assert "Database: external PostgreSQL " in result.stderr
-    assert f"/{database}" in result.stderr
+    assert re.search(rf"^Database: external PostgreSQL .*\b{database}\b", result.stderr, re.M)
     assert "password" not in result.stderr.split("Error:")[0].lower()
     [error] = _error_lines(result.stderr)
     assert "run nidaan db upgrade" in error

@@ -254,7 +254,7 @@ def test_demo_run_serves_logs_in_and_stops_cleanly(demo_env: dict[str, str]) -> 
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
-    assert process.returncode in (0, 130), output  # 130: the conventional exit after Ctrl-C
+    assert process.returncode == 0, output  # Ctrl-C is the normal way to stop: a clean exit
     assert "front_desk@demo.example.com" in output  # the banner lists the logins
     assert f"http://127.0.0.1:{port}" in output
     assert "Stopped." in output

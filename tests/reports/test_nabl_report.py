@@ -81,13 +81,24 @@ def test_a_provisional_report_names_the_pending_tests() -> None:
     assert "a final report will follow" in first
 
 
-def test_signatories_print_their_registration_number_and_signature(
-    english_pages: list[str],
-) -> None:
-    last = english_pages[-1]
-    assert re.search(r"Dr\. Kavita Rao MD \(Pathology\) Reg\. No\. KMC 45812", last)
-    assert re.search(r"Dr\. Arvind Iyer MD \(Biochemistry\) Reg\. No\. KMC 51230", last)
+def _column_below(lines: list[str], heading: str, depth: int = 3) -> list[str]:
+    """The texts printed under ``heading`` in its column (pdftotext -layout keeps columns)."""
+    row = next(i for i, line in enumerate(lines) if heading in line)
+    column = lines[row].index(heading)
+    below = []
+    for line in lines[row + 1 : row + 1 + depth]:
+        below.append(line[column:].split("   ")[0].strip())
+    return below
+
+
+def test_signatories_print_their_registration_number_and_signature() -> None:
     signed = render_pdf(sample_document("en")).data
+    last = pdftotext(signed, layout=True)[-1].splitlines()
+    assert _column_below(last, "Dr. Kavita Rao")[:2] == ["MD (Pathology)", "Reg. No. KMC 45812"]
+    assert _column_below(last, "Dr. Arvind Iyer")[:2] == [
+        "MD (Biochemistry)",
+        "Reg. No. KMC 51230",
+    ]
     assert _images_on(signed) == 1  # Dr. Rao's uploaded signature; Dr. Iyer has none
     document = sample_document("en")
     unsigned = replace(

@@ -17,7 +17,13 @@ from nidaan.kit.errors import NotFound
 from nidaan.kit.pagination import PageParams
 from nidaan.kit.schemas import ListResource
 from nidaan.tenancy.errors import BranchCodeTaken
-from nidaan.tenancy.schemas import BranchCreate, BranchOut, BranchUpdate, OrganisationOut
+from nidaan.tenancy.schemas import (
+    BranchCreate,
+    BranchOut,
+    BranchUpdate,
+    OrganisationOut,
+    OrganisationUpdate,
+)
 from nidaan.tenancy.service import tenancy_service
 
 router = APIRouter(tags=["organisation"])
@@ -38,6 +44,24 @@ async def get_organisation(
     """Your organisation."""
     return OrganisationOut.model_validate(
         await tenancy_service.get_own_organisation(session, principal)
+    )
+
+
+@router.patch(
+    "/organisation",
+    response_model=OrganisationOut,
+    operation_id="organisation:update",
+    responses=AUTH_ERRORS,
+)
+async def update_organisation(
+    body: OrganisationUpdate,
+    principal: Principal = Depends(admin_only),
+    session: AsyncSession = Depends(get_session, scope="function"),
+) -> OrganisationOut:
+    """Change what the report header prints: name, address, phone, e-mail and the
+    accreditation line (set it only with a valid NABL certificate; null removes it)."""
+    return OrganisationOut.model_validate(
+        await tenancy_service.update_own_organisation(session, principal, body)
     )
 
 

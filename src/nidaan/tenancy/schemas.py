@@ -15,7 +15,27 @@ class OrganisationOut(Schema):
     name: str
     slug: str
     is_active: bool
+    address: str | None = Field(description="Printed in the report header")
+    phone: str | None
+    email: str | None
+    accreditation: str | None = Field(
+        description="The accreditation line of reports (NABL certificate); none: not printed"
+    )
     created_at: datetime
+
+
+class OrganisationUpdate(InputSchema):
+    """What the report header prints; null clears a field (no accreditation: no NABL line)."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    address: str | None = Field(None, max_length=500)
+    phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    accreditation: str | None = Field(
+        None,
+        max_length=300,
+        examples=["NABL accredited medical laboratory (ISO 15189:2022), certificate MC-5820"],
+    )
 
 
 class BranchCreate(InputSchema):

@@ -16,7 +16,7 @@ from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.tenancy.errors import BranchCodeTaken, OrganisationSlugTaken
 from nidaan.tenancy.models import Branch, Organisation
-from nidaan.tenancy.schemas import BranchCreate, BranchUpdate
+from nidaan.tenancy.schemas import BranchCreate, BranchUpdate, OrganisationUpdate
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,78}[a-z0-9]")
 
@@ -151,6 +151,31 @@ class TenancyService:
             after=_branch_snapshot(branch),
         )
         return branch
+
+    async def update_own_organisation(
+        self, session: AsyncSession, caller: Caller, data: OrganisationUpdate
+    ) -> Organisation:
+        organisation = await self.get_own_organisation(session, caller)
+        fields = ("name", "address", "phone", "email", "accreditation")
+        before = {field: getattr(organisation, field) for field in fields}
+        for field, value in data.model_dump(exclude_unset=True).items():
+            if value is None and field == "name":
+                continue
+            setattr(organisation, field, value.strip() or None if isinstance(value, str) else value)
+        if not organisation.name:
+            organisation.name = before["name"]
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="organisation.updated",
+            entity_type="organisation",
+            entity_id=organisation.id,
+            before=before,
+            after={field: getattr(organisation, field) for field in fields},
+        )
+        return organisation
 
     async def update_branch(
         self, session: AsyncSession, caller: Caller, branch_id: uuid.UUID, data: BranchUpdate

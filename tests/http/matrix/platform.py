@@ -15,6 +15,7 @@ AUDIT_READERS = frozenset({Role.ADMIN, Role.AUDITOR})
 CASES = [
     Case("GET", "/api/v1/auth/me", ALL),
     Case("GET", "/api/v1/organisation", ALL),
+    Case("PATCH", "/api/v1/organisation", ADMIN, {"phone": "+91 20 2553 0000"}),
     Case("GET", "/api/v1/branches", ALL),
     Case("GET", "/api/v1/branches/{branch_id}", ALL),
     Case(
