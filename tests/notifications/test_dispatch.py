@@ -85,8 +85,8 @@ async def test_throughput_errors_are_retried_with_backoff(
     second_world = await make_world(committing_session, verify=False)
     first = await queue_payment_message(committing_session, first_world)
     second = await queue_payment_message(committing_session, second_world)
-    providers.whatsapp.options.messages_per_second = 1
     assert await dispatch.send(first, settings) == "sent"
+    providers.whatsapp.fail_next.append((400, 130429, "Rate limit hit"))
     assert await dispatch.send(second, settings) == "pending"
     row, events = await load(committing_session, second)
     assert (row.attempts, row.error_code) == (1, "130429")
@@ -98,7 +98,6 @@ async def test_throughput_errors_are_retried_with_backoff(
     # Not due yet: a job arriving early sends nothing.
     assert await dispatch.send(second, settings) == "pending"
     assert sent_to(providers, second) == 0
-    providers.whatsapp.options.messages_per_second = None
     async with committing_session() as session:
         (await session.get(Notification, second)).next_attempt_at = utcnow()  # type: ignore[union-attr]
     assert await dispatch.send(second, settings) == "sent"
