@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from nidaan.config import Settings
 from nidaan.kit.time import utcnow
@@ -265,3 +265,34 @@ async def test_a_channel_without_settings_is_skipped(
     row, events = await load(committing_session, notification)
     assert row.status == "skipped"
     assert "not configured" in (events[-1].detail or "")
+
+
+async def test_the_sweeper_requeues_only_messages_that_lost_their_job(
+    providers: Providers, settings: Settings, committing_session: Any
+) -> None:
+    world = await make_world(committing_session, verify=False)
+    queued = await queue_payment_message(committing_session, world)
+    orphan = await queue_payment_message(committing_session, world, amount="₹20.00")
+    async with committing_session() as session:
+        for notification_id in (queued, orphan):
+            row = await session.get(Notification, notification_id)
+            assert row is not None
+            row.created_at = utcnow() - timedelta(minutes=5)
+        # The orphan's job was lost (a crash between commit and enqueue, a purge).
+        await session.execute(
+            text("DELETE FROM procrastinate_jobs WHERE queueing_lock = :lock"),
+            {"lock": f"notify:{orphan}"},
+        )
+    requeued, _ = await dispatch.sweep(settings)
+    assert requeued >= 1
+    async with committing_session() as session:
+        locks = set(
+            await session.scalars(
+                text(
+                    "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' "
+                    "AND queueing_lock = ANY(:locks)"
+                ),
+                {"locks": [f"notify:{queued}", f"notify:{orphan}"]},
+            )
+        )
+    assert locks == {f"notify:{queued}", f"notify:{orphan}"}
