@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from nidaan.config import Settings
 from nidaan.kit.time import utcnow
@@ -85,18 +85,19 @@ async def test_throughput_errors_are_retried_with_backoff(
     second_world = await make_world(committing_session, verify=False)
     first = await queue_payment_message(committing_session, first_world)
     second = await queue_payment_message(committing_session, second_world)
-    providers.whatsapp.options.messages_per_second = 1
     assert await dispatch.send(first, settings) == "sent"
+    providers.whatsapp.fail_next.append((400, 130429, "Rate limit hit"))
     assert await dispatch.send(second, settings) == "pending"
     row, events = await load(committing_session, second)
     assert (row.attempts, row.error_code) == (1, "130429")
     assert row.next_attempt_at is not None
-    assert timedelta(seconds=3) < row.next_attempt_at - utcnow() <= timedelta(seconds=5)
+    assert row.claimed_at is not None
+    # 4 s after the refusal (which came after the claim), however slow the machine is.
+    assert timedelta(seconds=4) <= row.next_attempt_at - row.claimed_at < timedelta(seconds=60)
     assert events[-1].detail == "retry in 4 s"
     # Not due yet: a job arriving early sends nothing.
     assert await dispatch.send(second, settings) == "pending"
     assert sent_to(providers, second) == 0
-    providers.whatsapp.options.messages_per_second = None
     async with committing_session() as session:
         (await session.get(Notification, second)).next_attempt_at = utcnow()  # type: ignore[union-attr]
     assert await dispatch.send(second, settings) == "sent"
@@ -264,3 +265,34 @@ async def test_a_channel_without_settings_is_skipped(
     row, events = await load(committing_session, notification)
     assert row.status == "skipped"
     assert "not configured" in (events[-1].detail or "")
+
+
+async def test_the_sweeper_requeues_only_messages_that_lost_their_job(
+    providers: Providers, settings: Settings, committing_session: Any
+) -> None:
+    world = await make_world(committing_session, verify=False)
+    queued = await queue_payment_message(committing_session, world)
+    orphan = await queue_payment_message(committing_session, world, amount="₹20.00")
+    async with committing_session() as session:
+        for notification_id in (queued, orphan):
+            row = await session.get(Notification, notification_id)
+            assert row is not None
+            row.created_at = utcnow() - timedelta(minutes=5)
+        # The orphan's job was lost (a crash between commit and enqueue, a purge).
+        await session.execute(
+            text("DELETE FROM procrastinate_jobs WHERE queueing_lock = :lock"),
+            {"lock": f"notify:{orphan}"},
+        )
+    requeued, _ = await dispatch.sweep(settings)
+    assert requeued >= 1
+    async with committing_session() as session:
+        locks = set(
+            await session.scalars(
+                text(
+                    "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' "
+                    "AND queueing_lock = ANY(:locks)"
+                ),
+                {"locks": [f"notify:{queued}", f"notify:{orphan}"]},
+            )
+        )
+    assert locks == {f"notify:{queued}", f"notify:{orphan}"}

@@ -91,7 +91,7 @@ async def notifications_of(committing_session: Any, world: World) -> list[Notifi
         )
 
 
-async def wait_for(check: Any, within: float = 10.0) -> Any:
+async def wait_for(check: Any, within: float = 60.0) -> Any:
     """Poll ``check()`` (async) until it returns something truthy."""
     deadline = time.monotonic() + within
     while True:

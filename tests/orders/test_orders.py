@@ -661,6 +661,39 @@ async def test_labels_pdf_has_one_50_by_25_mm_page_per_tube(
     assert missing.status_code == 404
 
 
+async def test_printed_labels_are_kept_as_versioned_label_files(
+    client: httpx.AsyncClient, session: AsyncSession, world: LabWorld, admin_headers
+) -> None:
+    from nidaan.files.models import StoredFile
+
+    order = (
+        await client.post(
+            "/api/v1/orders", json=order_body(world, "CBC", "GLU"), headers=admin_headers
+        )
+    ).json()
+    first = await client.get(order["labels_url"], headers=admin_headers)
+    again = await client.get(order["labels_url"], headers=admin_headers)
+    assert first.content == again.content  # a reprint is byte for byte the same
+    accession = order["samples"][0]["accession"]
+    await client.post(
+        f"/api/v1/samples/{accession}/reject",
+        json={"reason": "haemolysed"},
+        headers=admin_headers,
+    )
+    await client.get(order["labels_url"], headers=admin_headers)
+    files = list(
+        await session.scalars(
+            select(StoredFile)
+            .where(StoredFile.document_id == uuid.UUID(order["id"]), StoredFile.purpose == "label")
+            .order_by(StoredFile.version)
+        )
+    )
+    assert [(f.version, f.is_current) for f in files] == [(1, False), (2, True)]
+    assert files[0].filename == f"labels-{order['order_number']}.pdf"
+    kept = await client.get(f"/api/v1/files/{files[0].id}/content", headers=admin_headers)
+    assert kept.content == first.content
+
+
 async def test_order_tests_are_readable_through_the_service(
     session: AsyncSession, world: LabWorld
 ) -> None:

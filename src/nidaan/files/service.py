@@ -9,6 +9,7 @@ object.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -194,6 +195,39 @@ class FilesService:
             patient_id=patient_id,
             order_id=order_id,
             subject=subject,
+            actor=actor,
+        )
+
+    async def keep_generated(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        purpose: FilePurpose,
+        data: bytes,
+        *,
+        filename: str,
+        document_id: uuid.UUID,
+        subject: tuple[str, uuid.UUID] | None = None,
+        patient_id: uuid.UUID | None = None,
+        order_id: uuid.UUID | None = None,
+        actor: AuditActor = SYSTEM_ACTOR,
+    ) -> StoredFile:
+        """``store_generated``, unless the document's current version has these very bytes
+        (a label printed again is not a new version)."""
+        current = await self._current_version(session, organisation_id, purpose, document_id)
+        digest = hashlib.sha256(data).hexdigest()
+        if current is not None and current.deleted_at is None and current.sha256 == digest:
+            return current
+        return await self.store_generated(
+            session,
+            organisation_id,
+            purpose,
+            data,
+            filename=filename,
+            document_id=document_id,
+            subject=subject,
+            patient_id=patient_id,
+            order_id=order_id,
             actor=actor,
         )
 

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.config import Settings
@@ -363,6 +363,13 @@ def _lock_key(to_index: str) -> int:
     )
 
 
+_NO_QUEUED_JOB = text(
+    "NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j "
+    "WHERE j.queueing_lock = 'notify:' || notifications.id::text "
+    "AND j.status IN ('todo', 'doing'))"
+)
+
+
 async def sweep(settings: Settings) -> tuple[int, int]:
     """Re-queue due messages that lost their job, and mark long-stuck sends uncertain.
     Returns (requeued, marked uncertain)."""
@@ -376,6 +383,8 @@ async def sweep(settings: Settings) -> tuple[int, int]:
                     Notification.created_at < now - timedelta(minutes=1),
                     (Notification.next_attempt_at.is_(None))
                     | (Notification.next_attempt_at < now - timedelta(minutes=1)),
+                    # ... and whose send job is gone (not merely waiting in a long queue).
+                    _NO_QUEUED_JOB,
                 )
                 .limit(1000)
             )

@@ -32,8 +32,9 @@ _TAKE = text(
 
 
 def burst_for(rate: float) -> float:
-    """A small burst (a tenth of a second's worth, at least one) keeps the rate even."""
-    return max(1.0, rate / 10)
+    """No burst: tokens come every 1/rate seconds, so no one-second window (how Meta counts,
+    130429) ever holds more than the rate."""
+    return 1.0
 
 
 async def acquire(engine: AsyncEngine, name: str, rate: float) -> float:

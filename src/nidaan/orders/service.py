@@ -22,6 +22,8 @@ from nidaan.auth.principal import Principal
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
+from nidaan.files.enums import FilePurpose
+from nidaan.files.service import files_service
 from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
@@ -661,7 +663,33 @@ class OrdersService:
         self, session: AsyncSession, caller: Principal, accession: str
     ) -> bytes:
         sample = await samples_service.get_by_accession(session, caller, accession)
-        return await self.labels_pdf(session, caller, [sample.id])
+        pdf = await self.labels_pdf(session, caller, [sample.id])
+        order = await self.get(session, caller, sample.order_id)
+        await self._keep_labels(session, caller, order, pdf, sample.id, sample.accession)
+        return pdf
+
+    async def _keep_labels(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        order: Order,
+        pdf: bytes,
+        document_id: uuid.UUID,
+        name: str,
+    ) -> None:
+        """Keep what was printed as a label file (a new version only when it changed)."""
+        await files_service.keep_generated(
+            session,
+            order.organisation_id,
+            FilePurpose.LABEL,
+            pdf,
+            filename=f"labels-{name}.pdf",
+            document_id=document_id,
+            subject=("order", order.id),
+            patient_id=order.patient_id,
+            order_id=order.id,
+            actor=caller.actor,
+        )
 
     async def order_labels_pdf(
         self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
@@ -672,7 +700,9 @@ class OrdersService:
         wanted = [s.id for s in samples if s.status != SampleStatus.REJECTED]
         if not wanted:
             raise NotFound("This order has no tube to label.", entity="sample")
-        return await self.labels_pdf(session, caller, wanted)
+        pdf = await self.labels_pdf(session, caller, wanted)
+        await self._keep_labels(session, caller, order, pdf, order.id, order.order_number)
+        return pdf
 
 
 orders_service = OrdersService()

@@ -59,7 +59,8 @@ def _fit(canvas: Canvas, text: str, font: str, size: float, width: float) -> str
 def render_labels(labels: list[Label]) -> bytes:
     """A PDF with one label page per entry."""
     buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), pageCompression=1)
+    # invariant: the same labels give the same bytes (a reprint is not a new file version).
+    canvas = Canvas(buffer, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), pageCompression=1, invariant=1)
     canvas.setTitle("Sample labels")
     canvas.setCreator("Nidaan")
     usable = PAGE_WIDTH - 2 * MARGIN

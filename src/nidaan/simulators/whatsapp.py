@@ -101,6 +101,8 @@ class WhatsAppSimulator:
         self.webhooks_sent = 0
         self.webhook_failures = 0
         self.undeliverable: set[str] = set()
+        #: Errors (HTTP status, Meta code, message) to answer the next sends with, in order.
+        self.fail_next: deque[tuple[int, int, str]] = deque()
         self.last_inbound: dict[str, float] = {}
         self._recent: deque[float] = deque()
         self._last_to: dict[str, float] = {}
@@ -133,6 +135,10 @@ class WhatsAppSimulator:
             self.rejected.append({"payload": payload, "error": problem})
             return _error(400, problem[0], problem[1])
         to = payload["to"]
+        if self.fail_next:
+            status, code, message = self.fail_next.popleft()
+            self.rejected.append({"payload": payload, "error": (code, message)})
+            return _error(status, code, message)
         now = time.monotonic()
         limited = self._throttle(to, now)
         if limited is not None:
@@ -290,15 +296,16 @@ class WhatsAppSimulator:
     def sign(self, body: bytes) -> str:
         return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
 
-    async def post_webhook(self, payload: dict[str, Any], attempts: int = 4) -> int | None:
+    async def post_webhook(self, payload: dict[str, Any], attempts: int = 8) -> int | None:
         """POST a webhook the way Meta does: compact JSON, escaped non-ASCII, signed; retried
-        with backoff on failure. Returns the app's last status code."""
+        with backoff on failure (Meta keeps trying for days; here about two minutes).
+        Returns the app's last status code."""
         if not self.webhook_url:
             return None
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {"content-type": "application/json", "x-hub-signature-256": self.sign(body)}
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=10)
+            self._client = httpx.AsyncClient(timeout=30)
         status = None
         for attempt in range(attempts):
             try:
@@ -310,7 +317,7 @@ class WhatsAppSimulator:
             except httpx.HTTPError:
                 status = None
             self.webhook_failures += 1
-            await asyncio.sleep(0.2 * 2**attempt)
+            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
         return status
 
     # ---------------------------------------------------------------- control
@@ -374,15 +381,17 @@ class WhatsAppSimulator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def settle(self, within: float = 10.0) -> None:
+    async def settle(self, within: float = 60.0) -> None:
         """Wait (up to ``within`` seconds) until every scheduled status webhook is posted."""
         deadline = time.monotonic() + within
         while self._tasks and time.monotonic() < deadline:
             await asyncio.wait(list(self._tasks), timeout=max(0.0, deadline - time.monotonic()))
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
+        pending = list(self._tasks)
+        for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
