@@ -22,6 +22,7 @@ MODULES = [
     "reports",
     "audit",
     "billing",
+    "payments",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nidaan import __version__
 from nidaan.api import api_router, public_router
-from nidaan.config import Settings, get_settings
+from nidaan.config import Mode, Settings, get_settings
 from nidaan.errors import install_error_handlers
 from nidaan.kit import db
 from nidaan.kit.context import request_id_var
@@ -125,6 +125,11 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(public_router)
+    if settings.mode is Mode.DEMO:
+        # The demo lab pays through the gateway simulators (production never mounts them).
+        from nidaan.simulators.payments.mount import mount_payment_simulators
+
+        mount_payment_simulators(app, settings)
 
     @app.get("/healthz", tags=["health"], operation_id="health:live")
     async def healthz() -> dict[str, str]:

@@ -36,6 +36,7 @@ TASK_MODULES: list[str] = [
     "nidaan.auth.tasks",
     "nidaan.idempotency.tasks",
     "nidaan.sync.tasks",
+    "nidaan.payments.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...
