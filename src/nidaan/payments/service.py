@@ -37,6 +37,7 @@ from nidaan.billing.configuration import billing_configuration
 from nidaan.billing.domain import from_paise, to_paise
 from nidaan.billing.enums import InvoiceStatus
 from nidaan.billing.errors import InvoiceNotPayable, Overpayment, OverRefund
+from nidaan.billing.ledger import constraint_of
 from nidaan.billing.models import CounterPayment, Invoice
 from nidaan.billing.service import billing_service
 from nidaan.config import Settings, get_settings
@@ -842,7 +843,10 @@ class PaymentsService:
             async with session.begin_nested():
                 await session.flush()
         except IntegrityError as exc:
-            if "refund_within" in str(exc.orig):
+            if constraint_of(exc) in (
+                "refund_within_payment",
+                "ck_gateway_payments_refund_within_amount",
+            ):
                 raise OverRefund(
                     "This refund is more than what is left of the payment.", amount=str(amount)
                 ) from None
