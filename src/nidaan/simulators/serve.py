@@ -59,3 +59,44 @@ class ServedApp:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ServedInLoop:
+    """``async with ServedInLoop(app) as url:`` — served by a task of the running event loop
+    (so the app may share the caller's database engine, which is bound to this loop)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        self.app = app
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def use(self, app: Any) -> None:
+        """Serve ``app`` (built after the port was known)."""
+        self.app = app
+
+    async def __aenter__(self) -> str:
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        )
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(sockets=[self._socket])
+        )
+        for _ in range(500):
+            if self._server.started:
+                return self.url
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        raise RuntimeError(f"{self.url} did not start")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        assert self._task is not None
+        self._server.should_exit = True
+        await self._task
+        self._socket.close()
