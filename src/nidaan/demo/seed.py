@@ -13,6 +13,7 @@ from nidaan.auth.models import User
 from nidaan.auth.schemas import UserCreate
 from nidaan.auth.service import auth_service
 from nidaan.catalog.seed import seed_catalog
+from nidaan.demo.billing import seed_billing
 from nidaan.demo.lab_day import seed_lab_day
 from nidaan.tenancy.enums import BranchKind
 from nidaan.tenancy.models import Branch, Organisation
@@ -152,6 +153,7 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
     if added := await seed_catalog(session, demo.id, SYSTEM_ACTOR):
         result.created.append(f"{added} catalogue tests for {demo.name}")
     result.created += await seed_lab_day(session, demo)
+    result.created += await seed_billing(session, demo)
     other = await _organisation(session, *OTHER_ORGANISATION, result)
     await _branches(session, other, OTHER_BRANCHES, result)
     await _user(
