@@ -379,3 +379,49 @@ async def test_webhook_about_someone_elses_payment_is_ignored(
     responses = await forward(client, "razorpay", held(gateways.razorpay))
     assert {r.json()["status"] for r in responses} == {"ignored"}
     assert Decimal(0) == Decimal(await count(session, GatewayPayment))
+
+
+async def test_cancelling_an_invoice_cancels_its_open_links(
+    client: httpx.AsyncClient, world: BillingWorld, gateways: Simulators, session: AsyncSession
+) -> None:
+    from nidaan.billing.events import InvoiceCancelled
+    from nidaan.payments.handlers import cancel_requests_of_cancelled_invoice
+
+    invoice = await new_invoice(client, world, "TSH")
+    link = await new_link(client, world, invoice, "razorpay")
+    cancelled = await client.post(
+        f"/api/v1/invoices/{invoice['id']}/cancel",
+        json={"reason": "Wrong test"},
+        headers=world.billing,
+    )
+    assert cancelled.status_code == 200
+    (event,) = (
+        await session.scalars(select(OutboxEvent).where(OutboxEvent.name == "invoice.cancelled"))
+    ).all()
+    await cancel_requests_of_cancelled_invoice(
+        session, InvoiceCancelled.from_payload(event.payload)
+    )
+    assert gateways.razorpay.links[link["gateway_ref"]]["status"] == "cancelled"
+    (request,) = (
+        await client.get(
+            f"/api/v1/invoices/{invoice['id']}/payment-requests", headers=world.billing
+        )
+    ).json()
+    assert request["status"] == "cancelled"
+
+
+async def test_razorpay_return_page_checks_the_callback_signature(
+    client: httpx.AsyncClient, world: BillingWorld
+) -> None:
+    response = await client.get(
+        "/pay/razorpay/return",
+        params={
+            "razorpay_payment_id": "pay_x",
+            "razorpay_payment_link_id": "plink_x",
+            "razorpay_payment_link_reference_id": "R",
+            "razorpay_payment_link_status": "paid",
+            "razorpay_signature": "0" * 64,
+        },
+    )
+    assert response.status_code == 400
+    assert "could not be verified" in response.text

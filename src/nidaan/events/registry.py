@@ -18,7 +18,11 @@ from nidaan.events.base import DomainEvent
 
 #: Modules whose ``@subscriber`` handlers must be registered in every process.
 #: A module that gets a ``handlers.py`` adds its dotted path here.
-HANDLER_MODULES: list[str] = ["nidaan.reports.handlers", "nidaan.integration.handlers"]
+HANDLER_MODULES: list[str] = [
+    "nidaan.reports.handlers",
+    "nidaan.integration.handlers",
+    "nidaan.payments.handlers",
+]
 
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 H = TypeVar("H", bound=Handler)

@@ -39,6 +39,7 @@ from nidaan.payments.gateways.base import (
     WebhookRejected,
 )
 from nidaan.payments.gateways.payu import PayUGateway
+from nidaan.payments.gateways.razorpay import RazorpayGateway
 from nidaan.payments.schemas import (
     ApplyHeld,
     MismatchOut,
@@ -458,9 +459,24 @@ async def payu_return(
 
 @public_router.get("/pay/razorpay/return", include_in_schema=False)
 async def razorpay_return(request: Request) -> HTMLResponse:
-    """Where Razorpay sends the payer back after a payment link."""
-    status = request.query_params.get("razorpay_payment_link_status", "")
-    if status == "paid":
+    """Where Razorpay sends the payer back after a payment link. The page only thanks the
+    payer when Razorpay's callback signature verifies; the invoice itself is settled by the
+    webhook (or reconciliation), never by this redirect."""
+    query = request.query_params
+    adapter = payments_service.gateway("razorpay")
+    assert isinstance(adapter, RazorpayGateway)
+    fields = [
+        query.get(name, "")
+        for name in (
+            "razorpay_payment_link_id",
+            "razorpay_payment_link_reference_id",
+            "razorpay_payment_link_status",
+            "razorpay_payment_id",
+        )
+    ]
+    if not adapter.callback_signature_valid(fields, query.get("razorpay_signature", "")):
+        return _page("Payment not confirmed", "This payment could not be verified.", 400)
+    if query.get("razorpay_payment_link_status") == "paid":
         return _page("Payment received", "Thank you. Your receipt will reach you shortly.")
     return _page("Payment not completed", "The payment did not go through; try the link again.")
 

@@ -375,6 +375,23 @@ class PaymentsService:
             session, gateway_actor(request.gateway), request, "payment_request.cancelled", why
         )
 
+    async def cancel_open_requests(
+        self, session: AsyncSession, organisation_id: uuid.UUID, invoice_id: uuid.UUID
+    ) -> int:
+        """Cancel the invoice's open links and QR codes at their gateways."""
+        rows = list(
+            await session.scalars(
+                select(PaymentRequest).where(
+                    PaymentRequest.organisation_id == organisation_id,
+                    PaymentRequest.invoice_id == invoice_id,
+                    PaymentRequest.status.in_([s.value for s in domain.OPEN_REQUESTS]),
+                )
+            )
+        )
+        for request in rows:
+            await self._cancel_at_gateway(session, request, "invoice cancelled")
+        return len(rows)
+
     async def _audit_request(
         self,
         session: AsyncSession,

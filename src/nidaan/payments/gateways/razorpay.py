@@ -259,6 +259,14 @@ class RazorpayGateway:
     async def fetch_refund(self, gateway_refund_id: str, gateway_payment_id: str) -> RefundState:
         return refund_state(await self._call("GET", f"/v1/refunds/{gateway_refund_id}"))
 
+    def callback_signature_valid(self, fields: list[str], signature: str) -> bool:
+        """The payment-link redirect's signature: HMAC-SHA256 of ``link_id|reference_id|
+        status|payment_id`` keyed with the *key secret*."""
+        expected = hmac.new(
+            self._auth[1].encode(), "|".join(fields).encode(), hashlib.sha256
+        ).hexdigest()
+        return bool(signature) and hmac.compare_digest(expected, signature.lower())
+
     # ------------------------------------------------------------------ webhooks
 
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
