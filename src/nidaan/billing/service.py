@@ -614,6 +614,9 @@ class BillingService:
         settings = settings or await billing_configuration.settings_for(
             session, invoice.organisation_id
         )
+        if not settings.hold_report_until_paid:
+            # Switching the option off released every billing hold (lift_all_report_holds).
+            return
         owes = (
             invoice.status == InvoiceStatus.ISSUED
             and invoice.client_id is None
@@ -1033,9 +1036,22 @@ class BillingService:
         return await self.get_in(session, caller.organisation_id, invoice_id)
 
     async def get_in(
-        self, session: AsyncSession, organisation_id: uuid.UUID, invoice_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        invoice_id: uuid.UUID,
+        *,
+        fresh: bool = False,
     ) -> Invoice:
-        invoice = await get_in_organisation(session, Invoice, invoice_id, organisation_id)
+        """The invoice; ``fresh`` re-reads it (amounts moved by the ledger trigger)."""
+        if fresh:
+            invoice = await session.scalar(
+                select(Invoice)
+                .where(Invoice.id == invoice_id, Invoice.organisation_id == organisation_id)
+                .execution_options(populate_existing=True)
+            )
+        else:
+            invoice = await get_in_organisation(session, Invoice, invoice_id, organisation_id)
         if invoice is None:
             raise InvoiceNotFound("No such invoice in your organisation.", entity="invoice")
         return invoice

@@ -355,7 +355,7 @@ async def _receive(gateway: str, request: Request, session: AsyncSession) -> dic
     if duplicate:
         return {"status": "duplicate", "event_id": row.event_id}
     try:
-        status = await payments_service.process_webhook(session, row.id, event)
+        status = await payments_service.process_webhook(session, row.id, event, received=row)
     except RetryLater:
         await enqueue(session, process_webhook, event_row_id=str(row.id))
         status = "queued"

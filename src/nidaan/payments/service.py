@@ -454,7 +454,7 @@ class PaymentsService:
         except WebhookUnreadable as exc:
             event_id, kind, error = exc.event_id, None, str(exc)
         kept = {k: v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
-        inserted = await session.scalar(
+        row = await session.scalar(
             insert(WebhookRow)
             .values(
                 id=new_id(),
@@ -470,21 +470,27 @@ class PaymentsService:
                 index_elements=["gateway", "event_id"],
                 set_={"deliveries": WebhookRow.deliveries + 1},
             )
-            .returning(WebhookRow.id, WebhookRow.deliveries)
+            .returning(WebhookRow),
+            execution_options={"populate_existing": True},
         )
-        row = await session.get(WebhookRow, inserted, populate_existing=True)
         assert row is not None
         return row, row.deliveries > 1, event
 
     async def process_webhook(
-        self, session: AsyncSession, row_id: uuid.UUID, event: WebhookEvent | None = None
+        self,
+        session: AsyncSession,
+        row_id: uuid.UUID,
+        event: WebhookEvent | None = None,
+        *,
+        received: WebhookRow | None = None,
     ) -> str:
         """Apply a stored webhook's effects (once); returns the row's new status.
 
+        ``received``: the row this transaction just inserted (already locked by it).
         Runs in a savepoint: an error rolls back the effects, leaves the row ``received``
         with the error, and raises ``RetryLater`` for the job to try again.
         """
-        row = await session.scalar(
+        row = received or await session.scalar(
             select(WebhookRow)
             .where(WebhookRow.id == row_id)
             .with_for_update()
@@ -640,8 +646,9 @@ class PaymentsService:
     async def _settle_captured(
         self, session: AsyncSession, row: GatewayPayment, actor: AuditActor, applied: Applied
     ) -> None:
-        invoice = await billing_service.get_in(session, row.organisation_id, row.invoice_id)
-        await session.refresh(invoice)
+        invoice = await billing_service.get_in(
+            session, row.organisation_id, row.invoice_id, fresh=True
+        )
         request = (
             await session.get(PaymentRequest, row.payment_request_id)
             if row.payment_request_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -152,15 +153,23 @@ class PayUGateway:
         fields["hash"] = request_hash(fields, self._salt)
         return f"{self.payment_url}/_payment", fields
 
+    @staticmethod
+    def txnid(reference: str, unique: str) -> str:
+        """PayU's txnid: letters, digits and dashes, at most 25, unique per merchant (two
+        labs on one merchant account both have an invoice CL/26-27/0001)."""
+        clean = re.sub(r"[^A-Za-z0-9]+", "-", reference).strip("-")[:16]
+        return f"{clean}-{re.sub(r'[^A-Za-z0-9]', '', unique)[-8:]}"
+
     async def create_link(self, request: LinkRequest) -> CreatedRequest:
         if not request.hosted_page_url:
             raise GatewayUnsupported("PayU checkout needs our hosted page URL.")
+        txnid = self.txnid(request.reference, request.idempotency_key or request.reference)
         return CreatedRequest(
-            gateway_ref=request.reference,
+            gateway_ref=txnid,
             url=request.hosted_page_url,
             image_url=None,
             status=RequestStatus.CREATED,
-            raw={"txnid": request.reference, "amount": rupee_string(request.amount_paise)},
+            raw={"txnid": txnid, "amount": rupee_string(request.amount_paise)},
         )
 
     async def create_upi_qr(self, request: QrRequest) -> CreatedRequest:

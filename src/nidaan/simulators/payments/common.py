@@ -22,6 +22,7 @@ import random
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,11 @@ class Delivery:
     headers: dict[str, str]
     attempts: int = 0
     results: list[int | str] = field(default_factory=list)
+    # Gateways that sign each attempt (Stripe's timestamped signature) re-sign on sending.
+    signer: Callable[[bytes], dict[str, str]] | None = None
+
+    def current_headers(self) -> dict[str, str]:
+        return {**self.headers, **self.signer(self.body)} if self.signer else self.headers
 
 
 class WebhookMode(BaseModel):
@@ -103,10 +109,19 @@ class WebhookDispatcher:
             "target_url": self.target_url,
         }
 
-    def emit(self, event_id: str, kind: str, body: bytes, headers: dict[str, str]) -> None:
+    def emit(
+        self,
+        event_id: str,
+        kind: str,
+        body: bytes,
+        headers: dict[str, str],
+        signer: Callable[[bytes], dict[str, str]] | None = None,
+    ) -> None:
         """Queue one event (twice, at ``duplicate_rate``); send at once unless holding."""
         copies = 2 if self.random.random() < self.duplicate_rate else 1
-        batch = [Delivery(event_id, kind, body, dict(headers)) for _ in range(copies)]
+        batch = [
+            Delivery(event_id, kind, body, dict(headers), signer=signer) for _ in range(copies)
+        ]
         self.queue.extend(batch)
         if not self.hold:
             task = asyncio.get_running_loop().create_task(self._send_now(batch))
@@ -126,7 +141,7 @@ class WebhookDispatcher:
             return False
         try:
             response = await client.post(
-                self.target_url, content=delivery.body, headers=delivery.headers
+                self.target_url, content=delivery.body, headers=delivery.current_headers()
             )
         except httpx.HTTPError as exc:
             delivery.results.append(type(exc).__name__)

@@ -128,19 +128,24 @@ class StripeSimulator:
             },
             indent=2,
         ).encode()
-        timestamp = now()
-        signed = f"{timestamp}.".encode() + body
-        signature = hmac.new(self.webhook_secret.encode(), signed, hashlib.sha256).hexdigest()
         self.webhooks.emit(
             event_id,
             kind,
             body,
             {
                 "Content-Type": "application/json; charset=utf-8",
-                "Stripe-Signature": f"t={timestamp},v1={signature}",
                 "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                **self.sign(body),
             },
+            signer=self.sign,
         )
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        """``Stripe-Signature`` for one delivery attempt (Stripe signs each attempt anew)."""
+        timestamp = now()
+        signed = f"{timestamp}.".encode() + body
+        signature = hmac.new(self.webhook_secret.encode(), signed, hashlib.sha256).hexdigest()
+        return {"Stripe-Signature": f"t={timestamp},v1={signature}"}
 
     # ------------------------------------------------------------------ money moves
 
