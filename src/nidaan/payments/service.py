@@ -1352,22 +1352,31 @@ class PaymentsService:
                     row.created_at,
                 )
             )
+        # Paid at the gateway, but no payment of it recorded here (a webhook went missing).
+        recorded = (
+            select(GatewayPayment.id)
+            .where(
+                GatewayPayment.payment_request_id == PaymentRequest.id,
+                GatewayPayment.review_status.in_(["applied", "held"]),
+            )
+            .exists()
+        )
         paid_requests = await session.execute(
             select(PaymentRequest, Invoice)
             .join(Invoice, Invoice.id == PaymentRequest.invoice_id)
             .where(
                 PaymentRequest.organisation_id == org,
                 PaymentRequest.status == RequestStatus.PAID,
-                Invoice.balance_due > 0,
-                Invoice.status == InvoiceStatus.ISSUED,
+                ~recorded,
             )
         )
         for request, invoice in paid_requests:
             items.append(
                 _item(
                     "gateway_paid_invoice_unpaid",
-                    f"{request.gateway} says {request.gateway_ref} is paid; invoice "
-                    f"{invoice.number} shows {invoice.balance_due} due.",
+                    f"{request.gateway} says {request.gateway_ref} is paid; no payment of it "
+                    f"is recorded on invoice {invoice.number} ({invoice.balance_due} due). "
+                    "Run the reconciliation.",
                     invoice.id,
                     None,
                     request.gateway,
