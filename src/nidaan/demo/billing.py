@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nidaan.auth.models import User
 from nidaan.auth.principal import Principal
 from nidaan.billing.configuration import billing_configuration
+from nidaan.billing.counter import counter_service
 from nidaan.billing.domain import gstin_check_character
 from nidaan.billing.schemas import (
     BillingItemCreate,
@@ -128,7 +129,7 @@ async def seed_billing(session: AsyncSession, organisation: Organisation) -> lis
         )
         created.append(f"invoice {invoice.number}")
         if index == 0:
-            await billing_service.take_counter_payment(
+            await counter_service.take_counter_payment(
                 session,
                 admin,
                 invoice.id,

@@ -34,6 +34,7 @@ from nidaan.audit.schemas import AuditActor
 from nidaan.audit.service import audit_service
 from nidaan.auth.principal import Principal
 from nidaan.billing.configuration import billing_configuration
+from nidaan.billing.counter import counter_service
 from nidaan.billing.domain import from_paise, to_paise
 from nidaan.billing.enums import InvoiceStatus
 from nidaan.billing.errors import InvoiceNotPayable, Overpayment, OverRefund
@@ -1038,7 +1039,7 @@ class PaymentsService:
         column = Refund.gateway_payment_id if gateway_payment else Refund.counter_payment_id
         return list(
             await session.scalars(
-                select(Refund).where(column == payment_id).order_by(Refund.created_at)
+                select(Refund).where(column == payment_id).order_by(Refund.created_at, Refund.id)
             )
         )
 
@@ -1054,7 +1055,7 @@ class PaymentsService:
         ):
             await session.refresh(gateway_payment)
             return gateway_payment, None
-        counter = await billing_service.counter_payment(session, caller.organisation_id, payment_id)
+        counter = await counter_service.counter_payment(session, caller.organisation_id, payment_id)
         if counter is not None:
             return None, counter
         raise PaymentNotFound("No such payment in your organisation.", entity="payment")
@@ -1105,7 +1106,7 @@ class PaymentsService:
         invoice = await billing_service.get(session, caller, invoice_id)
         views = [
             await self._counter_view(session, row)
-            for row in await billing_service.counter_payments_of(session, invoice)
+            for row in await counter_service.counter_payments_of(session, invoice)
         ]
         rows = await session.scalars(
             select(GatewayPayment)

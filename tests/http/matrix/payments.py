@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.enums import Role
+from nidaan.billing.counter import counter_service
 from nidaan.billing.schemas import CounterPaymentCreate, InvoiceCreate, TenderIn
 from nidaan.billing.service import billing_service
 from nidaan.tenancy.models import Organisation
@@ -60,7 +61,7 @@ async def context(
     invoice = await billing_service.create_order_invoice(
         session, caller, InvoiceCreate(order_id=(await world.order("HBA1C")).id)
     )
-    detail, _ = await billing_service.take_counter_payment(
+    detail, _ = await counter_service.take_counter_payment(
         session,
         caller,
         invoice.id,
