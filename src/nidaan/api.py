@@ -26,6 +26,7 @@ MODULES = [
     "files",
     "notifications",
     "billing",
+    "payments",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

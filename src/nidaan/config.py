@@ -204,6 +204,29 @@ class Settings(BaseSettings):
         description="Largest file upload request body",
     )
 
+    # ---- payment gateways (billing). Unset credentials: the gateway is not offered, except
+    # in demo mode, where the built-in simulators under /simulators/<name> stand in.
+    razorpay_api_url: str = Field("https://api.razorpay.com", description="Razorpay API base")
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: SecretStr | None = None
+    razorpay_webhook_secret: SecretStr | None = Field(
+        None, description="Razorpay webhook secret (not the key secret)"
+    )
+    stripe_api_url: str = Field("https://api.stripe.com", description="Stripe API base")
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = Field(None, description="Stripe endpoint secret")
+    payu_payment_url: str = Field(
+        "https://secure.payu.in", description="PayU hosted checkout base (test.payu.in to test)"
+    )
+    payu_api_url: str = Field(
+        "https://info.payu.in", description="PayU postservice API base (test.payu.in to test)"
+    )
+    payu_key: str | None = None
+    payu_salt: SecretStr | None = None
+    payment_simulators_allowed: bool = Field(
+        False, description="Let production use payment simulator URLs (staging only)"
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -370,6 +393,18 @@ def check_production_ready(settings: Settings) -> list[str]:
             value = getattr(settings, name)
             if value is not None and value.get_secret_value() == demo.get(name):
                 problems.append(f"{env} is the demo key from {demo_file}; generate a real one")
+    if not settings.payment_simulators_allowed:
+        for env, url in (
+            ("NIDAAN_RAZORPAY_API_URL", settings.razorpay_api_url),
+            ("NIDAAN_STRIPE_API_URL", settings.stripe_api_url),
+            ("NIDAAN_PAYU_PAYMENT_URL", settings.payu_payment_url),
+            ("NIDAAN_PAYU_API_URL", settings.payu_api_url),
+        ):
+            if looks_like_simulator(url):
+                problems.append(
+                    f"{env} ({url}) points at a simulator or a local address; set the real "
+                    "gateway URL, or NIDAAN_PAYMENT_SIMULATORS_ALLOWED=true for a staging copy"
+                )
     if settings.secret_key is not None and len(settings.secret_key.get_secret_value()) < 32:
         problems.append("NIDAAN_SECRET_KEY must be at least 32 characters")
     problems += abdm_url_problems(settings)
@@ -395,3 +430,20 @@ def abdm_url_problems(settings: Settings) -> list[str]:
                 "refused in production unless NIDAAN_ABDM_ALLOW_SIMULATOR=true"
             )
     return problems
+
+
+def looks_like_simulator(url: str) -> bool:
+    """A URL production must not send payments to: plain http, a loopback or private host,
+    or one of our simulator paths."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or "/simulators/" in f"{parts.path}/" or host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host.endswith((".local", ".internal", ".invalid"))
+    return address.is_loopback or address.is_private or address.is_link_local

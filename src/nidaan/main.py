@@ -157,6 +157,11 @@ def create_app(
     app.include_router(public_router)
     if demo_providers is not None:
         demo_providers.mount(app)
+    if settings.mode is Mode.DEMO:
+        # The demo lab pays through the gateway simulators (production never mounts them).
+        from nidaan.simulators.payments.mount import mount_payment_simulators
+
+        mount_payment_simulators(app, settings)
 
     @app.get("/healthz", tags=["health"], operation_id="health:live")
     async def healthz() -> dict[str, str]:

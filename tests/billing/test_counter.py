@@ -13,8 +13,8 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.billing.counter import counter_service
 from nidaan.billing.models import BillingSettings, CounterPayment
-from nidaan.billing.service import billing_service
 from nidaan.events.models import OutboxEvent
 from nidaan.reports.release import report_release
 from nidaan.tenancy.models import Organisation
@@ -67,11 +67,21 @@ async def test_split_tender_pays_the_invoice_with_one_receipt(
         "0.00",
     )
     captured = (
-        await session.scalars(select(OutboxEvent).where(OutboxEvent.name == "payment.captured"))
+        await session.scalars(
+            select(OutboxEvent).where(
+                OutboxEvent.name == "payment.captured",
+                OutboxEvent.organisation_id == world.organisation.id,
+            )
+        )
     ).all()
     assert [e.payload["amount"] for e in captured] == ["1400.00"]
     assert captured[0].payload["methods"] == ["cash", "upi", "card"]
-    paid = await session.scalars(select(OutboxEvent).where(OutboxEvent.name == "invoice.paid"))
+    paid = await session.scalars(
+        select(OutboxEvent).where(
+            OutboxEvent.name == "invoice.paid",
+            OutboxEvent.organisation_id == world.organisation.id,
+        )
+    )
     assert len(paid.all()) == 1
 
 
@@ -134,7 +144,7 @@ async def test_sync_payment_lands_on_the_rest_invoice(
 ) -> None:
     invoice = await new_invoice(client, world, "TSH")
     caller = system_principal(world.organisation, roles=("front_desk",))
-    payment, created = await billing_service.record_payment(
+    payment, created = await counter_service.record_payment(
         session, caller, order_id=uuid.UUID(invoice["order_id"]), amount="450", method="upi"
     )
     assert created
@@ -142,7 +152,7 @@ async def test_sync_payment_lands_on_the_rest_invoice(
     got = (await client.get(f"/api/v1/invoices/{invoice['id']}", headers=world.billing)).json()
     assert got["payment_status"] == "paid"
     # Money taken offline after it was paid is kept, held for a person, never applied twice.
-    extra, _ = await billing_service.record_payment(
+    extra, _ = await counter_service.record_payment(
         session, caller, order_id=uuid.UUID(invoice["order_id"]), amount="450", method="cash"
     )
     assert extra.status == "held"
@@ -157,10 +167,10 @@ async def test_sync_payment_without_an_invoice_makes_one(
     order = await world.order("GLU")
     caller = system_principal(world.organisation, roles=("front_desk",))
     payment_id = uuid.uuid4()
-    payment, _ = await billing_service.record_payment(
+    payment, _ = await counter_service.record_payment(
         session, caller, order_id=order.id, amount="100", method="cash", payment_id=payment_id
     )
-    replay, created = await billing_service.record_payment(
+    replay, created = await counter_service.record_payment(
         session, caller, order_id=order.id, amount="100", method="cash", payment_id=payment_id
     )
     assert (replay.id, created) == (payment.id, False)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.billing import ledger
+from nidaan.billing.counter import counter_service
 from nidaan.billing.enums import LedgerKind
 from nidaan.billing.errors import InvoiceNotPayable, Overpayment, OverRefund
 from nidaan.billing.models import Invoice
@@ -116,7 +117,7 @@ async def test_refunds_never_exceed_their_payment(
     """The refunds trigger counts pending and processed refunds against the payment."""
     invoice = await make_invoice(world, session, "TSH")
     caller = system_principal(world.organisation)
-    payment, _ = await billing_service.record_payment(
+    payment, _ = await counter_service.record_payment(
         session, caller, order_id=invoice.order_id, amount="300", method="cash"
     )
 

@@ -15,7 +15,9 @@ from nidaan.auth.dependencies import AUTH_ERRORS, require_roles
 from nidaan.auth.enums import Role
 from nidaan.auth.principal import Principal
 from nidaan.billing import render
+from nidaan.billing.accounts import client_accounts
 from nidaan.billing.configuration import billing_configuration
+from nidaan.billing.counter import ReceiptDetail, counter_service
 from nidaan.billing.enums import InvoiceKind, InvoiceStatus, PaymentStatus
 from nidaan.billing.errors import (
     BillingNotConfigured,
@@ -63,7 +65,7 @@ from nidaan.billing.schemas import (
     ReceiptOut,
     UpiQrOut,
 )
-from nidaan.billing.service import ReceiptDetail, billing_service
+from nidaan.billing.service import billing_service
 from nidaan.catalog.service import catalog_service
 from nidaan.deps import get_session, page_params
 from nidaan.errors import problem_responses
@@ -418,7 +420,7 @@ async def add_client_order(
 ) -> ClientOrderOut:
     """Bill an order to a monthly client's account (refused above its credit limit)."""
     return ClientOrderOut.model_validate(
-        await billing_service.add_client_order(session, principal, client_id, body.order_id)
+        await client_accounts.add_client_order(session, principal, client_id, body.order_id)
     )
 
 
@@ -435,7 +437,7 @@ async def client_statement(
 ) -> ClientStatement:
     """What the client owes: open invoices, orders on account not invoiced, credit left."""
     client: BillingClient = await billing_configuration.get_client(session, principal, client_id)
-    invoices = await billing_service.client_open_invoices(session, client)
+    invoices = await client_accounts.client_open_invoices(session, client)
     outstanding = sum((i.balance_due for i in invoices), start=0)
     unbilled = await billing_service.client_unbilled(session, client)
     exposure = outstanding + unbilled
@@ -511,7 +513,7 @@ async def create_consolidated_invoice(
     session: AsyncSession = SessionDep,
 ) -> InvoiceOut:
     """One invoice for a monthly client's orders on account in the month (IST)."""
-    invoice = await billing_service.create_consolidated_invoice(session, principal, body)
+    invoice = await client_accounts.create_consolidated_invoice(session, principal, body)
     return await invoice_out(session, invoice)
 
 
@@ -681,7 +683,7 @@ async def pay_at_counter(
     than the balance due. Accepts an Idempotency-Key header or a client ``id``."""
     if idem.replay is not None:
         return idem.replay  # type: ignore[return-value]
-    detail, created = await billing_service.take_counter_payment(
+    detail, created = await counter_service.take_counter_payment(
         session, principal, invoice_id, body
     )
     if not created:
@@ -702,7 +704,7 @@ async def invoice_receipts(
 ) -> list[ReceiptOut]:
     invoice = await billing_service.get(session, principal, invoice_id)
     return [
-        receipt_out(await billing_service.receipt_detail(session, principal, r.id))
+        receipt_out(await counter_service.receipt_detail(session, principal, r.id))
         for r in await billing_service.receipts_of(session, invoice)
     ]
 
@@ -758,7 +760,7 @@ async def get_receipt(
     principal: Principal = Depends(readers),
     session: AsyncSession = SessionDep,
 ) -> ReceiptOut:
-    return receipt_out(await billing_service.receipt_detail(session, principal, receipt_id))
+    return receipt_out(await counter_service.receipt_detail(session, principal, receipt_id))
 
 
 @router.get(
@@ -772,7 +774,7 @@ async def receipt_pdf(
     principal: Principal = Depends(readers),
     session: AsyncSession = SessionDep,
 ) -> Response:
-    detail = await billing_service.receipt_detail(session, principal, receipt_id)
+    detail = await counter_service.receipt_detail(session, principal, receipt_id)
     await session.refresh(detail.invoice)
     data = await render.receipt_pdf(
         render.ReceiptDocument(detail.receipt, detail.payments, detail.invoice)

@@ -21,7 +21,8 @@ from nidaan.billing.errors import InvoiceNotPayable, Overpayment, OverRefund
 from nidaan.billing.models import LedgerEntry
 
 
-def _constraint(exc: IntegrityError) -> str:
+def constraint_of(exc: IntegrityError) -> str:
+    """The name of the constraint (or trigger-raised rule) that refused a statement."""
     diag = getattr(exc.orig, "diag", None)
     return str(getattr(diag, "constraint_name", "") or "")
 
@@ -58,7 +59,7 @@ async def apply(
         async with session.begin_nested():
             inserted = await session.scalar(statement)
     except IntegrityError as exc:
-        name = _constraint(exc)
+        name = constraint_of(exc)
         if name.endswith("never_overpaid"):
             raise Overpayment(
                 "This payment is more than the invoice's balance due.", amount=str(amount)

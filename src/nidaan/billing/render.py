@@ -107,6 +107,7 @@ def invoice_html(document: InvoiceDocument) -> str:
             fonts=font_faces(),
             words=amount_in_words(invoice.grand_total),
             inter=invoice.supply_type == "inter_state",
+            taxed=invoice.document_type != "bill_of_supply",
             exempt=any(line.gst_treatment in ("exempt", "nil_rated") for line in document.lines),
             qr=qr_svg(document.upi_uri) if document.upi_uri else None,
             methods=METHOD_NAMES,

@@ -26,10 +26,9 @@ from nidaan.audit.service import audit_service
 from nidaan.auth.principal import Principal
 from nidaan.billing import domain, ledger, pricing, render
 from nidaan.billing.configuration import billing_configuration
-from nidaan.billing.domain import Bill, Discount, DiscountKind, LineInput, MoneyError
+from nidaan.billing.domain import Bill, Discount, DiscountKind, LineInput
 from nidaan.billing.enums import (
     BillingCycle,
-    CounterMethod,
     InvoiceKind,
     InvoiceStatus,
     LedgerKind,
@@ -44,12 +43,8 @@ from nidaan.billing.errors import (
     InvoiceNotFound,
     InvoiceNotPayable,
     InvoiceNotPending,
-    NothingToInvoice,
     OrderAlreadyInvoiced,
     OrderOnClientAccount,
-    Overpayment,
-    OverRefund,
-    UtrAlreadyUsed,
 )
 from nidaan.billing.events import InvoiceCancelled as InvoiceCancelledEvent
 from nidaan.billing.events import InvoiceIssued, InvoicePaid, PaymentCaptured
@@ -57,20 +52,17 @@ from nidaan.billing.models import (
     BillingClient,
     BillingSettings,
     ClientOrder,
-    CounterPayment,
     Invoice,
     InvoiceLine,
     Receipt,
 )
 from nidaan.billing.schemas import (
-    ConsolidatedInvoiceCreate,
-    CounterPaymentCreate,
     DiscountIn,
     InvoiceCreate,
 )
 from nidaan.events.service import publish
 from nidaan.kit.db import get_in_organisation
-from nidaan.kit.errors import Conflict, Forbidden, InvalidInput, NidaanError, NotFound
+from nidaan.kit.errors import Forbidden, InvalidInput
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value, next_value_gapless
@@ -85,15 +77,6 @@ from nidaan.tenancy.service import tenancy_service
 
 #: The name billing's holds carry on a report (``reports.release``).
 REPORT_HOLDER = "billing"
-#: Methods the sync ``payment`` entity accepts (older clients); REST adds bank transfers.
-METHODS = frozenset({"cash", "upi", "card", "cheque"})
-COUNTER_METHODS = frozenset(CounterMethod)
-CLOCK_SKEW_SECONDS = 600
-MAX_AMOUNT = domain.MAX_AMOUNT
-
-
-class PaymentIdConflict(Conflict):
-    code = "payment_id_conflict"
 
 
 @dataclass(frozen=True)
@@ -123,30 +106,8 @@ class CounterUpi:
     reference: str
 
 
-@dataclass(frozen=True)
-class ReceiptDetail:
-    receipt: Receipt
-    payments: list[CounterPayment]
-    invoice: Invoice
-
-
 def today_in_india() -> date:
     return utcnow().astimezone(IST).date()
-
-
-def snapshot(payment: CounterPayment) -> dict[str, Any]:
-    return {
-        "order_id": str(payment.order_id) if payment.order_id else None,
-        "branch_id": str(payment.branch_id),
-        "invoice_id": str(payment.invoice_id) if payment.invoice_id else None,
-        "amount": str(payment.amount),
-        "method": payment.method,
-        "reference": payment.reference,
-        "utr": payment.utr,
-        "status": payment.status,
-        "review_reason": payment.review_reason,
-        "received_at": payment.received_at.isoformat(),
-    }
 
 
 def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:
@@ -167,20 +128,10 @@ def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def _amount(raw: Any) -> Decimal:
-    try:
-        amount = domain.rupees(raw)
-    except MoneyError as exc:
-        raise InvalidInput(str(exc), field="amount") from None
-    if amount == 0:
-        raise InvalidInput("amount must be non-zero and under 1 crore.", field="amount")
-    return amount
-
-
 class BillingService:
     # ================================================================== invoices: create
 
-    async def _seller(
+    async def seller(
         self, session: AsyncSession, settings: BillingSettings, branch: Branch
     ) -> Seller:
         organisation = await tenancy_service.get_organisation_unscoped(
@@ -210,7 +161,7 @@ class BillingService:
             state=state,
         )
 
-    async def _branch(
+    async def branch_for(
         self, session: AsyncSession, caller: Principal, branch_id: uuid.UUID
     ) -> Branch:
         branch = await tenancy_service.get_branch(session, caller, branch_id)
@@ -236,7 +187,7 @@ class BillingService:
         """Bill an order to its patient (or to a per-order B2B client)."""
         org = caller.organisation_id
         order = await orders_service.get(session, caller, data.order_id)
-        branch = await self._branch(session, caller, order.branch_id)
+        branch = await self.branch_for(session, caller, order.branch_id)
         existing = await self.live_invoice_for_order(session, org, order.id)
         if existing is not None:
             raise OrderAlreadyInvoiced(
@@ -250,7 +201,7 @@ class BillingService:
                 client_id=str(on_account.client_id),
             )
         settings = await billing_configuration.settings_for(session, org)
-        seller = await self._seller(session, settings, branch)
+        seller = await self.seller(session, settings, branch)
         client = None
         if data.client_id is not None:
             client = await billing_configuration.get_client(session, caller, data.client_id)
@@ -262,7 +213,7 @@ class BillingService:
                     f"(POST /api/v1/billing-clients/{client.id}/orders).",
                     field="client_id",
                 )
-        rate_list = await self._rate_list_for(session, caller, order, client, data.rate_list_id)
+        rate_list = await self.rate_list_for(session, caller, order, client, data.rate_list_id)
         book = await pricing.price_book(session, org, rate_list)
         lines = await pricing.order_lines(session, caller, order, book)
         if not lines:
@@ -276,10 +227,10 @@ class BillingService:
                 lines.append(pricing.home_collection_line(charge))
         buyer = await self._buyer(session, caller, order, client, data)
         discount = self._discount(data.discount)
-        bill = self._price(lines, seller, buyer, discount, settings, data.place_of_supply)
+        bill = self.price_lines(lines, seller, buyer, discount, settings, data.place_of_supply)
         if client is not None:
-            await self._check_credit(session, client, bill.grand_total)
-        invoice = self._new_invoice(
+            await self.check_credit(session, client, bill.grand_total)
+        invoice = self.new_invoice(
             caller,
             kind=InvoiceKind.ORDER,
             branch=branch,
@@ -295,9 +246,9 @@ class BillingService:
         pending = discount is not None and domain.needs_approval(
             bill.discount_percent, caller.roles, settings.discount_limits or {}
         )
-        return await self._save_new(session, caller, invoice, bill, settings, pending=pending)
+        return await self.save_new(session, caller, invoice, bill, settings, pending=pending)
 
-    async def _rate_list_for(
+    async def rate_list_for(
         self,
         session: AsyncSession,
         caller: Principal,
@@ -381,7 +332,7 @@ class BillingService:
         return Discount(DiscountKind(given.kind), given.value, given.reason.strip())
 
     @staticmethod
-    def _price(
+    def price_lines(
         lines: Sequence[LineInput],
         seller: Seller,
         buyer: Buyer,
@@ -411,7 +362,7 @@ class BillingService:
         except ValueError as exc:
             raise InvalidBillingInput(str(exc), field="discount") from None
 
-    def _new_invoice(
+    def new_invoice(
         self,
         caller: Principal,
         *,
@@ -508,7 +459,7 @@ class BillingService:
             for position, line in enumerate(bill.lines, start=1)
         ]
 
-    async def _save_new(
+    async def save_new(
         self,
         session: AsyncSession,
         caller: Principal,
@@ -614,6 +565,9 @@ class BillingService:
         settings = settings or await billing_configuration.settings_for(
             session, invoice.organisation_id
         )
+        if not settings.hold_report_until_paid:
+            # Switching the option off released every billing hold (lift_all_report_holds).
+            return
         owes = (
             invoice.status == InvoiceStatus.ISSUED
             and invoice.client_id is None
@@ -637,7 +591,7 @@ class BillingService:
                 actor=actor,
             )
 
-    async def _check_credit(
+    async def check_credit(
         self, session: AsyncSession, client: BillingClient, adding: Decimal
     ) -> None:
         if client.credit_limit is None:
@@ -672,145 +626,6 @@ class BillingService:
             )
         )
         return Decimal(unbilled or 0)
-
-    # ================================================================== client accounts
-
-    async def add_client_order(
-        self, session: AsyncSession, caller: Principal, client_id: uuid.UUID, order_id: uuid.UUID
-    ) -> ClientOrder:
-        """Put an order on a monthly client's account (checked against its credit limit)."""
-        client = await billing_configuration.get_client(session, caller, client_id)
-        if not client.is_active or client.billing_cycle != BillingCycle.MONTHLY:
-            raise InvalidBillingInput(
-                "Only active monthly clients take orders on account; bill per-order clients "
-                "with POST /api/v1/invoices.",
-                field="client_id",
-            )
-        order = await orders_service.get(session, caller, order_id)
-        await self._branch(session, caller, order.branch_id)
-        existing = await session.get(ClientOrder, order.id)
-        if existing is not None:
-            if existing.client_id == client.id:
-                return existing
-            raise OrderOnClientAccount(
-                "The order is on another client's account.", client_id=str(existing.client_id)
-            )
-        invoiced = await self.live_invoice_for_order(session, caller.organisation_id, order.id)
-        if invoiced is not None:
-            raise OrderAlreadyInvoiced(
-                f"Order {order.order_number} already has invoice {invoiced.number}.",
-                invoice_id=str(invoiced.id),
-            )
-        rate_list = await self._rate_list_for(session, caller, order, client, None)
-        book = await pricing.price_book(session, caller.organisation_id, rate_list)
-        lines = await pricing.order_lines(session, caller, order, book)
-        amount = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
-        await self._check_credit(session, client, amount)
-        row = ClientOrder(
-            organisation_id=caller.organisation_id,
-            order_id=order.id,
-            client_id=client.id,
-            amount=domain.round_paisa(amount),
-            added_at=utcnow(),
-            added_by_id=caller.id if caller.kind == "user" else None,
-        )
-        session.add(row)
-        await session.flush()
-        await audit_service.record(
-            session,
-            organisation_id=caller.organisation_id,
-            actor=caller.actor,
-            action="billing.order_on_account",
-            entity_type="order",
-            entity_id=order.id,
-            after={"client_id": client.id, "amount": row.amount},
-        )
-        return row
-
-    async def client_orders(
-        self, session: AsyncSession, caller: Principal, client_id: uuid.UUID, *, unbilled: bool
-    ) -> list[ClientOrder]:
-        client = await billing_configuration.get_client(session, caller, client_id)
-        statement = select(ClientOrder).where(ClientOrder.client_id == client.id)
-        if unbilled:
-            statement = statement.where(ClientOrder.invoice_id.is_(None))
-        return list(await session.scalars(statement.order_by(ClientOrder.added_at)))
-
-    async def create_consolidated_invoice(
-        self, session: AsyncSession, caller: Principal, data: ConsolidatedInvoiceCreate
-    ) -> Invoice:
-        """One invoice for every order put on a monthly client's account in ``month`` (IST)."""
-        org = caller.organisation_id
-        client = await billing_configuration.get_client(session, caller, data.client_id)
-        if client.billing_cycle != BillingCycle.MONTHLY:
-            raise InvalidBillingInput("This client is billed per order.", field="client_id")
-        branch = await self._branch(session, caller, data.branch_id)
-        year, month = (int(p) for p in data.month.split("-"))
-        start = date(year, month, 1)
-        end = date(year + month // 12, month % 12 + 1, 1)
-        start_utc = datetime.combine(start, datetime.min.time(), IST)
-        end_utc = datetime.combine(end, datetime.min.time(), IST)
-        # Lock the client's unbilled orders of the month: two runs cannot bill one twice.
-        rows = list(
-            await session.scalars(
-                select(ClientOrder)
-                .where(
-                    ClientOrder.client_id == client.id,
-                    ClientOrder.invoice_id.is_(None),
-                    ClientOrder.added_at >= start_utc,
-                    ClientOrder.added_at < end_utc,
-                )
-                .order_by(ClientOrder.added_at)
-                .with_for_update()
-            )
-        )
-        if not rows:
-            raise NothingToInvoice(f"{client.name} has no orders on account in {data.month}.")
-        settings = await billing_configuration.settings_for(session, org)
-        seller = await self._seller(session, settings, branch)
-        rate_list = (
-            await billing_configuration.get_rate_list(session, caller, client.rate_list_id)
-            if client.rate_list_id
-            else await billing_configuration.default_rate_list(session, org)
-        )
-        book = await pricing.price_book(session, org, rate_list)
-        grouped: dict[tuple[Any, ...], LineInput] = {}
-        for row in rows:
-            order = await orders_service.get(session, caller, row.order_id)
-            for line in await pricing.order_lines(session, caller, order, book):
-                key = (line.kind, line.source_id, line.unit_price)
-                if key in grouped:
-                    known = grouped[key]
-                    grouped[key] = LineInput(
-                        **{**known.__dict__, "quantity": known.quantity + 1, "order_id": None}
-                    )
-                else:
-                    grouped[key] = LineInput(**{**line.__dict__, "order_id": None})
-        buyer = Buyer(
-            client.name,
-            client.gstin,
-            client.address,
-            client.pincode,
-            billing_configuration.client_state(client),
-        )
-        bill = self._price(list(grouped.values()), seller, buyer, None, settings)
-        invoice = self._new_invoice(
-            caller,
-            kind=InvoiceKind.CONSOLIDATED,
-            branch=branch,
-            seller=seller,
-            buyer=buyer,
-            bill=bill,
-            discount=None,
-            client=client,
-            rate_list_id=rate_list.id if rate_list else None,
-            period=(start, end - timedelta(days=1)),
-        )
-        invoice = await self._save_new(session, caller, invoice, bill, settings, pending=False)
-        for row in rows:
-            row.invoice_id = invoice.id
-        await session.flush()
-        return invoice
 
     # ================================================================== approval & cancel
 
@@ -1033,9 +848,22 @@ class BillingService:
         return await self.get_in(session, caller.organisation_id, invoice_id)
 
     async def get_in(
-        self, session: AsyncSession, organisation_id: uuid.UUID, invoice_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        invoice_id: uuid.UUID,
+        *,
+        fresh: bool = False,
     ) -> Invoice:
-        invoice = await get_in_organisation(session, Invoice, invoice_id, organisation_id)
+        """The invoice; ``fresh`` re-reads it (amounts moved by the ledger trigger)."""
+        if fresh:
+            invoice = await session.scalar(
+                select(Invoice)
+                .where(Invoice.id == invoice_id, Invoice.organisation_id == organisation_id)
+                .execution_options(populate_existing=True)
+            )
+        else:
+            invoice = await get_in_organisation(session, Invoice, invoice_id, organisation_id)
         if invoice is None:
             raise InvoiceNotFound("No such invoice in your organisation.", entity="invoice")
         return invoice
@@ -1117,119 +945,10 @@ class BillingService:
         )
         return await paginate(session, statement, page)
 
-    async def client_open_invoices(
-        self, session: AsyncSession, client: BillingClient
-    ) -> list[Invoice]:
-        return list(
-            await session.scalars(
-                select(Invoice)
-                .where(
-                    Invoice.organisation_id == client.organisation_id,
-                    Invoice.client_id == client.id,
-                    Invoice.status == InvoiceStatus.ISSUED,
-                    Invoice.balance_due > 0,
-                )
-                .order_by(Invoice.invoice_date)
-            )
-        )
-
-    # ================================================================== counter payments
-
-    async def take_counter_payment(
-        self,
-        session: AsyncSession,
-        caller: Principal,
-        invoice_id: uuid.UUID,
-        data: CounterPaymentCreate,
-    ) -> tuple[ReceiptDetail, bool]:
-        """Record one or more tenders (split tender) on an invoice, with one receipt.
-
-        Returns (receipt, created); a known receipt ``id`` with the same tenders is a replay.
-        """
-        if data.id is not None:
-            known = await session.get(Receipt, data.id)
-            if known is not None:
-                if (
-                    known.organisation_id != caller.organisation_id
-                    or known.invoice_id != invoice_id
-                ):
-                    raise PaymentIdConflict("This receipt id is already used.")
-                detail = await self.receipt_detail(session, caller, known.id)
-                if sorted((p.method, p.amount) for p in detail.payments) != sorted(
-                    (str(t.method), t.amount) for t in data.tenders
-                ):
-                    raise PaymentIdConflict("This receipt id was used for other tenders.")
-                return detail, False
-        invoice = await self.get_for_update(session, caller, invoice_id)
-        self._require_payable(invoice)
-        if not caller.may_use_branch(invoice.branch_id):
-            raise Forbidden("You do not work at this invoice's branch.")
-        when = self._received_at(data.received_at)
-        tenders = [self._tender(t.method, t.amount, t.reference, t.utr) for t in data.tenders]
-        total = sum((t[1] for t in tenders), Decimal("0"))
-        if total > invoice.balance_due:
-            raise Overpayment(
-                f"The tenders come to {total}, more than the balance due of {invoice.balance_due}.",
-                balance_due=str(invoice.balance_due),
-            )
-        receipt = await self._new_receipt(session, invoice, total, "counter", when, caller)
-        if data.id is not None:
-            receipt.id = data.id
-        session.add(receipt)
-        await session.flush()
-        payments = []
-        for method, amount, reference, utr in tenders:
-            payments.append(
-                CounterPayment(
-                    organisation_id=caller.organisation_id,
-                    order_id=invoice.order_id,
-                    branch_id=invoice.branch_id,
-                    invoice_id=invoice.id,
-                    receipt_id=receipt.id,
-                    amount=amount,
-                    method=method,
-                    reference=reference,
-                    utr=utr,
-                    status="applied",
-                    received_at=when,
-                    received_by_id=caller.id if caller.kind == "user" else None,
-                )
-            )
-        session.add_all(payments)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError as exc:
-            if "uq_counter_payments_utr" in str(exc.orig):
-                raise UtrAlreadyUsed(
-                    "A payment with this UPI UTR is already recorded.", field="utr"
-                ) from None
-            raise
-        for payment in payments:
-            await ledger.apply(
-                session,
-                organisation_id=invoice.organisation_id,
-                invoice_id=invoice.id,
-                kind=LedgerKind.PAYMENT,
-                amount=payment.amount,
-                effect_key=f"counter:{payment.id}",
-                counter_payment_id=payment.id,
-            )
-            await audit_service.record(
-                session,
-                organisation_id=caller.organisation_id,
-                actor=caller.actor,
-                action="payment.recorded",
-                entity_type="payment",
-                entity_id=payment.id,
-                after={**snapshot(payment), "receipt": receipt.number},
-            )
-        await self.after_money(session, invoice, caller.actor)
-        await self._captured(session, invoice, receipt, "counter", [p.method for p in payments])
-        return ReceiptDetail(receipt, payments, invoice), True
+    # ================================================================== money on invoices
 
     @staticmethod
-    def _require_payable(invoice: Invoice) -> None:
+    def require_payable(invoice: Invoice) -> None:
         if invoice.kind == InvoiceKind.CREDIT_NOTE:
             raise InvoiceNotPayable("A credit note takes no payments.")
         if invoice.status == InvoiceStatus.CANCELLED:
@@ -1237,50 +956,7 @@ class BillingService:
         if invoice.status == InvoiceStatus.PENDING_APPROVAL:
             raise InvoiceNotPayable("This invoice's discount awaits approval; it is not issued.")
 
-    @staticmethod
-    def _received_at(given: datetime | None) -> datetime:
-        now = utcnow()
-        when = given or now
-        if when.tzinfo is None:
-            raise InvalidInput("received_at needs a time zone.", field="received_at")
-        if (when - now).total_seconds() > CLOCK_SKEW_SECONDS:
-            raise InvalidInput("received_at is in the future.", field="received_at")
-        return when
-
-    @staticmethod
-    def _tender(
-        method: str, amount: Decimal, reference: str | None, utr: str | None
-    ) -> tuple[str, Decimal, str | None, str | None]:
-        method = str(method)
-        try:
-            value = domain.rupees(amount)
-        except MoneyError as exc:
-            raise InvalidInput(str(exc), field="tenders.amount") from None
-        if value <= 0:
-            raise InvalidInput("Each tender is a positive amount.", field="tenders.amount")
-        reference = (reference or "").strip() or None
-        if method == CounterMethod.UPI:
-            if not utr:
-                raise InvalidInput(
-                    "A UPI payment needs the 12-digit UTR from the payer's app.", field="utr"
-                )
-            try:
-                utr = domain.check_utr(utr)
-            except ValueError as exc:
-                raise InvalidInput(str(exc), field="utr") from None
-        elif utr:
-            raise InvalidInput("Only UPI payments carry a UTR.", field="utr")
-        if (
-            method in (CounterMethod.CARD, CounterMethod.CHEQUE, CounterMethod.BANK_TRANSFER)
-            and not reference
-        ):
-            raise InvalidInput(
-                f"A {method} payment needs its reference (approval code, cheque or UTR number).",
-                field="reference",
-            )
-        return method, value, reference, utr
-
-    async def _new_receipt(
+    async def new_receipt(
         self,
         session: AsyncSession,
         invoice: Invoice,
@@ -1309,7 +985,7 @@ class BillingService:
             received_by_id=caller.id if caller is not None and caller.kind == "user" else None,
         )
 
-    async def _captured(
+    async def announce_captured(
         self,
         session: AsyncSession,
         invoice: Invoice,
@@ -1395,11 +1071,11 @@ class BillingService:
         )
         if not applied:
             return None
-        receipt = await self._new_receipt(session, invoice, amount, gateway, received_at, None)
+        receipt = await self.new_receipt(session, invoice, amount, gateway, received_at, None)
         session.add(receipt)
         await session.flush()
         await self.after_money(session, invoice, actor)
-        await self._captured(session, invoice, receipt, gateway, [method or gateway])
+        await self.announce_captured(session, invoice, receipt, gateway, [method or gateway])
         return receipt
 
     async def apply_refund(
@@ -1426,39 +1102,7 @@ class BillingService:
             await self.after_money(session, invoice, actor)
         return applied
 
-    async def counter_payment(
-        self, session: AsyncSession, organisation_id: uuid.UUID, payment_id: uuid.UUID
-    ) -> CounterPayment | None:
-        return await get_in_organisation(session, CounterPayment, payment_id, organisation_id)
-
-    async def counter_payments_of(
-        self, session: AsyncSession, invoice: Invoice
-    ) -> list[CounterPayment]:
-        return list(
-            await session.scalars(
-                select(CounterPayment)
-                .where(CounterPayment.invoice_id == invoice.id)
-                .order_by(CounterPayment.received_at, CounterPayment.id)
-            )
-        )
-
     # ------------------------------------------------------------------ receipts
-
-    async def receipt_detail(
-        self, session: AsyncSession, caller: Principal, receipt_id: uuid.UUID
-    ) -> ReceiptDetail:
-        receipt = await get_in_organisation(session, Receipt, receipt_id, caller.organisation_id)
-        if receipt is None:
-            raise NotFound("No such receipt in your organisation.", entity="receipt")
-        payments = list(
-            await session.scalars(
-                select(CounterPayment)
-                .where(CounterPayment.receipt_id == receipt.id)
-                .order_by(CounterPayment.id)
-            )
-        )
-        invoice = await self.get_in(session, caller.organisation_id, receipt.invoice_id)
-        return ReceiptDetail(receipt, payments, invoice)
 
     async def receipts_of(self, session: AsyncSession, invoice: Invoice) -> list[Receipt]:
         return list(
@@ -1476,7 +1120,7 @@ class BillingService:
     ) -> CounterUpi:
         """The ``upi://pay`` intent for the invoice's balance (payee from the branch)."""
         invoice = await self.get(session, caller, invoice_id)
-        self._require_payable(invoice)
+        self.require_payable(invoice)
         if invoice.balance_due <= 0:
             raise InvoiceNotPayable("Nothing is due on this invoice.")
         upi = await self._upi_uri(session, invoice)
@@ -1530,166 +1174,6 @@ class BillingService:
             credit_note_for=original,
             upi_uri=upi,
         )
-
-    # ------------------------------------------------------------------ sync entity
-
-    async def record_payment(
-        self,
-        session: AsyncSession,
-        caller: Principal,
-        *,
-        order_id: uuid.UUID,
-        amount: Any,
-        method: str,
-        reference: str | None = None,
-        received_at: datetime | None = None,
-        payment_id: uuid.UUID | None = None,
-        utr: str | None = None,
-    ) -> tuple[CounterPayment, bool]:
-        """Record a counter payment against an order (the sync ``payment`` entity).
-
-        It lands on the order's invoice — the one REST created, or one made now from the
-        default prices — so both paths meet on the same invoice. Money taken offline is a
-        fact: a payment the invoice cannot take (it would overpay, the invoice awaits an
-        approval) is kept as ``held`` for a person to resolve, never refused.
-        Returns (payment, created); a known id with the same content is a replay.
-        """
-        org = caller.organisation_id
-        value = _amount(amount)
-        method = (method or "").strip().lower()
-        if method not in METHODS:
-            raise InvalidInput(f"method must be one of {sorted(METHODS)}.", field="method")
-        if payment_id is not None:
-            existing = await session.get(CounterPayment, payment_id)
-            if existing is not None:
-                if existing.organisation_id == org and (
-                    existing.order_id,
-                    existing.amount,
-                    existing.method,
-                ) == (order_id, value, method):
-                    return existing, False
-                raise PaymentIdConflict("This payment id is already used for another payment.")
-        order = await get_in_organisation(session, Order, order_id, org)
-        if order is None:
-            raise NotFound("No such order.")
-        if not caller.may_use_branch(order.branch_id):
-            raise Forbidden("You do not work at this order's branch.")
-        when = self._received_at(received_at)
-        if utr is not None:
-            try:
-                utr = domain.check_utr(utr)
-            except ValueError as exc:
-                raise InvalidInput(str(exc), field="utr") from None
-        invoice, reason = await self._invoice_for_counter(session, caller, order)
-        if invoice is not None:
-            reason = self._fits(invoice, value)
-
-        def row(status: str, why: str | None, receipt: Receipt | None) -> CounterPayment:
-            payment = CounterPayment(
-                organisation_id=org,
-                order_id=order.id,
-                branch_id=order.branch_id,
-                invoice_id=invoice.id if invoice else None,
-                receipt_id=receipt.id if receipt else None,
-                amount=value,
-                method=method,
-                reference=(reference or "").strip() or None,
-                utr=utr,
-                received_at=when,
-                received_by_id=caller.id if caller.kind == "user" else None,
-                status=status,
-                review_reason=why[:300] if why else None,
-            )
-            if payment_id is not None:
-                payment.id = payment_id
-            return payment
-
-        payment: CounterPayment | None = None
-        receipt: Receipt | None = None
-        if invoice is not None and reason is None:
-            # Counter payments are append-only: applied or held is decided before the row is
-            # written. Losing a race with another payment rolls back and writes it held.
-            try:
-                async with session.begin_nested():
-                    if value > 0:
-                        receipt = await self._new_receipt(
-                            session, invoice, value, "counter", when, caller
-                        )
-                        session.add(receipt)
-                        await session.flush()
-                    payment = row("applied", None, receipt)
-                    session.add(payment)
-                    await session.flush()
-                    await ledger.apply(
-                        session,
-                        organisation_id=org,
-                        invoice_id=invoice.id,
-                        kind=LedgerKind.PAYMENT if value > 0 else LedgerKind.REFUND,
-                        amount=abs(value),
-                        effect_key=f"counter:{payment.id}",
-                        counter_payment_id=payment.id if value > 0 else None,
-                    )
-            except (Overpayment, OverRefund, InvoiceNotPayable) as exc:
-                payment, receipt, reason = None, None, exc.detail
-        if payment is None:
-            payment = row("held", reason, None)
-            session.add(payment)
-            await session.flush()
-        await audit_service.record(
-            session,
-            organisation_id=org,
-            actor=caller.actor,
-            action="payment.recorded",
-            entity_type="payment",
-            entity_id=payment.id,
-            after=snapshot(payment),
-        )
-        if invoice is not None and payment.status == "applied":
-            await self.after_money(session, invoice, caller.actor)
-            if receipt is not None:
-                await self._captured(session, invoice, receipt, "counter", [method])
-        return payment, True
-
-    @staticmethod
-    def _fits(invoice: Invoice, value: Decimal) -> str | None:
-        if invoice.status != InvoiceStatus.ISSUED:
-            return f"Invoice is {invoice.status.replace('_', ' ')}; payment held for review."
-        if value > 0 and value > invoice.balance_due:
-            return (
-                f"Payment of {value} exceeds the balance due of {invoice.balance_due} on "
-                f"{invoice.number}; held for review."
-            )
-        if value < 0 and -value > invoice.amount_paid - invoice.amount_refunded:
-            return f"Refund of {-value} exceeds what was paid on {invoice.number}."
-        return None
-
-    async def _invoice_for_counter(
-        self, session: AsyncSession, caller: Principal, order: Order
-    ) -> tuple[Invoice | None, str | None]:
-        invoice = await self.live_invoice_for_order(session, order.organisation_id, order.id)
-        if invoice is not None:
-            return invoice, None
-        try:
-            async with session.begin_nested():
-                invoice = await self.create_order_invoice(
-                    session, caller, InvoiceCreate(order_id=order.id)
-                )
-        except NidaanError as exc:
-            return None, f"No invoice could be made for this order: {exc.detail}"
-        return invoice, None
-
-    async def payments_for_order(
-        self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
-    ) -> list[CounterPayment]:
-        rows = await session.scalars(
-            select(CounterPayment)
-            .where(
-                CounterPayment.organisation_id == caller.organisation_id,
-                CounterPayment.order_id == order_id,
-            )
-            .order_by(CounterPayment.received_at, CounterPayment.id)
-        )
-        return list(rows)
 
     # ------------------------------------------------------------------ holds
 

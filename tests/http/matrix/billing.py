@@ -8,7 +8,9 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.enums import Role
+from nidaan.billing.accounts import client_accounts
 from nidaan.billing.configuration import billing_configuration
+from nidaan.billing.counter import counter_service
 from nidaan.billing.schemas import (
     ClientCreate,
     CounterPaymentCreate,
@@ -114,7 +116,7 @@ async def context(
     invoice = await billing_service.create_order_invoice(
         session, caller, InvoiceCreate(order_id=(await world.order("HBA1C")).id)
     )
-    detail, _ = await billing_service.take_counter_payment(
+    detail, _ = await counter_service.take_counter_payment(
         session,
         caller,
         invoice.id,
@@ -126,7 +128,7 @@ async def context(
     monthly = await billing_configuration.create_client(
         session, caller, ClientCreate(code="MONTHLY", name="Hospital", kind="hospital")
     )
-    await billing_service.add_client_order(
+    await client_accounts.add_client_order(
         session, caller, monthly.id, (await world.order("LIPID")).id
     )
     return {

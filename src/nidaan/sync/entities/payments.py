@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from nidaan.auth.enums import Role
+from nidaan.billing.counter import counter_service
 from nidaan.billing.models import CounterPayment
-from nidaan.billing.service import billing_service
 from nidaan.sync.context import OpContext
 from nidaan.sync.entities.common import op_time, op_uuid, refused
 from nidaan.sync.registry import EntityHandler, OpStatus, Outcome, Rejected, register
@@ -48,7 +48,7 @@ class PaymentHandler(EntityHandler):
         if order_id is None:
             raise Rejected("a payment needs order_id")
         _, created = await refused(
-            lambda: billing_service.record_payment(
+            lambda: counter_service.record_payment(
                 ctx.session,
                 ctx.principal,
                 order_id=order_id,
