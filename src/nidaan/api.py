@@ -21,6 +21,7 @@ MODULES = [
     "sync",
     "reports",
     "audit",
+    "analytics",
 ]
 
 api_router = APIRouter(prefix="/api/v1")
