@@ -46,6 +46,8 @@ class Session {
 	ready = $state(false);
 
 	#accounts = new AccountsDb();
+	/** The last refresh could not reach the server (offline, or the lab's line is down). */
+	#unreachable = false;
 	#refreshTimer: ReturnType<typeof setTimeout> | null = null;
 	#idleTimer: ReturnType<typeof setInterval> | null = null;
 	#channel: BroadcastChannel | null =
@@ -77,7 +79,9 @@ class Session {
 	/** At start-up: resume the session from the cookie, or (offline) from another open tab. */
 	async restore(): Promise<void> {
 		try {
-			if (await this.refresh()) return;
+			// No CSRF cookie: this browser holds no session, so there is nothing to resume.
+			if (csrfToken() && (await this.refresh())) return;
+			if (navigator.onLine && !this.#unreachable) return;
 			const peer = await this.#askPeers();
 			if (peer) {
 				this.user = peer.user;
@@ -137,6 +141,7 @@ class Session {
 				this.#accept(answer, 'online');
 				return true;
 			} catch (error) {
+				this.#unreachable = error instanceof NetworkError;
 				if (error instanceof ApiError) {
 					setAccessToken(null);
 					if (this.user && this.mode === 'online') this.mode = 'offline';
