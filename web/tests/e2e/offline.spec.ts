@@ -192,8 +192,10 @@ test('the collection-centre day without a network, and the catch-up when it retu
 		});
 
 		await step('the lab has the order, the collection with its offline time, and the payment', async () => {
-			const samples = (await call(request, 'admin', 'GET', `/api/v1/samples?order_id=${orderId}`)).items;
-			expect(samples.map((s: { status: string }) => s.status)).toEqual(['collected', 'collected']);
+			// The collection follows the order one round later (its tubes had to arrive first).
+			const samplesOf = async () => (await call(request, 'admin', 'GET', `/api/v1/samples?order_id=${orderId}`)).items;
+			await expect.poll(async () => (await samplesOf()).map((s: { status: string }) => s.status), { timeout: 20_000 }).toEqual(['collected', 'collected']);
+			const samples = await samplesOf();
 			for (const sample of samples) {
 				// Stamped with the time it happened at the centre, not when it reached the lab.
 				const at = Date.parse(sample.collected_at);
