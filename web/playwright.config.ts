@@ -31,6 +31,8 @@ export default defineConfig({
 		timezoneId: 'Asia/Kolkata',
 		viewport: { width: 1280, height: 800 },
 		trace: 'off',
+		actionTimeout: 15_000,
+		navigationTimeout: 20_000,
 		screenshot: 'only-on-failure'
 	}
 });

@@ -27,6 +27,7 @@ MODULES = [
     "notifications",
     "billing",
     "payments",
+    "analytics",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

@@ -33,7 +33,8 @@ def test_initials_and_languages() -> None:
     assert initials("  ") == "—"
     assert normalise_language("hi-IN") == "hi"
     assert normalise_language("HI") == "hi"
-    assert normalise_language("ta") == "en"
+    assert normalise_language("ta") == "ta"
+    assert normalise_language("bn") == "en"  # no Bengali report labels yet
     assert normalise_language(None) == "en"
 
 

@@ -112,7 +112,12 @@ def test_hindi_report_uses_the_devanagari_font_and_keeps_test_names() -> None:
 
 def test_fonts_come_from_the_fontpkg_packages() -> None:
     families = {face.family for face in font_faces()}
-    assert families == {"Noto Sans", "Noto Sans Devanagari"}
+    assert families == {
+        "Noto Sans",
+        "Noto Sans Devanagari",
+        "Noto Sans Tamil",
+        "Noto Sans Telugu",
+    }
     assert all(face.path.suffix == ".ttf" and face.path.is_file() for face in font_faces())
     html = render_html(sample_document("hi"))
     assert "fontpkg_noto_sans_devanagari" in html

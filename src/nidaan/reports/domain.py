@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 from nidaan.kit.time import IST
 
-LANGUAGES = ("en", "hi")
+LANGUAGES = ("en", "hi", "mr", "ta", "te")
 DEFAULT_LANGUAGE = "en"
 
 
@@ -258,6 +258,9 @@ def source_fingerprint(result_ids: Iterable[uuid.UUID]) -> str:
 _AGE_UNITS = {
     "en": {"y": "Y", "m": "M", "d": "D"},
     "hi": {"y": "वर्ष", "m": "माह", "d": "दिन"},
+    "mr": {"y": "वर्षे", "m": "महिने", "d": "दिवस"},
+    "ta": {"y": "வயது", "m": "மாதம்", "d": "நாள்"},
+    "te": {"y": "సం.", "m": "నెలలు", "d": "రోజులు"},
 }
 
 

@@ -46,6 +46,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 FONT_PACKAGES = (
     ("Noto Sans", "fontpkg_noto_sans"),
     ("Noto Sans Devanagari", "fontpkg_noto_sans_devanagari"),
+    ("Noto Sans Tamil", "fontpkg_noto_sans_tamil"),
+    ("Noto Sans Telugu", "fontpkg_noto_sans_telugu"),
 )
 
 # fontTools logs every variable-font instancing at INFO: a dozen lines per report.
@@ -147,11 +149,12 @@ def _css_string(value: str) -> markupsafe.Markup:
 
 
 def format_time(value: datetime | None, language: str) -> str:
-    """A time in the lab's zone: ``12-Mar-2026 09:41 IST`` (numeric months in Hindi)."""
+    """A time in the lab's zone: ``12-Mar-2026 09:41 IST`` (numeric months in Indian
+    languages, where an English month name would be out of place)."""
     if value is None:
         return "—"
     local = value.astimezone(IST)
-    if language == "hi":
+    if language != "en":
         return local.strftime("%d-%m-%Y %H:%M") + " IST"
     return f"{local:%d}-{_MONTHS[local.month - 1]}-{local:%Y %H:%M} IST"
 

@@ -49,7 +49,7 @@ test('sample receipt: a scanner types the accession and Enter', async ({ page, r
 
 test('result entry: keyboard through the worklist, live flags, calculated tests filled in', async ({ page, request }) => {
 	const name = unique('Worklist Patient');
-	await receivedOrder(request, name, ['GLUF', 'KFT'], { sex: 'male', age: 50 });
+	const { order } = await receivedOrder(request, name, ['GLUF', 'KFT'], { sex: 'male', age: 50 });
 
 	await signIn(page, 'technician');
 	await page.goto('/results');
@@ -74,11 +74,16 @@ test('result entry: keyboard through the worklist, live flags, calculated tests 
 		const row = rows.filter({ hasText: code });
 		if (await row.count()) await row.getByTestId('result-input').fill(value);
 	}
+	await glucose.getByTestId('result-input').focus();
+	await page.getByTestId('result-comment').fill('Fasting confirmed with the patient');
 	await expectAccessible(page);
 	await screenshot(page, '4-result-entry-en');
 	await page.keyboard.press('Control+s');
 	await expect(glucose.getByTestId('flag')).toContainText('✓');
 	await expect(page.getByTestId('calculated')).toBeVisible();
+	const saved = await call(request, 'technician', 'GET', `/api/v1/results?order_id=${order.id}`);
+	const gluf = saved.find((r: { comment: string | null; value_text: string }) => r.value_text === '95');
+	expect(gluf.comment).toBe('Fasting confirmed with the patient');
 });
 
 test('verification: critical value call with read-back, verify, the report PDF', async ({ page, request }) => {

@@ -30,6 +30,10 @@ interface SessionAnswer {
 }
 
 export type SessionMode = 'online' | 'offline';
+type PeerMessage =
+	| { type: 'logout'; reason?: 'logout' | 'idle' }
+	| { type: 'who' }
+	| { type: 'session'; user: User; mode: SessionMode; idleMinutes: number };
 const ACTIVITY_KEY = 'nidaan:last-activity';
 const REFRESH_LOCK = 'nidaan-session-refresh';
 
@@ -42,6 +46,8 @@ class Session {
 	ready = $state(false);
 
 	#accounts = new AccountsDb();
+	/** The last refresh could not reach the server (offline, or the lab's line is down). */
+	#unreachable = false;
 	#refreshTimer: ReturnType<typeof setTimeout> | null = null;
 	#idleTimer: ReturnType<typeof setInterval> | null = null;
 	#channel: BroadcastChannel | null =
@@ -50,8 +56,18 @@ class Session {
 	constructor() {
 		onUnauthorized(() => this.refresh());
 		if (this.#channel) {
-			this.#channel.onmessage = (event: MessageEvent<{ type: string; reason?: string }>) => {
-				if (event.data.type === 'logout') this.#clear((event.data.reason as 'logout') ?? 'logout');
+			this.#channel.onmessage = (event: MessageEvent<PeerMessage>) => {
+				const message = event.data;
+				if (message.type === 'logout') this.#clear(message.reason ?? 'logout');
+				else if (message.type === 'who' && this.user) {
+					// A new tab of this browser: hand it the session (memory to memory, same origin).
+					this.#channel!.postMessage({
+						type: 'session',
+						user: $state.snapshot(this.user),
+						mode: this.mode,
+						idleMinutes: this.idleMinutes
+					});
+				}
 			};
 		}
 	}
@@ -60,13 +76,41 @@ class Session {
 		return Boolean(this.user?.roles.some((r) => roles.includes(r)));
 	}
 
-	/** At start-up: resume the session from the cookie, if there is one. */
+	/** At start-up: resume the session from the cookie, or (offline) from another open tab. */
 	async restore(): Promise<void> {
 		try {
-			if (await this.refresh()) return;
+			// No CSRF cookie: this browser holds no session, so there is nothing to resume.
+			if (csrfToken() && (await this.refresh())) return;
+			if (navigator.onLine && !this.#unreachable) return;
+			const peer = await this.#askPeers();
+			if (peer) {
+				this.user = peer.user;
+				this.mode = 'offline';
+				this.idleMinutes = peer.idleMinutes;
+				this.#startIdleWatch();
+			}
 		} finally {
 			this.ready = true;
 		}
+	}
+
+	#askPeers(): Promise<Extract<PeerMessage, { type: 'session' }> | null> {
+		const channel = this.#channel;
+		if (!channel) return Promise.resolve(null);
+		return new Promise((resolve) => {
+			const listen = (event: MessageEvent<PeerMessage>) => {
+				if (event.data.type === 'session') {
+					channel.removeEventListener('message', listen);
+					resolve(event.data);
+				}
+			};
+			channel.addEventListener('message', listen);
+			channel.postMessage({ type: 'who' });
+			setTimeout(() => {
+				channel.removeEventListener('message', listen);
+				resolve(null);
+			}, 400);
+		});
 	}
 
 	async login(email: string, password: string): Promise<void> {
@@ -97,6 +141,7 @@ class Session {
 				this.#accept(answer, 'online');
 				return true;
 			} catch (error) {
+				this.#unreachable = error instanceof NetworkError;
 				if (error instanceof ApiError) {
 					setAccessToken(null);
 					if (this.user && this.mode === 'online') this.mode = 'offline';

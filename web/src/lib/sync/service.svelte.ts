@@ -5,7 +5,7 @@
  * IndexedDB outbox and shows the same status, read live from IndexedDB and from the leader's
  * broadcasts.
  *
- * The leader syncs at start, 1.5 s after a local write (any tab), every 30 s, at once when the
+ * The leader syncs at start, 0.3 s after a local write (any tab), every 30 s, at once when the
  * browser says it is back online, and on "Sync now"; failures back off from 5 s to 5 min.
  * `navigator.onLine === false` means offline; otherwise the outcome of the last sync and a
  * /healthz heartbeat decide (a LAN without uplink says "online" too).
@@ -27,7 +27,8 @@ import { Transport } from './transport';
 
 export type NetworkState = 'ONLINE' | 'OFFLINE' | 'DEGRADED' | 'AUTH_EXPIRED' | 'UPGRADE_REQUIRED';
 
-const DEBOUNCE_MS = 1_500;
+// Short: a desk action should reach the lab at once; writes made together still batch.
+const DEBOUNCE_MS = 300;
 const INTERVAL_MS = 30_000;
 const HEARTBEAT_MS = 10_000;
 const SLOW_SYNC_MS = 15_000;
