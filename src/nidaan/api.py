@@ -26,6 +26,8 @@ MODULES = [
     "files",
     "notifications",
     "billing",
+    "qc",
+    "autoverify",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

@@ -23,6 +23,7 @@ HANDLER_MODULES: list[str] = [
     "nidaan.integration.handlers",
     "nidaan.notifications.handlers",
     "nidaan.abdm.handlers",
+    "nidaan.qc.handlers",
 ]
 
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]

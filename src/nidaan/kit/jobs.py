@@ -39,6 +39,7 @@ TASK_MODULES: list[str] = [
     "nidaan.files.tasks",
     "nidaan.notifications.tasks",
     "nidaan.abdm.tasks",
+    "nidaan.qc.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...
