@@ -36,8 +36,6 @@ class Evaluation(IdMixin, TenantMixin, Base):
     """What the rules (and the second opinion) made of one entered value of a result."""
 
     __tablename__ = "autoverify_evaluations"
-    # One evaluation per entered value: a redelivered event evaluates nothing twice.
-    __table_args__ = (UniqueConstraint("result_id", "entered_at"),)
 
     result_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("results.id", ondelete="CASCADE"), index=True
@@ -55,6 +53,8 @@ class Evaluation(IdMixin, TenantMixin, Base):
     model_score: Mapped[float | None] = mapped_column(Float)
     model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("autoverify_models.id"))
     evaluated_at: Mapped[datetime]
+    # What asked: a value was entered, or a QC block on its instrument was lifted.
+    trigger: Mapped[str] = mapped_column(String(32))
 
 
 class SecondOpinionModel(IdMixin, TenantMixin, Base):

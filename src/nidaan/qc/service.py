@@ -1191,6 +1191,49 @@ class QcService:
         )
         return await paginate(session, statement, page)
 
+    async def last_passed(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        pairs: set[tuple[uuid.UUID, uuid.UUID]],
+    ) -> dict[tuple[uuid.UUID, uuid.UUID], datetime]:
+        """When a QC run of each (instrument, test) last passed (warnings count as passed)."""
+        if not pairs:
+            return {}
+        rows = await session.execute(
+            select(QcRun.instrument_id, QcRun.test_id, func.max(QcRun.started_at))
+            .where(
+                QcRun.organisation_id == organisation_id,
+                QcRun.instrument_id.in_({i for i, _ in pairs}),
+                QcRun.test_id.in_({t for _, t in pairs}),
+                QcRun.outcome.in_([RunOutcome.PASSED, RunOutcome.WARNING]),
+            )
+            .group_by(QcRun.instrument_id, QcRun.test_id)
+        )
+        return {(i, t): at for i, t, at in rows if (i, t) in pairs}
+
+    async def runs_between(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        since: datetime,
+        until: datetime,
+    ) -> list[QcRun]:
+        """Judged runs (passed, warning, rejected) that started in a period, oldest first
+        (what the autoverification simulation replays)."""
+        return list(
+            await session.scalars(
+                select(QcRun)
+                .where(
+                    QcRun.organisation_id == organisation_id,
+                    QcRun.started_at < until,
+                    QcRun.started_at >= since - timedelta(days=7),
+                    QcRun.outcome != RunOutcome.PENDING,
+                )
+                .order_by(QcRun.started_at)
+            )
+        )
+
     async def status(
         self,
         session: AsyncSession,

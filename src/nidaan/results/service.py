@@ -1065,7 +1065,7 @@ class ResultsService:
         ):
             raise NotAutoverified(
                 "Only a current result verified by the system can be retracted.",
-                status=result.status,
+                result_status=result.status,
                 autoverified=result.autoverified,
             )
         context = await self._context(session, caller, result.order_test_id)

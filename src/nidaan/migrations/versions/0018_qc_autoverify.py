@@ -569,6 +569,7 @@ def upgrade() -> None:
         sa.Column("model_score", sa.Float(), nullable=True),
         sa.Column("model_id", sa.Uuid(), nullable=True),
         sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("trigger", sa.String(length=32), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("organisation_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -599,9 +600,6 @@ def upgrade() -> None:
             name=op.f("fk_autoverify_evaluations_test_id_catalog_tests"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_autoverify_evaluations")),
-        sa.UniqueConstraint(
-            "result_id", "entered_at", name=op.f("uq_autoverify_evaluations_result_id_entered_at")
-        ),
     )
     op.create_index(
         op.f("ix_autoverify_evaluations_organisation_id"),
