@@ -443,7 +443,7 @@ class AutoverifyService:
 
 
 def _model_key() -> bytes:
-    return second_opinion.model_key(get_settings().jwt_secret)
+    return second_opinion.model_key(get_settings().jwt_secret())
 
 
 autoverify_service = AutoverifyService()
