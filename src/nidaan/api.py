@@ -28,6 +28,8 @@ MODULES = [
     "billing",
     "payments",
     "analytics",
+    "qc",
+    "autoverify",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

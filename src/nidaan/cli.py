@@ -16,6 +16,7 @@ import typer
 
 from nidaan import command_line
 from nidaan.audit.cli import audit_app
+from nidaan.autoverify.cli import autoverify_app
 from nidaan.command_line import fail, open_database, terminal_interrupts_to_this_process
 from nidaan.config import ConfigurationError, Mode, Settings, check_production_ready, get_settings
 from nidaan.files.cli import files_app
@@ -49,6 +50,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(sync_app, name="sync")
 app.add_typer(sync_agent_app, name="sync-agent")
 app.add_typer(files_app, name="files")
+app.add_typer(autoverify_app, name="autoverify")
 app.command("worker")(worker)
 app.command("analyzer-sim")(analyzer_sim)
 app.command("interfaces")(interfaces)

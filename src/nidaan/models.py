@@ -3,6 +3,7 @@
 from nidaan.abdm import models as abdm_models  # noqa: F401
 from nidaan.audit import models as audit_models  # noqa: F401
 from nidaan.auth import models as auth_models  # noqa: F401
+from nidaan.autoverify import models as autoverify_models  # noqa: F401
 from nidaan.billing import models as billing_models  # noqa: F401
 from nidaan.catalog import models as catalog_models  # noqa: F401
 from nidaan.events import models as event_models  # noqa: F401
@@ -15,6 +16,7 @@ from nidaan.notifications import models as notification_models  # noqa: F401
 from nidaan.orders import models as order_models  # noqa: F401
 from nidaan.patients import models as patient_models  # noqa: F401
 from nidaan.payments import models as payment_models  # noqa: F401
+from nidaan.qc import models as qc_models  # noqa: F401
 from nidaan.reports import models as report_models  # noqa: F401
 from nidaan.results import models as result_models  # noqa: F401
 from nidaan.samples import models as sample_models  # noqa: F401

@@ -24,6 +24,8 @@ HANDLER_MODULES: list[str] = [
     "nidaan.notifications.handlers",
     "nidaan.abdm.handlers",
     "nidaan.payments.handlers",
+    "nidaan.qc.handlers",
+    "nidaan.autoverify.handlers",
 ]
 
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]

@@ -52,6 +52,11 @@ class InstrumentResult:
     unidentified: str | None = None
     #: The text of a coded (CE/CWE) value whose code is in ``value``.
     value_text: str | None = None
+    #: A quality-control result (the analyzer marked the sample as a control: ASTM H-12 or
+    #: O-12 ``Q``, an ARCHITECT control lot, HL7 SPM-11 ``Q``): never matched to a patient.
+    control: bool = False
+    #: The control lot the analyzer named (ARCHITECT R-3), if any.
+    control_lot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,3 +168,82 @@ def connection_state(
     if connected is None and last_message_at is not None and now - last_message_at <= RECENT:
         return ConnectionState.CONNECTED
     return ConnectionState.IDLE
+
+
+#: Instrument ``settings`` key: sample ids the analyzer uses for controls (``QC1``, or a
+#: prefix ending in ``*`` such as ``QC*``); such results go to quality control.
+CONTROL_IDS_SETTING = "control_ids"
+#: Instrument ``settings`` key: instrument codes of serum indices -> ``H``, ``I`` or ``L``.
+SERUM_INDEX_SETTING = "serum_index_codes"
+#: Serum-index codes understood without configuration (haemolysis, icterus, lipaemia).
+DEFAULT_SERUM_INDEX_CODES = {
+    "H-INDEX": "H",
+    "I-INDEX": "I",
+    "L-INDEX": "L",
+    "HEMOLYSIS": "H",
+    "ICTERUS": "I",
+    "LIPEMIA": "L",
+    "SI-H": "H",
+    "SI-I": "I",
+    "SI-L": "L",
+}
+
+
+def is_control(result: InstrumentResult, control_ids: list[str] | tuple[str, ...]) -> bool:
+    """Whether a result is quality control: marked so by the analyzer, or its sample id is one
+    of the instrument's control ids (``QC*`` matches any id starting with ``QC``)."""
+    if result.control:
+        return True
+    accession = normalize_accession(result.accession)
+    if not accession:
+        return False
+    for pattern in control_ids:
+        pattern = normalize_accession(str(pattern))
+        if pattern.endswith("*") and pattern[:-1] and accession.startswith(pattern[:-1]):
+            return True
+        if pattern and accession == pattern:
+            return True
+    return False
+
+
+def serum_index_codes(settings: dict[str, Any]) -> dict[str, str]:
+    """The instrument's serum-index codes (normalised) -> H / I / L."""
+    configured = settings.get(SERUM_INDEX_SETTING)
+    codes = configured if isinstance(configured, dict) else DEFAULT_SERUM_INDEX_CODES
+    return {
+        normalize_code(str(code)): str(kind).upper()
+        for code, kind in codes.items()
+        if str(kind).upper() in ("H", "I", "L")
+    }
+
+
+def serum_indices(
+    results: list[InstrumentResult], codes: dict[str, str]
+) -> tuple[list[InstrumentResult], dict[str, dict[str, str]]]:
+    """Take serum-index results (haemolysis, icterus, lipaemia) out of a message: the other
+    results, and ``{accession: {"H": value, ...}}`` to keep with the results of each sample."""
+    kept: list[InstrumentResult] = []
+    indices: dict[str, dict[str, str]] = {}
+    for result in results:
+        kind = codes.get(normalize_code(result.instrument_code))
+        if kind is None or not has_value(result):
+            kept.append(result)
+            continue
+        indices.setdefault(normalize_accession(result.accession), {})[kind] = result.value.strip()
+    return kept, indices
+
+
+def control_item(result: InstrumentResult, test_id: Any) -> dict[str, Any]:
+    """A control result as ``ControlResultsReceived`` carries it."""
+    return {
+        "control_id": result.accession.strip(),
+        "instrument_code": result.instrument_code,
+        "test_id": str(test_id) if test_id is not None else None,
+        "value": result.value,
+        "unit": result.unit,
+        "flags": list(result.flags),
+        "status": result.status,
+        "completed_at": result.completed_at.isoformat() if result.completed_at else None,
+        "lot": result.control_lot,
+        "segment": result.raw_segment,
+    }

@@ -27,6 +27,7 @@ from nidaan.auth.principal import Principal
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
+from nidaan.events.service import publish
 from nidaan.integration import domain
 from nidaan.integration.domain import InstrumentMessage, InstrumentResult
 from nidaan.integration.drivers.base import OrderLine, driver_names, get_driver
@@ -47,6 +48,7 @@ from nidaan.integration.errors import (
     UnknownTests,
     VersionConflict,
 )
+from nidaan.integration.events import ControlResultsReceived
 from nidaan.integration.models import (
     HospitalOrder,
     Instrument,
@@ -158,6 +160,8 @@ class IngestReport:
     duplicate: bool = False
     results: list[Result] = field(default_factory=list)
     exceptions: list[InterfaceException] = field(default_factory=list)
+    #: Quality-control results handed to quality control (``ControlResultsReceived``).
+    controls: int = 0
 
 
 class _Skip(Exception):
@@ -1206,11 +1210,27 @@ class IntegrationService:
         codes = await self.codes_of(session, list(instruments.values()))
         samples: dict[str, Sample | None] = {}
         order_tests: dict[uuid.UUID, list[OrderTest]] = {}
-        items = [
-            (instrument, stored, item)
-            for instrument, stored, message in messages
-            for item in message.results
-        ]
+        items: list[tuple[Instrument, InterfaceMessage, InstrumentResult]] = []
+        indices: dict[tuple[uuid.UUID, str], dict[str, str]] = {}
+        controls: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for instrument, stored, message in messages:
+            settings = instrument.settings or {}
+            control_ids = settings.get(domain.CONTROL_IDS_SETTING) or []
+            if not isinstance(control_ids, list | tuple):
+                control_ids = [str(control_ids)]
+            patients: list[InstrumentResult] = []
+            for item in message.results:
+                if domain.is_control(item, control_ids):
+                    test = codes[instrument.id].get(domain.normalize_code(item.instrument_code))
+                    controls.setdefault(stored.id, []).append(
+                        domain.control_item(item, test.id if test is not None else None)
+                    )
+                else:
+                    patients.append(item)
+            kept, found = domain.serum_indices(patients, domain.serum_index_codes(settings))
+            for accession, values in found.items():
+                indices[(stored.id, accession)] = values
+            items.extend((instrument, stored, item) for item in kept)
         if len(messages) > 1:
             await self._prefetch(
                 session, organisation_id, [i for _, _, i in items], samples, order_tests
@@ -1227,13 +1247,17 @@ class IntegrationService:
             except _Skip as skip:
                 skips[index] = skip
                 continue
+            raw = domain.result_raw(item, stored.id, instrument.name)
+            serum = indices.get((stored.id, domain.normalize_accession(item.accession)))
+            if serum:
+                raw["indices"] = serum
             entry = BatchEntry(
                 order_test.id,
                 value,
                 (item.unit or "").strip() or None,
                 source=ResultSource.INSTRUMENT,
                 instrument_flags=domain.join_flags(item.flags),
-                raw=domain.result_raw(item, stored.id, instrument.name),
+                raw=raw,
                 caller=caller,
             )
             matched.append((index, entry, context))
@@ -1264,6 +1288,20 @@ class IntegrationService:
                 "orders": sorted({str(r.order_id) for r in report.results}),
                 "patients": sorted({str(r.patient_id) for r in report.results}),
             }
+        for instrument, stored, _ in messages:
+            if found_controls := controls.get(stored.id):
+                reports[stored.id].controls = len(found_controls)
+                stored.links = {**stored.links, "controls": len(found_controls)}
+                await publish(
+                    session,
+                    ControlResultsReceived(
+                        organisation_id=organisation_id,
+                        instrument_id=instrument.id,
+                        message_id=stored.id,
+                        received_at=stored.received_at,
+                        controls=tuple(found_controls),
+                    ),
+                )
         await session.flush()
         return list(reports.values())
 

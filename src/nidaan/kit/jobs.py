@@ -40,6 +40,7 @@ TASK_MODULES: list[str] = [
     "nidaan.notifications.tasks",
     "nidaan.abdm.tasks",
     "nidaan.payments.tasks",
+    "nidaan.qc.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...

@@ -30,6 +30,7 @@ from nidaan.catalog import domain as catalog_domain
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
+from nidaan.events.service import publish
 from nidaan.kit.aio import pause_every
 from nidaan.kit.db import any_of, transaction_state
 from nidaan.kit.errors import NidaanError, NotFound
@@ -43,6 +44,7 @@ from nidaan.patients.service import patients_service
 from nidaan.results.domain import DeltaOutcome, Interpretation
 from nidaan.results.enums import ResultSource, ResultStatus
 from nidaan.results.errors import CalculatedResult, ResultVerified, SampleNotReady
+from nidaan.results.events import ResultsEntered
 from nidaan.results.models import Result
 from nidaan.results.service import (
     EntryOutcome,
@@ -521,3 +523,9 @@ class _Batch:
                 await self.service._raise_critical(
                     session, self._caller_of(plan), outcome.result, plan.interpretation
                 )
+        entered = tuple(
+            outcome.result.id
+            for plan in plans
+            if isinstance(outcome := outcomes[plan.index], EntryOutcome)
+        )
+        await publish(session, ResultsEntered(organisation_id=self.org, result_ids=entered))

@@ -54,3 +54,13 @@ class InvalidResultValue(InvalidInput):
 class ClientIdConflict(Conflict):
     code = "id_conflict"
     title = "Id already used with other content"
+
+
+class VerificationBlocked(Conflict):
+    code = "verification_blocked"
+    title = "Verification blocked"
+
+
+class NotAutoverified(Conflict):
+    code = "not_autoverified"
+    title = "Result was not autoverified"

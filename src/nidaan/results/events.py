@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from nidaan.events.base import DomainEvent
 
@@ -35,3 +36,25 @@ class CriticalValueDetected(DomainEvent):
     test_id: uuid.UUID
     value: str
     flag: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultsEntered(DomainEvent):
+    """Values were entered (or re-entered before verification) for these results; what
+    decides about unverified results (autoverification) reacts to it."""
+
+    name = "results.entered"
+    result_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerificationGateLifted(DomainEvent):
+    """``holder``'s gate on an instrument and test was lifted: its results entered from
+    ``since`` to ``lifted_at`` may be verified again (those held for a re-run excepted)."""
+
+    name = "results.verification_gate_lifted"
+    instrument_id: uuid.UUID
+    test_id: uuid.UUID
+    holder: str
+    since: datetime
+    lifted_at: datetime

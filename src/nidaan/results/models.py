@@ -75,6 +75,41 @@ class Result(IdMixin, TenantMixin, TimestampMixin, Base):
     entered_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     verified_at: Mapped[datetime | None]
     verified_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # The analyzer that measured it (results landed from an instrument): quality control
+    # gates verification per instrument and test.
+    instrument_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("instruments.id", ondelete="SET NULL"), index=True
+    )
+    # Verified by the system actor under an autoverification rule set, not by a person.
+    autoverified: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # Why it waits for a person (e.g. the autoverification rule that stopped it); shown on
+    # the verification worklist. Cleared when the value changes.
+    review_reason: Mapped[str | None] = mapped_column(String(300))
+
+
+class VerificationGate(Base):
+    """Something that keeps results of one instrument and test from being verified.
+
+    Other modules place and lift gates through ``results.gates`` (quality control: "the
+    latest QC run of this analyte on this analyzer failed") without results knowing them.
+    While a gate stands, results of that instrument and test entered at or after ``since``
+    cannot be verified, by a person or by the system.
+    """
+
+    __tablename__ = "result_verification_gates"
+
+    instrument_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True
+    )
+    test_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog_tests.id"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
+    )
+    reason: Mapped[str] = mapped_column(String(300))
+    since: Mapped[datetime]
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime]
 
 
 class ResultVerification(IdMixin, TenantMixin, Base):

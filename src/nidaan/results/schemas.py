@@ -111,6 +111,16 @@ class ResultOut(Schema):
     entered_by_id: uuid.UUID | None
     verified_at: datetime | None
     verified_by_id: uuid.UUID | None
+    instrument_id: uuid.UUID | None = Field(
+        description="The analyzer that measured it (empty for values entered by hand)"
+    )
+    autoverified: bool = Field(
+        description="Verified by the system under the test's autoverification rules"
+    )
+    review_reason: str | None = Field(
+        description="Why it waits for a person, e.g. the autoverification rule that stopped it",
+        examples=["Rule 3 (delta): changed 45% since 2025-01-02 (limit 30%)"],
+    )
     verifications: list[VerificationOut] = Field(default_factory=list)
 
 
@@ -165,6 +175,13 @@ class PendingVerificationOut(Schema):
     unit: str | None
     flag: Flag | None
     hold_reason: str | None
+    review_reason: str | None = Field(
+        description="Why it waits for a person (the autoverification rule that stopped it)"
+    )
+    blocked_reason: str | None = Field(
+        description="Why it cannot be verified now (a quality-control rejection of its "
+        "instrument and test); verifying it answers 409"
+    )
     result_version: int
     entered_at: datetime
     entered_by_id: uuid.UUID | None

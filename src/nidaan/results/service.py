@@ -55,15 +55,18 @@ from nidaan.results.errors import (
     ClientIdConflict,
     IllegalTransition,
     InvalidResultValue,
+    NotAutoverified,
     OrderTestNotActive,
     ResultHeld,
     ResultVerified,
     SampleNotReady,
     SecondVerifierRequired,
     SelfVerificationNotAllowed,
+    VerificationBlocked,
 )
-from nidaan.results.events import CriticalValueDetected, ResultsVerified
-from nidaan.results.models import CriticalAlert, Result, ResultVerification
+from nidaan.results.events import CriticalValueDetected, ResultsEntered, ResultsVerified
+from nidaan.results.gates import verification_gates
+from nidaan.results.models import CriticalAlert, Result, ResultVerification, VerificationGate
 from nidaan.samples.enums import SampleStatus
 from nidaan.samples.models import Sample
 from nidaan.samples.service import samples_service
@@ -76,6 +79,8 @@ __all__ = ["ReportLine", "Signatory", "results_service"]
 
 READY_SAMPLE_STATES = frozenset({SampleStatus.RECEIVED, SampleStatus.IN_PROCESS})
 OPEN_TEST_STATES = frozenset({OrderTestStatus.ACTIVE, OrderTestStatus.RESULTED})
+#: The signatory id a report shows for a result the system verified (autoverification).
+AUTOVERIFIER_ID = uuid.UUID(int=0)
 #: How far in the future a "notified at" time may be (clock skew of the caller's device).
 NOTIFIED_AT_SKEW = timedelta(minutes=5)
 
@@ -102,6 +107,9 @@ _SNAPSHOT_FIELDS = (
     "entered_by_id",
     "verified_by_id",
     "verified_at",
+    "instrument_id",
+    "autoverified",
+    "review_reason",
 )
 
 
@@ -122,6 +130,17 @@ def _alert_snapshot(alert: CriticalAlert) -> dict[str, Any]:
         "read_back": alert.read_back,
         "notes": alert.notes,
     }
+
+
+def system_principal(organisation_id: uuid.UUID, label: str) -> Principal:
+    """The system actor of ``organisation_id`` (audit kind ``system``), e.g. autoverification."""
+    return Principal(
+        kind="system",
+        id=uuid.UUID(int=0),
+        organisation_id=organisation_id,
+        roles=frozenset({"system"}),
+        label=label,
+    )
 
 
 def _user_id(caller: Principal) -> uuid.UUID | None:
@@ -171,6 +190,8 @@ class PendingVerification:
     unit: str | None
     flag: str | None
     hold_reason: str | None
+    review_reason: str | None
+    blocked_reason: str | None
     result_version: int
     entered_at: datetime
     entered_by_id: uuid.UUID | None
@@ -292,6 +313,9 @@ def entry_fields(
         "raw": raw,
         "entered_at": utcnow(),
         "entered_by_id": _user_id(caller),
+        # An analyzer enters as itself: its results are gated by its quality control.
+        "instrument_id": caller.id if caller.kind == "instrument" else None,
+        "review_reason": None,
     }
 
 
@@ -640,6 +664,10 @@ class ResultsService:
             created = False
         await self._raise_critical(session, caller, result, interpretation)
         await self._mark_in_progress(session, caller, context)
+        await publish(
+            session,
+            ResultsEntered(organisation_id=caller.organisation_id, result_ids=(result.id,)),
+        )
         return EntryOutcome(result, created)
 
     async def _current(self, session: AsyncSession, order_test: OrderTest) -> Result | None:
@@ -888,6 +916,7 @@ class ResultsService:
                 f"A {result.status} result cannot be verified.",
                 **{"from": result.status, "to": ResultStatus.VERIFIED},
             )
+        await self._check_gates(session, result)
         verifier = _user_id(caller)
         if verifier is None:
             raise Forbidden(
@@ -948,6 +977,200 @@ class ResultsService:
         if decision.final:
             await self._after_verification(session, caller, result)
         return result
+
+    async def _check_gates(self, session: AsyncSession, result: Result) -> None:
+        gate = await verification_gates.blocking(session, result)
+        if gate is not None:
+            raise VerificationBlocked(
+                f"Results of this test from this instrument cannot be verified: {gate.reason}",
+                holder=gate.holder,
+                reason=gate.reason,
+                blocked_since=gate.since.isoformat(),
+                instrument_id=str(gate.instrument_id),
+                **{k: v for k, v in gate.details.items() if k not in {"holder", "reason"}},
+            )
+
+    async def verify_by_system(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        result_id: uuid.UUID,
+        *,
+        entered_at: datetime,
+        label: str,
+        note: str,
+    ) -> Result:
+        """Verify an entered result as the system actor (autoverification): never a person,
+        never the instrument that entered it. Refuses what a person could not verify (held,
+        gated, already verified) and tests needing more than one signature; the value must
+        still be the one entered at ``entered_at``. Released exactly like a person's
+        verification (order and sample states, ``results.verified``)."""
+        caller = system_principal(organisation_id, label)
+        result = await self.get(session, caller, result_id)
+        if not result.is_current or result.entered_at != entered_at:
+            raise IllegalTransition(
+                "The result changed since it was evaluated.", code_detail="result_changed"
+            )
+        if result.status == ResultStatus.HELD:
+            raise ResultHeld(
+                f"The result is on hold ({result.hold_reason}).", hold_reason=result.hold_reason
+            )
+        if result.status != ResultStatus.ENTERED:
+            raise IllegalTransition(
+                f"A {result.status} result cannot be verified.",
+                **{"from": result.status, "to": ResultStatus.VERIFIED},
+            )
+        await self._check_gates(session, result)
+        test = (await catalog_service.tests_by_ids(session, organisation_id, [result.test_id]))[
+            result.test_id
+        ]
+        if test.required_verifications > 1:
+            raise SecondVerifierRequired(
+                f"{test.code} needs {test.required_verifications} verifications by people.",
+                required_verifications=test.required_verifications,
+            )
+        before = _snapshot(result)
+        result.status = ResultStatus.VERIFIED
+        result.verified_at = utcnow()
+        result.verified_by_id = None
+        result.autoverified = True
+        result.review_reason = None
+        await session.flush()
+        after = _snapshot(result)
+        after["autoverification"] = note[:300]
+        await audit_service.record(
+            session,
+            organisation_id=organisation_id,
+            actor=caller.actor,
+            action="result.autoverified",
+            entity_type="result",
+            entity_id=result.id,
+            before=before,
+            after=after,
+        )
+        await self._after_verification(session, caller, result)
+        return result
+
+    async def retract_autoverified(
+        self, session: AsyncSession, caller: Principal, result_id: uuid.UUID, reason: str
+    ) -> Result:
+        """Take back a system verification: a new version with the same value, held for a
+        person with the reason (a report already issued is amended when it is verified)."""
+        result = await self.get(session, caller, result_id)
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("Say why the autoverification is retracted.", field="reason")
+        if not (
+            result.is_current and result.status == ResultStatus.VERIFIED and result.autoverified
+        ):
+            raise NotAutoverified(
+                "Only a current result verified by the system can be retracted.",
+                result_status=result.status,
+                autoverified=result.autoverified,
+            )
+        context = await self._context(session, caller, result.order_test_id)
+        new = await self._correct(
+            session,
+            caller,
+            result,
+            context,
+            value=result.entered_value,
+            unit=result.entered_unit,
+            reason=f"Autoverification retracted: {reason}",
+            comment=result.comment,
+        )
+        await self._hold(session, caller, new, f"Autoverification retracted: {reason}")
+        return new
+
+    async def hold(
+        self, session: AsyncSession, caller: Principal, result_id: uuid.UUID, reason: str
+    ) -> Result:
+        """Hold an unverified result for a person's review (released with ``release_hold``)."""
+        result = await self.get(session, caller, result_id)
+        if not result.is_current or result.status not in (ResultStatus.ENTERED, ResultStatus.HELD):
+            raise IllegalTransition(
+                f"A {result.status} result cannot be held.",
+                **{"from": result.status, "to": ResultStatus.HELD},
+            )
+        await self._hold(session, caller, result, reason)
+        return result
+
+    async def mark_for_review(
+        self, session: AsyncSession, caller: Principal, result_id: uuid.UUID, reason: str
+    ) -> Result:
+        """Note why an unverified result waits for a person (shown on the worklist)."""
+        result = await self.get(session, caller, result_id)
+        if result.status not in (ResultStatus.ENTERED, ResultStatus.HELD):
+            raise IllegalTransition(
+                f"A {result.status} result is not waiting for review.",
+                **{"from": result.status, "to": result.status},
+            )
+        if result.review_reason == reason[:300]:
+            return result
+        before = {"review_reason": result.review_reason}
+        result.review_reason = reason[:300]
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="result.review_requested",
+            entity_type="result",
+            entity_id=result.id,
+            before=before,
+            after={"review_reason": result.review_reason},
+        )
+        return result
+
+    async def unverified_of_instrument(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument_id: uuid.UUID,
+        test_id: uuid.UUID,
+        *,
+        entered_from: datetime,
+        entered_before: datetime | None = None,
+    ) -> list[Result]:
+        """Current unverified results of an instrument and test entered in a window."""
+        statement = select(Result).where(
+            Result.organisation_id == organisation_id,
+            Result.instrument_id == instrument_id,
+            Result.test_id == test_id,
+            Result.is_current.is_(True),
+            Result.status.in_([ResultStatus.ENTERED, ResultStatus.HELD]),
+            Result.entered_at >= entered_from,
+        )
+        if entered_before is not None:
+            statement = statement.where(Result.entered_at < entered_before)
+        return list(await session.scalars(statement.order_by(Result.entered_at, Result.id)))
+
+    async def verified_of_instrument(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        instrument_id: uuid.UUID,
+        test_id: uuid.UUID,
+        *,
+        entered_from: datetime,
+        limit: int = 200,
+    ) -> list[Result]:
+        """Current verified results of an instrument and test entered since a time (the
+        look-back after a QC failure: what was released before the failure was known)."""
+        statement = (
+            select(Result)
+            .where(
+                Result.organisation_id == organisation_id,
+                Result.instrument_id == instrument_id,
+                Result.test_id == test_id,
+                Result.is_current.is_(True),
+                Result.status == ResultStatus.VERIFIED,
+                Result.entered_at >= entered_from,
+            )
+            .order_by(Result.entered_at, Result.id)
+            .limit(limit)
+        )
+        return list(await session.scalars(statement))
 
     async def _after_verification(
         self, session: AsyncSession, caller: Principal, result: Result
@@ -1289,6 +1512,19 @@ class ResultsService:
             .correlate(Result)
             .scalar_subquery()
         )
+        blocked = (
+            select(VerificationGate.reason)
+            .where(
+                VerificationGate.organisation_id == Result.organisation_id,
+                VerificationGate.instrument_id == Result.instrument_id,
+                VerificationGate.test_id == Result.test_id,
+                VerificationGate.since <= Result.entered_at,
+            )
+            .order_by(VerificationGate.created_at)
+            .limit(1)
+            .correlate(Result)
+            .scalar_subquery()
+        )
         statement = (
             select(
                 Result.id.label("result_id"),
@@ -1304,6 +1540,8 @@ class ResultsService:
                 Result.unit,
                 Result.flag,
                 Result.hold_reason,
+                Result.review_reason,
+                blocked.label("blocked_reason"),
                 Result.result_version,
                 Result.entered_at,
                 Result.entered_by_id,
@@ -1425,6 +1663,11 @@ class ResultsService:
 
         lines = []
         for result, test in rows:
+            verified_by = (
+                Signatory(AUTOVERIFIER_ID, "Autoverified by Nidaan", None, result.verified_at)
+                if result.autoverified
+                else signatory(result.verified_by_id, result.verified_at)
+            )
             signed = tuple(
                 s
                 for s in (signatory(v.user_id, v.verified_at) for v in verifications[result.id])
@@ -1451,7 +1694,7 @@ class ResultsService:
                     flag=result.flag,
                     comment=result.comment,
                     entered_by=signatory(result.entered_by_id, result.entered_at),
-                    verified_by=signatory(result.verified_by_id, result.verified_at),
+                    verified_by=verified_by,
                     verifiers=signed,
                     verified_at=result.verified_at,
                     result_version=result.result_version,

@@ -5,7 +5,8 @@ Test ids are ``^^^<assay no>^<assay name>^<dilution>^<P|C>`` and, in R records, 
 three R records: **F** final value, **I** interpretation (``Reactive``...) and **P** the raw
 instrument response (RLU/Abs). We land one result per assay: the F value (or the I text when
 the assay is qualitative only), the interpretation as a flag, and keep every record (raw RLU
-included) in the result's raw segment.
+included) in the result's raw segment. A result naming a control lot (R-3, 10th component) or
+sent under H-12 ``Q`` is quality control.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from nidaan.integration.drivers.base import parse_astm_ts, register
 #: Component (0-based) of R-3 holding the result type F / I / P.
 RESULT_TYPE = 10
 DILUTION = 5
+#: Component (0-based) of R-3 holding the control lot: set only for QC results.
+CONTROL_LOT = 9
 
 
 def result_type(result: Result) -> str:
@@ -38,6 +41,7 @@ class AbbottArchitectDriver(GenericASTMDriver):
             r = rg.result
             dilution = r.test_id[DILUTION] if len(r.test_id) > DILUTION else ""
             assays.setdefault((self.clean_code(r.test_id), dilution), []).append(r)
+        control = self.is_control(group, message)
         out = []
         for (code, _), records in assays.items():
             by_type = {result_type(r): r for r in records}
@@ -48,8 +52,11 @@ class AbbottArchitectDriver(GenericASTMDriver):
                 text = interpretation.value.strip()
                 if text and text not in flags:
                     flags.append(text)
+            lot = main.test_id[CONTROL_LOT].strip() if len(main.test_id) > CONTROL_LOT else ""
             out.append(
                 InstrumentResult(
+                    control=control or bool(lot),
+                    control_lot=lot or None,
                     accession=accession,
                     instrument_code=code,
                     value=self.clean_value(main.value),

@@ -77,8 +77,17 @@ class GenericASTMDriver:
                 return comparator + value[len(comparator) :].strip()
         return value
 
+    def is_control(self, group: OrderGroup, message: Message) -> bool:
+        """Quality control: the whole message is QC (H-12 processing id ``Q``) or the order
+        says "treat as QC" (O-12 action code ``Q``)."""
+        header = message.header
+        if header is not None and header.processing_id.strip().upper() == "Q":
+            return True
+        return group.order.action_code.strip().upper() == "Q"
+
     def results_of(self, group: OrderGroup, message: Message) -> list[InstrumentResult]:
         accession = self.accession(group)
+        control = self.is_control(group, message)
         out = []
         for rg in group.results:
             r = rg.result
@@ -92,6 +101,7 @@ class GenericASTMDriver:
                     status=r.status.strip() or None,
                     completed_at=parse_astm_ts(r.completed_at),
                     raw_segment=r.to_record().encode(message.delimiters),
+                    control=control,
                 )
             )
         return out

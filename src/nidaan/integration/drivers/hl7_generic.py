@@ -1,10 +1,11 @@
 """Generic HL7 v2 driver (LAW 2.5.1 and the 2.3.1 dialects of Mindray and similar).
 
-* ORU^R01 / OUL^R22 -> results: the sample by our accession in the filler number OBR-3/ORC-3,
-  then SPM-2/SAC-3, the placer number OBR-2/ORC-2 only through a known mapping (the service
-  decides; identifiers that disagree go to the exceptions queue); code OBX-3.1, value OBX-5
-  (SN joined; CE/CWE code, with its text kept), unit OBX-6, flags OBX-8, status OBX-11,
-  time OBX-14.
+* ORU^R01 / OUL^R22 -> results (a specimen whose SPM-11 role is ``Q`` is quality control,
+  handed to QC, never matched to a patient): the sample by our accession in the filler
+  number OBR-3/ORC-3, then SPM-2/SAC-3, the placer number OBR-2/ORC-2 only through a known
+  mapping (the service decides; identifiers that disagree go to the exceptions queue); code
+  OBX-3.1, value OBX-5 (SN joined; CE/CWE code, with its text kept), unit OBX-6, flags
+  OBX-8, status OBX-11, time OBX-14.
 * QRY^Q02 (QRD-8) / QBP^Q11 (QPD-3) -> the sample asked about; answered with DSR^Q03
   (``build_dsr_q03``, QAK-2 ``NF`` = no order), or, IHE LAW, RSP^K11 that only acknowledges
   the query followed by OML^O33 with the work (ORC-1 ``DC`` = no work); ORL^O34 comes back.
@@ -85,6 +86,8 @@ class GenericHL7Driver:
                         status=r.status.strip() or None,
                         completed_at=r.observed_at,
                         raw_segment=None,
+                        # SPM-11 "Q": a control specimen (IHE LAW quality control).
+                        control=r.specimen_role == "Q",
                     )
                 )
         return InstrumentMessage(

@@ -103,6 +103,8 @@ class HL7Result:
     #: Outbound: specimen collection (OBR-7, OBX-14) and verification time (OBX-19, OBR-22).
     collected_at: datetime | None = None
     verified_at: datetime | None = None
+    #: SPM-11 specimen role (table 0369): ``P`` patient, ``Q`` control (QC), ``C`` calibrator.
+    specimen_role: str = ""
 
     @property
     def value(self) -> str:
@@ -224,6 +226,7 @@ class _ObservationGroup:
     orc: Segment | None
     specimen_ids: list[str]
     observations: list[Segment] = field(default_factory=list)
+    specimen_role: str = ""
 
 
 def _observation_groups(msg: Message) -> list[_ObservationGroup]:
@@ -234,6 +237,7 @@ def _observation_groups(msg: Message) -> list[_ObservationGroup]:
     group: _ObservationGroup | None = None
     orc: Segment | None = None
     specimen: list[str] = []
+    role = ""
     in_specimen = False
     for seg in msg.segment_list:
         name = seg.name
@@ -241,9 +245,13 @@ def _observation_groups(msg: Message) -> list[_ObservationGroup]:
             ids = _specimen_ids(seg)
             if specimen_first:
                 specimen = ids if name == "SPM" else specimen + ids
+                if name == "SPM":
+                    role = _clean(seg.get(11, 1)).upper()
                 group = None
             elif group is not None:
                 group.specimen_ids.extend(i for i in ids if i not in group.specimen_ids)
+                if name == "SPM":
+                    group.specimen_role = _clean(seg.get(11, 1)).upper()
                 in_specimen = True
         elif name == "ORC":
             if specimen_first and group is not None and group.orc is None:
@@ -251,7 +259,12 @@ def _observation_groups(msg: Message) -> list[_ObservationGroup]:
             else:
                 orc, group = seg, None
         elif name == "OBR":
-            group = _ObservationGroup(seg, orc, list(specimen) if specimen_first else [])
+            group = _ObservationGroup(
+                seg,
+                orc,
+                list(specimen) if specimen_first else [],
+                specimen_role=role if specimen_first else "",
+            )
             groups.append(group)
             in_specimen = False
         elif name == "OBX" and group is not None and not in_specimen:
@@ -299,6 +312,7 @@ def extract_results(msg: Message) -> list[HL7Result]:
                     specimen_id=specimen_ids[0] if specimen_ids else "",
                     specimen_ids=specimen_ids,
                     coded_value=_obx_coded(seg, value_type),
+                    specimen_role=group.specimen_role,
                 )
             )
     return results
