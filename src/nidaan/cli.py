@@ -336,6 +336,42 @@ async def _org_create(settings: Settings, name: str, slug: str, lab_code: str) -
         await dispose()
 
 
+@org_app.command("disable")
+def org_disable(
+    organisation: Annotated[str, typer.Argument(help="Organisation slug or id")],
+) -> None:
+    """Disable an organisation: its users, tokens and API keys stop working at once."""
+    asyncio.run(_org_set_active(_settings(), organisation, active=False))
+
+
+@org_app.command("enable")
+def org_enable(
+    organisation: Annotated[str, typer.Argument(help="Organisation slug or id")],
+) -> None:
+    """Enable a disabled organisation again (its users log in afresh)."""
+    asyncio.run(_org_set_active(_settings(), organisation, active=True))
+
+
+async def _org_set_active(settings: Settings, organisation: str, *, active: bool) -> None:
+    from nidaan.audit.schemas import SYSTEM_ACTOR
+    from nidaan.kit.db import dispose, session_scope
+    from nidaan.tenancy.service import tenancy_service
+
+    try:
+        async with session_scope(settings) as session:
+            org = await tenancy_service.find_organisation(session, organisation)
+            if org is None:
+                _fail(f"no organisation {organisation!r}.")
+            assert org is not None
+            changed = await tenancy_service.set_organisation_active(
+                session, org, active=active, actor=SYSTEM_ACTOR
+            )
+        state = "enabled" if active else "disabled"
+        typer.echo(f"{org.name} ({org.slug}) {'is now' if changed else 'was already'} {state}.")
+    finally:
+        await dispose()
+
+
 @user_app.command("create")
 def user_create(
     organisation: Annotated[str, typer.Option(help="Organisation slug or id")],

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     max_upload_body_bytes: int = Field(
         25 * 1024 * 1024, ge=1024, description="Largest file upload request body"
     )
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:6379/0 to share login throttling between API processes "
+        "(default: counted inside each process)",
+    )
+    login_client_max_failures: int = Field(
+        20, ge=1, description="Failed logins from one client address before it is locked out"
+    )
+    login_client_window_minutes: int = Field(
+        15, ge=1, description="Window (and lock-out time) of the per-address login limit"
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -22,6 +22,7 @@ from nidaan.config import Settings, get_settings
 from nidaan.errors import install_error_handlers
 from nidaan.kit import db
 from nidaan.kit.context import request_id_var
+from nidaan.kit.rate_limit import window_counter
 from nidaan.logging import configure_logging
 from nidaan.request_guard import BodyLimits, RequestGuardMiddleware
 
@@ -107,6 +108,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.login_failures.close()
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -121,6 +123,12 @@ def create_app(
         version=__version__,
         description="Laboratory information system API. Log in at POST /api/v1/auth/token.",
         lifespan=lifespan,
+    )
+    # Failed logins per client address: shared through Redis when configured.
+    app.state.login_failures = window_counter(
+        settings.redis_url,
+        settings.login_client_window_minutes * 60,
+        prefix="nidaan:login-failures:",
     )
     app.add_middleware(
         RequestGuardMiddleware,

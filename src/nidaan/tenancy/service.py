@@ -91,6 +91,28 @@ class TenancyService:
         )
         return organisation
 
+    async def set_organisation_active(
+        self, session: AsyncSession, organisation: Organisation, *, active: bool, actor: AuditActor
+    ) -> bool:
+        """Disable or re-enable a tenant (installation-level: CLI). A disabled organisation's
+        tokens, refresh tokens and API keys stop working at the next request. Returns whether
+        anything changed."""
+        if organisation.is_active == active:
+            return False
+        organisation.is_active = active
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=organisation.id,
+            actor=actor,
+            action="organisation.enabled" if active else "organisation.disabled",
+            entity_type="organisation",
+            entity_id=organisation.id,
+            before={"is_active": not active},
+            after={"is_active": active},
+        )
+        return True
+
     async def get_own_organisation(self, session: AsyncSession, caller: Caller) -> Organisation:
         return await self.get_organisation_unscoped(session, caller.organisation_id)
 
