@@ -256,10 +256,12 @@ async def test_response_schemas_read_service_objects(
     (entry,) = await _record(session, organisation)
     out = AuditEntryOut.model_validate(entry)
     assert (out.seq, out.hash, out.changes) == (1, entry.hash, entry.changes)
-    verified = AuditVerifyOut.model_validate(await audit_service.verify(session, organisation.id))
+    report = await audit_service.verify(session, organisation.id)
+    verified = AuditVerifyOut.model_validate({**vars(report), "checkpoints": []})
     assert verified.model_dump() == {
         "ok": True,
         "organisations_checked": 1,
         "entries_checked": 1,
         "first_broken": None,
+        "checkpoints": [],
     }

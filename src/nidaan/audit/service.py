@@ -266,7 +266,7 @@ class AuditService:
                 if row.id in tampered:
                     continue
                 seq += 1
-                entry_hash_value = entry_hash(prev_hash, _content_of(row, seq))
+                entry_hash_value = entry_hash(prev_hash, content_of(row, seq))
                 ids.append(row.id)
                 seqs.append(seq)
                 prevs.append(prev_hash)
@@ -435,7 +435,7 @@ class AuditService:
         return await paginate(session, statement.order_by(AuditLog.id.desc()), page)
 
 
-def _content_of(entry: Any, seq: int | None = None) -> dict[str, Any]:
+def content_of(entry: Any, seq: int | None = None) -> dict[str, Any]:
     """The hashed content of an ``AuditLog`` or a row with the same column names (with
     ``seq`` in place of its own, for an entry being chained)."""
     return entry_content(
@@ -546,7 +546,7 @@ def _check_entry(row: Any, expected_seq: int, prev_hash: str) -> BrokenLink | No
         return BrokenLink(row.organisation_id, row.seq, row.id, reason_sequence_gap(expected_seq))
     if row.prev_hash != prev_hash:
         return BrokenLink(row.organisation_id, row.seq, row.id, REASON_PREV_HASH)
-    if entry_hash(row.prev_hash, _content_of(row)) != row.hash:
+    if entry_hash(row.prev_hash, content_of(row)) != row.hash:
         return BrokenLink(row.organisation_id, row.seq, row.id, REASON_HASH_MISMATCH)
     return None
 
