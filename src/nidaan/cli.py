@@ -101,6 +101,22 @@ def _ensure_schema_current(settings: Settings, migrate: bool) -> None:
     )
 
 
+def _check_database_role(settings: Settings) -> None:
+    """Production refuses a database role that could switch the audit triggers off."""
+    from nidaan import migrate as migrations
+
+    problems = migrations.database_role_problems(settings)
+    if not problems:
+        return
+    advice = (
+        "; give it its own role without ownership and let NIDAAN_MIGRATION_DATABASE_URL run "
+        "migrations (docs/security.md, 'Database roles')"
+    )
+    if settings.is_production:
+        _fail(", ".join(problems) + advice)
+    typer.secho(f"Warning: {', '.join(problems)}{advice}.", fg=typer.colors.YELLOW, err=True)
+
+
 def _serve(
     settings: Settings,
     role: ServeRole,
@@ -187,6 +203,7 @@ def serve(
     with process_role(typer.echo):
         typer.echo(f"Database: {_describe_database(settings)}")
         _ensure_schema_current(settings, migrate)
+        _check_database_role(settings)
         if settings.is_production and asyncio.run(_demo_present(settings)):
             _fail(
                 "this database holds demo data (demo organisations and passwords); "

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     login_client_window_minutes: int = Field(
         15, ge=1, description="Window (and lock-out time) of the per-address login limit"
     )
+    migration_database_url: str | None = Field(
+        None,
+        description="URL of the role that owns the schema and runs migrations (external "
+        "PostgreSQL); NIDAAN_DATABASE_URL's role then only gets data privileges. Default: "
+        "NIDAAN_DATABASE_URL itself",
+    )
     audit_signing_key: SecretStr | None = Field(
         None,
         description="Base64 Ed25519 private key (32 bytes) signing audit checkpoints; keep it "
