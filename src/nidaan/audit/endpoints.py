@@ -17,7 +17,7 @@ from nidaan.auth.dependencies import require_roles
 from nidaan.auth.principal import Principal
 from nidaan.config import get_settings
 from nidaan.deps import get_session
-from nidaan.kit.pagination import MAX_LIMIT, PageParams
+from nidaan.kit.pagination import MAX_LIMIT, MAX_PAGE, PageParams
 from nidaan.kit.schemas import ListResource
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -35,7 +35,7 @@ async def list_entries(
     entity_type: str | None = Query(None, description="Only entries about this kind of record"),
     entity_id: str | None = Query(None, description="Only entries about this record"),
     action: str | None = Query(None, description='Only this action, e.g. "user.created"'),
-    page: int = Query(1, ge=1, description="1-based page number"),
+    page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based page number"),
     limit: int = Query(20, ge=1, le=MAX_LIMIT, description="Entries per page"),
     principal: Principal = Depends(_audit_reader),
     session: AsyncSession = Depends(get_session, scope="function"),

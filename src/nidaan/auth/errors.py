@@ -31,3 +31,10 @@ class EmailTaken(NidaanError):
     status_code = 409
     code = "email_taken"
     title = "E-mail already registered"
+
+
+class OutsideYourBranches(Forbidden):
+    """The record belongs to branches the caller is not limited to."""
+
+    code = "branch_not_allowed"
+    title = "Branch not allowed"

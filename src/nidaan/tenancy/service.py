@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -29,6 +29,8 @@ class Caller(Protocol):
 
     @property
     def actor(self) -> AuditActor: ...
+
+    def require_reach(self, branch_ids: Iterable[uuid.UUID | None], entity: str) -> None: ...
 
 
 def _branch_snapshot(branch: Branch) -> dict[str, Any]:
@@ -178,6 +180,7 @@ class TenancyService:
         self, session: AsyncSession, caller: Caller, branch_id: uuid.UUID, data: BranchUpdate
     ) -> Branch:
         branch = await self.get_branch(session, caller, branch_id)
+        caller.require_reach([branch.id], "branch")
         before = _branch_snapshot(branch)
         for field, value in data.model_dump(exclude_unset=True).items():
             if value is None and field in {"name", "is_active"}:
