@@ -19,6 +19,7 @@ os.environ.setdefault("NIDAAN_DATA_DIR", str(ROOT / "var" / "test"))
 os.environ.setdefault("NIDAAN_ARGON2_TIME_COST", "1")
 os.environ.setdefault("NIDAAN_ARGON2_MEMORY_KIB", "1024")
 os.environ.pop("NIDAAN_DATABASE_URL", None)
+os.environ.pop("NIDAAN_MIGRATION_DATABASE_URL", None)
 
 import psycopg  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
@@ -55,16 +56,29 @@ def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+#: The tests connect as production does: an unprivileged application role, with the
+#: server's admin user owning the schema (it runs the migrations and grants).
+APP_ROLE = "nidaan_app"
+APP_PASSWORD = "nidaan-app-test"  # a local test server's role
+
+
 @pytest.fixture(scope="session")
 def database_url(worker_id: str) -> Iterator[str]:
-    """A freshly migrated database for this xdist worker; the process is pointed at it."""
+    """A freshly migrated database for this xdist worker; the process is pointed at it
+    (as the application role; the owner's URL is NIDAAN_MIGRATION_DATABASE_URL)."""
     admin_url = _libpq(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]))
     name = f"nidaan_test_{os.environ.get('NIDAAN_TEST_RUN', os.getpid())}_{worker_id}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = _database_in(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]), name)
+        conn.execute(
+            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}'; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+    owner_url = _database_in(to_psycopg_url(os.environ["NIDAAN_TEST_DATABASE_URL"]), name)
+    url = _as_role(owner_url, APP_ROLE, APP_PASSWORD)
     os.environ["NIDAAN_DATABASE_URL"] = url
+    os.environ["NIDAAN_MIGRATION_DATABASE_URL"] = owner_url
     get_settings.cache_clear()
     db.configure(url)
     from nidaan import migrate
@@ -73,6 +87,12 @@ def database_url(worker_id: str) -> Iterator[str]:
     yield url
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _as_role(url: str, role: str, password: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(username=role, password=password).render_as_string(hide_password=False)
 
 
 def _database_in(url: str, name: str) -> str:
@@ -103,7 +123,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 def superuser_conninfo(database_url: str) -> str:
     """libpq URL of the test database as a superuser (to bypass triggers when tampering)."""
-    return _libpq(database_url)
+    return _libpq(os.environ["NIDAAN_MIGRATION_DATABASE_URL"])
 
 
 @pytest.fixture

@@ -116,6 +116,22 @@ def _ensure_schema_current(settings: Settings, migrate: bool) -> None:
     fail(command_line.schema_problem(current, head) or "")
 
 
+def _check_database_role(settings: Settings) -> None:
+    """Production refuses a database role that could switch the audit triggers off."""
+    from nidaan import migrate as migrations
+
+    problems = migrations.database_role_problems(settings)
+    if not problems:
+        return
+    advice = (
+        "; give it its own role without ownership and let NIDAAN_MIGRATION_DATABASE_URL run "
+        "migrations (docs/security.md, 'Database roles')"
+    )
+    if settings.is_production:
+        fail(", ".join(problems) + advice)
+    typer.secho(f"Warning: {', '.join(problems)}{advice}.", fg=typer.colors.YELLOW, err=True)
+
+
 def _serve(
     settings: Settings,
     role: ServeRole,
@@ -205,6 +221,7 @@ def serve(
     with process_role(typer.echo):
         open_database(settings, may_create=True, require_current=False)
         _ensure_schema_current(settings, migrate)
+        _check_database_role(settings)
         if settings.is_production and asyncio.run(_demo_present(settings)):
             fail(
                 "this database holds demo data (demo organisations and passwords); "
@@ -368,6 +385,42 @@ async def _org_create(settings: Settings, name: str, slug: str, lab_code: str) -
         )
     except NidaanError as exc:
         fail(exc.detail)
+    finally:
+        await dispose()
+
+
+@org_app.command("disable")
+def org_disable(
+    organisation: Annotated[str, typer.Argument(help="Organisation slug or id")],
+) -> None:
+    """Disable an organisation: its users, tokens and API keys stop working at once."""
+    asyncio.run(_org_set_active(_settings(), organisation, active=False))
+
+
+@org_app.command("enable")
+def org_enable(
+    organisation: Annotated[str, typer.Argument(help="Organisation slug or id")],
+) -> None:
+    """Enable a disabled organisation again (its users log in afresh)."""
+    asyncio.run(_org_set_active(_settings(), organisation, active=True))
+
+
+async def _org_set_active(settings: Settings, organisation: str, *, active: bool) -> None:
+    from nidaan.audit.schemas import SYSTEM_ACTOR
+    from nidaan.kit.db import dispose, session_scope
+    from nidaan.tenancy.service import tenancy_service
+
+    try:
+        async with session_scope(settings) as session:
+            org = await tenancy_service.find_organisation(session, organisation)
+            if org is None:
+                fail(f"no organisation {organisation!r}.")
+            assert org is not None
+            changed = await tenancy_service.set_organisation_active(
+                session, org, active=active, actor=SYSTEM_ACTOR
+            )
+        state = "enabled" if active else "disabled"
+        typer.echo(f"{org.name} ({org.slug}) {'is now' if changed else 'was already'} {state}.")
     finally:
         await dispose()
 

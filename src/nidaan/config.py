@@ -226,6 +226,33 @@ class Settings(BaseSettings):
     payment_simulators_allowed: bool = Field(
         False, description="Let production use payment simulator URLs (staging only)"
     )
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:6379/0 to share login throttling between API processes "
+        "(default: counted inside each process)",
+    )
+    login_client_max_failures: int = Field(
+        20, ge=1, description="Failed logins from one client address before it is locked out"
+    )
+    login_client_window_minutes: int = Field(
+        15, ge=1, description="Window (and lock-out time) of the per-address login limit"
+    )
+    migration_database_url: str | None = Field(
+        None,
+        description="URL of the role that owns the schema and runs migrations (external "
+        "PostgreSQL); NIDAAN_DATABASE_URL's role then only gets data privileges. Default: "
+        "NIDAAN_DATABASE_URL itself",
+    )
+    audit_signing_key: SecretStr | None = Field(
+        None,
+        description="Base64 Ed25519 private key (32 bytes) signing audit checkpoints; keep it "
+        "away from the database server",
+    )
+    audit_verify_keys: str | None = Field(
+        None,
+        description="Comma-separated base64 Ed25519 public keys also trusted for checkpoints "
+        "(earlier keys after a rotation, or an outside auditor's copy)",
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -263,6 +290,19 @@ class Settings(BaseSettings):
             )
         return active, keys
 
+    def audit_signing_seed(self) -> bytes:
+        raw = _require(self.audit_signing_key, "NIDAAN_AUDIT_SIGNING_KEY")
+        try:
+            seed = urlsafe_b64decode(raw)
+        except ValueError as exc:
+            raise ConfigurationError("NIDAAN_AUDIT_SIGNING_KEY must be base64") from exc
+        if len(seed) != 32:
+            raise ConfigurationError("NIDAAN_AUDIT_SIGNING_KEY must decode to 32 bytes")
+        return seed
+
+    def audit_verify_key_texts(self) -> list[str]:
+        return [k.strip() for k in (self.audit_verify_keys or "").split(",") if k.strip()]
+
     def blind_index_secret(self) -> bytes:
         raw = _require(self.blind_index_key, "NIDAAN_BLIND_INDEX_KEY")
         key = urlsafe_b64decode(raw)
@@ -288,13 +328,19 @@ def generate_secrets() -> dict[str, Any]:
         "encryption_keys": json.dumps({"k1": urlsafe_b64encode(secrets.token_bytes(32)).decode()}),
         "active_encryption_key": "k1",
         "blind_index_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "audit_signing_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
 
 
 def _load_or_create_demo_secrets(data_dir: Path) -> dict[str, Any]:
     path = data_dir / DEMO_SECRETS_FILE
     if path.exists():
-        return dict(json.loads(path.read_text()))
+        values = dict(json.loads(path.read_text()))
+        missing = {k: v for k, v in generate_secrets().items() if k not in values}
+        if missing:  # a key added by a newer version: generate it once, keep the others
+            values.update(missing)
+            path.write_text(json.dumps(values, indent=2))
+        return values
     data_dir.mkdir(parents=True, exist_ok=True)
     values = generate_secrets()
     path.write_text(json.dumps(values, indent=2))
@@ -380,6 +426,7 @@ def check_production_ready(settings: Settings) -> list[str]:
         ("secret_key", "NIDAAN_SECRET_KEY"),
         ("encryption_keys", "NIDAAN_ENCRYPTION_KEYS"),
         ("blind_index_key", "NIDAAN_BLIND_INDEX_KEY"),
+        ("audit_signing_key", "NIDAAN_AUDIT_SIGNING_KEY"),
     ):
         if getattr(settings, name) is None:
             problems.append(f"{env} is not set (run `nidaan keys generate` to make one)")
@@ -389,6 +436,7 @@ def check_production_ready(settings: Settings) -> list[str]:
         for name, env in (
             ("secret_key", "NIDAAN_SECRET_KEY"),
             ("blind_index_key", "NIDAAN_BLIND_INDEX_KEY"),
+            ("audit_signing_key", "NIDAAN_AUDIT_SIGNING_KEY"),
         ):
             value = getattr(settings, name)
             if value is not None and value.get_secret_value() == demo.get(name):

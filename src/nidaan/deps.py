@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.config import get_settings
 from nidaan.kit.db import commit, get_sessionmaker
-from nidaan.kit.pagination import PageParams
+from nidaan.kit.pagination import MAX_PAGE, PageParams
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
@@ -28,7 +28,7 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 
 
 def page_params(
-    page: int = Query(1, ge=1, description="1-based page number"),
+    page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based page number"),
     limit: int = Query(20, ge=1, le=100, description="Rows per page"),
 ) -> PageParams:
     return PageParams(page=page, limit=limit)

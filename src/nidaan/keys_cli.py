@@ -96,7 +96,13 @@ def generate(
     if add_to is None:
         values = generate_secrets()
         typer.echo("# Nidaan secrets: keep them private and backed up; losing them loses data.")
-        for name in ("secret_key", "encryption_keys", "active_encryption_key", "blind_index_key"):
+        for name in (
+            "secret_key",
+            "encryption_keys",
+            "active_encryption_key",
+            "blind_index_key",
+            "audit_signing_key",
+        ):
             typer.echo(_env_line(f"NIDAAN_{name.upper()}", str(values[name])))
         return
     keys = _parse_keyring(add_to)

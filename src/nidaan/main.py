@@ -23,6 +23,7 @@ from nidaan.config import Mode, Settings, get_settings
 from nidaan.errors import install_error_handlers
 from nidaan.kit import db
 from nidaan.kit.context import request_id_var
+from nidaan.kit.rate_limit import window_counter
 from nidaan.logging import configure_logging
 from nidaan.request_guard import BodyLimits, RequestGuardMiddleware
 
@@ -123,6 +124,7 @@ def create_app(
         finally:
             if abdm_simulator is not None:
                 await abdm_simulator.stop()
+            await app.state.login_failures.close()
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -143,6 +145,12 @@ def create_app(
         redoc_url=None,
     )
     install_api_docs(app)
+    # Failed logins per client address: shared through Redis when configured.
+    app.state.login_failures = window_counter(
+        settings.redis_url,
+        settings.login_client_window_minutes * 60,
+        prefix="nidaan:login-failures:",
+    )
     app.add_middleware(
         RequestGuardMiddleware,
         limits=BodyLimits(

@@ -214,7 +214,8 @@ async def test_database_refuses_to_change_the_log(
     session: AsyncSession, organisation: Organisation, statement: str
 ) -> None:
     await _record(session, organisation, 2)
-    with pytest.raises(DBAPIError, match="audit_log is append-only"):
+    # The application role lacks the privilege; the trigger stops even the owner.
+    with pytest.raises(DBAPIError, match=r"audit_log is append-only|permission denied for table"):
         async with session.begin_nested():
             await session.execute(text(statement), {"org": organisation.id})
     report = await audit_service.verify(session, organisation.id)
@@ -256,10 +257,12 @@ async def test_response_schemas_read_service_objects(
     (entry,) = await _record(session, organisation)
     out = AuditEntryOut.model_validate(entry)
     assert (out.seq, out.hash, out.changes) == (1, entry.hash, entry.changes)
-    verified = AuditVerifyOut.model_validate(await audit_service.verify(session, organisation.id))
+    report = await audit_service.verify(session, organisation.id)
+    verified = AuditVerifyOut.model_validate({**vars(report), "checkpoints": []})
     assert verified.model_dump() == {
         "ok": True,
         "organisations_checked": 1,
         "entries_checked": 1,
         "first_broken": None,
+        "checkpoints": [],
     }

@@ -11,11 +11,12 @@ from sqlalchemy.exc import DBAPIError
 from nidaan.audit.models import AuditLog
 from nidaan.audit.schemas import SYSTEM_ACTOR
 from nidaan.audit.service import (
+    REASON_DELETED,
     REASON_HASH_MISMATCH,
-    REASON_HEAD_AHEAD,
     REASON_HEAD_MISSING,
     REASON_LOG_AHEAD,
     REASON_PREV_HASH,
+    REASON_UNCHAINED,
     BrokenLink,
     VerifyReport,
     audit_service,
@@ -133,8 +134,9 @@ async def test_deleted_middle_entry_is_a_sequence_gap(
         superuser_conninfo, "DELETE FROM audit_log WHERE id = %s", params=(str(entries[2].id),)
     )
     report = await verify_committed(committing_session, committed_organisation.id)
+    # Reported at the deleted entry's own position (the next entry names it).
     assert report.first_broken == BrokenLink(
-        committed_organisation.id, 4, entries[3].id, "sequence gap: expected 3"
+        committed_organisation.id, 3, entries[2].id, REASON_DELETED
     )
     assert report.entries_checked == 3
 
@@ -151,8 +153,9 @@ async def test_deleted_tail_is_caught_by_the_chain_head(
         params=(str(entries[-1].id),),
     )
     report = await verify_committed(committing_session, committed_organisation.id)
+    # The head names its last entry, so the report says which entry is gone.
     assert report == VerifyReport(
-        False, 1, 3, BrokenLink(committed_organisation.id, 4, None, REASON_HEAD_AHEAD)
+        False, 1, 3, BrokenLink(committed_organisation.id, 4, entries[-1].id, REASON_DELETED)
     )
 
 
@@ -164,7 +167,7 @@ async def test_triggers_block_normal_sessions_after_commit(
         "UPDATE audit_log SET actor_label = 'someone else' WHERE id = :id",
         "DELETE FROM audit_log WHERE id = :id",
     ):
-        with pytest.raises(DBAPIError, match="append-only"):
+        with pytest.raises(DBAPIError, match=r"append-only|permission denied for table"):
             async with committing_session() as session:
                 await session.execute(text(statement), {"id": entries[0].id})
     report = await verify_committed(committing_session, committed_organisation.id)
@@ -208,4 +211,40 @@ async def test_deleted_chain_head_is_caught(
     report = await verify_committed(committing_session, None)
     assert report.first_broken == BrokenLink(
         committed_organisation.id, 1, entries[0].id, REASON_HEAD_MISSING
+    )
+
+
+@pytest.mark.parametrize("position", [2, 5], ids=["middle", "last"])
+async def test_entry_altered_with_chain_columns_blanked_is_reported_at_its_own_seq(
+    committing_session: CommittingSession,
+    committed_organisation: Organisation,
+    superuser_conninfo: str,
+    position: int,
+) -> None:
+    """Finding 2(c): a forger changes an entry and clears seq/prev_hash/hash, hoping the
+    chainer re-chains it at the end. It is never chained anew and is reported as altered at
+    its own sequence number."""
+    from nidaan.audit.tasks import chain_all_pending
+
+    entries = await record_committed(committing_session, committed_organisation, 6)
+    target = entries[position]
+    await superuser_execute(
+        superuser_conninfo,
+        """UPDATE audit_log SET changes = '{"before": {}, "after": {"status": "rejected"}}',
+               seq = NULL, prev_hash = NULL, hash = NULL
+           WHERE id = %s""",
+        params=(str(target.id),),
+    )
+    # The periodic sweep and later writers run: the altered entry stays unchained ...
+    await chain_all_pending()
+    await record_committed(committing_session, committed_organisation, 2)
+    async with committing_session() as session:
+        stored = await session.get(AuditLog, target.id)
+        assert stored is not None
+        assert (stored.seq, stored.hash) == (None, None)
+
+    report = await verify_committed(committing_session, committed_organisation.id)
+    # ... and is reported where it was.
+    assert report.first_broken == BrokenLink(
+        committed_organisation.id, position + 1, target.id, REASON_UNCHAINED
     )

@@ -23,7 +23,8 @@ def _production(tmp_path: Path, **values: object) -> Settings:
 
 def test_production_without_secrets_lists_every_missing_one(tmp_path: Path) -> None:
     problems = check_production_ready(_production(tmp_path))
-    assert len(problems) == 3
+    assert len(problems) == 4
+    assert any("NIDAAN_AUDIT_SIGNING_KEY" in p for p in problems)
     assert any("NIDAAN_SECRET_KEY" in p for p in problems)
 
 

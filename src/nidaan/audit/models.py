@@ -27,6 +27,12 @@ class AuditLog(IdMixin, TenantMixin, Base):
             postgresql_where=text("hash IS NULL"),
         ),
         Index(
+            "ix_audit_log_prev_id",
+            "organisation_id",
+            "prev_id",
+            postgresql_where=text("prev_id IS NOT NULL"),
+        ),
+        Index(
             "ix_audit_log_organisation_id_entity_type_entity_id",
             "organisation_id",
             "entity_type",
@@ -47,6 +53,10 @@ class AuditLog(IdMixin, TenantMixin, Base):
     request_id: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str | None] = mapped_column(Text)
     hash: Mapped[str | None] = mapped_column(Text)
+    # The entry chained just before this one (set with seq and the hashes). An entry that a
+    # later one points at was chained once: if its chain columns are ever found empty again,
+    # it was altered behind the triggers' back, and it is reported, never chained anew.
+    prev_id: Mapped[uuid.UUID | None]
 
 
 class AuditChainHead(Base):
@@ -59,3 +69,4 @@ class AuditChainHead(Base):
     )
     last_seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(Text)
+    last_entry_id: Mapped[uuid.UUID | None]

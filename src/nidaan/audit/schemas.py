@@ -61,8 +61,23 @@ class AuditBrokenLinkOut(Schema):
     )
 
 
+class AuditCheckpointOut(Schema):
+    organisation_id: uuid.UUID = Field(description="Organisation whose checkpoints were read")
+    checkpoints_checked: int = Field(description="Signed checkpoints compared with the chain")
+    entries_checked: int = Field(description="Entries whose hash was compared with them")
+    latest_seq: int | None = Field(description="Last entry the newest checkpoint covers")
+    latest_head_hash: str | None = Field(description="Hash of that entry, as signed")
+    latest_created_at: datetime | None = Field(description="When the newest was signed")
+    key_id: str | None = Field(description="Id of the Ed25519 key that signed it")
+
+
 class AuditVerifyOut(Schema):
     ok: bool = Field(description="True when every chain checked is intact")
     organisations_checked: int = Field(description="Organisations whose chain was walked")
     entries_checked: int = Field(description="Entries whose hash was recomputed")
-    first_broken: AuditBrokenLinkOut | None = Field(description="First broken link found, if any")
+    first_broken: AuditBrokenLinkOut | None = Field(
+        description="First entry that differs (from its chain or from a signed checkpoint)"
+    )
+    checkpoints: list[AuditCheckpointOut] = Field(
+        description="The chain compared with its signed checkpoints kept outside the database"
+    )

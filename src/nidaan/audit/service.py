@@ -27,7 +27,7 @@ from nidaan.audit.schemas import AuditActor
 from nidaan.config import get_settings
 from nidaan.kit.aio import pause_every
 from nidaan.kit.context import current_request_id
-from nidaan.kit.db import add_after_commit_hook, session_scope, transaction_state
+from nidaan.kit.db import add_after_commit_hook, any_of, session_scope, transaction_state
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
@@ -48,6 +48,12 @@ REASON_HEAD_AHEAD = "chain head ahead of log: entries missing at end"
 REASON_HEAD_MISMATCH = "chain head does not match last entry"
 REASON_HEAD_MISSING = "chain head missing"
 REASON_LOG_AHEAD = "log ahead of chain head: entries appended outside the chain"
+
+
+REASON_DELETED = "entry deleted"
+REASON_UNCHAINED = (
+    "entry altered: its chain columns were cleared outside the application (content changed?)"
+)
 
 
 def reason_sequence_gap(expected: int) -> str:
@@ -105,6 +111,7 @@ _ENTRY_COLUMNS = (
     AuditLog.request_id,
     AuditLog.prev_hash,
     AuditLog.hash,
+    AuditLog.prev_id,
 )
 
 
@@ -224,39 +231,51 @@ class AuditService:
             )
         locked = (
             await session.execute(
-                select(head.c.last_seq, head.c.last_hash)
+                select(head.c.last_seq, head.c.last_hash, head.c.last_entry_id)
                 .where(head.c.organisation_id == organisation_id)
                 .with_for_update(skip_locked=not wait)
             )
         ).one_or_none()
         if locked is None:
             return None
-        seq, prev_hash = locked
+        seq, prev_hash, prev_id = locked
         chained = 0
+        after: uuid.UUID | None = None
         while True:
+            pending = select(*_ENTRY_COLUMNS).where(
+                AuditLog.organisation_id == organisation_id, AuditLog.hash.is_(None)
+            )
+            if after is not None:
+                pending = pending.where(AuditLog.id > after)
             rows = (
-                await session.execute(
-                    select(*_ENTRY_COLUMNS)
-                    .where(AuditLog.organisation_id == organisation_id, AuditLog.hash.is_(None))
-                    .order_by(AuditLog.id)
-                    .limit(CHAIN_BATCH_SIZE)
-                )
+                await session.execute(pending.order_by(AuditLog.id).limit(CHAIN_BATCH_SIZE))
             ).all()
             if not rows:
                 break
+            after = rows[-1].id
+            tampered = await _chained_before(
+                session, organisation_id, [row.id for row in rows], locked.last_entry_id
+            )
             ids: list[uuid.UUID] = []
             seqs: list[int] = []
             prevs: list[str] = []
             hashes: list[str] = []
+            prev_ids: list[uuid.UUID | None] = []
             for index, row in enumerate(rows):
                 await pause_every(index)
+                if row.id in tampered:
+                    continue
                 seq += 1
-                entry_hash_value = entry_hash(prev_hash, _content_of(row, seq))
+                entry_hash_value = entry_hash(prev_hash, content_of(row, seq))
                 ids.append(row.id)
                 seqs.append(seq)
                 prevs.append(prev_hash)
                 hashes.append(entry_hash_value)
+                prev_ids.append(prev_id)
                 prev_hash = entry_hash_value
+                prev_id = row.id
+            if not ids:
+                continue
             # One statement for the whole run of entries (arrays joined by unnest), not one
             # execution per entry.
             table = AuditLog.__table__
@@ -266,23 +285,29 @@ class AuditService:
                     bindparam("b_seqs", seqs, type_=ARRAY(table.c.seq.type)),
                     bindparam("b_prevs", prevs, type_=ARRAY(table.c.prev_hash.type)),
                     bindparam("b_hashes", hashes, type_=ARRAY(table.c.hash.type)),
+                    bindparam("b_prev_ids", prev_ids, type_=ARRAY(table.c.prev_id.type)),
                 )
-                .table_valued("id", "seq", "prev_hash", "hash", name="links")
+                .table_valued("id", "seq", "prev_hash", "hash", "prev_id", name="links")
                 .render_derived()
             )
             await session.execute(
                 update(table)
                 .where(table.c.id == links.c.id)
-                .values(seq=links.c.seq, prev_hash=links.c.prev_hash, hash=links.c.hash)
+                .values(
+                    seq=links.c.seq,
+                    prev_hash=links.c.prev_hash,
+                    hash=links.c.hash,
+                    prev_id=links.c.prev_id,
+                )
             )
-            chained += len(rows)
+            chained += len(ids)
             if len(rows) < CHAIN_BATCH_SIZE:
                 break
         if chained:
             await session.execute(
                 update(head)
                 .where(head.c.organisation_id == organisation_id)
-                .values(last_seq=seq, last_hash=prev_hash)
+                .values(last_seq=seq, last_hash=prev_hash, last_entry_id=prev_id)
             )
         return chained
 
@@ -360,6 +385,10 @@ class AuditService:
             ).all()
             for row in rows:
                 checked += 1
+                if row.seq != expected_seq:
+                    return checked, await _explain_missing(
+                        session, organisation_id, expected_seq, row.prev_id, found=row
+                    )
                 broken = _check_entry(row, expected_seq, prev_hash)
                 if broken is not None:
                     return checked, broken
@@ -370,7 +399,15 @@ class AuditService:
 
         last_seq = expected_seq - 1
         if last_seq < head_seq:
-            return checked, BrokenLink(organisation_id, last_seq + 1, None, REASON_HEAD_AHEAD)
+            last_entry_id = await session.scalar(
+                select(AuditChainHead.last_entry_id).where(
+                    AuditChainHead.organisation_id == organisation_id
+                )
+            )
+            missing = last_entry_id if last_seq + 1 == head_seq else None
+            return checked, await _explain_missing(
+                session, organisation_id, last_seq + 1, missing, found=None
+            )
         if head_hash != prev_hash:
             return checked, BrokenLink(organisation_id, last_seq, None, REASON_HEAD_MISMATCH)
         return checked, await _entries_beyond_head(session, organisation_id)
@@ -398,7 +435,7 @@ class AuditService:
         return await paginate(session, statement.order_by(AuditLog.id.desc()), page)
 
 
-def _content_of(entry: Any, seq: int | None = None) -> dict[str, Any]:
+def content_of(entry: Any, seq: int | None = None) -> dict[str, Any]:
     """The hashed content of an ``AuditLog`` or a row with the same column names (with
     ``seq`` in place of its own, for an entry being chained)."""
     return entry_content(
@@ -450,13 +487,66 @@ async def _entries_beyond_head(
     return BrokenLink(organisation_id, first.seq, first.id, REASON_LOG_AHEAD)
 
 
+async def _chained_before(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    ids: list[uuid.UUID],
+    last_entry_id: uuid.UUID | None,
+) -> set[uuid.UUID]:
+    """Those of ``ids`` (entries without chain columns) that were chained once: a later
+    entry, or the chain head, points at them. Their chain columns were cleared outside
+    the application (triggers off); chaining them anew would hide the change."""
+    pointed_at = set(
+        await session.scalars(
+            select(AuditLog.prev_id).where(
+                AuditLog.organisation_id == organisation_id, any_of(AuditLog.prev_id, ids)
+            )
+        )
+    )
+    if last_entry_id is not None and last_entry_id in ids:
+        pointed_at.add(last_entry_id)
+    for entry_id in sorted(pointed_at):
+        _log.error(
+            "audit_entry_unchained_after_chaining",
+            organisation_id=str(organisation_id),
+            entry_id=str(entry_id),
+        )
+    return pointed_at
+
+
+async def _explain_missing(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    seq: int,
+    entry_id: uuid.UUID | None,
+    *,
+    found: Any,
+) -> BrokenLink:
+    """Why entry ``seq`` is not where it should be; ``entry_id`` is the entry that was there
+    (the next entry's ``prev_id``, or the head's last entry), when known."""
+    if entry_id is None:
+        if found is None:
+            return BrokenLink(organisation_id, seq, None, REASON_HEAD_AHEAD)
+        return BrokenLink(organisation_id, seq, found.id, reason_sequence_gap(seq))
+    current = (
+        await session.execute(
+            select(AuditLog.seq, AuditLog.hash).where(
+                AuditLog.id == entry_id, AuditLog.organisation_id == organisation_id
+            )
+        )
+    ).one_or_none()
+    if current is None:
+        return BrokenLink(organisation_id, seq, entry_id, REASON_DELETED)
+    return BrokenLink(organisation_id, seq, entry_id, REASON_UNCHAINED)
+
+
 def _check_entry(row: Any, expected_seq: int, prev_hash: str) -> BrokenLink | None:
     """Check one entry against its expected position; None when it is intact."""
     if row.seq != expected_seq:
         return BrokenLink(row.organisation_id, row.seq, row.id, reason_sequence_gap(expected_seq))
     if row.prev_hash != prev_hash:
         return BrokenLink(row.organisation_id, row.seq, row.id, REASON_PREV_HASH)
-    if entry_hash(row.prev_hash, _content_of(row)) != row.hash:
+    if entry_hash(row.prev_hash, content_of(row)) != row.hash:
         return BrokenLink(row.organisation_id, row.seq, row.id, REASON_HASH_MISMATCH)
     return None
 
@@ -535,8 +625,10 @@ async def chain_in_own_transactions(organisation_id: uuid.UUID) -> None:
     for _ in range(_MAX_CHAIN_ROUNDS):
         async with session_scope(settings) as session:
             chained = await audit_service.chain_pending(session, organisation_id, wait=False)
-        if chained is None:
-            return  # the holder of the head re-checks after its own commit
+        if not chained:
+            # None: the holder of the head re-checks after its own commit. 0: nothing
+            # chainable (later commits chain themselves).
+            return
         async with session_scope(settings) as session:
             if not await _has_unchained(session, organisation_id):
                 return

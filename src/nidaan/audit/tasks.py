@@ -10,6 +10,7 @@ from __future__ import annotations
 import structlog
 from sqlalchemy import select
 
+from nidaan.audit.checkpoints import checkpoint_store, signer_from_settings, write_checkpoints
 from nidaan.audit.models import AuditLog
 from nidaan.audit.service import chain_in_own_transactions
 from nidaan.config import get_settings
@@ -39,3 +40,20 @@ async def chain_pending(timestamp: int) -> None:
     organisations = await chain_all_pending()
     if organisations:
         log.info("audit_chained_late", organisations=organisations)
+
+
+@periodic(cron="*/5 * * * *", periodic_id="audit.checkpoint")
+@actor("audit.checkpoint", retry=0)
+async def checkpoint(timestamp: int) -> None:
+    """Sign and store a checkpoint of each chain that moved on (outside the database)."""
+    settings = get_settings()
+    if settings.audit_signing_key is None:
+        log.warning("audit_checkpoint_skipped", reason="NIDAAN_AUDIT_SIGNING_KEY is not set")
+        return
+    async with session_scope(settings) as session:
+        written = await write_checkpoints(
+            session, checkpoint_store(settings), signer_from_settings(settings)
+        )
+    signed = [w for w in written if w.checkpoint is not None]
+    if signed:
+        log.info("audit_checkpoints_written", organisations=len(signed))

@@ -14,6 +14,7 @@ from nidaan.config import get_settings
 from nidaan.deps import get_session
 from nidaan.errors import problem_responses
 from nidaan.kit.db import set_actor_label
+from nidaan.kit.rate_limit import WindowCounter
 
 #: The problems every authenticated endpoint can return.
 AUTH_ERRORS = problem_responses(NotAuthenticated, RoleRequired)
@@ -54,3 +55,9 @@ def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+def login_failure_counter(request: Request) -> WindowCounter:
+    """Failed logins per client address, kept by the app (memory or Redis, see main.py)."""
+    counter: WindowCounter = request.app.state.login_failures
+    return counter

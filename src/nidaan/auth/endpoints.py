@@ -11,7 +11,12 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth import cookies
-from nidaan.auth.dependencies import AUTH_ERRORS, current_principal, require_roles
+from nidaan.auth.dependencies import (
+    AUTH_ERRORS,
+    current_principal,
+    login_failure_counter,
+    require_roles,
+)
 from nidaan.auth.enums import Role
 from nidaan.auth.errors import (
     CsrfCheckFailed,
@@ -44,6 +49,7 @@ from nidaan.idempotency.dependencies import Idempotency, idempotency
 from nidaan.kit.errors import NotFound
 from nidaan.kit.pagination import PageParams
 from nidaan.kit.phone import mask_mobile
+from nidaan.kit.rate_limit import WindowCounter
 from nidaan.kit.schemas import ListResource
 
 router = APIRouter(tags=["auth"])
@@ -60,15 +66,21 @@ async def token(
     request: Request,
     form: OAuth2PasswordRequestForm = Depends(),
     session: AsyncSession = Depends(get_session, scope="function"),
+    failures: WindowCounter = Depends(login_failure_counter),
 ) -> TokenPair:
-    """Log in with e-mail and password; returns an access token and a refresh token."""
+    """Log in with e-mail and password; returns an access token and a refresh token.
+
+    Too many failures for one account, or from one client address (whatever accounts it
+    tries), answer 429 for a while; the lab's admins are told of each lock-out.
+    """
     settings = get_settings()
+    client_ip = request.client.host if request.client else None
+    await auth_service.check_client_throttle(settings, failures, client_ip)
     try:
         return await auth_service.login(session, settings, form.username, form.password)
     except InvalidCredentials:
-        client_ip = request.client.host if request.client else None
         await auth_service.record_login_failure_in_own_transaction(
-            settings, form.username, client_ip
+            settings, form.username, client_ip, failures
         )
         raise
 

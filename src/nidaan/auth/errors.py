@@ -41,3 +41,10 @@ class SignatureImageInvalid(InvalidInput):
 class CsrfCheckFailed(Forbidden):
     code = "csrf_failed"
     title = "Cross-site request refused"
+
+
+class OutsideYourBranches(Forbidden):
+    """The record belongs to branches the caller is not limited to."""
+
+    code = "branch_not_allowed"
+    title = "Branch not allowed"

@@ -30,6 +30,9 @@ class User(IdMixin, TenantMixin, TimestampMixin, Base):
     mobile_index: Mapped[str | None] = mapped_column(String(64), index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     last_login_at: Mapped[datetime | None]
+    # In every access token; bumped on a password change or deactivation so that tokens
+    # issued before stop working at once (checked on every request).
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class UserBranch(Base):
@@ -86,3 +89,7 @@ class LoginFailure(IdMixin, Base):
     username_key: Mapped[str] = mapped_column(String(64))
     client_ip: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
+    # The account tried, when it exists: a lock-out notice goes to its organisation.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nidaan.audit.schemas import AuditActor
+from nidaan.auth.errors import OutsideYourBranches
 
 
 @dataclass(frozen=True)
@@ -32,3 +34,18 @@ class Principal:
 
     def may_use_branch(self, branch_id: uuid.UUID) -> bool:
         return self.branch_ids is None or branch_id in self.branch_ids
+
+    def reaches(self, branch_ids: Iterable[uuid.UUID | None]) -> bool:
+        """Whether a record kept at ``branch_ids`` (ordered, collected, sent or analysed
+        there) is within the caller's branches."""
+        if self.branch_ids is None:
+            return True
+        return any(b in self.branch_ids for b in branch_ids if b is not None)
+
+    def require_reach(self, branch_ids: Iterable[uuid.UUID | None], entity: str) -> None:
+        """Refuse (403 ``branch_not_allowed``) a record of branches the caller does not
+        work at; every surface (REST, GraphQL, sync) applies the same rule."""
+        if not self.reaches(branch_ids):
+            raise OutsideYourBranches(
+                f"This {entity} belongs to a branch you do not work at.", entity=entity
+            )

@@ -6,6 +6,7 @@ the same transaction.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+import structlog
+from sqlalchemy import delete, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.schemas import SYSTEM_ACTOR
@@ -28,28 +30,47 @@ from nidaan.auth.errors import (
     SignatureImageInvalid,
     TooManyLoginAttempts,
 )
+from nidaan.auth.events import LoginLockedOut
 from nidaan.auth.models import ApiKey, LoginFailure, RefreshToken, User, UserBranch
-from nidaan.auth.passwords import dummy_hash, hash_password, needs_rehash, verify_password
+from nidaan.auth.passwords import (
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password_off_loop,
+)
 from nidaan.auth.principal import Principal
 from nidaan.auth.schemas import ApiKeyCreate, TokenPair, UserCreate, UserUpdate
 from nidaan.config import Settings, get_settings
+from nidaan.events.service import publish
 from nidaan.kit.blind_index import blind_index
 from nidaan.kit.db import session_scope
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
+from nidaan.kit.rate_limit import WindowCounter, client_key
 from nidaan.kit.storage import ObjectNotFoundError, get_object_store
 from nidaan.kit.time import utcnow
+from nidaan.tenancy.models import Organisation
 from nidaan.tenancy.service import tenancy_service
 
+_log = structlog.get_logger("nidaan.auth")
 MOBILE_CONTEXT = "users.mobile"
 #: A scanned signature is a small picture; anything bigger is a mistake (a whole page scan).
 SIGNATURE_MAX_BYTES = 512 * 1024
 SIGNATURE_MAX_PIXELS = 2400
 _SIGNATURE_FORMATS = {"image/png": ("PNG", "png"), "image/jpeg": ("JPEG", "jpg")}
+WRONG_CREDENTIALS = "Wrong e-mail or password, or the account is disabled."
 # last_used_at is informational; writing it on every request would turn reads into writes.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class LockOut:
+    kind: str  # "account" or "client_address"
+    client_address: str | None
+    user_id: uuid.UUID | None
+    failures: int
 
 
 @dataclass(frozen=True)
@@ -127,17 +148,19 @@ class AuthService:
         await self._check_throttle(session, settings, key)
         user = await session.scalar(select(User).where(User.email == username.strip().lower()))
         if user is None:
-            verify_password(dummy_hash(), password)  # same cost whether or not the user exists
-            raise InvalidCredentials("Wrong e-mail or password.")
-        if not verify_password(user.password_hash, password) or not user.is_active:
-            raise InvalidCredentials("Wrong e-mail or password.")
+            # Same cost whether or not the user exists.
+            await verify_password_off_loop(dummy_hash(), password)
+            raise InvalidCredentials(WRONG_CREDENTIALS)
+        correct = await verify_password_off_loop(user.password_hash, password)
         organisation = await tenancy_service.get_organisation_unscoped(
             session, user.organisation_id
         )
-        if not organisation.is_active:
-            raise InvalidCredentials("This organisation is disabled.")
+        # One answer for a wrong password, a disabled account and a disabled organisation:
+        # saying "disabled" only after a correct password would confirm the password.
+        if not correct or not user.is_active or not organisation.is_active:
+            raise InvalidCredentials(WRONG_CREDENTIALS)
         if needs_rehash(user.password_hash):
-            user.password_hash = hash_password(password)
+            user.password_hash = await asyncio.to_thread(hash_password, password)
         await session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
         user.last_login_at = utcnow()
         return await self._issue_pair(
@@ -158,18 +181,119 @@ class AuthService:
                 retry_after_seconds=settings.login_lockout_minutes * 60,
             )
 
-    async def record_login_failure_in_own_transaction(
-        self, settings: Settings, username: str, client_ip: str | None
+    async def check_client_throttle(
+        self, settings: Settings, counter: WindowCounter, client_ip: str | None
     ) -> None:
-        """Commit the failed attempt separately: the request's own transaction rolls back."""
+        """Refuse every login from a client address with too many recent failures, whatever
+        account it tries (password spraying), before any password is checked."""
+        failures = await counter.count(client_key(client_ip))
+        if failures >= settings.login_client_max_failures:
+            raise TooManyLoginAttempts(
+                "Too many failed logins from your network address. Try again in "
+                f"{settings.login_client_window_minutes} minutes.",
+                retry_after_seconds=settings.login_client_window_minutes * 60,
+            )
+
+    async def record_login_failure_in_own_transaction(
+        self,
+        settings: Settings,
+        username: str,
+        client_ip: str | None,
+        counter: WindowCounter | None = None,
+    ) -> None:
+        """Commit the failed attempt separately: the request's own transaction rolls back.
+
+        Counts it against the client address too; the failure that locks an account or an
+        address out is announced to the organisations concerned (audit entry and event).
+        """
+        key = username_key(settings, username)
         async with session_scope(settings) as own:
+            user = await own.scalar(select(User).where(User.email == username.strip().lower()))
             own.add(
                 LoginFailure(
-                    username_key=username_key(settings, username),
+                    username_key=key,
                     client_ip=client_ip,
+                    user_id=user.id if user is not None else None,
                     occurred_at=utcnow(),
                 )
             )
+            await own.flush()
+            if user is not None:
+                since = utcnow() - timedelta(minutes=settings.login_lockout_minutes)
+                failures = await own.scalar(
+                    select(func.count())
+                    .select_from(LoginFailure)
+                    .where(LoginFailure.username_key == key, LoginFailure.occurred_at >= since)
+                )
+                if failures == settings.login_max_failures:
+                    await self._announce_lockout(
+                        own,
+                        user.organisation_id,
+                        LockOut("account", client_ip, user.id, failures),
+                        settings.login_lockout_minutes,
+                    )
+        if counter is None:
+            return
+        failures = await counter.hit(client_key(client_ip))
+        if failures != settings.login_client_max_failures:
+            return
+        async with session_scope(settings) as own:
+            since = utcnow() - timedelta(minutes=settings.login_client_window_minutes)
+            targeted = await own.scalars(
+                select(User.organisation_id)
+                .join(LoginFailure, LoginFailure.user_id == User.id)
+                .where(LoginFailure.client_ip == client_ip, LoginFailure.occurred_at >= since)
+                .distinct()
+            )
+            for organisation_id in targeted:
+                await self._announce_lockout(
+                    own,
+                    organisation_id,
+                    LockOut("client_address", client_ip, None, failures),
+                    settings.login_client_window_minutes,
+                )
+        _log.warning(
+            "login_client_locked_out",
+            client=client_key(client_ip),
+            failures=failures,
+            minutes=settings.login_client_window_minutes,
+        )
+
+    async def _announce_lockout(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        lockout: LockOut,
+        minutes: int,
+    ) -> None:
+        """Audit entry and event (for the admins' notification) about one lock-out."""
+        locked_until = utcnow() + timedelta(minutes=minutes)
+        await audit_service.record(
+            session,
+            organisation_id=organisation_id,
+            actor=SYSTEM_ACTOR,
+            action="auth.login_locked_out",
+            entity_type="user" if lockout.user_id else "client_address",
+            entity_id=lockout.user_id or lockout.client_address or "unknown",
+            after={
+                "kind": lockout.kind,
+                "client_address": lockout.client_address,
+                "failures": lockout.failures,
+                "locked_until": locked_until,
+            },
+        )
+        await publish(
+            session,
+            LoginLockedOut(
+                organisation_id=organisation_id,
+                kind=lockout.kind,
+                client_address=lockout.client_address,
+                user_id=lockout.user_id,
+                failures=lockout.failures,
+                window_minutes=minutes,
+                locked_until=locked_until,
+            ),
+        )
 
     async def refresh(
         self,
@@ -206,6 +330,11 @@ class AuthService:
                 raise InvalidRefreshToken("The session has ended; log in again.")
         user = await session.get(User, row.user_id)
         if user is None or not user.is_active:
+            raise InvalidRefreshToken("The account is disabled.")
+        organisation = await tenancy_service.get_organisation_unscoped(
+            session, user.organisation_id
+        )
+        if not organisation.is_active:
             raise InvalidRefreshToken("The account is disabled.")
         row.used_at = now
         return await self._issue_pair(
@@ -249,7 +378,7 @@ class AuthService:
         )
         await session.flush()
         return TokenPair(
-            access_token=tokens.issue_access_token(settings, user),
+            access_token=tokens.issue_access_token(settings, user, session_id=family_id),
             token_type="bearer",
             expires_in=settings.access_token_minutes * 60,
             refresh_token=refresh,
@@ -264,20 +393,45 @@ class AuthService:
         try:
             claims = tokens.decode_access_token(settings, credential)
             user_id = uuid.UUID(claims["sub"])
-        except (tokens.InvalidToken, ValueError) as exc:
+            session_id = uuid.UUID(claims["sid"]) if "sid" in claims else None
+        except (tokens.InvalidToken, ValueError, TypeError) as exc:
             raise NotAuthenticated("The access token is invalid or expired; log in again.") from exc
-        # One round trip for the user and their branch limits: this runs on every request.
+        # One round trip for the user, their branch limits, their organisation's state and
+        # whether this login was ended (logout): it runs on every request, so revocations
+        # take effect at once.
+        ended = (
+            select(RefreshToken.id)
+            .where(RefreshToken.family_id == session_id, RefreshToken.revoked_at.is_not(None))
+            .exists()
+            if session_id is not None
+            else false()
+        )
         row = (
             await session.execute(
-                select(User, func.array_remove(func.array_agg(UserBranch.branch_id), None))
+                select(
+                    User,
+                    func.array_remove(func.array_agg(UserBranch.branch_id), None),
+                    Organisation.is_active,
+                    ended,
+                )
+                .join(Organisation, Organisation.id == User.organisation_id)
                 .outerjoin(UserBranch, UserBranch.user_id == User.id)
                 .where(User.id == user_id)
-                .group_by(User.id)
+                .group_by(User.id, Organisation.id)
             )
         ).one_or_none()
-        user, branch_ids = row if row is not None else (None, [])
-        if user is None or not user.is_active or str(user.organisation_id) != claims["org"]:
-            raise NotAuthenticated("The account is disabled or no longer exists.")
+        user, branch_ids, organisation_active, logged_out = (
+            row if row is not None else (None, [], False, True)
+        )
+        if (
+            user is None
+            or not user.is_active
+            or not organisation_active
+            or logged_out
+            or str(user.organisation_id) != claims["org"]
+            or claims.get("ver", 0) != user.token_version
+        ):
+            raise NotAuthenticated("The session has ended or the account is disabled; log in.")
         return Principal(
             kind="user",
             id=user.id,
@@ -289,10 +443,18 @@ class AuthService:
 
     async def _authenticate_api_key(self, session: AsyncSession, credential: str) -> Principal:
         prefix = tokens.split_api_key(credential)
-        row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        found = (
+            await session.execute(
+                select(ApiKey, Organisation.is_active)
+                .join(Organisation, Organisation.id == ApiKey.organisation_id)
+                .where(ApiKey.prefix == prefix)
+            )
+        ).one_or_none()
+        row, organisation_active = found if found is not None else (None, False)
         now = utcnow()
         if (
             row is None
+            or not organisation_active
             or not hmac.compare_digest(row.key_hash, tokens.secret_hash(credential))
             or row.revoked_at is not None
             or (row.expires_at is not None and row.expires_at <= now)
@@ -385,7 +547,7 @@ class AuthService:
             full_name=data.full_name.strip(),
             qualification=data.qualification,
             registration_number=data.registration_number,
-            password_hash=hash_password(data.password),
+            password_hash=await asyncio.to_thread(hash_password, data.password),
             roles=sorted({str(r) for r in data.roles}),
             is_active=True,
         )
@@ -431,7 +593,7 @@ class AuthService:
         if "mobile" in changes:
             _set_mobile(user, data.mobile)
         if data.password is not None:
-            user.password_hash = hash_password(data.password)
+            user.password_hash = await asyncio.to_thread(hash_password, data.password)
         if data.branch_ids is not None:
             await tenancy_service.check_branches_belong(
                 session, user.organisation_id, data.branch_ids
@@ -441,12 +603,9 @@ class AuthService:
                 session.add(UserBranch(user_id=user.id, branch_id=branch_id))
             branch_ids = list(data.branch_ids)
         if data.is_active is False or data.password is not None:
-            # Existing sessions must not outlive a deactivation or a password reset.
-            await session.execute(
-                update(RefreshToken)
-                .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+            # Existing sessions must not outlive a deactivation or a password reset: refresh
+            # tokens are revoked and access tokens carry the old version.
+            await self.end_all_sessions(session, user)
         await session.flush()
         after = user_snapshot(user, branch_ids)
         if data.password is not None:
@@ -502,6 +661,15 @@ class AuthService:
             return await get_object_store(get_settings()).get(user.signature_key)
         except ObjectNotFoundError:
             return None
+
+    async def end_all_sessions(self, session: AsyncSession, user: User) -> None:
+        """Revoke every refresh token of ``user`` and invalidate their access tokens."""
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        user.token_version = (user.token_version or 0) + 1
 
     # ---- API keys -------------------------------------------------------------------
 

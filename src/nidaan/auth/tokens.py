@@ -21,13 +21,18 @@ class TokenSubject(Protocol):
     id: uuid.UUID
     organisation_id: uuid.UUID
     roles: list[str]
+    token_version: int
 
 
 class InvalidToken(Exception):
     """The token is malformed, expired or not signed by us."""
 
 
-def issue_access_token(settings: Settings, user: TokenSubject) -> str:
+def issue_access_token(
+    settings: Settings, user: TokenSubject, session_id: uuid.UUID | None = None
+) -> str:
+    """A short-lived token for ``user``; ``session_id`` (the refresh-token family of the
+    login) lets a logout end the access tokens of that login too."""
     now = utcnow()
     claims = {
         "iss": ISSUER,
@@ -38,7 +43,10 @@ def issue_access_token(settings: Settings, user: TokenSubject) -> str:
         "exp": int((now + timedelta(minutes=settings.access_token_minutes)).timestamp()),
         "jti": secrets.token_hex(8),
         "typ": "access",
+        "ver": int(user.token_version or 0),
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, settings.jwt_secret(), algorithm="HS256")
 
 

@@ -42,10 +42,11 @@ class ReferenceRangeIn(InputSchema):
     age_min_days: int | None = Field(None, ge=0)
     age_max_days: int | None = Field(None, ge=1)
     pregnant: bool | None = Field(None, description="true = only in pregnancy; null = any")
-    low: Decimal | None = None
-    high: Decimal | None = None
-    critical_low: Decimal | None = None
-    critical_high: Decimal | None = None
+    # numeric(14,4) columns
+    low: Decimal | None = Field(None, gt=-(10**10), lt=10**10)
+    high: Decimal | None = Field(None, gt=-(10**10), lt=10**10)
+    critical_low: Decimal | None = Field(None, gt=-(10**10), lt=10**10)
+    critical_high: Decimal | None = Field(None, gt=-(10**10), lt=10**10)
     text: MultilineText | None = Field(None, max_length=300, examples=["< 200 desirable"])
 
     @model_validator(mode="after")
@@ -95,9 +96,10 @@ class _TestFields(InputSchema):
     tat_minutes: int = Field(1440, ge=1, le=60 * 24 * 60)
     price: Decimal = Field(Decimal("0"), ge=0, max_digits=12, decimal_places=2)
     required_verifications: int = Field(1, ge=1, le=2)
-    delta_percent: Decimal | None = Field(None, gt=0)
-    delta_absolute: Decimal | None = Field(None, gt=0)
-    delta_window_days: int | None = Field(None, ge=1)
+    # Bounded by their columns (numeric(8,2) and numeric(14,4)): a 422, not an overflow.
+    delta_percent: Decimal | None = Field(None, gt=0, lt=1_000_000)
+    delta_absolute: Decimal | None = Field(None, gt=0, lt=10**10)
+    delta_window_days: int | None = Field(None, ge=1, le=36500)
     accredited: bool = True
     referral_lab: str | None = Field(
         None,
@@ -142,9 +144,10 @@ class CatalogTestUpdate(InputSchema):
     tat_minutes: int | None = Field(None, ge=1, le=60 * 24 * 60)
     price: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=2)
     required_verifications: int | None = Field(None, ge=1, le=2)
-    delta_percent: Decimal | None = Field(None, gt=0)
-    delta_absolute: Decimal | None = Field(None, gt=0)
-    delta_window_days: int | None = Field(None, ge=1)
+    # Bounded by their columns (numeric(8,2) and numeric(14,4)): a 422, not an overflow.
+    delta_percent: Decimal | None = Field(None, gt=0, lt=1_000_000)
+    delta_absolute: Decimal | None = Field(None, gt=0, lt=10**10)
+    delta_window_days: int | None = Field(None, ge=1, le=36500)
     accredited: bool | None = None
     referral_lab: str | None = Field(None, max_length=200)
     sort_order: int | None = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -285,7 +285,10 @@ class IntegrationService:
         branch_id: uuid.UUID | None = None,
         enabled: bool | None = None,
     ) -> tuple[list[Instrument], int]:
-        statement = select(Instrument).where(Instrument.organisation_id == caller.organisation_id)
+        statement = select(Instrument).where(
+            Instrument.organisation_id == caller.organisation_id,
+            self._instruments_within_reach(caller),
+        )
         if branch_id is not None:
             statement = statement.where(Instrument.branch_id == branch_id)
         if enabled is not None:
@@ -295,7 +298,31 @@ class IntegrationService:
     async def get_instrument(
         self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
     ) -> Instrument:
-        return await self._instrument(session, caller.organisation_id, instrument_id)
+        return await self._instrument_for(session, caller, instrument_id)
+
+    async def _instrument_for(
+        self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
+    ) -> Instrument:
+        """The caller's instrument, refused when it stands at a branch they do not work at."""
+        instrument = await self._instrument(session, caller.organisation_id, instrument_id)
+        caller.require_reach([instrument.branch_id], "instrument")
+        return instrument
+
+    async def _require_exception_reach(
+        self, session: AsyncSession, caller: Principal, row: InterfaceException
+    ) -> None:
+        if caller.branch_ids is None:
+            return
+        if row.instrument_id is None:
+            caller.require_reach([], "interface exception")
+        else:
+            await self._instrument_for(session, caller, row.instrument_id)
+
+    @staticmethod
+    def _instruments_within_reach(caller: Principal) -> ColumnElement[bool]:
+        if caller.branch_ids is None:
+            return true()
+        return Instrument.branch_id.in_(list(caller.branch_ids))
 
     async def _instrument(
         self, session: AsyncSession, organisation_id: uuid.UUID, instrument_id: uuid.UUID
@@ -385,11 +412,14 @@ class IntegrationService:
         id with the same content returns the existing row."""
         resolved = await self._resolve_map(session, caller, data.test_map)
         if data.id is not None:
-            existing = await session.scalar(
-                select(Instrument).where(
-                    Instrument.id == data.id, Instrument.organisation_id == caller.organisation_id
+            # Looked up in every organisation: another tenant's id gets the same answer as
+            # one of ours with other content (never a hint of who owns it).
+            existing = await session.get(Instrument, data.id)
+            if existing is not None and existing.organisation_id != caller.organisation_id:
+                raise IdConflict(
+                    "An instrument with this id already exists with different content.",
+                    id=str(data.id),
                 )
-            )
             if existing is not None:
                 current = _snapshot(
                     existing, await self.test_map(session, caller.organisation_id, existing.id)
@@ -406,6 +436,7 @@ class IntegrationService:
         await tenancy_service.check_branches_belong(
             session, caller.organisation_id, [data.branch_id]
         )
+        caller.require_reach([data.branch_id], "instrument")
         await self._check_name(session, caller.organisation_id, data.name.strip())
         values = data.model_dump(include=set(_INSTRUMENT_FIELDS))
         values["name"] = data.name.strip()
@@ -433,7 +464,7 @@ class IntegrationService:
         instrument_id: uuid.UUID,
         data: InstrumentUpdate,
     ) -> Instrument:
-        instrument = await self._instrument(session, caller.organisation_id, instrument_id)
+        instrument = await self._instrument_for(session, caller, instrument_id)
         if data.version != instrument.version:
             raise VersionConflict(
                 f"The instrument was changed meanwhile (version {instrument.version}, you sent "
@@ -453,6 +484,7 @@ class IntegrationService:
             await tenancy_service.check_branches_belong(
                 session, caller.organisation_id, [changes["branch_id"]]
             )
+            caller.require_reach([changes["branch_id"]], "instrument")
         proposed = {name: getattr(instrument, name) for name in _INSTRUMENT_FIELDS} | changes
         self._check_transport(proposed)
         new_map = old_map
@@ -623,7 +655,7 @@ class IntegrationService:
     async def status(
         self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
     ) -> InstrumentStatus:
-        instrument = await self._instrument(session, caller.organisation_id, instrument_id)
+        instrument = await self._instrument_for(session, caller, instrument_id)
         own = (
             InterfaceMessage.organisation_id == caller.organisation_id,
             InterfaceMessage.instrument_id == instrument.id,
@@ -791,7 +823,7 @@ class IntegrationService:
         direction: Direction | None = None,
     ) -> tuple[list[InterfaceMessage], int]:
         """An instrument's messages, newest first."""
-        await self._instrument(session, caller.organisation_id, instrument_id)
+        await self._instrument_for(session, caller, instrument_id)
         statement = select(InterfaceMessage).where(
             InterfaceMessage.organisation_id == caller.organisation_id,
             InterfaceMessage.instrument_id == instrument_id,
@@ -1556,6 +1588,12 @@ class IntegrationService:
         statement = select(InterfaceException).where(
             InterfaceException.organisation_id == caller.organisation_id
         )
+        if caller.branch_ids is not None:
+            statement = statement.where(
+                InterfaceException.instrument_id.in_(
+                    select(Instrument.id).where(self._instruments_within_reach(caller))
+                )
+            )
         if status is not None:
             statement = statement.where(InterfaceException.status == status)
         if kind is not None:
@@ -1580,6 +1618,7 @@ class IntegrationService:
         )
         if row is None:
             raise NotFound("No such interface exception.", entity="interface_exception")
+        await self._require_exception_reach(session, caller, row)
         return row
 
     async def resolve_exception(
@@ -1607,6 +1646,7 @@ class IntegrationService:
         )
         if row is None:
             raise NotFound("No such interface exception.", entity="interface_exception")
+        await self._require_exception_reach(session, caller, row)
         if row.status != ExceptionStatus.OPEN:
             raise ExceptionClosed(
                 f"This exception is already {row.status}.", exception_status=row.status

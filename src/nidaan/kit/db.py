@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.config import Settings
-from nidaan.kit.embedded import embedded_database_url, to_psycopg_url
+from nidaan.kit.embedded import OWNER_ROLE, embedded_database_url, to_psycopg_url
 
 _log = structlog.get_logger("nidaan.db")
 _engine: AsyncEngine | None = None
@@ -35,7 +35,8 @@ _url: str | None = None
 
 
 def database_url(settings: Settings, *, create: bool = True) -> str:
-    """The SQLAlchemy URL in use: the configured one, or the embedded server's.
+    """The SQLAlchemy URL the application connects with: the configured one, or the
+    embedded server's (as its unprivileged application role).
 
     ``create=False``: never initialise an embedded cluster or database that is not there
     (``EmbeddedDatabaseMissing``); commands that only read use it.
@@ -47,6 +48,15 @@ def database_url(settings: Settings, *, create: bool = True) -> str:
         else:
             _url = embedded_database_url(settings.data_dir / "pgdata", create=create)
     return _url
+
+
+def migration_url(settings: Settings) -> str:
+    """The URL of the role that owns the schema and runs migrations: the configured
+    ``NIDAAN_MIGRATION_DATABASE_URL`` (else the application's own URL), or the embedded
+    server's superuser."""
+    if settings.database_url:
+        return to_psycopg_url(settings.migration_database_url or settings.database_url)
+    return embedded_database_url(settings.data_dir / "pgdata", role=OWNER_ROLE)
 
 
 def configure(url: str) -> None:
@@ -64,9 +74,9 @@ def get_engine(settings: Settings) -> AsyncEngine:
     return _engine
 
 
-def sync_engine(settings: Settings) -> Engine:
-    """A synchronous engine, for Alembic and one-off CLI work."""
-    return create_engine(database_url(settings))
+def sync_engine(settings: Settings, *, owner: bool = False) -> Engine:
+    """A synchronous engine, for Alembic (``owner``: as the schema owner) and CLI work."""
+    return create_engine(migration_url(settings) if owner else database_url(settings))
 
 
 def get_sessionmaker(settings: Settings) -> async_sessionmaker[AsyncSession]:

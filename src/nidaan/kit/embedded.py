@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 DATABASE_NAME = "nidaan"
+#: The role the embedded server's migrations run as (the cluster's bootstrap superuser,
+#: owner of the schema) and the role the application connects as (no superuser, owns
+#: nothing, so it cannot disable the audit triggers).
+OWNER_ROLE = "postgres"
+APP_ROLE = "nidaan_app"
 
 _lock = threading.Lock()
 _servers: dict[Path, Any] = {}
@@ -58,20 +63,28 @@ def embedded_server(pgdata: Path, *, create: bool = True) -> Any:
 
 
 def embedded_database_url(
-    pgdata: Path, database: str = DATABASE_NAME, *, create: bool = True
+    pgdata: Path, database: str = DATABASE_NAME, *, role: str = APP_ROLE, create: bool = True
 ) -> str:
-    """Return a psycopg URL for ``database`` on the embedded server, creating it if missing
-    (``create=False``: raise ``EmbeddedDatabaseMissing`` instead)."""
-    if not database.isidentifier():
-        raise ValueError(f"Unsupported database name {database!r}")
+    """Return a psycopg URL for ``database`` on the embedded server as ``role``, creating
+    the database and the application role if missing (``create=False``: raise
+    ``EmbeddedDatabaseMissing`` instead of creating a cluster or database)."""
+    if not database.isidentifier() or not role.isidentifier():
+        raise ValueError(f"Unsupported database or role name {database!r}, {role!r}")
     server = embedded_server(pgdata, create=create)
-    # psql takes no bind parameters; the name was checked to be a plain identifier above.
+    # psql takes no bind parameters; the names were checked to be plain identifiers above.
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "(1 row)" not in exists:
         if not create:
             raise EmbeddedDatabaseMissing(pgdata, f"no database {database!r} in the cluster")
         server.psql(f'CREATE DATABASE "{database}";')
-    return to_psycopg_url(server.get_uri(database))
+    if role != OWNER_ROLE:
+        # Local socket connections are trusted inside the data directory: no password.
+        server.psql(
+            f"DO $$ BEGIN CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+            "NOREPLICATION NOBYPASSRLS; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+        )
+    url = to_psycopg_url(server.get_uri(database))
+    return url.replace(f"://{OWNER_ROLE}:@", f"://{role}:@", 1)
 
 
 def _forget_dead_handles(pgdata: Path) -> None:

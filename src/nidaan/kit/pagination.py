@@ -9,6 +9,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 MAX_LIMIT = 100
+#: Deepest page served: (page - 1) * limit stays far inside the database's row offsets.
+#: Nobody reads a million pages; filters find old rows.
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -17,8 +20,8 @@ class PageParams:
     limit: int = 20
 
     def __post_init__(self) -> None:
-        if self.page < 1:
-            raise ValueError("page must be 1 or more")
+        if not 1 <= self.page <= MAX_PAGE:
+            raise ValueError(f"page must be between 1 and {MAX_PAGE}")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
 

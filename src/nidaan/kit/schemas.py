@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -50,6 +51,22 @@ class InputSchema(Schema):
         for text in strings_in(value):
             check_text(text)
         return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _numbers_in_range(cls, value: Any) -> Any:
+        """Whole numbers fit a 32-bit column (counts, versions, days) and decimals are
+        finite and below 10^15, so no number overflows a column (a 422, not a 500)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not INT32_MIN <= value <= INT32_MAX:
+                raise ValueError(f"must be between {INT32_MIN} and {INT32_MAX}")
+        elif isinstance(value, Decimal) and (not value.is_finite() or abs(value) >= DECIMAL_LIMIT):
+            raise ValueError("must be a finite number below 10^15")
+        return value
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+DECIMAL_LIMIT = Decimal(10) ** 15
 
 
 def _is_multiline(field: FieldInfo) -> bool:

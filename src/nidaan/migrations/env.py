@@ -13,7 +13,7 @@ config = context.config
 def run_migrations_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is None:
-        engine = sync_engine(get_settings())
+        engine = sync_engine(get_settings(), owner=True)
         with engine.connect() as connection:
             _run(connection)
         engine.dispose()

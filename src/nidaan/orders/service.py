@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.schemas import SYSTEM_ACTOR, AuditActor
@@ -215,7 +215,28 @@ class OrdersService:
         order = await get_in_organisation(session, Order, order_id, caller.organisation_id)
         if order is None:
             raise NotFound("No such order in your organisation.", entity="order")
+        await self.require_reach(session, caller, order)
         return order
+
+    # ---------------------------------------------------------------- branch reach
+
+    async def require_reach(self, session: AsyncSession, caller: Principal, order: Order) -> None:
+        """Refuse an order of branches the caller does not work at: an order is at its
+        branch and wherever its samples were collected or sent (the lab analysing them)."""
+        if caller.branch_ids is None or order.branch_id in caller.branch_ids:
+            return
+        branches = await samples_service.order_branches(session, order.organisation_id, order.id)
+        caller.require_reach(branches, "order")
+
+    @staticmethod
+    def ids_reaching(branch_ids: Iterable[uuid.UUID]) -> Select[tuple[uuid.UUID]]:
+        """Ids of the orders at one of ``branch_ids`` (for filtering lists)."""
+        ids = list(branch_ids)
+        return (
+            select(Order.id)
+            .where(any_of(Order.branch_id, ids))
+            .union(samples_service.orders_reaching(ids))
+        )
 
     async def tests_of(
         self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
@@ -262,6 +283,8 @@ class OrdersService:
         if date_to is not None:
             end = datetime.combine(date_to + timedelta(days=1), time(), IST)
             statement = statement.where(Order.created_at < end)
+        if caller.branch_ids is not None:
+            statement = statement.where(Order.id.in_(self.ids_reaching(caller.branch_ids)))
         return await paginate(
             session, statement.order_by(Order.created_at.desc(), Order.id.desc()), page
         )
@@ -315,6 +338,7 @@ class OrdersService:
         """
         org = caller.organisation_id
         order = await self._lock_order(session, org, order_id)
+        await self.require_reach(session, caller, order)
         if version is not None and version != order.version:
             raise VersionConflict(
                 f"The order was changed meanwhile (version {order.version}, you sent {version}).",

@@ -250,8 +250,7 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "amended_banner": "திருத்தப்பட்ட அறிக்கை (AMENDED REPORT)",
         "amended_mark": "திருத்தப்பட்டது",
         "amended_replaces": (
-            "இந்த அறிக்கை {issued} அன்று வழங்கப்பட்ட அறிக்கை {number} (பதிப்பு {version}) க்கு "
-            "மாற்றாகும்."
+            "இந்த அறிக்கை {issued} அன்று வழங்கப்பட்ட அறிக்கை {number} (பதிப்பு {version}) க்கு மாற்றாகும்."
         ),
         "amended_reason": "திருத்தத்திற்கான காரணம்",
         "scan_to_verify": "இந்த அறிக்கையைச் சரிபார்க்க ஸ்கேன் செய்யவும்",

@@ -666,6 +666,8 @@ class ReportsService:
         )
         if report is None:
             raise ReportNotFound("No such report in your organisation.", entity="report")
+        if caller.branch_ids is not None:
+            await orders_service.get(session, caller, report.order_id)  # branch limits
         return report
 
     async def pdf(

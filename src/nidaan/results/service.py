@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import audit_service
@@ -26,7 +26,7 @@ from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
-from nidaan.kit.db import any_of
+from nidaan.kit.db import any_of, get_in_organisation
 from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
@@ -330,7 +330,25 @@ class ResultsService:
         )
         if result is None:
             raise NotFound("No such result in your organisation.", entity="result")
+        await self._require_order_reach(session, caller, result.order_id)
         return result
+
+    async def _require_order_reach(
+        self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
+    ) -> None:
+        """Refuse a result or alert of an order at branches the caller does not work at."""
+        if caller.branch_ids is None:
+            return
+        order = await get_in_organisation(session, Order, order_id, caller.organisation_id)
+        if order is not None:
+            await orders_service.require_reach(session, caller, order)
+
+    @staticmethod
+    def _within_reach(caller: Principal, order_id: Any) -> ColumnElement[bool]:
+        """SQL condition keeping a list to the caller's branches (true when unlimited)."""
+        if caller.branch_ids is None:
+            return true()
+        return order_id.in_(orders_service.ids_reaching(caller.branch_ids))
 
     async def list_for_order(
         self,
@@ -422,7 +440,8 @@ class ResultsService:
         status: CriticalAlertStatus | None = None,
     ) -> tuple[list[CriticalAlert], int]:
         statement = select(CriticalAlert).where(
-            CriticalAlert.organisation_id == caller.organisation_id
+            CriticalAlert.organisation_id == caller.organisation_id,
+            self._within_reach(caller, CriticalAlert.order_id),
         )
         if status is not None:
             statement = statement.where(CriticalAlert.status == status)
@@ -475,14 +494,12 @@ class ResultsService:
     ) -> EntryOutcome:
         """``enter``, telling whether a row was created (the API answers 201 or 200)."""
         if result_id is not None:
-            existing = await session.scalar(
-                select(Result).where(
-                    Result.id == result_id, Result.organisation_id == caller.organisation_id
-                )
-            )
+            # Every organisation's: another tenant's id is "taken", like one of ours.
+            existing = await session.get(Result, result_id)
             if existing is not None:
                 same = (
-                    existing.order_test_id == order_test_id
+                    existing.organisation_id == caller.organisation_id
+                    and existing.order_test_id == order_test_id
                     and existing.entered_value == value
                     and existing.entered_unit == unit
                     and existing.comment == comment
@@ -1410,6 +1427,7 @@ class ResultsService:
         )
         if alert is None:
             raise NotFound("No such critical alert in your organisation.", entity="critical_alert")
+        await self._require_order_reach(session, caller, alert.order_id)
         if alert.status == CriticalAlertStatus.ACKNOWLEDGED:
             raise AlreadyAcknowledged(
                 f"This alert was acknowledged at {alert.acknowledged_at:%Y-%m-%d %H:%M} UTC "
@@ -1487,6 +1505,7 @@ class ResultsService:
                 OrderTest.status == OrderTestStatus.ACTIVE,
                 Sample.status.in_(list(READY_SAMPLE_STATES)),
                 CatalogTest.result_type != ResultType.CALCULATED,
+                self._within_reach(caller, Order.id),
             )
             .order_by(
                 _priority_rank(),
@@ -1554,6 +1573,7 @@ class ResultsService:
                 Result.organisation_id == org,
                 Result.is_current.is_(True),
                 Result.status.in_([ResultStatus.ENTERED, ResultStatus.HELD]),
+                self._within_reach(caller, Order.id),
             )
             .order_by(_priority_rank(), Result.entered_at, CatalogTest.sort_order)
         )
@@ -1569,6 +1589,7 @@ class ResultsService:
             .where(
                 CriticalAlert.organisation_id == caller.organisation_id,
                 CriticalAlert.status == CriticalAlertStatus.OPEN,
+                self._within_reach(caller, CriticalAlert.order_id),
             )
             .order_by(CriticalAlert.created_at, CriticalAlert.id)
         )
@@ -1608,6 +1629,7 @@ class ResultsService:
                 OrderTest.status.in_(list(OPEN_TEST_STATES)),
                 Sample.received_at.is_not(None),
                 due < now,
+                self._within_reach(caller, Order.id),
             )
             .order_by(_priority_rank(), due, Order.order_number)
         )

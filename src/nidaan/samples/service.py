@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import AuditEntry, audit_service
@@ -282,9 +282,55 @@ class SamplesService:
             statement = statement.where(Sample.branch_id == branch_id)
         if order_id is not None:
             statement = statement.where(Sample.order_id == order_id)
+        if caller.branch_ids is not None:
+            statement = statement.where(self.reach_clause(caller.branch_ids))
         return await paginate(
             session, statement.order_by(Sample.created_at.desc(), Sample.id.desc()), page
         )
+
+    # ---------------------------------------------------------------- branch reach
+
+    @staticmethod
+    def reach_clause(branch_ids: Iterable[uuid.UUID]) -> ColumnElement[bool]:
+        """SQL condition: the sample is at one of ``branch_ids`` (its order's branch, where
+        it was collected, or the lab a manifest took it to)."""
+        ids = list(branch_ids)
+        return or_(
+            any_of(Sample.branch_id, ids),
+            any_of(Sample.collected_at_branch_id, ids),
+            Sample.manifest_id.in_(select(Manifest.id).where(any_of(Manifest.to_branch_id, ids))),
+        )
+
+    @staticmethod
+    def orders_reaching(branch_ids: Iterable[uuid.UUID]) -> Select[tuple[uuid.UUID]]:
+        """Ids of the orders with a sample at one of ``branch_ids`` (for order filters)."""
+        return select(Sample.order_id).where(SamplesService.reach_clause(branch_ids))
+
+    async def branches_of(self, session: AsyncSession, sample: Sample) -> set[uuid.UUID | None]:
+        branches = {sample.branch_id, sample.collected_at_branch_id}
+        if sample.manifest_id is not None:
+            branches.add(
+                await session.scalar(
+                    select(Manifest.to_branch_id).where(Manifest.id == sample.manifest_id)
+                )
+            )
+        return branches
+
+    async def require_reach(self, session: AsyncSession, caller: Principal, sample: Sample) -> None:
+        """Refuse a sample at branches the caller does not work at."""
+        if caller.branch_ids is not None:
+            caller.require_reach(await self.branches_of(session, sample), "sample")
+
+    async def order_branches(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> set[uuid.UUID | None]:
+        """Branches an order's samples are at (collected there, or sent there)."""
+        rows = await session.execute(
+            select(Sample.collected_at_branch_id, Manifest.to_branch_id)
+            .outerjoin(Manifest, Manifest.id == Sample.manifest_id)
+            .where(Sample.organisation_id == organisation_id, Sample.order_id == order_id)
+        )
+        return {branch for row in rows for branch in row}
 
     async def for_orders(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_ids: Iterable[uuid.UUID]
@@ -313,6 +359,7 @@ class SamplesService:
             found = await get_in_organisation(session, Sample, ref, caller.organisation_id)
             if found is None:
                 raise NotFound("No such sample in your organisation.", entity="sample")
+            await self.require_reach(session, caller, found)
             return found
         statement = select(Sample).where(Sample.organisation_id == caller.organisation_id)
         if isinstance(ref, uuid.UUID):
@@ -324,6 +371,7 @@ class SamplesService:
         sample = await session.scalar(statement)
         if sample is None:
             raise NotFound("No such sample in your organisation.", entity="sample")
+        await self.require_reach(session, caller, sample)
         return sample
 
     async def _load_with_manifest(
@@ -784,6 +832,7 @@ class SamplesService:
         )
         if manifest is None:
             raise NotFound("No such manifest in your organisation.", entity="manifest")
+        caller.require_reach((manifest.from_branch_id, manifest.to_branch_id), "manifest")
         return manifest
 
     async def manifest_samples(

@@ -15,7 +15,7 @@ from nidaan.deps import get_session
 from nidaan.errors import problem_responses
 from nidaan.graphql import graphql_router, sdl
 from nidaan.kit.errors import NotFound
-from nidaan.kit.pagination import MAX_LIMIT
+from nidaan.kit.pagination import MAX_LIMIT, MAX_PAGE
 from nidaan.kit.schemas import ListResource
 from nidaan.sync import conflicts as conflict_service
 from nidaan.sync.entities.conflicts import conflict_view
@@ -49,7 +49,7 @@ async def graphql_sdl() -> str:
 async def list_conflicts(
     status: str | None = Query("OPEN", description="OPEN, RESOLVED or SUPERSEDED; empty: all"),
     entity: str | None = Query(None, description="patient, order, sample, payment, result"),
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     limit: int = Query(20, ge=1, le=MAX_LIMIT),
     principal: Principal = Depends(reviewers),
     session: AsyncSession = Depends(get_session, scope="function"),

@@ -27,6 +27,7 @@ from nidaan.config import Settings, get_settings
 from nidaan.deps import get_session
 from nidaan.kit.db import commit
 from nidaan.kit.errors import InvalidInput, NidaanError
+from nidaan.kit.graphql_limits import limit_extensions
 from nidaan.kit.time import utcnow
 from nidaan.sync import conflicts as conflict_service
 from nidaan.sync.context import Op
@@ -421,7 +422,7 @@ def _empty(cursor: str | None, *, upgrade_required: bool) -> SyncResult:
     )
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=limit_extensions())
 
 
 def sdl() -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -29,6 +29,8 @@ class Caller(Protocol):
 
     @property
     def actor(self) -> AuditActor: ...
+
+    def require_reach(self, branch_ids: Iterable[uuid.UUID | None], entity: str) -> None: ...
 
 
 def _branch_snapshot(branch: Branch) -> dict[str, Any]:
@@ -90,6 +92,28 @@ class TenancyService:
             after={"name": organisation.name, "slug": slug, "is_demo": is_demo},
         )
         return organisation
+
+    async def set_organisation_active(
+        self, session: AsyncSession, organisation: Organisation, *, active: bool, actor: AuditActor
+    ) -> bool:
+        """Disable or re-enable a tenant (installation-level: CLI). A disabled organisation's
+        tokens, refresh tokens and API keys stop working at the next request. Returns whether
+        anything changed."""
+        if organisation.is_active == active:
+            return False
+        organisation.is_active = active
+        await session.flush()
+        await audit_service.record(
+            session,
+            organisation_id=organisation.id,
+            actor=actor,
+            action="organisation.enabled" if active else "organisation.disabled",
+            entity_type="organisation",
+            entity_id=organisation.id,
+            before={"is_active": not active},
+            after={"is_active": active},
+        )
+        return True
 
     async def get_own_organisation(self, session: AsyncSession, caller: Caller) -> Organisation:
         return await self.get_organisation_unscoped(session, caller.organisation_id)
@@ -181,6 +205,7 @@ class TenancyService:
         self, session: AsyncSession, caller: Caller, branch_id: uuid.UUID, data: BranchUpdate
     ) -> Branch:
         branch = await self.get_branch(session, caller, branch_id)
+        caller.require_reach([branch.id], "branch")
         before = _branch_snapshot(branch)
         for field, value in data.model_dump(exclude_unset=True).items():
             if value is None and field in {"name", "is_active"}:

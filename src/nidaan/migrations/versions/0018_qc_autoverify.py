@@ -42,7 +42,7 @@ CREATE TRIGGER qc_violations_no_truncate BEFORE TRUNCATE ON qc_violations
 
 revision: str = "0018_qc_autoverify"
 # The lead re-chains this at merge (written against the branch's head).
-down_revision: str | None = "0015_abdm"
+down_revision: str | None = "0017_security_dpdp"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
