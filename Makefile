@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean-data system-deps web web-test browser-deps wheel
+.PHONY: run test lint install clean-data system-deps web web-test browser-deps wheel screenshots
 
 # PDF reports need Pango (present on Debian desktops/servers) and HarfBuzz's subsetter, which
 # makes WeasyPrint ~7x faster at embedding fonts. Installed when we may (root), else a hint.
@@ -82,6 +82,11 @@ browser-deps:
 web-test: $(STAMP) browser-deps
 	@$(MAKE) --no-print-directory $(WEB_DIST)
 	cd web && npx vitest run && npx playwright test
+
+# Retake the committed screenshots under docs/ui/ (the browser tests take them as they go).
+screenshots: $(STAMP) browser-deps
+	@$(MAKE) --no-print-directory $(WEB_DIST)
+	cd web && NIDAAN_UPDATE_SCREENSHOTS=1 npx playwright test
 
 # A wheel that carries the built web app (pip users get the UI without Node).
 wheel: $(STAMP) web

@@ -6,6 +6,9 @@ import { resolve } from 'node:path';
 
 export const PASSWORD = 'nidaan-demo';
 export const DOCS_UI = resolve(import.meta.dirname, '../../../docs/ui');
+/** Where screenshots go: the committed docs/ui/ only when asked (`make screenshots`), so a
+ * test run leaves the working tree clean; otherwise beside the other test results. */
+const SHOTS = process.env.NIDAAN_UPDATE_SCREENSHOTS ? DOCS_UI : resolve(import.meta.dirname, '../../test-results/screens');
 
 export const test = base.extend({
 	baseURL: async ({}, use) => {
@@ -35,10 +38,11 @@ export async function expectAccessible(page: Page, exclude: string[] = []): Prom
 	expect(summary, 'axe violations').toEqual([]);
 }
 
-/** Save a screenshot of the page under docs/ui/ (committed: the screens as a lab sees them). */
+/** Save a screenshot of the page (under docs/ui/ with NIDAAN_UPDATE_SCREENSHOTS=1: the
+ * committed pictures of the screens as a lab sees them). */
 export async function screenshot(page: Page, name: string): Promise<void> {
-	mkdirSync(DOCS_UI, { recursive: true });
-	await page.screenshot({ path: resolve(DOCS_UI, `${name}.png`), fullPage: false });
+	mkdirSync(SHOTS, { recursive: true });
+	await page.screenshot({ path: resolve(SHOTS, `${name}.png`), fullPage: false });
 }
 
 /** A short unique text for names the tests create (the server is shared by all tests). */
