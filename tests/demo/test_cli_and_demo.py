@@ -225,7 +225,8 @@ def test_demo_run_serves_logs_in_and_stops_cleanly(demo_env: dict[str, str]) -> 
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        # Liveness, not speed: a busy CI machine may take a while to start everything.
+        deadline = time.monotonic() + 180
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

@@ -70,13 +70,19 @@ def configure(url: str) -> None:
 def get_engine(settings: Settings) -> AsyncEngine:
     global _engine
     if _engine is None:
-        _engine = create_async_engine(database_url(settings), pool_pre_ping=True, pool_size=10)
+        # hide_parameters: a failed statement's error (and so its log line) never carries the
+        # values bound to it (mobile numbers, names), only the SQL text.
+        _engine = create_async_engine(
+            database_url(settings), pool_pre_ping=True, pool_size=10, hide_parameters=True
+        )
     return _engine
 
 
 def sync_engine(settings: Settings, *, owner: bool = False) -> Engine:
     """A synchronous engine, for Alembic (``owner``: as the schema owner) and CLI work."""
-    return create_engine(migration_url(settings) if owner else database_url(settings))
+    return create_engine(
+        migration_url(settings) if owner else database_url(settings), hide_parameters=True
+    )
 
 
 def get_sessionmaker(settings: Settings) -> async_sessionmaker[AsyncSession]:
@@ -215,7 +221,9 @@ def autonomous_engine(session: AsyncSession) -> AsyncEngine:
     engine = bind if isinstance(bind, AsyncEngine) else bind.engine  # type: ignore[union-attr]
     url = engine.url.render_as_string(hide_password=False)
     if url not in _autonomous_engines:
-        _autonomous_engines[url] = create_async_engine(url, pool_size=4, max_overflow=8)
+        _autonomous_engines[url] = create_async_engine(
+            url, pool_size=4, max_overflow=8, hide_parameters=True
+        )
     return _autonomous_engines[url]
 
 
