@@ -81,7 +81,7 @@ test('result entry: keyboard through the worklist, live flags, calculated tests 
 	await page.keyboard.press('Control+s');
 	await expect(glucose.getByTestId('flag')).toContainText('✓');
 	await expect(page.getByTestId('calculated')).toBeVisible();
-	const saved = await call(request, 'technician', 'GET', `/api/v1/results?order_id=${order.id}`);
+	const saved = (await call(request, 'technician', 'GET', `/api/v1/results?order_id=${order.id}`)).items;
 	const gluf = saved.find((r: { comment: string | null; value_text: string }) => r.value_text === '95');
 	expect(gluf.comment).toBe('Fasting confirmed with the patient');
 });
