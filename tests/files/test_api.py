@@ -345,7 +345,7 @@ async def test_soft_delete_retention_and_purge(
     row.purge_after = utcnow() - timedelta(seconds=1)
     await session.flush()
     dry = (await client.post("/api/v1/files/purge", json={"dry_run": True}, headers=admin)).json()
-    assert [i["file_id"] for i in dry["items"]] == [created["id"]]
+    assert [i["file_id"] for i in dry["files"]] == [created["id"]]
     assert await object_store.exists(row.storage_key)
     done = (await client.post("/api/v1/files/purge", json={"dry_run": False}, headers=admin)).json()
     assert done["count"] == 1

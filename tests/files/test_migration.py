@@ -28,12 +28,14 @@ def _libpq(url: str) -> str:
 
 @pytest.fixture
 def database_at_0009(scratch_database: str, database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    # The scratch database is migrated (and used) as its owner, not the shared test database.
     monkeypatch.setenv("NIDAAN_DATABASE_URL", scratch_database)
+    monkeypatch.setenv("NIDAAN_MIGRATION_DATABASE_URL", scratch_database)
     get_settings.cache_clear()
     db.configure(scratch_database)
     migrate.upgrade(get_settings(), "0009_sync")
     yield scratch_database
-    monkeypatch.setenv("NIDAAN_DATABASE_URL", database_url)
+    monkeypatch.undo()
     get_settings.cache_clear()
     db.configure(database_url)
 

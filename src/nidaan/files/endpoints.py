@@ -215,7 +215,7 @@ async def purge_files(
     return PurgeOut(
         dry_run=body.dry_run,
         count=len(items),
-        items=[PurgeItemOut.model_validate(item) for item in items],
+        files=[PurgeItemOut.model_validate(item) for item in items],
     )
 
 

@@ -67,6 +67,8 @@ class PurgeItemOut(Schema):
 
 
 class PurgeOut(Schema):
+    """The outcome of one purge (an action, not a paged list: hence ``files``)."""
+
     dry_run: bool
     count: int
-    items: list[PurgeItemOut]
+    files: list[PurgeItemOut]
