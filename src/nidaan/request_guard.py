@@ -57,8 +57,20 @@ def route_class(path: str, content_type: str) -> RouteClass:
     return RouteClass.JSON
 
 
+def _parsed_as_text(content_type: str) -> bool:
+    """Whether the application parses a body of this type into strings (JSON, forms; FastAPI
+    reads a body without a type as JSON). Other bodies reach their endpoint as bytes, which
+    checks their content itself (a signature image sent as text/plain is the image's problem)."""
+    media = content_type.split(";", 1)[0].strip()
+    return media in ("", "application/json", "application/x-www-form-urlencoded") or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 def holds_nul(body: bytes, content_type: str) -> bool:
     """Whether a JSON or form body encodes a NUL character (or carries a raw one)."""
+    if not _parsed_as_text(content_type):
+        return False
     if b"\x00" in body:
         return True
     if content_type.startswith("application/x-www-form-urlencoded"):

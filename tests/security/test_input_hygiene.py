@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.config import get_settings
 from nidaan.request_guard import holds_nul
 from nidaan.tenancy.models import Organisation
 from tests.fixtures.objects import bearer_for, create_user
@@ -83,7 +84,7 @@ async def test_upload_class_has_its_own_larger_limit(client: httpx.AsyncClient) 
     assert response.status_code != 413
     huge = await client.post(
         "/api/v1/patients",
-        content=b"0" * (26 * 1024 * 1024),
+        content=b"0" * (get_settings().max_upload_body_bytes + 1),
         headers={"content-type": "application/pdf"},
     )
     assert huge.status_code == 413
@@ -242,3 +243,22 @@ async def test_multiline_fields_keep_line_breaks_and_tabs(
     )
     assert named.status_code == 422
     assert named.json()["errors"][0]["field"] == "full_name"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "refused"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("application/merge-patch+json", True),
+        ("application/x-www-form-urlencoded", True),
+        ("", True),
+        ("text/plain", False),
+        ("image/png", False),
+    ],
+)
+def test_only_bodies_parsed_as_text_are_refused_for_a_raw_nul(
+    content_type: str, refused: bool
+) -> None:
+    # A binary body (an image sent with the wrong type) reaches its endpoint, which checks it.
+    assert holds_nul(b'{"a": "b\x00"}', content_type) is refused
