@@ -71,8 +71,3 @@ export function statusClass(status: string): string {
 	if (['revoked', 'expired', 'denied', 'failed', 'timed_out', 'refused'].includes(s)) return 'bad';
 	return 'info';
 }
-
-/** "91-1111-2222-3333" or 14 digits; an ABHA address has a letter or an @. */
-export function looksLikeAddress(value: string): boolean {
-	return /[a-z@._]/i.test(value);
-}
