@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from nidaan.audit.models import AuditLog
+from nidaan.audit.schemas import SYSTEM_ACTOR
 from nidaan.config import Settings
 from nidaan.kit.jobs import run_pending_jobs
 from nidaan.notifications.enums import Channel
 from nidaan.reports.models import Report
+from nidaan.reports.release import report_release
 from tests.fixtures.objects import bearer_for, create_organisation, create_user
 from tests.notifications.conftest import Providers
 from tests.notifications.world import World, make_world, notifications_of, wait_for
@@ -159,3 +161,33 @@ async def test_resend_is_refused_to_other_labs_and_roles(
         )
         assert bad.status_code == 422
     assert await resends_of(committing_session, world) == 0
+
+
+async def test_a_held_report_is_not_resent_until_the_hold_is_lifted(
+    providers: Providers, settings: Settings, committing_session: Any
+) -> None:
+    """A release hold (an unpaid invoice) keeps the report from the patient; a resend from
+    the desk must not go round it."""
+    world = await make_world(committing_session, consents=(Channel.WHATSAPP,))
+    await run_pending_jobs(settings)
+    report = await report_of(committing_session, world)
+    async with committing_session() as session:
+        await report_release.hold(
+            session,
+            world.organisation_id,
+            report.order_id,
+            holder="billing",
+            reason="unpaid invoice",
+            actor=SYSTEM_ACTOR,
+        )
+    held = await resend(providers, world, report, "whatsapp")
+    assert held.status_code == 409
+    assert held.json()["code"] == "resend_not_allowed"
+    assert "unpaid invoice" in held.json()["detail"]
+    assert await resends_of(committing_session, world) == 0
+    async with committing_session() as session:
+        await report_release.lift(
+            session, world.organisation_id, report.order_id, holder="billing", actor=SYSTEM_ACTOR
+        )
+    assert (await resend(providers, world, report, "whatsapp")).status_code == 201
+    assert await resends_of(committing_session, world) == 1

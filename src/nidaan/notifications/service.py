@@ -66,6 +66,7 @@ from nidaan.orders.service import orders_service
 from nidaan.patients.domain import normalize_name
 from nidaan.patients.models import Patient
 from nidaan.patients.service import patients_service
+from nidaan.reports.release import report_release
 from nidaan.reports.service import reports_service
 from nidaan.results.service import results_service
 
@@ -609,6 +610,15 @@ class NotificationsService:
         opted in to; one waiting resend per report and channel at a time."""
         organisation_id = caller.organisation_id
         report = await reports_service.get(session, caller, report_id)
+        if not report.is_current:
+            raise ResendNotAllowed("This report was replaced by a newer version: send that one.")
+        # A release hold (e.g. an unpaid invoice) keeps the report from the patient: a manual
+        # resend must not go round it.
+        holds = await report_release.holds(session, organisation_id, report.order_id)
+        if holds:
+            raise ResendNotAllowed(
+                f"The report is held from the patient: {holds[0].reason}.", holder=holds[0].holder
+            )
         order = await orders_service.get(session, caller, report.order_id)
         patient = await patients_service.get_in(session, organisation_id, order.patient_id)
         recipient = await self.patient_recipient(session, organisation_id, patient)
