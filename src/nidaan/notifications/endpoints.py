@@ -21,6 +21,8 @@ from nidaan.kit.schemas import ListResource
 from nidaan.notifications import webhooks
 from nidaan.notifications.errors import (
     NotificationNotFound,
+    ResendAlreadyQueued,
+    ResendNotAllowed,
     WebhookNotConfigured,
     WebhookSignatureInvalid,
     WebhookSignatureMissing,
@@ -41,6 +43,7 @@ from nidaan.notifications.schemas import (
     NotificationOut,
     PolicyOut,
     PolicyUpdate,
+    ResendIn,
 )
 from nidaan.notifications.service import notifications_service, parse_channel
 
@@ -53,6 +56,7 @@ consent_writers = require_roles(Role.ADMIN, Role.FRONT_DESK, Role.PHLEBOTOMIST)
 admins = require_roles(Role.ADMIN)
 policy_readers = require_roles(Role.ADMIN, Role.AUDITOR)
 doctor_editors = require_roles(Role.ADMIN, Role.FRONT_DESK)
+resenders = require_roles(Role.ADMIN, Role.FRONT_DESK, Role.PATHOLOGIST)
 
 
 def mask(address: str | None) -> str | None:
@@ -155,6 +159,30 @@ async def get_notification(
     session: AsyncSession = Depends(get_session, scope="function"),
 ) -> NotificationOut:
     row, history = await notifications_service.get(session, principal, notification_id)
+    return notification_out(row, history)
+
+
+@router.post(
+    "/reports/{report_id}/notifications",
+    status_code=201,
+    response_model=NotificationOut,
+    operation_id="notifications:resend_report",
+    responses={
+        **AUTH_ERRORS,
+        **problem_responses(NotFound, ResendNotAllowed, ResendAlreadyQueued),
+    },
+)
+async def resend_report(
+    report_id: uuid.UUID,
+    body: ResendIn,
+    principal: Principal = Depends(resenders),
+    session: AsyncSession = Depends(get_session, scope="function"),
+) -> NotificationOut:
+    """Send the report's result-ready message (with a fresh download link) to the patient
+    again on one channel. Refused (409) on a channel the patient has not opted in to, or
+    while an earlier resend on that channel is still waiting; audited."""
+    row = await notifications_service.resend_report(session, principal, report_id, body.channel)
+    history = (await notifications_service.histories(session, [row.id])).get(row.id, [])
     return notification_out(row, history)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nidaan.kit.errors import InvalidInput, NidaanError, NotFound, Unauthorized
+from nidaan.kit.errors import Conflict, InvalidInput, NidaanError, NotFound, Unauthorized
 
 
 class NotificationNotFound(NotFound):
@@ -30,3 +30,15 @@ class WebhookNotConfigured(NidaanError):
     status_code = 503
     code = "webhook_not_configured"
     title = "Webhook not configured"
+
+
+class ResendNotAllowed(Conflict):
+    """A manual resend the patient's consent or record does not allow."""
+
+    code = "resend_not_allowed"
+    title = "The report cannot be sent on this channel"
+
+
+class ResendAlreadyQueued(Conflict):
+    code = "resend_already_queued"
+    title = "A resend of this report on this channel is already waiting"

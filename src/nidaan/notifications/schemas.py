@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
 from nidaan.notifications.enums import Channel
 
 
@@ -100,3 +100,7 @@ class DoctorOut(Schema):
     channels: list[str]
     preferred_language: str
     is_active: bool
+
+
+class ResendIn(InputSchema):
+    channel: Channel = Field(description="Where to send the report's message again")

@@ -42,7 +42,11 @@ from nidaan.notifications.enums import (
     RecipientType,
     TemplateName,
 )
-from nidaan.notifications.errors import NotificationNotFound
+from nidaan.notifications.errors import (
+    NotificationNotFound,
+    ResendAlreadyQueued,
+    ResendNotAllowed,
+)
 from nidaan.notifications.models import (
     DoctorContact,
     Notification,
@@ -62,6 +66,7 @@ from nidaan.orders.service import orders_service
 from nidaan.patients.domain import normalize_name
 from nidaan.patients.models import Patient
 from nidaan.patients.service import patients_service
+from nidaan.reports.release import report_release
 from nidaan.reports.service import reports_service
 from nidaan.results.service import results_service
 
@@ -596,6 +601,85 @@ class NotificationsService:
                 if row is not None:
                     created.append(row)
         return created
+
+    async def resend_report(
+        self, session: AsyncSession, caller: Principal, report_id: uuid.UUID, channel: Channel
+    ) -> Notification:
+        """Send a report's result-ready message to the patient again, on ``channel``, because
+        someone at the desk asked (lost message, new phone). Only on a channel the patient
+        opted in to; one waiting resend per report and channel at a time."""
+        organisation_id = caller.organisation_id
+        report = await reports_service.get(session, caller, report_id)
+        if not report.is_current:
+            raise ResendNotAllowed("This report was replaced by a newer version: send that one.")
+        # A release hold (e.g. an unpaid invoice) keeps the report from the patient: a manual
+        # resend must not go round it.
+        holds = await report_release.holds(session, organisation_id, report.order_id)
+        if holds:
+            raise ResendNotAllowed(
+                f"The report is held from the patient: {holds[0].reason}.", holder=holds[0].holder
+            )
+        order = await orders_service.get(session, caller, report.order_id)
+        patient = await patients_service.get_in(session, organisation_id, order.patient_id)
+        recipient = await self.patient_recipient(session, organisation_id, patient)
+        if channel not in recipient.addresses:
+            consented = channel in await self.opted_in_channels(
+                session, organisation_id, patient.id
+            )
+            reason = (
+                f"the patient has no {'e-mail address' if channel is Channel.EMAIL else 'mobile'}"
+                " on record"
+                if consented
+                else f"the patient has not agreed to messages on {channel}"
+            )
+            raise ResendNotAllowed(f"Cannot send on {channel}: {reason}.", channel=channel.value)
+        prefix = f"report:{report.id}:resend:{channel}:"
+        waiting = await session.scalar(
+            select(Notification.id).where(
+                Notification.organisation_id == organisation_id,
+                Notification.dedupe_key.startswith(prefix),
+                Notification.status.in_(
+                    [NotificationStatus.PENDING.value, NotificationStatus.SENDING.value]
+                ),
+            )
+        )
+        if waiting is not None:
+            raise ResendAlreadyQueued(
+                "A resend on this channel is already waiting to go out.",
+                notification_id=str(waiting),
+            )
+        lines = await results_service.report_lines(session, organisation_id, order.id)
+        names = join_names(
+            list(dict.fromkeys(line.test_name for line in lines)), recipient.language
+        )
+        row = await self.queue(
+            session,
+            organisation_id,
+            recipient,
+            Draft(
+                template=TemplateName.TEST_RESULT_READY,
+                kind=MessageKind.TEMPLATE,
+                parameters=(clean_parameter(patient.full_name), names, LINK_PLACEHOLDER),
+                subject=("report", report.id),
+                dedupe_base=f"report:{report.id}",
+                file_id=report.file_id,
+            ),
+            about_patient_id=patient.id,
+            channels=[channel],
+            dedupe_key=f"{prefix}{new_id()}",
+        )
+        assert row is not None  # a fresh key never clashes
+        await audit_service.record(
+            session,
+            organisation_id=organisation_id,
+            actor=caller.actor,
+            action="notification.resent",
+            entity_type="report",
+            entity_id=report.id,
+            before=None,
+            after={"channel": channel.value, "notification_id": str(row.id)},
+        )
+        return row
 
     async def on_critical_value(
         self,

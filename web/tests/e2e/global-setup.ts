@@ -15,6 +15,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
 		server.stdout!.on('data', (chunk: Buffer) => {
 			output += chunk.toString();
 			const match = output.match(/READY (\S+)/);
+			const abdm = output.match(/ABDM_SIMULATOR (\S+)/);
+			if (abdm) process.env.NIDAAN_E2E_ABDM_SIMULATOR = abdm[1];
 			if (match) ok(match[1]);
 		});
 		server.on('exit', (code) => fail(new Error(`the test server exited (${code}) before it was ready`)));

@@ -1,6 +1,7 @@
 """Start a real Nidaan server for the browser tests: the demo lab on a database of its own.
 
-Usage: python server.py  (prints ``READY <base url>`` once /readyz answers; SIGTERM stops it)
+Usage: python server.py  (prints ``ABDM_SIMULATOR <url>`` and ``READY <base url>`` once /readyz
+answers; SIGTERM stops it)
 
 The database is a fresh one on NIDAAN_TEST_DATABASE_URL's server when that is set (the
 machine's PostgreSQL in CI), else the embedded PostgreSQL under a temporary data directory.
@@ -65,6 +66,14 @@ def main() -> int:
         NIDAAN_ARGON2_MEMORY_KIB="1024",
         NIDAAN_LOG_LEVEL="WARNING",
     )
+    # The embedded ABDM simulator on a port of its own (8090 may be another run's); the
+    # browser tests play the patient's PHR app through it.
+    abdm_port = free_port()
+    env["NIDAAN_ABDM_SIMULATOR_PORT"] = str(abdm_port)
+    # The demo wires WhatsApp/SMS to simulators mounted in this server and e-mail to an SMTP
+    # sink: both are found through NIDAAN_PORT (``--port`` alone leaves them on 8000/8025).
+    env["NIDAAN_PORT"] = str(port)
+    env["NIDAAN_DEMO_SMTP_PORT"] = str(free_port())
     for key in ("NIDAAN_WEB_IDLE_MINUTES",):
         if key in os.environ:
             env[key] = os.environ[key]
@@ -108,6 +117,7 @@ def main() -> int:
                 print("server did not become ready", file=sys.stderr)
                 return 1
             time.sleep(0.3)
+        print(f"ABDM_SIMULATOR http://127.0.0.1:{abdm_port}", flush=True)
         print(f"READY {base}", flush=True)
         while not stopping and process.poll() is None:
             time.sleep(0.2)

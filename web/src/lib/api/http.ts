@@ -65,7 +65,9 @@ async function send(path: string, options: RequestOptions): Promise<Response> {
 	if (options.auth !== false && accessToken) headers.Authorization = `Bearer ${accessToken}`;
 	if (options.idempotencyKey) headers['Idempotency-Key'] = options.idempotencyKey;
 	let body: BodyInit | undefined;
-	if (options.body !== undefined) {
+	if (options.body instanceof FormData) {
+		body = options.body; // multipart upload: the browser sets the boundary
+	} else if (options.body !== undefined) {
 		headers['Content-Type'] = 'application/json';
 		body = JSON.stringify(options.body);
 	}
