@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -75,6 +76,17 @@ def main() -> None:
 class ServeRole(enum.StrEnum):
     ALL = "all"
     API = "api"
+
+
+def _listen_on(host: str | None, port: int | None) -> None:
+    """Make ``--host``/``--port`` the settings of this process, so everything derived from
+    them (the demo's simulator URLs, links in messages) names where we really listen."""
+    if host:
+        os.environ["NIDAAN_HOST"] = host
+    if port:
+        os.environ["NIDAAN_PORT"] = str(port)
+    if host or port:
+        get_settings.cache_clear()
 
 
 def _settings() -> Settings:
@@ -217,6 +229,7 @@ def serve(
     Without NIDAAN_DATABASE_URL it starts an embedded PostgreSQL under NIDAAN_DATA_DIR
     (default ./var) and stops it again on Ctrl-C.
     """
+    _listen_on(host, port)
     settings = _settings()
     with process_role(typer.echo):
         open_database(settings, may_create=True, require_current=False)
@@ -323,6 +336,7 @@ def demo_run(
     ] = None,
 ) -> None:
     """Migrate, seed the demo lab and serve it (what make run does)."""
+    _listen_on(host, port)
     settings = _settings()
     _require_demo_mode(settings)
     with process_role(typer.echo):
