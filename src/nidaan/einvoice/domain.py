@@ -44,7 +44,12 @@ HSN_PATTERN = re.compile(r"^\d{4,8}$")
 PIN_PATTERN = re.compile(r"^[1-9]\d{5}$")
 SUPPLY_TYPES = frozenset({"B2B", "SEZWP", "SEZWOP", "EXPWP", "EXPWOP", "DEXP"})
 DOC_TYPES = frozenset({"INV", "CRN", "DBN"})
-CANCEL_REASONS = {"1": "Duplicate", "2": "Data entry mistake", "3": "Order cancelled", "4": "Others"}
+CANCEL_REASONS = {
+    "1": "Duplicate",
+    "2": "Data entry mistake",
+    "3": "Order cancelled",
+    "4": "Others",
+}
 GST_RATES = frozenset(
     Decimal(r) for r in ("0", "0.1", "0.25", "1", "1.5", "3", "5", "6", "12", "18", "28", "40")
 )
@@ -486,7 +491,9 @@ def validate(payload: Mapping[str, Any], *, sandbox: bool = False) -> list[Viola
                 f"({sums[item_key]}).",
             )
     round_off = values.get("RndOffAmt") or ZERO
-    if isinstance(round_off, Decimal | int) and not Decimal("-99.99") <= round_off <= Decimal("99.99"):
+    if isinstance(round_off, Decimal | int) and not Decimal("-99.99") <= round_off <= Decimal(
+        "99.99"
+    ):
         check.add("ValDtls.RndOffAmt", "round_off_range", "RndOffAmt is between -99.99 and 99.99.")
     parts = (
         sum(sums[k] for k in ("AssAmt", "CgstAmt", "SgstAmt", "IgstAmt", "CesAmt"))

@@ -8,6 +8,7 @@ or the retry job finds the same row, locks it, and either sees the IRN or asks t
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -69,13 +70,14 @@ class EInvoice(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     buyer_gstin: Mapped[str] = mapped_column(String(15))
     total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     status: Mapped[str] = mapped_column(String(16))  # pending | generated | cancelled | rejected
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The exact JSON sent (amounts as written, never through float); re-sent on retries.
+    payload_json: Mapped[str] = mapped_column("payload", Text)
     irn: Mapped[str | None] = mapped_column(String(64))
     ack_no: Mapped[str | None] = mapped_column(String(20))
     ack_at: Mapped[datetime | None]
     signed_invoice: Mapped[str | None] = mapped_column(Text)
     signed_qr_code: Mapped[str | None] = mapped_column(Text)
-    qr_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    qr_data_json: Mapped[str | None] = mapped_column("qr_data", Text)
     recovered_duplicate: Mapped[bool] = mapped_column(Boolean, server_default=false())
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     next_attempt_at: Mapped[datetime | None]
@@ -86,6 +88,16 @@ class EInvoice(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     cancelled_at: Mapped[datetime | None]
     cancelled_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return dict(json.loads(self.payload_json, parse_float=Decimal))
+
+    @property
+    def qr_data(self) -> dict[str, Any] | None:
+        if self.qr_data_json is None:
+            return None
+        return dict(json.loads(self.qr_data_json, parse_float=Decimal))
 
 
 class IrpExchange(IdMixin, TenantMixin, Base):

@@ -34,11 +34,10 @@ from pydantic import BaseModel
 
 from nidaan.einvoice import wire
 from nidaan.einvoice.domain import from_json, to_json
+from nidaan.einvoice.gateways.registry import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 IST_OFFSET = timedelta(hours=5, minutes=30)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-DEMO_CLIENT_ID = "NIDAANDEMOCLIENT"
-DEMO_CLIENT_SECRET = "nidaan-demo-irp-client-secret"  # noqa: S105 (protects nothing)
 DOC_NO = re.compile(r"^([A-Z1-9]{1}[A-Z0-9/-]{0,15})$")
 GSTIN = re.compile(r"^[0-9]{2}[A-Z0-9]{13}$")
 ROOT_KEYS = ("Version", "TranDtls", "DocDtls", "SellerDtls", "BuyerDtls", "ItemList", "ValDtls")
@@ -220,9 +219,12 @@ class IrpSimulator:
             Decimal(0),
         )
         values = payload["ValDtls"]
-        expected = total + Decimal(str(values.get("RndOffAmt", 0))) + Decimal(
-            str(values.get("OthChrg", 0))
-        ) - Decimal(str(values.get("Discount", 0)))
+        expected = (
+            total
+            + Decimal(str(values.get("RndOffAmt", 0)))
+            + Decimal(str(values.get("OthChrg", 0)))
+            - Decimal(str(values.get("Discount", 0)))
+        )
         if abs(Decimal(str(values.get("TotInvVal"))) - expected) > 2:
             return "2172", "ValDtls.TotInvVal is not the sum of the items within Rs 2"
         return None
@@ -235,7 +237,7 @@ class IrpSimulator:
 
     # ------------------------------------------------------------------ app
 
-    def _build(self) -> FastAPI:  # noqa: C901 (one closure per endpoint)
+    def _build(self) -> FastAPI:
         app = FastAPI(title="IRP simulator", docs_url=None, redoc_url=None, openapi_url=None)
 
         @app.post("/eivital/v1.04/auth")
@@ -352,7 +354,9 @@ class IrpSimulator:
                 ack_no=ack_no,
                 ack_at=now,
                 payload=payload,
-                signed_invoice=self._sign({**payload, "Irn": irn, "AckNo": ack_no, "AckDt": ack_dt}),
+                signed_invoice=self._sign(
+                    {**payload, "Irn": irn, "AckNo": ack_no, "AckDt": ack_dt}
+                ),
                 signed_qr=self._sign(qr),
             )
             self.irns[irn] = entry
@@ -457,3 +461,16 @@ class IrpSimulator:
             return {"expired": len(self.logins)}
 
         return app
+
+
+def mount_demo_irp(app: FastAPI, settings: Any) -> IrpSimulator | None:
+    """Demo mode without a real IRP: the simulator at ``/simulators/irp``, any user accepted,
+    with the demo key pair the adapter also reads (``einvoice.gateways.registry``)."""
+    from nidaan.einvoice.gateways.registry import demo_private_key
+
+    if settings.irp_api_url:
+        return None
+    simulator = IrpSimulator(private_key=wire.load_private_key(demo_private_key(settings)))
+    app.mount("/simulators/irp", simulator.app)
+    app.state.irp_simulator = simulator
+    return simulator

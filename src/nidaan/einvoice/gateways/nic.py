@@ -176,7 +176,10 @@ class NicIrp:
             self._public_key_pem, wire.b64(json.dumps(secret).encode()).encode()
         )
         response = await self._send(
-            "POST", AUTH_PATH, headers=self._headers(credentials), json={"Data": wire.b64(encrypted)}
+            "POST",
+            AUTH_PATH,
+            headers=self._headers(credentials),
+            json={"Data": wire.b64(encrypted)},
         )
         body = self._body(response)
         self._log("auth", {"UserName": credentials.username}, None, response, body)
@@ -210,7 +213,9 @@ class NicIrp:
             if payload is not None:
                 encrypted = wire.aes_encrypt(session.sek, to_json(payload).encode())
                 body_json = {"Data": wire.b64(encrypted)}
-            response = await self._send(method, path, headers=headers, json=body_json, params=params)
+            response = await self._send(
+                method, path, headers=headers, json=body_json, params=params
+            )
             body = self._body(response)
             data = None
             if str(body.get("Status")) == "1" and isinstance(body.get("Data"), str):

@@ -68,13 +68,13 @@ def upgrade() -> None:
         sa.Column("buyer_gstin", sa.String(length=15), nullable=False),
         sa.Column("total", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("irn", sa.String(length=64), nullable=True),
         sa.Column("ack_no", sa.String(length=20), nullable=True),
         sa.Column("ack_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("signed_invoice", sa.Text(), nullable=True),
         sa.Column("signed_qr_code", sa.Text(), nullable=True),
-        sa.Column("qr_data", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("qr_data", sa.Text(), nullable=True),
         sa.Column(
             "recovered_duplicate", sa.Boolean(), server_default=sa.text("false"), nullable=False
         ),
