@@ -4,6 +4,7 @@ QR code as a PNG, and the log of exchanges with the IRP."""
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from typing import Any
 
@@ -67,8 +68,9 @@ def einvoice_out(row: EInvoice) -> EInvoiceOut:
         next_attempt_at=row.next_attempt_at,
         last_error=row.last_error,
         error_codes=row.error_codes,
-        payload=row.payload,
-        qr_data=row.qr_data,
+        # As sent: the amounts are JSON numbers here too, not strings.
+        payload=json.loads(row.payload_json),
+        qr_data=json.loads(row.qr_data_json) if row.qr_data_json else None,
         signed_qr_code=row.signed_qr_code,
         signed_invoice=row.signed_invoice,
         qr_png=f"data:image/png;base64,{base64.b64encode(png).decode()}" if png else None,
@@ -133,10 +135,10 @@ async def generate(
     elif row.status == EInvoiceStatus.REJECTED:
         return JSONResponse(
             {
-                "type": "about:blank",
+                "type": "https://nidaan.dev/problems/irp-rejected",
                 "title": "The IRP refused the e-invoice",
                 "status": 422,
-                "error": "irp_rejected",
+                "code": "irp_rejected",
                 "detail": row.last_error,
                 "irp_codes": row.error_codes,
                 "einvoice": out.model_dump(mode="json"),

@@ -117,7 +117,7 @@ class EInvoiceService:
             EInvoiceSettings.organisation_id == organisation_id
         )
         if lock:
-            statement = statement.with_for_update(key_share=False, no_key=True)
+            statement = statement.with_for_update(key_share=True)
         row = await session.scalar(statement)
         if row is None:
             row = EInvoiceSettings(
@@ -283,7 +283,7 @@ class EInvoiceService:
         return await session.scalar(
             select(EInvoice)
             .where(EInvoice.organisation_id == organisation_id, EInvoice.invoice_id == invoice_id)
-            .with_for_update(no_key=True)
+            .with_for_update(key_share=True)
         )
 
     async def generate(
@@ -590,7 +590,7 @@ class EInvoiceService:
                 )
                 .order_by(EInvoice.next_attempt_at)
                 .limit(limit)
-                .with_for_update(no_key=True, skip_locked=True)
+                .with_for_update(key_share=True, skip_locked=True)
             )
         )
         counts = {"tried": 0, "generated": 0, "pending": 0, "rejected": 0}
