@@ -41,43 +41,49 @@ async def test_b2b_invoice_gets_an_irn_and_its_pdf_carries_the_signed_qr(
     assert response.status_code == 201, response.text
     body = response.json()
     day = domain.parse_doc_date(body["payload"]["DocDtls"]["Dt"])
-    assert body["status"] == "generated" and body["doc_type"] == "INV"
+    assert body["status"] == "generated"
+    assert body["doc_type"] == "INV"
     assert body["irn"] == domain.irn_for(LAB_GSTIN, day, "INV", invoice["number"])
     assert body["irn"] in irp.simulator.irns
     assert body["qr_data"]["BuyerGstin"] == ACME_GSTIN
     assert Decimal(str(body["qr_data"]["TotInvVal"])) == Decimal(invoice["grand_total"])
-    assert body["qr_data"]["ItemCnt"] == 2 and body["qr_png"].startswith("data:image/png;base64,")
+    assert body["qr_data"]["ItemCnt"] == 2
+    assert body["qr_png"].startswith("data:image/png;base64,")
     # Karnataka buyer: IGST 18 % on the courier (118.50 -> 21.33), the test exempt.
     items = body["payload"]["ItemList"]
-    assert [i["IgstAmt"] for i in items] == [0, 21.33] and body["payload"]["ValDtls"][
-        "TotInvVal"
-    ] == 290
+    assert [i["IgstAmt"] for i in items] == [0, 21.33]
+    assert body["payload"]["ValDtls"]["TotInvVal"] == 290
 
     got = await client.get(
         f"/api/v1/invoices/{invoice['id']}/einvoice", headers=eworld.headers["auditor"]
     )
-    assert got.status_code == 200 and got.json()["irn"] == body["irn"]
+    assert got.status_code == 200
+    assert got.json()["irn"] == body["irn"]
     png = await client.get(
         f"/api/v1/invoices/{invoice['id']}/einvoice/qr.png", headers=eworld.headers["billing"]
     )
-    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert png.status_code == 200
+    assert png.content.startswith(b"\x89PNG")
 
     principal_user = await create_user(session, eworld.billing.organisation, roles=("billing",))
     del principal_user
     document = await billing_service.get_in(session, eworld.billing.organisation.id, invoice["id"])
     stamp = await einvoice_service.stamp(session, document)
-    assert stamp is not None and stamp.irn == body["irn"]
+    assert stamp is not None
+    assert stamp.irn == body["irn"]
     pdf = await client.get(
         f"/api/v1/invoices/{invoice['id']}/pdf", headers=eworld.headers["billing"]
     )
-    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF")
 
     exchanges = await client.get(
         f"/api/v1/invoices/{invoice['id']}/einvoice/exchanges", headers=eworld.headers["billing"]
     )
     operations = [x["operation"] for x in exchanges.json()]
     assert operations == ["auth", "generate"]
-    assert "Password" not in str(exchanges.json()) and "s3cret" not in str(exchanges.json())
+    assert "Password" not in str(exchanges.json())
+    assert "s3cret" not in str(exchanges.json())
     actions = set(
         await session.scalars(select(AuditLog.action).where(AuditLog.entity_id == str(body["id"])))
     )
@@ -102,14 +108,17 @@ async def test_the_pdf_html_shows_irn_ack_and_cancellation(
         label="t",
     )
     html = invoice_html(await billing_service.invoice_document(session, caller, invoice["id"]))
-    assert body["irn"] in html and body["ack_no"] in html and "e-invoice QR" in html
+    assert body["irn"] in html
+    assert body["ack_no"] in html
+    assert "e-invoice QR" in html
     cancel = await client.post(
         f"/api/v1/invoices/{invoice['id']}/einvoice/cancel",
         json={"reason": "2", "remark": "Wrong client billed"},
         headers=eworld.headers["billing"],
     )
     assert cancel.status_code == 200, cancel.text
-    assert cancel.json()["status"] == "cancelled" and cancel.json()["cancel_reason"] == "2"
+    assert cancel.json()["status"] == "cancelled"
+    assert cancel.json()["cancel_reason"] == "2"
     assert irp.simulator.irns[body["irn"]].status == "CNL"
     html = invoice_html(await billing_service.invoice_document(session, caller, invoice["id"]))
     assert "IRN cancelled" in html
@@ -118,10 +127,12 @@ async def test_the_pdf_html_shows_irn_ack_and_cancellation(
         json={"reason": "2", "remark": "twice"},
         headers=eworld.headers["billing"],
     )
-    assert again.status_code == 200 and irp.simulator.calls.count("cancel") == 1
+    assert again.status_code == 200
+    assert irp.simulator.calls.count("cancel") == 1
     # A cancelled document keeps its IRN: asking again does not make another.
     regen = await generate(client, eworld, invoice)
-    assert regen.status_code == 200 and regen.json()["status"] == "cancelled"
+    assert regen.status_code == 200
+    assert regen.json()["status"] == "cancelled"
     assert len(irp.simulator.irns) == 1
 
 
@@ -133,7 +144,8 @@ async def test_asking_twice_returns_the_same_irn(
     second = await generate(client, eworld, invoice)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["irn"] == second.json()["irn"]
-    assert irp.simulator.calls.count("generate") == 1 and len(irp.simulator.irns) == 1
+    assert irp.simulator.calls.count("generate") == 1
+    assert len(irp.simulator.irns) == 1
 
 
 async def test_a_lost_answer_is_recovered_from_the_duplicate_irn(
@@ -146,7 +158,8 @@ async def test_a_lost_answer_is_recovered_from_the_duplicate_irn(
     body = response.json()
     # The IRP made the IRN, its answer was lost (503), our retry got 2150 + DUPIRN, and the
     # existing IRN was fetched and checked rather than a second one made.
-    assert body["status"] == "generated" and body["recovered_duplicate"] is True
+    assert body["status"] == "generated"
+    assert body["recovered_duplicate"] is True
     assert irp.simulator.calls == ["auth", "generate", "generate", "get_irn"]
     assert list(irp.simulator.irns) == [body["irn"]]
 
@@ -158,7 +171,8 @@ async def test_an_outage_leaves_it_pending_and_the_job_completes_it(
     await irp.control("/_sim/faults", {"fail_next": 50, "status": 503})
     response = await generate(client, eworld, invoice)
     assert response.status_code == 202, response.text
-    assert response.json()["status"] == "pending" and response.json()["irn"] is None
+    assert response.json()["status"] == "pending"
+    assert response.json()["irn"] is None
     assert "did not answer" in response.json()["last_error"]
     await irp.control("/_sim/faults", {})
     # Not due yet: the job leaves it alone.
@@ -169,7 +183,8 @@ async def test_an_outage_leaves_it_pending_and_the_job_completes_it(
     got = await client.get(
         f"/api/v1/invoices/{invoice['id']}/einvoice", headers=eworld.headers["billing"]
     )
-    assert got.json()["status"] == "generated" and got.json()["attempts"] == 2
+    assert got.json()["status"] == "generated"
+    assert got.json()["attempts"] == 2
     assert len(irp.simulator.irns) == 1
 
 
@@ -201,9 +216,8 @@ async def test_the_irps_own_24_hour_refusal_is_reported_the_same_way(
         json={"reason": "1", "remark": "Duplicate"},
         headers=eworld.headers["billing"],
     )
-    assert (
-        response.status_code == 409 and response.json()["code"] == "einvoice_cancel_window_closed"
-    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "einvoice_cancel_window_closed"
     got = await client.get(
         f"/api/v1/invoices/{invoice['id']}/einvoice", headers=eworld.headers["billing"]
     )
@@ -227,7 +241,8 @@ async def test_a_credit_note_is_reported_as_crn_against_its_invoice(
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["doc_type"] == "CRN" and body["status"] == "generated"
+    assert body["doc_type"] == "CRN"
+    assert body["status"] == "generated"
     assert body["payload"]["RefDtls"]["PrecDocDtls"][0]["InvNo"] == invoice["number"]
     assert body["payload"]["ValDtls"]["TotInvVal"] == 290  # positive on the credit note
     assert len(irp.simulator.irns) == 2
@@ -267,7 +282,8 @@ async def test_disabled_organisation_is_refused(
     world = await create_eworld(session, other_organisation, client, enabled=False)
     invoice = await world.invoice(client)
     response = await generate(client, world, invoice)
-    assert response.status_code == 409 and "not enabled" in response.json()["detail"]
+    assert response.status_code == 409
+    assert "not enabled" in response.json()["detail"]
 
 
 async def test_roles_and_tenancy(
@@ -310,7 +326,8 @@ async def test_settings_validate_the_gstin_with_a_sandbox_switch(
     admin = eworld.headers["admin"]
     bad = LAB_GSTIN[:14] + ("A" if LAB_GSTIN[14] != "A" else "B")
     response = await client.put("/api/v1/einvoice/settings", json={"gstin": bad}, headers=admin)
-    assert response.status_code == 422 and "check character" in response.json()["detail"]
+    assert response.status_code == 422
+    assert "check character" in response.json()["detail"]
     nic_test = "02AMBPG7773M002"  # NIC's sandbox GSTIN fails the check digit
     response = await client.put(
         "/api/v1/einvoice/settings", json={"gstin": nic_test}, headers=admin
@@ -323,12 +340,16 @@ async def test_settings_validate_the_gstin_with_a_sandbox_switch(
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["gstin"] == nic_test and body["state_code"] == "02" and body["sandbox"] is True
-    assert body["password_set"] is True and "new-pass" not in response.text
+    assert body["gstin"] == nic_test
+    assert body["state_code"] == "02"
+    assert body["sandbox"] is True
+    assert body["password_set"] is True
+    assert "new-pass" not in response.text
     entry = await session.scalar(
         select(AuditLog).where(AuditLog.action == "einvoice.settings_updated")
     )
-    assert entry is not None and "new-pass" not in str(entry.changes)
+    assert entry is not None
+    assert "new-pass" not in str(entry.changes)
     # Enabling without credentials names what is missing.
     response = await client.put(
         "/api/v1/einvoice/settings",
@@ -337,9 +358,8 @@ async def test_settings_validate_the_gstin_with_a_sandbox_switch(
     )
     assert response.status_code == 200, response.text
     got = await client.get("/api/v1/einvoice/settings", headers=eworld.headers["auditor"])
-    assert got.json()["irp_username"] == "lab_api_user" and "password" not in got.json().get(
-        "irp_password", ""
-    )
+    assert got.json()["irp_username"] == "lab_api_user"
+    assert "password" not in got.json().get("irp_password", "")
 
 
 async def test_a_long_credit_note_number_is_refused_by_rule(
@@ -354,7 +374,8 @@ async def test_a_long_credit_note_number_is_refused_by_rule(
         headers=eworld.headers["billing"],
     )
     note = cancelled.json()["credit_note"]
-    assert note["number"].startswith("LAB-CN/") and len(note["number"]) == 17
+    assert note["number"].startswith("LAB-CN/")
+    assert len(note["number"]) == 17
     response = await client.post(
         f"/api/v1/invoices/{note['id']}/einvoice", headers=eworld.headers["billing"]
     )

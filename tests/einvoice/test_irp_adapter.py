@@ -81,12 +81,14 @@ async def test_generate_get_and_cancel_speak_the_wire_format(irp: Irp) -> None:
     record = await irp.adapter.generate(CREDS, sent)
     day = domain.parse_doc_date(sent["DocDtls"]["Dt"])
     assert record.irn == domain.irn_for(LAB_GSTIN, day, "INV", "LAB/26-27/0001")
-    assert record.status == "ACT" and len(record.ack_no) == 15
+    assert record.status == "ACT"
+    assert len(record.ack_no) == 15
     qr = irp.adapter.verify_signed(record.signed_qr_code)
     assert domain.qr_mismatches(qr, sent, record.irn) == []
     assert qr["MainHsnCode"] == "999316"  # the 150 test outweighs the 118.50 courier
     invoice = irp.adapter.verify_signed(record.signed_invoice)
-    assert invoice["Irn"] == record.irn and invoice["ValDtls"]["TotInvVal"] == Decimal("290")
+    assert invoice["Irn"] == record.irn
+    assert invoice["ValDtls"]["TotInvVal"] == Decimal("290")
     # The simulator received exactly what we built (decrypted with the session key).
     assert irp.simulator.irns[record.irn].payload["ItemList"][1]["IgstAmt"] == Decimal("21.33")
 
@@ -94,7 +96,8 @@ async def test_generate_get_and_cancel_speak_the_wire_format(irp: Irp) -> None:
     by_doc = await irp.adapter.get_by_document(
         CREDS, "INV", "LAB/26-27/0001", sent["DocDtls"]["Dt"]
     )
-    assert again.irn == by_doc.irn == record.irn and again.ack_no == record.ack_no
+    assert again.irn == by_doc.irn == record.irn
+    assert again.ack_no == record.ack_no
 
     cancelled = await irp.adapter.cancel(CREDS, record.irn, "2", "Data entry mistake")
     assert cancelled.irn == record.irn

@@ -503,6 +503,19 @@ def validate(payload: Mapping[str, Any], *, sandbox: bool = False) -> list[Viola
         + (round_off if isinstance(round_off, Decimal | int) else ZERO)
     )
     grand = check.money(values, "ValDtls", "TotInvVal")
+    by_items = (
+        sums["TotItemVal"]
+        + check.money(values, "ValDtls", "OthChrg")
+        - check.money(values, "ValDtls", "Discount")
+        + (round_off if isinstance(round_off, Decimal | int) else ZERO)
+    )
+    if abs(grand - by_items) > TOTAL_TOLERANCE:
+        check.add(
+            "ValDtls.TotInvVal",
+            "invoice_total_items",
+            f"TotInvVal {grand} differs from the items' TotItemVal + charges - discount + "
+            f"round-off ({by_items}) by more than {TOTAL_TOLERANCE}.",
+        )
     if abs(grand - parts) > TOTAL_TOLERANCE:
         check.add(
             "ValDtls.TotInvVal",
