@@ -82,5 +82,6 @@ async def test_any_replay_makes_exactly_one_irn(
     assert body["status"] == "generated"
     seen.add(body["irn"])
     made = [e for e in irp.simulator.irns.values() if e.doc_no == invoice["number"]]
-    assert len(made) == 1 and seen == {made[0].irn}
+    assert len(made) == 1
+    assert seen == {made[0].irn}
     assert body["ack_no"] == str(made[0].ack_no)
