@@ -18,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+import certifi
 import httpx
 import jwt
 
@@ -48,6 +51,12 @@ INVALID_TOKEN_CODES = frozenset({"1005"})
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 TOKEN_MARGIN = timedelta(minutes=2)
 IRP_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    # Building a TLS context loads the CA bundle (tens of milliseconds); do it once per process.
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def parse_irp_time(text: str) -> datetime:
@@ -252,7 +261,7 @@ class NicIrp:
                 delay = self.backoff_seconds * 2 ** (attempt - 1)
                 await asyncio.sleep(delay * (0.75 + random.random() / 2))  # noqa: S311 (jitter)
             try:
-                async with httpx.AsyncClient(timeout=self.timeout) as client:
+                async with httpx.AsyncClient(timeout=self.timeout, verify=_tls()) as client:
                     response = await client.request(
                         method, self.base_url + path, headers=headers, json=json, params=params
                     )
