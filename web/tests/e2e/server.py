@@ -64,6 +64,8 @@ def main() -> int:
         NIDAAN_ARGON2_TIME_COST="1",
         NIDAAN_ARGON2_MEMORY_KIB="1024",
         NIDAAN_LOG_LEVEL="WARNING",
+        # The demo's providers (payment and IRP simulators) are reached at this server's URL.
+        NIDAAN_PORT=str(port),
     )
     for key in ("NIDAAN_WEB_IDLE_MINUTES",):
         if key in os.environ:
