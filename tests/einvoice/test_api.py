@@ -384,3 +384,23 @@ async def test_a_long_credit_note_number_is_refused_by_rule(
         ("DocDtls.No", "doc_no_pattern")
     ]
     assert irp.simulator.calls.count("generate") == 1
+
+
+async def test_sandbox_reports_under_nics_test_gstin(
+    client: httpx.AsyncClient, eworld: EWorld, irp: Irp
+) -> None:
+    nic_test = "02AMBPG7773M002"  # fails the check digit; NIC's sandbox accepts only such
+    irp.simulator.users = {nic_test: ("lab_api_user", "s3cret-irp-password")}
+    response = await client.put(
+        "/api/v1/einvoice/settings",
+        json={"gstin": nic_test, "sandbox": True, "pincode": "171001", "location": "Shimla"},
+        headers=eworld.headers["admin"],
+    )
+    assert response.status_code == 200, response.text
+    invoice = await eworld.invoice(client, "ACME")
+    generated = await generate(client, eworld, invoice)
+    assert generated.status_code == 201, generated.text
+    body = generated.json()
+    day = domain.parse_doc_date(body["payload"]["DocDtls"]["Dt"])
+    assert body["payload"]["SellerDtls"]["Gstin"] == nic_test
+    assert body["irn"] == domain.irn_for(nic_test, day, "INV", invoice["number"])
