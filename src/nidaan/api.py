@@ -30,6 +30,7 @@ MODULES = [
     "analytics",
     "qc",
     "autoverify",
+    "einvoice",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

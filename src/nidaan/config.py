@@ -226,6 +226,30 @@ class Settings(BaseSettings):
     payment_simulators_allowed: bool = Field(
         False, description="Let production use payment simulator URLs (staging only)"
     )
+    # ---- GST e-invoicing (IRP). Unset URL: no e-invoices, except in demo mode, where the
+    # built-in IRP simulator under /simulators/irp stands in.
+    irp_api_url: str | None = Field(
+        None,
+        description="IRP (or GSP) API base, e.g. https://einv-apisandbox.nic.in for NIC's sandbox",
+    )
+    irp_client_id: str | None = Field(None, description="IRP API client id")
+    irp_client_secret: SecretStr | None = Field(None, description="IRP API client secret")
+    irp_public_key: str | None = Field(
+        None, description="The IRP's RSA public key (PEM, or the Base64 text NIC publishes)"
+    )
+    irp_public_key_file: Path | None = Field(None, description="File holding the IRP public key")
+    irp_signing_key: str | None = Field(
+        None,
+        description="Public key the IRP signs SignedInvoice/SignedQRCode with (PEM; default: "
+        "the IRP public key)",
+    )
+    irp_attempts: int = Field(4, ge=1, le=10, description="Tries per IRP call before 'pending'")
+    irp_backoff_seconds: float = Field(
+        0.5, ge=0, le=30, description="First retry delay of an IRP call (doubles each time)"
+    )
+    irp_simulator_allowed: bool = Field(
+        False, description="Let production use an IRP simulator URL (staging only)"
+    )
     redis_url: str | None = Field(
         None,
         description="redis://host:6379/0 to share login throttling between API processes "
@@ -453,6 +477,15 @@ def check_production_ready(settings: Settings) -> list[str]:
                     f"{env} ({url}) points at a simulator or a local address; set the real "
                     "gateway URL, or NIDAAN_PAYMENT_SIMULATORS_ALLOWED=true for a staging copy"
                 )
+    if (
+        settings.irp_api_url is not None
+        and not settings.irp_simulator_allowed
+        and looks_like_simulator(settings.irp_api_url)
+    ):
+        problems.append(
+            f"NIDAAN_IRP_API_URL ({settings.irp_api_url}) points at a simulator or a local "
+            "address; set the IRP's URL, or NIDAAN_IRP_SIMULATOR_ALLOWED=true for a staging copy"
+        )
     if settings.secret_key is not None and len(settings.secret_key.get_secret_value()) < 32:
         problems.append("NIDAAN_SECRET_KEY must be at least 32 characters")
     problems += abdm_url_problems(settings)

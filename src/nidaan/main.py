@@ -170,6 +170,10 @@ def create_app(
         from nidaan.simulators.payments.mount import mount_payment_simulators
 
         mount_payment_simulators(app, settings)
+        # ... and reports its B2B invoices to the IRP simulator (GST e-invoicing).
+        from nidaan.simulators.irp import mount_demo_irp
+
+        mount_demo_irp(app, settings)
 
     @app.get("/healthz", tags=["health"], operation_id="health:live")
     async def healthz() -> dict[str, str]:

@@ -34,6 +34,18 @@ METHOD_NAMES = {
 
 
 @dataclass(frozen=True)
+class EInvoiceStamp:
+    """The GST e-invoice details printed on the document (filled by the e-invoice module
+    through ``billing.service.register_stamp_provider``; billing never imports it)."""
+
+    irn: str
+    ack_no: str
+    ack_at: datetime
+    signed_qr_code: str  # the IRP's signed QR JWT: what the printed QR encodes
+    cancelled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class InvoiceDocument:
     invoice: Invoice
     lines: list[InvoiceLine]
@@ -41,6 +53,7 @@ class InvoiceDocument:
     order_number: str | None
     credit_note_for: str | None
     upi_uri: str | None  # counter QR printed while something is due
+    einvoice: EInvoiceStamp | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,12 @@ def qr_svg(uri: str) -> str:
     return str(segno.make(uri, error="m", micro=False).svg_data_uri(scale=4, border=0))
 
 
+def irn_qr_svg(signed_qr: str) -> str:
+    # The signed JWT is long (~700+ characters): error level L keeps the symbol printable at
+    # the recommended 2 x 2 inches.
+    return str(segno.make(signed_qr, error="l", micro=False).svg_data_uri(scale=2, border=0))
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
@@ -110,6 +129,8 @@ def invoice_html(document: InvoiceDocument) -> str:
             taxed=invoice.document_type != "bill_of_supply",
             exempt=any(line.gst_treatment in ("exempt", "nil_rated") for line in document.lines),
             qr=qr_svg(document.upi_uri) if document.upi_uri else None,
+            irn=document.einvoice,
+            irn_qr=irn_qr_svg(document.einvoice.signed_qr_code) if document.einvoice else None,
             methods=METHOD_NAMES,
         )
     )

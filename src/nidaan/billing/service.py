@@ -11,7 +11,7 @@ being paid twice over or refunded beyond what was paid.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -104,6 +104,17 @@ class CounterUpi:
     vpa: str
     payee_name: str
     reference: str
+
+
+#: Functions adding a GST e-invoice stamp (IRN, signed QR) to a document; registered by the
+#: e-invoice module, which billing must not import (edges build on billing, not the reverse).
+StampProvider = Callable[[AsyncSession, Invoice], Awaitable[render.EInvoiceStamp | None]]
+_stamp_providers: list[StampProvider] = []
+
+
+def register_stamp_provider(provider: StampProvider) -> None:
+    if provider not in _stamp_providers:
+        _stamp_providers.append(provider)
 
 
 def today_in_india() -> date:
@@ -1173,7 +1184,16 @@ class BillingService:
             order_number=order_number,
             credit_note_for=original,
             upi_uri=upi,
+            einvoice=await self._stamp(session, invoice),
         )
+
+    @staticmethod
+    async def _stamp(session: AsyncSession, invoice: Invoice) -> render.EInvoiceStamp | None:
+        for provider in _stamp_providers:
+            stamp = await provider(session, invoice)
+            if stamp is not None:
+                return stamp
+        return None
 
     # ------------------------------------------------------------------ holds
 

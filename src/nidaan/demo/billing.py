@@ -14,12 +14,14 @@ from nidaan.auth.principal import Principal
 from nidaan.billing.configuration import billing_configuration
 from nidaan.billing.counter import counter_service
 from nidaan.billing.domain import gstin_check_character
+from nidaan.billing.models import BillingClient
 from nidaan.billing.schemas import (
     BillingItemCreate,
     BillingSettingsUpdate,
     BranchBillingUpdate,
     ClientCreate,
     CounterPaymentCreate,
+    ExtraItemIn,
     InvoiceCreate,
     TenderIn,
 )
@@ -123,9 +125,23 @@ async def seed_billing(session: AsyncSession, organisation: Organisation) -> lis
             select(Order).where(Order.organisation_id == organisation.id).order_by(Order.created_at)
         )
     )
+    acme = await session.scalar(
+        select(BillingClient).where(
+            BillingClient.organisation_id == organisation.id, BillingClient.code == "ACME"
+        )
+    )
     for index, order in enumerate(orders):
+        # The second order is billed to Acme (Karnataka) with a taxable courier line: a B2B
+        # tax invoice that must be reported to the IRP (docs/einvoice.md).
+        b2b = index == 1 and acme is not None
         invoice = await billing_service.create_order_invoice(
-            session, admin, InvoiceCreate(order_id=order.id)
+            session,
+            admin,
+            InvoiceCreate(
+                order_id=order.id,
+                client_id=acme.id if b2b and acme else None,
+                extra_items=[ExtraItemIn(code="COURIER")] if b2b else [],
+            ),
         )
         created.append(f"invoice {invoice.number}")
         if index == 0:

@@ -15,6 +15,7 @@ from nidaan.auth.schemas import UserCreate
 from nidaan.auth.service import auth_service
 from nidaan.catalog.seed import seed_catalog
 from nidaan.demo.billing import seed_billing
+from nidaan.demo.einvoice import seed_einvoice
 from nidaan.demo.lab_day import follow_demo_analyzer_port, seed_lab_day
 from nidaan.notifications.demo import seed_demo_notifications
 from nidaan.tenancy.enums import BranchKind
@@ -161,6 +162,7 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
     result.created += await follow_demo_analyzer_port(session, demo)
     result.created += await seed_demo_notifications(session, demo)
     result.created += await seed_billing(session, demo)
+    result.created += await seed_einvoice(session, demo)
     other = await _organisation(session, *OTHER_ORGANISATION, result)
     await _branches(session, other, OTHER_BRANCHES, result)
     await _user(

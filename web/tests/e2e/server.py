@@ -65,6 +65,8 @@ def main() -> int:
         NIDAAN_ARGON2_TIME_COST="1",
         NIDAAN_ARGON2_MEMORY_KIB="1024",
         NIDAAN_LOG_LEVEL="WARNING",
+        # The demo's providers (payment and IRP simulators) are reached at this server's URL.
+        NIDAAN_PORT=str(port),
     )
     # The embedded ABDM simulator on a port of its own (8090 may be another run's); the
     # browser tests play the patient's PHR app through it.
