@@ -234,12 +234,13 @@ def serve(
     with process_role(typer.echo):
         open_database(settings, may_create=True, require_current=False)
         _ensure_schema_current(settings, migrate)
-        _check_database_role(settings)
+        # Demo data first: no database role makes a demo database fit for production.
         if settings.is_production and asyncio.run(_demo_present(settings)):
             fail(
                 "this database holds demo data (demo organisations and passwords); "
                 "production mode refuses to start with it. Use a fresh database."
             )
+        _check_database_role(settings)
         _serve(settings, role, host or settings.host, port or settings.port, processes=processes)
 
 
