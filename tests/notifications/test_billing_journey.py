@@ -95,7 +95,11 @@ async def test_counter_and_gateway_payments_confirm_and_release_the_held_report(
             ranges=[{"low": 12, "high": 15}],
         )
         glu = await create_catalog_test(
-            session, world.lab.organisation, code="GLU", name="Glucose, fasting", price=Decimal("150")
+            session,
+            world.lab.organisation,
+            code="GLU",
+            name="Glucose, fasting",
+            price=Decimal("150"),
         )
         patient = await session.get(Patient, world.patient_id)
         placed = await place_order(session, world.lab, patient, [hb, glu])
@@ -104,7 +108,9 @@ async def test_counter_and_gateway_payments_confirm_and_release_the_held_report(
     cashier = bearer_for(billing)
 
     async with httpx.AsyncClient(base_url=providers.app_url, timeout=30) as app:
-        created = await app.post("/api/v1/invoices", json={"order_id": str(order_id)}, headers=front)
+        created = await app.post(
+            "/api/v1/invoices", json={"order_id": str(order_id)}, headers=front
+        )
         assert created.status_code == 201, created.text
         invoice = created.json()
         assert (invoice["grand_total"], invoice["balance_due"]) == ("400.00", "400.00")

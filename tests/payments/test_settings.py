@@ -83,5 +83,5 @@ def test_demo_run_on_another_port_points_the_gateways_at_that_port(
     assert (os.environ["NIDAAN_HOST"], os.environ["NIDAAN_PORT"]) == ("127.0.0.1", "8765")
     # An explicit public URL (behind a proxy) still wins.
     proxied = _settings(tmp_path, Mode.DEMO, public_base_url="https://lab.example.com")
-    listen_at(proxied, "0.0.0.0", 9000)  # noqa: S104
+    listen_at(proxied, "0.0.0.0", 9000)
     assert public_base_url(proxied) == "https://lab.example.com"
