@@ -24,6 +24,7 @@ MATRIX: list[tuple[str, str, set[str], dict | None]] = [  # type: ignore[type-ar
     ("PUT", "/api/v1/billing/settings", ADMIN, {"round_to_rupee": True}),
     ("GET", "/api/v1/billing/branches/{branch}", MANAGERS, None),
     ("PUT", "/api/v1/billing/branches/{branch}", ADMIN, {"upi_payee_name": "Lab"}),
+    ("GET", "/api/v1/billing/branches/{branch}/upi-payee", COLLECTORS, None),
     ("GET", "/api/v1/billing/items", READERS, None),
     ("POST", "/api/v1/billing/items", MANAGERS, {"code": "X", "name": "X", "price": "1"}),
     ("GET", "/api/v1/rate-lists", READERS, None),
