@@ -2,7 +2,7 @@
  * the counter and gateway UPI QR, a payment link paid in the Razorpay simulator (its signed
  * webhook turns the invoice paid), a refund with its reason, and the reconciliation report
  * naming a gateway payment of the wrong amount. All against `nidaan demo run`. */
-import { receivedOrder, call, token } from './api';
+import { branchId, call, receivedOrder, token } from './api';
 import { expect, expectAccessible, screenshot, signIn, test, unique } from './fixtures';
 
 const utr = () => `4${Date.now().toString().slice(-8)}${Math.floor(Math.random() * 900 + 100)}`;
@@ -134,4 +134,39 @@ test('the billing screens in Hindi; other roles do not see them', async ({ page,
 	await expect(page.getByText('केवल बकाया वाले बिल')).toBeVisible();
 	await expectAccessible(page);
 	await screenshot(page, 'billing-4-invoices-hi');
+});
+
+test('collection centre offline: the desk makes the counter UPI QR itself', async ({ page, request }) => {
+	const cc1 = await branchId(request, 'CC1');
+	const patient = (await call(request, 'front_desk', 'POST', '/api/v1/patients', { full_name: unique('Offline UPI'), sex: 'male', age_years: 61 })).patient;
+	const order = await call(request, 'front_desk', 'POST', '/api/v1/orders', { patient_id: patient.id, branch_id: cc1, items: ['GLUF'] });
+
+	await signIn(page, 'front_desk');
+	await page.getByTestId('branch-picker').selectOption({ label: 'CC1 · Collection Centre, Kothrud' });
+	await expect(page.getByTestId('last-sync')).toContainText('Last sync', { timeout: 20_000 });
+	await page.goto(`/desk/orders/${order.id}`);
+	await expect(page.getByTestId('order-number')).toHaveText(order.order_number, { timeout: 15_000 });
+	// Online once: the branch's payee is kept on this computer.
+	await expect.poll(() => page.evaluate((id) => localStorage.getItem(`nidaan:upi-payee:${id}`), cc1)).toContain('demodiagnostics.cc1@okaxis');
+
+	await page.context().setOffline(true);
+	await page.getByLabel('Method').selectOption('upi');
+	const qr = page.getByTestId('desk-upi-qr');
+	await expect(qr).toBeVisible();
+	await expect(qr).toContainText('demodiagnostics.cc1@okaxis');
+	await expect(qr).toContainText(order.order_number);
+	const box = await qr.locator('canvas').boundingBox();
+	expect(box!.width).toBeGreaterThanOrEqual(150);
+	const dark = await qr.locator('canvas').evaluate((c: HTMLCanvasElement) => {
+		const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+		let n = 0;
+		for (let i = 0; i < data.length; i += 4) if (data[i] < 128 && data[i + 3] > 0) n++;
+		return n / (c.width * c.height);
+	});
+	expect(dark).toBeGreaterThan(0.3); // modules drawn, not a blank canvas
+	await expect(page.getByRole('img', { name: /UPI QR code for ₹/ })).toBeVisible();
+	await expectAccessible(page);
+	await qr.scrollIntoViewIfNeeded();
+	await screenshot(page, 'billing-5-desk-offline-upi-qr-en');
+	await page.context().setOffline(false);
 });
