@@ -138,13 +138,17 @@ test('the billing screens in Hindi; other roles do not see them', async ({ page,
 
 test('collection centre offline: the desk makes the counter UPI QR itself', async ({ page, request }) => {
 	const cc1 = await branchId(request, 'CC1');
-	const patient = (await call(request, 'front_desk', 'POST', '/api/v1/patients', { full_name: unique('Offline UPI'), sex: 'male', age_years: 61 })).patient;
+	const name = unique('Offline UPI');
+	const patient = (await call(request, 'front_desk', 'POST', '/api/v1/patients', { full_name: name, sex: 'male', age_years: 61 })).patient;
 	const order = await call(request, 'front_desk', 'POST', '/api/v1/orders', { patient_id: patient.id, branch_id: cc1, items: ['GLUF'] });
 
 	await signIn(page, 'front_desk');
 	await page.getByTestId('branch-picker').selectOption({ label: 'CC1 · Collection Centre, Kothrud' });
 	await expect(page.getByTestId('last-sync')).toContainText('Last sync', { timeout: 20_000 });
-	await page.goto(`/desk/orders/${order.id}`);
+	// From the centre's copy, as the cashier would (no reload: the sync service keeps running).
+	await page.getByTestId('patient-search').fill(name);
+	await page.getByRole('link', { name }).first().click();
+	await page.getByRole('link', { name: order.order_number }).click();
 	await expect(page.getByTestId('order-number')).toHaveText(order.order_number, { timeout: 15_000 });
 	// Online once: the branch's payee is kept on this computer.
 	await expect.poll(() => page.evaluate((id) => localStorage.getItem(`nidaan:upi-payee:${id}`), cc1)).toContain('demodiagnostics.cc1@okaxis');
