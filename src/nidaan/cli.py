@@ -144,6 +144,16 @@ def _check_database_role(settings: Settings) -> None:
     typer.secho(f"Warning: {', '.join(problems)}{advice}.", fg=typer.colors.YELLOW, err=True)
 
 
+def listen_at(settings: Settings, host: str, port: int) -> None:
+    """Record where this server listens: links it makes to itself without a public URL (the
+    demo's gateway simulators and their webhooks, file links) must use the port given on the
+    command line, not the default. Child processes read the same from the environment."""
+    import os
+
+    settings.host, settings.port = host, port
+    os.environ["NIDAAN_HOST"], os.environ["NIDAAN_PORT"] = host, str(port)
+
+
 def _serve(
     settings: Settings,
     role: ServeRole,
@@ -160,6 +170,7 @@ def _serve(
     from nidaan.kit.signals import ServerProcesses
     from nidaan.main import create_app
 
+    listen_at(settings, host, port)
     run_worker = role is ServeRole.ALL and settings.worker_in_process
     if banner:
         typer.echo(banner)

@@ -290,3 +290,44 @@ async def test_counter_payments_are_audited(
     )
     assert entry is not None
     assert entry.changes["after"]["amount"] == "100.00"
+
+
+async def test_branch_upi_payee_for_the_offline_counter_qr(
+    client: httpx.AsyncClient, world: BillingWorld, session: AsyncSession
+) -> None:
+    """The staff app keeps the branch's payee to make the counter QR with no connection; its
+    URI is the one the server makes for the same amount and reference."""
+    from nidaan.billing.domain import upi_payment_uri
+    from tests.fixtures.objects import create_branch, create_organisation
+
+    answer = await client.get(
+        f"/api/v1/billing/branches/{world.lab.id}/upi-payee", headers=world.headers["phlebotomist"]
+    )
+    assert answer.status_code == 200, answer.text
+    payee = answer.json()
+    assert (payee["upi_vpa"], payee["upi_payee_name"]) == ("lab@okaxis", "Test Diagnostics")
+    invoice = await new_invoice(client, world, "TSH")
+    server = (
+        await client.get(
+            f"/api/v1/invoices/{invoice['id']}/upi-qr/counter",
+            headers={**world.front_desk, "Accept": "application/json"},
+        )
+    ).json()["upi_uri"]
+    assert server == upi_payment_uri(
+        vpa=payee["upi_vpa"],
+        payee_name=payee["upi_payee_name"],
+        amount=D("450"),
+        reference=invoice["number"],
+    )
+    # A branch without a UPI address, and another lab's branch: not found.
+    bare = await create_branch(session, world.organisation, code="CC9")
+    other = await create_branch(session, await create_organisation(session), code="OTH")
+    for branch in (bare, other):
+        missing = await client.get(
+            f"/api/v1/billing/branches/{branch.id}/upi-payee", headers=world.admin
+        )
+        assert missing.status_code == 404, missing.text
+    refused = await client.get(
+        f"/api/v1/billing/branches/{world.lab.id}/upi-payee", headers=world.headers["technician"]
+    )
+    assert refused.status_code == 403

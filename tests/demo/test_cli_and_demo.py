@@ -241,6 +241,17 @@ def test_demo_run_serves_logs_in_and_stops_cleanly(demo_env: dict[str, str]) -> 
             data={"username": "front_desk@demo.example.com", "password": "nidaan-demo"},
         )
         assert token.status_code == 200
+        # Payment links point at this port: the demo's gateway simulators are served here.
+        front = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        unpaid = httpx.get(
+            f"{base}/api/v1/invoices", params={"payment_status": "unpaid"}, headers=front
+        ).json()["items"][0]
+        link = httpx.post(
+            f"{base}/api/v1/invoices/{unpaid['id']}/payment-link", json={}, headers=front
+        )
+        assert link.status_code == 201, link.text
+        assert link.json()["url"].startswith(f"{base}/simulators/razorpay/pay/plink_")
+        assert httpx.get(link.json()["url"]).status_code == 200
         other = httpx.post(
             f"{base}/api/v1/auth/token",
             data={"username": "admin@other.example.com", "password": "nidaan-demo"},

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.models import AuditLog
-from nidaan.billing.service import BillingService
+from nidaan.billing.counter import counter_service
+from nidaan.billing.models import BillingSettings
 from nidaan.config import Settings
 from nidaan.kit.jobs import run_pending_jobs
 from nidaan.kit.time import IST, utcnow
@@ -89,11 +90,15 @@ async def test_payment_captured_sends_a_confirmation_in_rupees(
     world = await make_world(committing_session, language="hi")
     assert world.order_id is not None
     async with committing_session() as session:
-        await BillingService().record_payment(
+        # The payment lands on the order's invoice (made now from the default prices: 2 x 100),
+        # so the lab needs its GST state; a payment larger than the bill would be held instead.
+        session.add(BillingSettings(organisation_id=world.organisation_id, state_code="27"))
+        await session.flush()
+        await counter_service.record_payment(
             session,
             principal_of(world.lab.users["front"]),
             order_id=world.order_id,
-            amount="1250.5",
+            amount="150.5",
             method="upi",
             reference="UTR123",
         )
@@ -103,7 +108,7 @@ async def test_payment_captured_sends_a_confirmation_in_rupees(
     ]
     assert len(rows) == 1
     assert rows[0].language == "hi"
-    assert json.loads(rows[0].parameters)[:1] == ["₹1,250.50"]
+    assert json.loads(rows[0].parameters)[:1] == ["₹150.50"]
     request = next(
         r
         for r in providers.whatsapp_requests(world.mobile)

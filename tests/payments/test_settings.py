@@ -62,3 +62,26 @@ def test_outside_demo_unconfigured_gateways_are_not_offered(tmp_path: Path) -> N
         }
     )
     assert configured_gateways(live) == ["razorpay"]
+
+
+def test_demo_run_on_another_port_points_the_gateways_at_that_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nidaan demo run --port 8765`: links, simulators and webhooks use 8765, not 8000."""
+    from nidaan.cli import listen_at
+    from nidaan.kit.storage import public_base_url
+
+    monkeypatch.delenv("NIDAAN_PORT", raising=False)
+    monkeypatch.delenv("NIDAAN_HOST", raising=False)
+    demo = _settings(tmp_path, Mode.DEMO)
+    assert demo.port == 8000
+    listen_at(demo, "127.0.0.1", 8765)
+    assert public_base_url(demo) == "http://127.0.0.1:8765"
+    assert gateway_for("razorpay", demo).base_url == "http://127.0.0.1:8765/simulators/razorpay"  # type: ignore[attr-defined]
+    import os
+
+    assert (os.environ["NIDAAN_HOST"], os.environ["NIDAAN_PORT"]) == ("127.0.0.1", "8765")
+    # An explicit public URL (behind a proxy) still wins.
+    proxied = _settings(tmp_path, Mode.DEMO, public_base_url="https://lab.example.com")
+    listen_at(proxied, "0.0.0.0", 9000)
+    assert public_base_url(proxied) == "https://lab.example.com"

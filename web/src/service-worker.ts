@@ -14,7 +14,9 @@ const sw = self as unknown as ServiceWorkerGlobalScope;
 const CACHE = `nidaan-shell-${version}`;
 const SHELL = '/index.html';
 const ASSETS = [...build, ...files.filter((f) => !f.endsWith('.gz') && !f.endsWith('.br')), SHELL];
-const SERVER_PATHS = ['/api/', '/graphql', '/fhir', '/webhooks', '/verify/', '/docs', '/redoc', '/openapi.json', '/healthz', '/readyz'];
+// Pages the server makes itself: payment checkout and return pages, the demo's gateway
+// simulators and signed file links open in this browser too and must not get the app shell.
+const SERVER_PATHS = ['/api/', '/graphql', '/fhir', '/webhooks', '/verify/', '/docs', '/redoc', '/openapi.json', '/healthz', '/readyz', '/pay/', '/simulators/', '/files/'];
 
 sw.addEventListener('install', (event) => {
 	event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(ASSETS)));

@@ -63,6 +63,7 @@ from nidaan.billing.schemas import (
     RateListOut,
     RateListUpdate,
     ReceiptOut,
+    UpiPayeeOut,
     UpiQrOut,
 )
 from nidaan.billing.service import billing_service
@@ -163,6 +164,31 @@ async def get_branch_billing(
             upi_merchant_code=None,
         )
     return BranchBillingOut.model_validate(row)
+
+
+@router.get(
+    "/billing/branches/{branch_id}/upi-payee",
+    response_model=UpiPayeeOut,
+    operation_id="billing:branch_upi_payee",
+    responses={**AUTH_ERRORS, **problem_responses(NotFound)},
+)
+async def get_branch_upi_payee(
+    branch_id: uuid.UUID,
+    principal: Principal = Depends(collectors),
+    session: AsyncSession = SessionDep,
+) -> UpiPayeeOut:
+    """The branch's counter UPI payee, for the staff app to keep and make the counter QR
+    itself when the collection centre is offline (404 when the branch has none)."""
+    branch = await billing_service.branch_for(session, principal, branch_id)
+    row = await billing_configuration.branch_settings(session, principal.organisation_id, branch.id)
+    if row is None or not row.upi_vpa:
+        raise NotFound("This branch has no UPI address for counter payments.")
+    return UpiPayeeOut(
+        branch_id=branch.id,
+        upi_vpa=row.upi_vpa,
+        upi_payee_name=row.upi_payee_name or branch.name,
+        upi_merchant_code=row.upi_merchant_code,
+    )
 
 
 @router.put(

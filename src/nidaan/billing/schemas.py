@@ -469,6 +469,15 @@ class PaymentOut(Schema):
     receipt_id: uuid.UUID | None
 
 
+class UpiPayeeOut(Schema):
+    """Who counter UPI payments at a branch go to (for a QR made without the server)."""
+
+    branch_id: uuid.UUID
+    upi_vpa: str
+    upi_payee_name: str
+    upi_merchant_code: str | None
+
+
 class UpiQrOut(Schema):
     invoice_id: uuid.UUID
     upi_uri: str = Field(description="upi://pay intent (NPCI linking specification)")

@@ -417,13 +417,17 @@ async def payu_checkout(token: str, session: AsyncSession = SessionDep) -> HTMLR
     adapter = payments_service.gateway("payu")
     assert isinstance(adapter, PayUGateway)
     base = public_base_url(payments_service.settings)
+    customer = (request.raw or {}).get("customer") or {}
+    # PayU's form needs all three; a patient without e-mail or mobile types them on PayU's page.
+    firstname = (customer.get("name") or "").split(" ")[0] or "Patient"
+    phone = "".join(ch for ch in customer.get("contact") or "" if ch.isdigit())[-10:]
     action, fields = adapter.checkout_form(
         txnid=request.gateway_ref,
         amount_paise=to_paise(request.amount),
         productinfo=f"Invoice {request.reference}",
-        firstname="Patient",
-        email="patient@example.invalid",
-        phone="9999999999",
+        firstname=firstname,
+        email=customer.get("email") or "patient@example.invalid",
+        phone=phone or "9999999999",
         surl=f"{base}/pay/payu/{token}/return",
         furl=f"{base}/pay/payu/{token}/return",
         udf1=str(request.id),

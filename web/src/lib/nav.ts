@@ -23,7 +23,8 @@ export const SCREENS: Screen[] = [
 	{ path: '/admin', label: 'nav.admin', roles: ['admin', 'auditor'] },
 	{ path: '/notifications', label: 'notify.nav', roles: ['admin', 'auditor'] },
 	{ path: '/abdm', label: 'abdm.nav', roles: ['admin', 'pathologist', 'auditor'] },
-	{ path: '/einvoice', label: 'nav.einvoice', roles: ['admin', 'billing', 'auditor'] }
+	{ path: '/einvoice', label: 'nav.einvoice', roles: ['admin', 'billing', 'auditor'] },
+	{ path: '/billing', label: 'nav.billing', roles: ['admin', 'billing', 'auditor'] }
 ];
 
 export function screensFor(roles: string[]): Screen[] {

@@ -169,7 +169,17 @@ class PayUGateway:
             url=request.hosted_page_url,
             image_url=None,
             status=RequestStatus.CREATED,
-            raw={"txnid": txnid, "amount": rupee_string(request.amount_paise)},
+            # PayU gets the payer in the checkout form our page posts (firstname, email and
+            # phone are required there), so the request keeps them until the page is opened.
+            raw={
+                "txnid": txnid,
+                "amount": rupee_string(request.amount_paise),
+                "customer": {
+                    "name": request.customer.name,
+                    "email": request.customer.email,
+                    "contact": request.customer.contact,
+                },
+            },
         )
 
     async def create_upi_qr(self, request: QrRequest) -> CreatedRequest:
