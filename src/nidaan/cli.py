@@ -175,7 +175,10 @@ def _serve(
             # One process: it also runs the analyzer connections (several processes would
             # all try to bind the instruments' ports; run `nidaan interfaces` then).
             application = create_app(
-                settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
+                settings,
+                run_worker=run_worker,
+                run_interfaces=role is ServeRole.ALL,
+                metrics_port=settings.metrics_port,
             )
             uvicorn.Server(
                 uvicorn.Config(

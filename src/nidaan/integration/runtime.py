@@ -69,6 +69,7 @@ from nidaan.integration.service import (
 )
 from nidaan.kit.db import database_url, session_scope
 from nidaan.kit.errors import NotFound
+from nidaan.kit.metrics import ANALYZER_EXCEPTIONS, ANALYZER_MESSAGES, ANALYZER_SEND_FAILURES
 from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.models import Order
@@ -292,6 +293,7 @@ class Connection:
         """Keep a message that cannot be applied (status error); False: not even that (the
         database is out of reach)."""
         log.warning("interface %s: unreadable message: %s", self.config.name, error)
+        ANALYZER_EXCEPTIONS.labels(self.driver.protocol).inc()
         try:
             async with session_scope(self.settings) as session:
                 await integration_service.store_unparsable(
@@ -458,6 +460,7 @@ class Connection:
             except OutboundRejected as exc:
                 log.warning("interface %s: %s rejected: %s", self.config.name, message.id, exc)
                 self._retry_at.pop(message.id, None)
+                ANALYZER_SEND_FAILURES.labels(self.driver.protocol).inc()
                 await self._mark_failed(message, str(exc), retry=False)
                 continue
             except Exception as exc:
@@ -472,6 +475,7 @@ class Connection:
                     delay,
                     exc,
                 )
+                ANALYZER_SEND_FAILURES.labels(self.driver.protocol).inc()
                 await self._mark_failed(message, f"{type(exc).__name__}: {exc}", retry=True)
                 # The way to the analyzer is probably down: keep the rest in order for later.
                 break
@@ -482,6 +486,7 @@ class Connection:
                 )
             sent += 1
             self.sent += 1
+            ANALYZER_MESSAGES.labels(self.driver.protocol, "out").inc()
             log.info("interface %s: %s sent", self.config.name, message.message_type)
         return sent
 
@@ -541,6 +546,7 @@ class Connection:
 
     async def _on_astm(self, records: list[str], frames: list[bytes]) -> None:
         self._report(True)
+        ANALYZER_MESSAGES.labels("astm", "in").inc()
         link = self._current_link()
         kept = kept_tokens()  # its entries in the receive journal
         parsed, raw = await self._parse_astm(records, kept)
@@ -585,6 +591,7 @@ class Connection:
         """Handle one MLLP payload; the ACK / query answer(s) to send (None: the payload is
         itself an acknowledgement, ORL^O34 to our OML^O33, which gets no answer)."""
         self._report(True)
+        ANALYZER_MESSAGES.labels("hl7", "in").inc()
         raw = decode_payload(data)
         try:
             msg = self.driver.parse(raw)

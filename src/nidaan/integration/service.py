@@ -10,6 +10,7 @@ discard with a note).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from nidaan.kit.aio import pause_every
 from nidaan.kit.db import any_of
 from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
+from nidaan.kit.metrics import ANALYZER_LINK_UP
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus, Priority
@@ -622,6 +624,7 @@ class IntegrationService:
     def report_link(self, instrument_id: uuid.UUID, connected: bool) -> None:
         """Heartbeat from the connection task (socket or serial port) in this process."""
         self._links[instrument_id] = LinkState(connected, since=utcnow())
+        ANALYZER_LINK_UP.labels(str(instrument_id)).set(1 if connected else 0)
 
     def interfaces_down(self) -> list[dict[str, Any]]:
         """The connections of this process that could not start (for ``/readyz``)."""
@@ -647,10 +650,13 @@ class IntegrationService:
     ) -> None:
         """The instrument's connection could not start (its port is taken, say)."""
         self._links[instrument_id] = LinkState(False, name, error, since, next_retry_at)
+        ANALYZER_LINK_UP.labels(str(instrument_id)).set(0)
 
     def forget_link(self, instrument_id: uuid.UUID) -> None:
         """No connection of this process runs the instrument any more."""
         self._links.pop(instrument_id, None)
+        with contextlib.suppress(KeyError):
+            ANALYZER_LINK_UP.remove(str(instrument_id))
 
     async def status(
         self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
