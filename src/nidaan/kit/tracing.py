@@ -73,6 +73,10 @@ def shutdown() -> None:
 
     _provider.shutdown()
     HTTPXClientInstrumentor().uninstrument()
+    if _instrumented_engines:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+        SQLAlchemyInstrumentor().uninstrument()
     _provider = None
     _instrumented_engines.clear()
 
@@ -83,8 +87,13 @@ def instrument_engine(engine: AsyncEngine) -> None:
         return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
+    # The instrumentation declares SQLAlchemy < 2.1; the engine events it listens to are the
+    # same in 2.1, so its version check is skipped rather than losing SQL spans.
     SQLAlchemyInstrumentor().instrument(
-        engine=engine.sync_engine, tracer_provider=_provider, enable_commenter=False
+        engine=engine.sync_engine,
+        tracer_provider=_provider,
+        enable_commenter=False,
+        skip_dep_check=True,
     )
     _instrumented_engines.add(id(engine))
 
