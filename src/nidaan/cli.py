@@ -23,6 +23,7 @@ from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
 from nidaan.kit.signals import process_role
+from nidaan.ops.cli import backup, restore
 from nidaan.simulators.abdm_cli import abdm_sim
 from nidaan.simulators.cli import analyzer_sim
 from nidaan.sync.cli import sync_app
@@ -55,6 +56,8 @@ app.command("worker")(worker)
 app.command("analyzer-sim")(analyzer_sim)
 app.command("interfaces")(interfaces)
 app.command("abdm-sim")(abdm_sim)
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 @app.callback()

@@ -372,6 +372,7 @@ def generate_secrets() -> dict[str, Any]:
         "active_encryption_key": "k1",
         "blind_index_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "audit_signing_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "backup_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
 
 
