@@ -23,7 +23,7 @@ from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
 from nidaan.kit.signals import process_role
-from nidaan.ops.cli import backup, restore
+from nidaan.ops.cli import backup, relay, restore
 from nidaan.simulators.abdm_cli import abdm_sim
 from nidaan.simulators.cli import analyzer_sim
 from nidaan.sync.cli import sync_app
@@ -58,6 +58,7 @@ app.command("interfaces")(interfaces)
 app.command("abdm-sim")(abdm_sim)
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.command("relay")(relay)
 
 
 @app.callback()

@@ -157,6 +157,10 @@ async def _read_database(settings: Settings) -> None:
         CRITICAL_OPEN.set(waiting)
         CRITICAL_OLDEST.set(float(oldest))
         ANALYZER_EXCEPTIONS_OPEN.set(await connection.scalar(text(_QUERIES["exceptions"])) or 0)
+        if settings.events_url:
+            from nidaan.events.relay import relay_lag_seconds
+
+            RELAY_LAG.set(await relay_lag_seconds(connection))
         await connection.rollback()
 
 

@@ -111,3 +111,44 @@ async def after_restore(settings) -> tuple[bool, str, int]:  # type: ignore[no-u
         return True, line, epochs
     broken = report.first_broken
     return False, f"BROKEN at seq {broken.seq if broken else '?'}", epochs
+
+
+def relay(
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between rounds when idle")
+    ] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Publish what waits now, then stop")] = False,
+) -> None:
+    """Publish domain events from the outbox to NIDAAN_EVENTS_URL (nats:// or kafka://),
+    in order and at least once (each message carries the event id for de-duplication).
+
+    Run one next to the workers; a second one waits (only one publishes at a time).
+    """
+    from nidaan.events.relay import drain, open_sink, run_relay
+    from nidaan.kit.db import dispose
+    from nidaan.kit.signals import process_role, run_until_stopped
+    from nidaan.logging import configure_logging
+
+    settings = get_settings()
+    if not settings.events_url:
+        fail("NIDAAN_EVENTS_URL is not set (e.g. nats://127.0.0.1:4222 or kafka://host:9092)")
+    configure_logging(settings)
+    open_database(settings)
+
+    async def run_once() -> None:
+        sink = await open_sink(settings)
+        try:
+            typer.echo(f"Published {await drain(settings, sink)} event(s).")
+        finally:
+            await sink.close()
+            await dispose()
+
+    async def run_forever() -> None:
+        typer.echo("Event relay running. Press Ctrl-C to stop.")
+        try:
+            await run_relay(settings, interval=interval)
+        finally:
+            await dispose()
+
+    with process_role(typer.echo):
+        run_until_stopped(run_once() if once else run_forever())
