@@ -35,8 +35,21 @@ from workflow import (
     _free_port,
     journey,
     login,
-    wait_ready,
 )
+
+
+async def wait_ready(base: str, seconds: float = 600) -> None:
+    """Wait for /readyz (a busy machine takes a while to start several processes)."""
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"{base}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit(f"server did not become ready in {seconds:.0f} s")
 
 
 def prepare(data_dir: Path) -> dict[str, str]:
