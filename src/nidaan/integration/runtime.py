@@ -776,6 +776,8 @@ class InterfaceSupervisor:
         self.connections: dict[uuid.UUID, Connection] = {}
         #: Connections that could not start, tried again with backoff.
         self.failures: dict[uuid.UUID, StartFailure] = {}
+        #: Organisation of every instrument this process tried to run (for heartbeats).
+        self._organisations: dict[uuid.UUID, uuid.UUID] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._owns_chainer = False
@@ -807,7 +809,21 @@ class InterfaceSupervisor:
                 len(waiting),
             )
             await self._land_waiting(waiting)
+        await self._heartbeat()
         self._task = asyncio.create_task(self._loop(), name="interface-supervisor")
+
+    def _organisation_of(self) -> dict[uuid.UUID, uuid.UUID]:
+        owned = {i: c.config.organisation_id for i, c in self.connections.items()}
+        owned |= {i: self._organisations[i] for i in self.failures if i in self._organisations}
+        return owned
+
+    async def _heartbeat(self) -> None:
+        """Publish this process's link states for API processes elsewhere (best effort)."""
+        try:
+            async with session_scope(self.settings) as session:
+                await integration_service.publish_heartbeats(session, self._organisation_of())
+        except Exception as exc:
+            log.warning("interfaces: link heartbeat not written: %r", exc)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -815,6 +831,13 @@ class InterfaceSupervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        owned = list(self._organisation_of())
+        if owned:
+            try:
+                async with session_scope(self.settings) as session:
+                    await integration_service.withdraw_heartbeats(session, owned)
+            except Exception as exc:
+                log.warning("interfaces: link heartbeats not withdrawn: %r", exc)
         async with self._lock:
             for connection in list(self.connections.values()):
                 await connection.stop()
@@ -896,6 +919,7 @@ class InterfaceSupervisor:
                 except Exception:
                     log.exception("interfaces: reload failed; keeping the running connections")
                 await self._retry_overdue()
+                await self._heartbeat()
 
     async def _load(self) -> dict[uuid.UUID, InstrumentConfig]:
         async with session_scope(self.settings) as session:
@@ -942,6 +966,7 @@ class InterfaceSupervisor:
     def _start_failed(self, config: InstrumentConfig, exc: BaseException) -> None:
         """Record the failure for the status page; log it once per change of state (a
         traceback only for what is not an OS error), then retry with backoff."""
+        self._organisations[config.id] = config.organisation_id
         host = config.host or self.listen_host
         error = describe_start_error(config, host, exc)
         earlier = self.failures.get(config.id)

@@ -1,4 +1,6 @@
 """Event streaming: each outbox event remembers when the relay published it to the broker.
+Analyzer link heartbeats: the interfaces process publishes each link's state, so the API
+(in another process) tells the truth about it.
 
 Revision ID: 0019_ops
 Revises: 0018_qc_autoverify
@@ -30,7 +32,38 @@ def upgrade() -> None:
         postgresql_where=sa.text("relayed_at IS NULL"),
     )
 
+    op.create_table(
+        "instrument_link_heartbeats",
+        sa.Column("instrument_id", sa.Uuid(), nullable=False),
+        sa.Column("connected", sa.Boolean(), nullable=False),
+        sa.Column("error", sa.String(length=500), nullable=True),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_retry_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["instrument_id"],
+            ["instruments.id"],
+            name=op.f("fk_instrument_link_heartbeats_instrument_id_instruments"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_instrument_link_heartbeats_organisation_id_organisations"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("instrument_id", name=op.f("pk_instrument_link_heartbeats")),
+    )
+    op.create_index(
+        op.f("ix_instrument_link_heartbeats_organisation_id"),
+        "instrument_link_heartbeats",
+        ["organisation_id"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("instrument_link_heartbeats")
     op.drop_index("ix_event_outbox_unrelayed", table_name="event_outbox")
     op.drop_column("event_outbox", "relayed_at")
