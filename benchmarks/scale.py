@@ -120,6 +120,8 @@ async def measure(
                 f"p95 {p95:7.1f} ms, {errors} errors"
             )
             if p95 > limit_ms or errors:
+                if best[0] == 0:  # not even the first step met the limit: report it as is
+                    best = (-clients, rate, p95)
                 break
             best = (clients, rate, p95)
             clients = max(clients + 1, int(clients * factor))
@@ -149,7 +151,10 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(f"{'API processes':>14}{'clients':>9}{'req/s':>9}{'p95 ms':>9}{'vs first':>10}")
     for processes, (clients, rate, p95) in results.items():
-        print(f"{processes:>14}{clients:>9}{rate:>9.1f}{p95:>9.1f}{rate / single:>9.2f}x")
+        over = "  (first step already over the limit)" if clients < 0 else ""
+        print(
+            f"{processes:>14}{abs(clients):>9}{rate:>9.1f}{p95:>9.1f}{rate / single:>9.2f}x{over}"
+        )
 
 
 if __name__ == "__main__":
