@@ -55,10 +55,11 @@ def worker(
     finish first, and anything not finished is retried by the next worker.
     """
     settings = get_settings()
-    configure_logging(settings)
-    tracing.configure(settings.otlp_endpoint, settings.service_name or "nidaan-worker")
     with process_role(typer.echo):
         open_database(settings)
+        # After the database check, so a refusal stays one line (no migration log lines).
+        configure_logging(settings)
+        tracing.configure(settings.otlp_endpoint, settings.service_name or "nidaan-worker")
         run_until_stopped(
             _work(
                 settings, concurrency=concurrency, queues=queue or None, metrics_port=metrics_port
