@@ -24,6 +24,7 @@ from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
 from nidaan.kit.signals import process_role
+from nidaan.ops.cli import backup, relay, restore
 from nidaan.simulators.abdm_cli import abdm_sim
 from nidaan.simulators.cli import analyzer_sim
 from nidaan.sync.cli import sync_app
@@ -56,6 +57,9 @@ app.command("worker")(worker)
 app.command("analyzer-sim")(analyzer_sim)
 app.command("interfaces")(interfaces)
 app.command("abdm-sim")(abdm_sim)
+app.command("backup")(backup)
+app.command("restore")(restore)
+app.command("relay")(relay)
 
 
 @app.callback()
@@ -198,7 +202,10 @@ def _serve(
             # One process: it also runs the analyzer connections (several processes would
             # all try to bind the instruments' ports; run `nidaan interfaces` then).
             application = create_app(
-                settings, run_worker=run_worker, run_interfaces=role is ServeRole.ALL
+                settings,
+                run_worker=run_worker,
+                run_interfaces=role is ServeRole.ALL,
+                metrics_port=settings.metrics_port,
             )
             uvicorn.Server(
                 uvicorn.Config(

@@ -278,6 +278,49 @@ class Settings(BaseSettings):
         "(earlier keys after a rotation, or an outside auditor's copy)",
     )
 
+    # ---- running it for real: metrics, traces, event streaming, backups (docs/operations.md)
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Production: GET /metrics on the API port answers only `Authorization: "
+        "Bearer <this>` (unset: /metrics only on NIDAAN_METRICS_PORT)",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics (no login) on this separate port; `nidaan worker` and "
+        "`nidaan interfaces` take --metrics-port for theirs",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address of the separate metrics port (0.0.0.0 in containers)"
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector (OTLP over HTTP), e.g. http://jaeger:4318; unset: "
+        "no tracing at all",
+    )
+    service_name: str | None = Field(
+        None, description="Service name on traces (default nidaan-<role>, e.g. nidaan-api)"
+    )
+    events_url: str | None = Field(
+        None,
+        description="Event broker for the outbox relay: nats://host:4222 (JetStream) or "
+        "kafka://host:9092; unset: domain events stay in the database",
+    )
+    events_subject_prefix: str = Field(
+        "nidaan", description="Prefix of NATS subjects / the Kafka topic name"
+    )
+    events_include_personal_data: bool = Field(
+        False,
+        description="Publish events as stored, with no personal fields removed (only for a "
+        "subscriber that may hold patient data)",
+    )
+    backup_key: SecretStr | None = Field(
+        None,
+        description="Base64 32-byte key encrypting `nidaan backup` archives (AES-256-GCM); "
+        "keep it apart from the backups",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -353,6 +396,7 @@ def generate_secrets() -> dict[str, Any]:
         "active_encryption_key": "k1",
         "blind_index_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "audit_signing_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "backup_key": urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
 
 

@@ -102,6 +102,7 @@ def generate(
             "active_encryption_key",
             "blind_index_key",
             "audit_signing_key",
+            "backup_key",
         ):
             typer.echo(_env_line(f"NIDAAN_{name.upper()}", str(values[name])))
         return

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from nidaan.config import Settings
+from nidaan.kit import tracing
 
 REDACTED = "[redacted]"
 SENSITIVE_KEY = re.compile(
@@ -48,12 +49,22 @@ def redact_processor(
     _: Any, __: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if key in {"timestamp", "level", "logger", "request_id"}:
+        if key in {"timestamp", "level", "logger", "request_id", "trace_id", "span_id"}:
             continue
         if SENSITIVE_KEY.search(key):
             event_dict[key] = REDACTED
         else:
             event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+def trace_processor(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Add the trace and span ids of the current span (only when tracing is on)."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
     return event_dict
 
 
@@ -71,6 +82,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        trace_processor,
         redact_processor,
     ]
     renderer: Any = (

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,14 +21,17 @@ from nidaan.api import api_router, public_router
 from nidaan.api_docs import install_api_docs
 from nidaan.config import Mode, Settings, get_settings
 from nidaan.errors import install_error_handlers
-from nidaan.kit import db
+from nidaan.kit import db, tracing
 from nidaan.kit.context import request_id_var
+from nidaan.kit.metrics import HTTP_IN_PROGRESS, HTTP_LATENCY, HTTP_REQUESTS
 from nidaan.kit.rate_limit import window_counter
 from nidaan.logging import configure_logging
 from nidaan.request_guard import BodyLimits, RequestGuardMiddleware
 
 log = structlog.get_logger("nidaan.http")
 REQUEST_ID_HEADER = "x-request-id"
+#: Route label of requests that matched no route (404s of scanners): one series for all.
+UNMATCHED_ROUTE = "<unmatched>"
 
 
 class RequestContextMiddleware:
@@ -58,27 +61,52 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        HTTP_IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            HTTP_IN_PROGRESS.dec()
+            elapsed = time.perf_counter() - started
+            # The route template (/api/v1/orders/{order_id}), never the raw path: one series
+            # per endpoint, not per order.
+            route = route_template(scope)
+            status = status_holder.get("status", 500)  # no response started: the app failed
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
             log.info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status_holder.get("status"),
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                duration_ms=round(elapsed * 1000, 1),
             )
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
 
 
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (``/api/v1/orders/{order_id}``)."""
+    # FastAPI keeps the effective route of an included router (with its prefix) here; the
+    # matched APIRoute's own path lacks the router prefix.
+    fastapi_scope = scope.get("fastapi")
+    context = fastapi_scope.get("effective_route_context") if fastapi_scope else None
+    template = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
+    return template or UNMATCHED_ROUTE
+
+
 def create_app(
-    settings: Settings | None = None, *, run_worker: bool = False, run_interfaces: bool = False
+    settings: Settings | None = None,
+    *,
+    run_worker: bool = False,
+    run_interfaces: bool = False,
+    metrics_port: int | None = None,
 ) -> FastAPI:
     """Build the app; ``run_worker`` / ``run_interfaces`` add the job worker and the analyzer
-    connections to this process (the all-in-one server)."""
+    connections to this process (the all-in-one server); ``metrics_port`` serves /metrics
+    apart from the API."""
     settings = settings or get_settings()
     configure_logging(settings)
+    tracing.configure(settings.otlp_endpoint, settings.service_name or "nidaan-api")
     demo_providers = None
     if settings.mode is Mode.DEMO and settings.whatsapp_access_token is not None:
         from nidaan.simulators.demo import DemoProviders
@@ -106,6 +134,10 @@ def create_app(
                     "analyzer interfaces not started in this server: %s", exc
                 )
                 supervisor = None
+        from nidaan.observability.metrics import start_metrics_server
+
+        # The separate metrics port (production); several API processes cannot share it.
+        metrics_server = start_metrics_server(settings, metrics_port)
         worker: asyncio.Task[Any] | None = None
         if run_worker:
             from nidaan.kit.jobs import run_worker as run_job_worker
@@ -125,6 +157,10 @@ def create_app(
             if abdm_simulator is not None:
                 await abdm_simulator.stop()
             await app.state.login_failures.close()
+            if metrics_server is not None:
+                metrics_server.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await metrics_server
             if worker is not None:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -145,6 +181,7 @@ def create_app(
         redoc_url=None,
     )
     install_api_docs(app)
+    tracing.instrument_app(app)
     # Failed logins per client address: shared through Redis when configured.
     app.state.login_failures = window_counter(
         settings.redis_url,
@@ -174,6 +211,15 @@ def create_app(
         from nidaan.simulators.irp import mount_demo_irp
 
         mount_demo_irp(app, settings)
+
+    @app.get("/metrics", tags=["health"], operation_id="health:metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process (production: bearer NIDAAN_METRICS_TOKEN)."""
+        from nidaan.observability.metrics import authorised, exposition
+
+        if not authorised(settings, request.headers.get("authorization")):
+            return JSONResponse({"error": "not_found", "detail": "Not Found"}, status_code=404)
+        return await exposition(settings)
 
     @app.get("/healthz", tags=["health"], operation_id="health:live")
     async def healthz() -> dict[str, str]:

@@ -211,6 +211,8 @@ def test_generate_prints_a_complete_working_env() -> None:
         "NIDAAN_ENCRYPTION_KEYS",
         "NIDAAN_ACTIVE_ENCRYPTION_KEY",
         "NIDAAN_BLIND_INDEX_KEY",
+        "NIDAAN_AUDIT_SIGNING_KEY",
+        "NIDAAN_BACKUP_KEY",
     }
     settings = Settings(
         secret_key=env["NIDAAN_SECRET_KEY"],

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, func
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +26,12 @@ class OutboxEvent(IdMixin, TenantMixin, Base):
     # Who the event was fanned out to, so "fully delivered" is answerable without
     # looking at the job queue (and pruning keeps anything not yet delivered).
     subscribers: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # When the outbox relay published the event to the broker (None: not yet, or no relay).
+    relayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_event_outbox_unrelayed", "id", postgresql_where=text("relayed_at IS NULL")),
+    )
 
 
 class EventDelivery(IdMixin, Base):

@@ -89,3 +89,22 @@ async def prune_outbox(timestamp: int) -> None:
         )
         pruned = len(result.all())
     logger.info("Pruned %d delivered outbox events older than %s", pruned, OUTBOX_RETENTION)
+
+
+@periodic(cron="* * * * *", periodic_id="events.relay")
+@actor("events.relay", retry=0)
+async def relay(timestamp: int) -> None:
+    """Publish waiting domain events to NIDAAN_EVENTS_URL (when set; `nidaan relay` does the
+    same continuously, and only one of them works at a time)."""
+    from nidaan.events.relay import drain, open_sink
+
+    settings = get_settings()
+    if not settings.events_url:
+        return
+    sink = await open_sink(settings)
+    try:
+        published = await drain(settings, sink)
+    finally:
+        await sink.close()
+    if published:
+        logger.info("Relayed %d domain events", published)

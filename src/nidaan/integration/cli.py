@@ -39,6 +39,16 @@ def interfaces(
         str | None,
         typer.Option("--shard", hidden=True, help="i/N: run the i-th of N shares (internal)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics of this process at http://NIDAAN_METRICS_HOST:PORT"
+            "/metrics (with --processes N: ports PORT .. PORT+N-1).",
+        ),
+    ] = None,
 ) -> None:
     """Connect Nidaan to the lab's analyzers and keep the connections running.
 
@@ -56,18 +66,22 @@ def interfaces(
     from nidaan.config import get_settings
     from nidaan.integration.journal import JournalBusy
     from nidaan.integration.runtime import InterfaceSupervisor
+    from nidaan.kit import tracing
     from nidaan.kit.signals import process_role, run_until_stopped
     from nidaan.logging import configure_logging
+    from nidaan.observability.metrics import start_metrics_server
 
     settings = get_settings()
     configure_logging(settings)
     if processes > 1 and shard is None:
         with process_role(typer.echo):
-            _run_processes(settings, processes, reload_interval, listen_host)
+            _run_processes(settings, processes, reload_interval, listen_host, metrics_port)
         return
     index, count = _parse_shard(shard)
+    tracing.configure(settings.otlp_endpoint, settings.service_name or "nidaan-interfaces")
 
     async def run() -> None:
+        start_metrics_server(settings, metrics_port)
         supervisor = InterfaceSupervisor(
             settings,
             reload_interval=reload_interval,
@@ -112,7 +126,9 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
     return int(index), int(count)
 
 
-def _run_processes(settings: Any, processes: int, reload_interval: float, host: str) -> None:
+def _run_processes(
+    settings: Any, processes: int, reload_interval: float, host: str, metrics_port: int | None
+) -> None:
     """Start one child per share and wait; Ctrl-C (or one child failing) stops them all."""
     import os
     import signal
@@ -127,8 +143,14 @@ def _run_processes(settings: Any, processes: int, reload_interval: float, host: 
     env = {**os.environ, "NIDAAN_DATABASE_URL": database_url(settings)}
     command = [str(Path(sys.executable).parent / "nidaan"), "interfaces"]
     options = ["--reload-interval", str(reload_interval), "--listen-host", host]
+
+    def metrics(i: int) -> list[str]:
+        return ["--metrics-port", str(metrics_port + i)] if metrics_port else []
+
     children = [
-        subprocess.Popen([*command, *options, "--shard", f"{i}/{processes}"], env=env)  # noqa: S603
+        subprocess.Popen(  # noqa: S603
+            [*command, *options, *metrics(i), "--shard", f"{i}/{processes}"], env=env
+        )
         for i in range(processes)
     ]
     try:

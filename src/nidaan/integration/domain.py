@@ -13,6 +13,9 @@ from typing import Any
 
 from nidaan.integration.enums import ConnectionState, MessageStatus, Transport
 
+#: A link heartbeat older than this (published by the interfaces process every reload,
+#: 5 s by default) means the state is unknown, not connected.
+HEARTBEAT_STALE = timedelta(seconds=30)
 #: A message within this window counts as a live link even without a socket heartbeat.
 RECENT = timedelta(minutes=10)
 #: Result status codes that carry no value (ASTM R.9 / HL7 OBX-11 "X": cannot be done).

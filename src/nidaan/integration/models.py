@@ -45,6 +45,22 @@ class Instrument(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
 
 
+class InstrumentLinkHeartbeat(TenantMixin, Base):
+    """The link state of an instrument as last reported by the process that runs it, so an
+    API process elsewhere (production layout) can tell it; stale means unknown."""
+
+    __tablename__ = "instrument_link_heartbeats"
+
+    instrument_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True
+    )
+    connected: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(String(500))
+    since: Mapped[datetime | None]
+    next_retry_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime]
+
+
 class InstrumentTestMap(IdMixin, TenantMixin, Base):
     """The analyzer's code for a catalogue test."""
 

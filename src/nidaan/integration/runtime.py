@@ -69,6 +69,7 @@ from nidaan.integration.service import (
 )
 from nidaan.kit.db import database_url, session_scope
 from nidaan.kit.errors import NotFound
+from nidaan.kit.metrics import ANALYZER_EXCEPTIONS, ANALYZER_MESSAGES, ANALYZER_SEND_FAILURES
 from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.models import Order
@@ -292,6 +293,7 @@ class Connection:
         """Keep a message that cannot be applied (status error); False: not even that (the
         database is out of reach)."""
         log.warning("interface %s: unreadable message: %s", self.config.name, error)
+        ANALYZER_EXCEPTIONS.labels(self.driver.protocol).inc()
         try:
             async with session_scope(self.settings) as session:
                 await integration_service.store_unparsable(
@@ -458,6 +460,7 @@ class Connection:
             except OutboundRejected as exc:
                 log.warning("interface %s: %s rejected: %s", self.config.name, message.id, exc)
                 self._retry_at.pop(message.id, None)
+                ANALYZER_SEND_FAILURES.labels(self.driver.protocol).inc()
                 await self._mark_failed(message, str(exc), retry=False)
                 continue
             except Exception as exc:
@@ -472,6 +475,7 @@ class Connection:
                     delay,
                     exc,
                 )
+                ANALYZER_SEND_FAILURES.labels(self.driver.protocol).inc()
                 await self._mark_failed(message, f"{type(exc).__name__}: {exc}", retry=True)
                 # The way to the analyzer is probably down: keep the rest in order for later.
                 break
@@ -482,6 +486,7 @@ class Connection:
                 )
             sent += 1
             self.sent += 1
+            ANALYZER_MESSAGES.labels(self.driver.protocol, "out").inc()
             log.info("interface %s: %s sent", self.config.name, message.message_type)
         return sent
 
@@ -541,6 +546,7 @@ class Connection:
 
     async def _on_astm(self, records: list[str], frames: list[bytes]) -> None:
         self._report(True)
+        ANALYZER_MESSAGES.labels("astm", "in").inc()
         link = self._current_link()
         kept = kept_tokens()  # its entries in the receive journal
         parsed, raw = await self._parse_astm(records, kept)
@@ -585,6 +591,7 @@ class Connection:
         """Handle one MLLP payload; the ACK / query answer(s) to send (None: the payload is
         itself an acknowledgement, ORL^O34 to our OML^O33, which gets no answer)."""
         self._report(True)
+        ANALYZER_MESSAGES.labels("hl7", "in").inc()
         raw = decode_payload(data)
         try:
             msg = self.driver.parse(raw)
@@ -769,6 +776,8 @@ class InterfaceSupervisor:
         self.connections: dict[uuid.UUID, Connection] = {}
         #: Connections that could not start, tried again with backoff.
         self.failures: dict[uuid.UUID, StartFailure] = {}
+        #: Organisation of every instrument this process tried to run (for heartbeats).
+        self._organisations: dict[uuid.UUID, uuid.UUID] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._owns_chainer = False
@@ -800,7 +809,21 @@ class InterfaceSupervisor:
                 len(waiting),
             )
             await self._land_waiting(waiting)
+        await self._heartbeat()
         self._task = asyncio.create_task(self._loop(), name="interface-supervisor")
+
+    def _organisation_of(self) -> dict[uuid.UUID, uuid.UUID]:
+        owned = {i: c.config.organisation_id for i, c in self.connections.items()}
+        owned |= {i: self._organisations[i] for i in self.failures if i in self._organisations}
+        return owned
+
+    async def _heartbeat(self) -> None:
+        """Publish this process's link states for API processes elsewhere (best effort)."""
+        try:
+            async with session_scope(self.settings) as session:
+                await integration_service.publish_heartbeats(session, self._organisation_of())
+        except Exception as exc:
+            log.warning("interfaces: link heartbeat not written: %r", exc)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -808,6 +831,13 @@ class InterfaceSupervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        owned = list(self._organisation_of())
+        if owned:
+            try:
+                async with session_scope(self.settings) as session:
+                    await integration_service.withdraw_heartbeats(session, owned)
+            except Exception as exc:
+                log.warning("interfaces: link heartbeats not withdrawn: %r", exc)
         async with self._lock:
             for connection in list(self.connections.values()):
                 await connection.stop()
@@ -889,6 +919,7 @@ class InterfaceSupervisor:
                 except Exception:
                     log.exception("interfaces: reload failed; keeping the running connections")
                 await self._retry_overdue()
+                await self._heartbeat()
 
     async def _load(self) -> dict[uuid.UUID, InstrumentConfig]:
         async with session_scope(self.settings) as session:
@@ -935,6 +966,7 @@ class InterfaceSupervisor:
     def _start_failed(self, config: InstrumentConfig, exc: BaseException) -> None:
         """Record the failure for the status page; log it once per change of state (a
         traceback only for what is not an OS error), then retry with backoff."""
+        self._organisations[config.id] = config.organisation_id
         host = config.host or self.listen_host
         error = describe_start_error(config, host, exc)
         earlier = self.failures.get(config.id)

@@ -10,13 +10,15 @@ discard with a note).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, delete, func, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -52,6 +54,7 @@ from nidaan.integration.events import ControlResultsReceived
 from nidaan.integration.models import (
     HospitalOrder,
     Instrument,
+    InstrumentLinkHeartbeat,
     InstrumentTestMap,
     InterfaceException,
     InterfaceMessage,
@@ -61,6 +64,7 @@ from nidaan.kit.aio import pause_every
 from nidaan.kit.db import any_of
 from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
+from nidaan.kit.metrics import ANALYZER_LINK_UP
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
 from nidaan.orders.enums import OrderTestStatus, Priority
@@ -622,6 +626,7 @@ class IntegrationService:
     def report_link(self, instrument_id: uuid.UUID, connected: bool) -> None:
         """Heartbeat from the connection task (socket or serial port) in this process."""
         self._links[instrument_id] = LinkState(connected, since=utcnow())
+        ANALYZER_LINK_UP.labels(str(instrument_id)).set(1 if connected else 0)
 
     def interfaces_down(self) -> list[dict[str, Any]]:
         """The connections of this process that could not start (for ``/readyz``)."""
@@ -647,10 +652,68 @@ class IntegrationService:
     ) -> None:
         """The instrument's connection could not start (its port is taken, say)."""
         self._links[instrument_id] = LinkState(False, name, error, since, next_retry_at)
+        ANALYZER_LINK_UP.labels(str(instrument_id)).set(0)
 
     def forget_link(self, instrument_id: uuid.UUID) -> None:
         """No connection of this process runs the instrument any more."""
         self._links.pop(instrument_id, None)
+        with contextlib.suppress(KeyError):
+            ANALYZER_LINK_UP.remove(str(instrument_id))
+
+    async def publish_heartbeats(
+        self, session: AsyncSession, organisation_of: dict[uuid.UUID, uuid.UUID]
+    ) -> int:
+        """Write the link state of the instruments this process runs (``organisation_of``:
+        instrument id -> organisation id), for API processes elsewhere to read."""
+        now = utcnow()
+        rows = [
+            {
+                "instrument_id": instrument_id,
+                "organisation_id": organisation_id,
+                "connected": link.connected,
+                "error": (link.error or "")[:500] or None,
+                "since": link.since,
+                "next_retry_at": link.next_retry_at,
+                "heartbeat_at": now,
+            }
+            for instrument_id, organisation_id in organisation_of.items()
+            if (link := self._links.get(instrument_id)) is not None
+        ]
+        if rows:
+            statement = pg_insert(InstrumentLinkHeartbeat).values(rows)
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["instrument_id"],
+                    set_={
+                        name: statement.excluded[name]
+                        for name in ("connected", "error", "since", "next_retry_at", "heartbeat_at")
+                    },
+                )
+            )
+        return len(rows)
+
+    async def withdraw_heartbeats(
+        self, session: AsyncSession, instrument_ids: Iterable[uuid.UUID]
+    ) -> None:
+        """This process no longer runs these instruments: their state is unknown now."""
+        await session.execute(
+            delete(InstrumentLinkHeartbeat).where(
+                InstrumentLinkHeartbeat.instrument_id.in_(list(instrument_ids))
+            )
+        )
+
+    async def _heartbeat_link(
+        self, session: AsyncSession, instrument: Instrument
+    ) -> LinkState | None:
+        """The link state another process published for ``instrument``, unless stale."""
+        beat = await session.get(InstrumentLinkHeartbeat, instrument.id)
+        if beat is None or beat.organisation_id != instrument.organisation_id:
+            return None
+        if utcnow() - beat.heartbeat_at > domain.HEARTBEAT_STALE:
+            return None  # the process that ran it is gone or stuck: unknown, not connected
+        return LinkState(
+            beat.connected, instrument.name, beat.error, beat.since, beat.next_retry_at
+        )
 
     async def status(
         self, session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
@@ -684,6 +747,9 @@ class IntegrationService:
             )
         )
         link = self._links.get(instrument.id) if instrument.enabled else None
+        if link is None and instrument.enabled:
+            # Production layout: `nidaan interfaces` runs the link in another process.
+            link = await self._heartbeat_link(session, instrument)
         connected = link.connected if link is not None else None
         link_error = link.error if link is not None else None
         state = domain.connection_state(

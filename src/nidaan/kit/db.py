@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.config import Settings
+from nidaan.kit import tracing
 from nidaan.kit.embedded import OWNER_ROLE, embedded_database_url, to_psycopg_url
 
 _log = structlog.get_logger("nidaan.db")
@@ -75,7 +76,16 @@ def get_engine(settings: Settings) -> AsyncEngine:
         _engine = create_async_engine(
             database_url(settings), pool_pre_ping=True, pool_size=10, hide_parameters=True
         )
+        tracing.instrument_engine(_engine)
     return _engine
+
+
+def engines() -> dict[str, AsyncEngine]:
+    """The engines this process has opened, by pool name (for the pool metrics)."""
+    found = {"main": _engine} if _engine is not None else {}
+    for index, engine in enumerate(_autonomous_engines.values()):
+        found[f"autonomous{index or ''}"] = engine
+    return found
 
 
 def sync_engine(settings: Settings, *, owner: bool = False) -> Engine:
@@ -224,6 +234,7 @@ def autonomous_engine(session: AsyncSession) -> AsyncEngine:
         _autonomous_engines[url] = create_async_engine(
             url, pool_size=4, max_overflow=8, hide_parameters=True
         )
+        tracing.instrument_engine(_autonomous_engines[url])
     return _autonomous_engines[url]
 
 

@@ -11,9 +11,14 @@ The procrastinate schema is created by our Alembic migrations (``0001_platform``
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import importlib.util
+import inspect
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import psycopg_pool
@@ -23,7 +28,9 @@ from procrastinate.tasks import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.config import Settings
+from nidaan.kit import tracing
 from nidaan.kit.db import database_url, libpq_conninfo, raw_connection
+from nidaan.kit.metrics import JOB_DURATION, JOBS
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +124,47 @@ def actor(
         pass_context=pass_context,  # type: ignore[call-overload]
         retry=_retry_strategy(retry),
     )
-    return cast(Callable[[Callable[..., Any]], Task[Any, Any, Any]], decorator)
+
+    def declare(func: Callable[..., Any]) -> Task[Any, Any, Any]:
+        return cast(Task[Any, Any, Any], decorator(_observed(name, func)))
+
+    return declare
+
+
+def _observed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """Count and time every run of the actor, in a span continuing the enqueuer's trace."""
+    if not inspect.iscoroutinefunction(func):
+        # procrastinate runs plain functions in a thread: keep them plain.
+        @functools.wraps(func)
+        def run_sync(*args: Any, **kwargs: Any) -> Any:
+            carrier = kwargs.pop(tracing.TRACE_KEY, None)
+            with _observation(name), tracing.job_span(name, carrier):
+                return func(*args, **kwargs)
+
+        return run_sync
+
+    @functools.wraps(func)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        carrier = kwargs.pop(tracing.TRACE_KEY, None)
+        with _observation(name), tracing.job_span(name, carrier):
+            return await func(*args, **kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def _observation(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        yield
+        outcome = "succeeded"
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        JOBS.labels(name, outcome).inc()
+        JOB_DURATION.labels(name).observe(time.perf_counter() - started)
 
 
 def periodic(cron: str, periodic_id: str) -> Callable[[Task[Any, Any, Any]], Task[Any, Any, Any]]:
@@ -135,6 +182,7 @@ async def enqueue(session: AsyncSession, task: Task[Any, Any, Any], **kwargs: An
     Nothing is committed here: the job exists only if the caller's transaction commits.
     """
     connection = await raw_connection(session)
+    tracing.inject(kwargs)  # the job's span joins the enqueuing request's trace
     return await task.configure(connection=connection).defer_async(**kwargs)
 
 

@@ -35,6 +35,7 @@ from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
+from nidaan.kit.metrics import REPORT_RENDER_SECONDS, REPORT_RENDERS
 from nidaan.kit.time import IST
 from nidaan.reports.domain import ReportDocument, normalise_language, typographic_unit
 from nidaan.reports.i18n import labels
@@ -223,16 +224,21 @@ def html_to_pdf(html: str) -> RenderedPdf:
     started = time.perf_counter()
     install_actual_text()
     fetcher = _FontsOnlyFetcher(frozenset(face.uri for face in font_faces()))
-    with _font_config_lock:
-        font_config = _font_config()
-        laid_out = HTML(string=html, url_fetcher=fetcher, base_url=str(TEMPLATES)).render(
-            font_config=font_config
-        )
-        data = laid_out.write_pdf()
+    try:
+        with _font_config_lock:
+            font_config = _font_config()
+            laid_out = HTML(string=html, url_fetcher=fetcher, base_url=str(TEMPLATES)).render(
+                font_config=font_config
+            )
+            data = laid_out.write_pdf()
+    except Exception:
+        REPORT_RENDERS.labels("failed").inc()
+        raise
     assert data is not None
-    return RenderedPdf(
-        data=data, page_count=len(laid_out.pages), seconds=time.perf_counter() - started
-    )
+    seconds = time.perf_counter() - started
+    REPORT_RENDERS.labels("succeeded").inc()
+    REPORT_RENDER_SECONDS.observe(seconds)
+    return RenderedPdf(data=data, page_count=len(laid_out.pages), seconds=seconds)
 
 
 async def render_pdf_async(document: ReportDocument) -> RenderedPdf:

@@ -24,6 +24,7 @@ from nidaan.auth.principal import Principal
 from nidaan.config import Settings
 from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError
 from nidaan.kit.ids import new_id
+from nidaan.kit.metrics import SYNC_OPS, SYNC_REQUESTS
 from nidaan.kit.time import utcnow
 from nidaan.sync import capture
 from nidaan.sync.context import Op, OpContext
@@ -227,6 +228,9 @@ class SyncService:
         client.acknowledged_ops += len(batch.applied)
         client.last_sync_at = utcnow()
         await session.flush()
+        SYNC_REQUESTS.labels("push").inc()
+        for result in results:
+            SYNC_OPS.labels(result.status.value.lower()).inc()
         return results
 
     async def _stored_results(
@@ -542,6 +546,7 @@ class SyncService:
             or cursor.scope != tag
             or cursor.seq > head
         ):
+            SYNC_REQUESTS.labels("pull_reset").inc()
             return PullPage([], Cursor(state.epoch, 0, tag), has_more=True, reset=True)
         since = cursor.seq if cursor else 0
         size = min(max(limit or PULL_LIMIT_DEFAULT, 1), PULL_LIMIT_MAX)
@@ -574,6 +579,7 @@ class SyncService:
         if client is not None:
             client.last_pull_seq = max(client.last_pull_seq, last)
             client.last_sync_at = utcnow()
+        SYNC_REQUESTS.labels("pull").inc()
         return PullPage(changes, Cursor(state.epoch, last, tag), has_more)
 
     async def _materialise(

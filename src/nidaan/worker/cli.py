@@ -8,9 +8,12 @@ import typer
 
 from nidaan.command_line import open_database
 from nidaan.config import Settings, get_settings
+from nidaan.kit import tracing
 from nidaan.kit.db import dispose
 from nidaan.kit.jobs import close_job_app, open_job_app, run_worker
 from nidaan.kit.signals import process_role, run_until_stopped
+from nidaan.logging import configure_logging
+from nidaan.observability.metrics import start_metrics_server
 
 
 def worker(
@@ -33,6 +36,16 @@ def worker(
             "Default: every queue.",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics of this worker at http://NIDAAN_METRICS_HOST:PORT"
+            "/metrics (job counts, durations and the queue backlog).",
+        ),
+    ] = None,
 ) -> None:
     """Run background jobs (event delivery, reports, notifications, clean-ups) until stopped.
 
@@ -44,10 +57,24 @@ def worker(
     settings = get_settings()
     with process_role(typer.echo):
         open_database(settings)
-        run_until_stopped(_work(settings, concurrency=concurrency, queues=queue or None))
+        # After the database check, so a refusal stays one line (no migration log lines).
+        configure_logging(settings)
+        tracing.configure(settings.otlp_endpoint, settings.service_name or "nidaan-worker")
+        run_until_stopped(
+            _work(
+                settings, concurrency=concurrency, queues=queue or None, metrics_port=metrics_port
+            )
+        )
 
 
-async def _work(settings: Settings, *, concurrency: int, queues: list[str] | None) -> None:
+async def _work(
+    settings: Settings,
+    *,
+    concurrency: int,
+    queues: list[str] | None,
+    metrics_port: int | None = None,
+) -> None:
+    metrics_server = start_metrics_server(settings, metrics_port)
     try:
         await open_job_app(settings)
         typer.echo("Background worker running. Press Ctrl-C to stop.")
@@ -60,5 +87,8 @@ async def _work(settings: Settings, *, concurrency: int, queues: list[str] | Non
             install_signal_handlers=False,
         )
     finally:
+        if metrics_server is not None:
+            metrics_server.cancel()
         await close_job_app()
         await dispose()
+        tracing.shutdown()

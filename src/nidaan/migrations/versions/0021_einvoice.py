@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0021_einvoice"
-down_revision: str | None = "0018_qc_autoverify"
+down_revision: str | None = "0019_ops"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

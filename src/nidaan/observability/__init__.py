@@ -1,0 +1,1 @@
+"""Metrics exposition, database-derived gauges and OpenTelemetry tracing of every process."""
