@@ -40,6 +40,7 @@ def _tables() -> MetaData:
         Column("mobile", EncryptedString("tmp.people.mobile")),
         Column("abha", EncryptedString("tmp.people.abha"), nullable=True),
         Column("name", String(50)),
+        prefixes=["TEMPORARY"],  # the application role may not create tables in public
     )
     # Composite primary key: the keyset pagination must use the whole key.
     Table(
@@ -49,6 +50,7 @@ def _tables() -> MetaData:
         Column("seq", Integer, primary_key=True),
         # Database name differs from the Python key, as with ORM mapped_column("x_encrypted").
         Column("phone_encrypted", EncryptedString("tmp.contacts.phone"), key="phone"),
+        prefixes=["TEMPORARY"],
     )
     return metadata
 

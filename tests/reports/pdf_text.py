@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import unicodedata
 
 import pytest
 
@@ -22,3 +23,14 @@ def pdftotext(data: bytes, *, layout: bool = False) -> list[str]:
 def words(text: str) -> str:
     """Whitespace collapsed to single spaces (line wrapping is layout, not text)."""
     return " ".join(text.split())
+
+
+def skeleton(text: str) -> str:
+    """Text without combining marks (vowel signs, virama, nukta).
+
+    A PDF's text layer maps glyphs back to characters; for Indic scripts, where a vowel sign
+    may be drawn before its consonant or fused into a conjunct, extractors return the signs
+    out of order ("रिोगी" for "रोगी"). Consonants and independent vowels come back in order,
+    so labels are compared on those.
+    """
+    return "".join(ch for ch in text if unicodedata.category(ch) not in {"Mn", "Mc"})

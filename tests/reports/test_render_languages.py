@@ -12,7 +12,8 @@ from nidaan.reports.domain import LANGUAGES, age_text, normalise_language
 from nidaan.reports.i18n import LABELS
 from nidaan.reports.render import format_time, render_html, render_pdf
 from nidaan.reports.sample import sample_document
-from tests.reports.test_render import font_names, page_texts, skeleton
+from tests.reports.pdf_text import skeleton
+from tests.reports.test_render import font_names, page_texts
 
 CASES = {
     # language: (embedded font, labels that must extract, labels that must be laid out)
