@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import any_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.models import User
@@ -62,7 +62,7 @@ async def seed_autoverify(session: AsyncSession, organisation: Organisation) -> 
         return []
     user = await session.scalar(
         select(User).where(
-            User.organisation_id == organisation.id, User.roles.contains(["pathologist"])
+            User.organisation_id == organisation.id, literal("pathologist") == any_(User.roles)
         )
     )
     if user is None:

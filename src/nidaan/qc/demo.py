@@ -12,7 +12,7 @@ import random
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import any_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.models import User
@@ -40,7 +40,9 @@ HISTORY_DAYS = 21
 
 async def _user(session: AsyncSession, organisation: Organisation, role: str) -> Principal | None:
     user = await session.scalar(
-        select(User).where(User.organisation_id == organisation.id, User.roles.contains([role]))
+        select(User).where(
+            User.organisation_id == organisation.id, literal(role) == any_(User.roles)
+        )
     )
     if user is None:
         return None
