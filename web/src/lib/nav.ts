@@ -20,7 +20,8 @@ export const SCREENS: Screen[] = [
 	{ path: '/conflicts', label: 'nav.conflicts', roles: ['admin', 'front_desk', 'pathologist', 'auditor'], offline: true },
 	{ path: '/instruments', label: 'nav.instruments', roles: ['admin', 'technician'] },
 	{ path: '/dashboard', label: 'nav.dashboard', roles: ['admin', 'pathologist', 'auditor', 'technician'] },
-	{ path: '/admin', label: 'nav.admin', roles: ['admin', 'auditor'] }
+	{ path: '/admin', label: 'nav.admin', roles: ['admin', 'auditor'] },
+	{ path: '/qc', label: 'nav.qc', roles: ['admin', 'technician', 'pathologist', 'auditor'] }
 ];
 
 export function screensFor(roles: string[]): Screen[] {
