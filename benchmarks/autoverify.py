@@ -18,7 +18,9 @@ to an analyzer message landing.
     identical panel without rule sets (off), so drift of a busy machine hits both alike.
     Figures: mean / median / p95 milliseconds per message for landing + decision, and the
     added latency (on - off) per message and per result. The decision path of "on" is also
-    reported as results/s through the database (facts gathered, evaluations written).
+    reported as results/s through the database (facts gathered, evaluations written), next to
+    its baseline in the same run: a pathologist verifying the "off" arm's results through
+    ``results_service.verify`` (the release work an autoverified result saves a person).
 
 Run:  .venv/bin/python benchmarks/autoverify.py [--results 50000] [--messages 200] [--skip-db]
 Uses NIDAAN_DATABASE_URL if set, else an embedded PostgreSQL under var/bench.
@@ -199,6 +201,7 @@ async def bench_landing(messages: int) -> None:
     from nidaan.qc.enums import TargetSource
     from nidaan.qc.schemas import LotCreate, MaterialCreate
     from nidaan.qc.service import qc_service
+    from nidaan.results.service import results_service
 
     load_handler_modules()
     settings = get_settings()
@@ -308,6 +311,7 @@ async def bench_landing(messages: int) -> None:
 
     timings: dict[str, list[float]] = {"on": [], "off": []}
     deciding: list[float] = []
+    by_person: list[float] = []
     seen: set[Any] = set()
     for index, (arm, accession, values) in enumerate(plan):
         instrument = instruments[arm]
@@ -347,11 +351,19 @@ async def bench_landing(messages: int) -> None:
         for event_id in event_ids:
             await deliver(event_id=str(event_id), subscriber="autoverify.evaluate_entered_results")
         end = time.perf_counter()
+        verified_from = time.perf_counter()
+        if arm == "off":  # the baseline: a person verifies what autoverification would have
+            async with db.session_scope(settings) as session:
+                for result in report.results:
+                    await results_service.verify(session, path, result.id)
+        verified = time.perf_counter() - verified_from
         if index < WARM_UP:  # first use imports and caches (a model library, statements)
             continue
         timings[arm].append(end - start)
         if arm == "on":
             deciding.append(end - decided_from)
+        else:
+            by_person.append(verified)
 
     async with db.session_scope(settings) as session:
         outcomes = dict(
@@ -383,9 +395,14 @@ async def bench_landing(messages: int) -> None:
         f"on/off = {ratio:.2f}"
     )
     rate = len(deciding) * len(PANEL) / sum(deciding)
+    person = len(by_person) * len(PANEL) / sum(by_person)
     print(
         f"    decision job alone (facts, rules, verify/stop, evaluation rows, commit): "
         f"{rate:,.0f} results/s"
+    )
+    print(
+        f"    baseline: a person verifying the same results (results_service.verify): "
+        f"{person:,.0f} results/s; decision/person = {rate / person:.2f}"
     )
     print(f"    outcomes (on arm): {outcomes}")
 

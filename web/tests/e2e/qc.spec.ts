@@ -47,7 +47,7 @@ test('QC: a failed run blocks release, the chart marks it, a corrective action a
 		await expect(page.getByTestId('autoverify-stopped')).toContainText('source manual is not autoverified', { timeout: 5_000 });
 	}).toPass({ timeout: 45_000 });
 	await expectAccessible(page);
-	await screenshot(page, '9-qc-blocked-en');
+	await screenshot(page, 'qc-1-blocked-en');
 
 	// Corrective action: recorded, but the block stays until a control run passes.
 	await violation.getByRole('button', { name: 'Corrective action' }).click();
@@ -77,6 +77,6 @@ test('QC: a failed run blocks release, the chart marks it, a corrective action a
 	await pathologist.goto('/verification');
 	await pathologist.getByTestId('verification-orders').getByRole('button', { name: new RegExp(order.order_number) }).click();
 	await expect(pathologist.getByTestId('review-reason')).toContainText('Stopped by autoverification: Rule 1 (source)');
-	await screenshot(pathologist, '9-verification-stopped-en');
+	await screenshot(pathologist, 'qc-2-verification-stopped-en');
 	await lab.close();
 });
