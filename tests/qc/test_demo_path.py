@@ -92,7 +92,7 @@ async def test_the_demo_path_from_failed_qc_to_autoverified_results(
     history = await session.scalar(
         select(func.count()).select_from(QcResult).where(QcResult.test_id == glucose.id)
     )
-    assert history == 42  # 21 mornings x 2 levels, all in control
+    assert history == 42  # 21 mornings (today's included) x 2 levels, all in control
     assert (
         await session.scalar(
             select(func.count()).select_from(RuleSet).where(RuleSet.organisation_id == org.id)

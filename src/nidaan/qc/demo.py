@@ -1,6 +1,7 @@
-"""Demo quality control: two control levels on the demo analyzer for glucose and potassium
-(manufacturer targets), three weeks of passing runs for the Levey-Jennings charts, and the
-analyzer set up to send its controls as ``QC1``/``QC2`` from 127.0.0.1 only.
+"""Demo quality control: two control levels on the demo analyzer for each analyte it
+autoverifies (manufacturer targets), three weeks of passing morning runs (the last one this
+morning) for the Levey-Jennings charts, and the analyzer set up to send its controls as
+``QC1``/``QC2`` from 127.0.0.1 only.
 
 The demo path (docs/qc.md): the analyzer simulator sends a failing control run, the patient
 results of that analyte are blocked, a technician answers with a corrective action, a passing
@@ -32,10 +33,19 @@ from nidaan.tenancy.models import Organisation
 DEMO_LOTS = [
     ("GLUF", "1", "QC1", Decimal("95"), Decimal("3")),
     ("GLUF", "2", "QC2", Decimal("250"), Decimal("7")),
+    ("UREA", "1", "QC1", Decimal("35"), Decimal("1.5")),
+    ("UREA", "2", "QC2", Decimal("110"), Decimal("4")),
+    ("CREA", "1", "QC1", Decimal("1.00"), Decimal("0.04")),
+    ("CREA", "2", "QC2", Decimal("5.00"), Decimal("0.15")),
+    ("NA", "1", "QC1", Decimal("130"), Decimal("1.5")),
+    ("NA", "2", "QC2", Decimal("155"), Decimal("1.8")),
     ("K", "1", "QC1", Decimal("4.0"), Decimal("0.1")),
     ("K", "2", "QC2", Decimal("6.5"), Decimal("0.15")),
+    ("CL", "1", "QC1", Decimal("90"), Decimal("1.5")),
+    ("CL", "2", "QC2", Decimal("115"), Decimal("1.8")),
 ]
-HISTORY_DAYS = 21
+#: Mornings of runs before today's (today's run is also seeded: the qc rule wants one < 24 h).
+HISTORY_DAYS = 20
 
 
 async def _user(session: AsyncSession, organisation: Organisation, role: str) -> Principal | None:
@@ -128,13 +138,14 @@ async def seed_qc(
         lots.append((lot, mean, sd, tests[code].decimals))
     # Three weeks of morning runs, in control (|z| < 1.8): charts with something on them.
     rng = random.Random(2604)  # noqa: S311 - demo data
-    start = utcnow().replace(hour=2, minute=30, second=0, microsecond=0)  # 08:00 IST
-    for days_ago in range(HISTORY_DAYS, 0, -1):
-        when = start - timedelta(days=days_ago)
+    now = utcnow()
+    start = now.replace(hour=2, minute=30, second=0, microsecond=0)  # 08:00 IST
+    for days_ago in range(HISTORY_DAYS, -1, -1):
+        when = min(start - timedelta(days=days_ago), now - timedelta(minutes=90))
         for n, (lot, mean, sd, decimals) in enumerate(lots):
             z = Decimal(str(round(rng.uniform(-1.8, 1.8), 2)))
             value = (mean + z * sd).quantize(Decimal(1).scaleb(-(decimals or 0)))
             await qc_service.record_manual(
                 session, tech, lot.id, value, when + timedelta(minutes=n)
             )
-    return [f"QC: {len(lots)} control lots on {analyzer_name}, {HISTORY_DAYS} days of runs"]
+    return [f"QC: {len(lots)} control lots on {analyzer_name}, {HISTORY_DAYS + 1} days of runs"]
