@@ -104,8 +104,14 @@ async def test_the_demo_path_from_failed_qc_to_autoverified_results(
         for u in await session.scalars(select(User).where(User.organisation_id == org.id))
     }
     tech, path = principal_of(users["technician"]), principal_of(users["pathologist"])
-    [status] = await qc_service.status(session, tech, instrument_id=analyzer.id, test_id=glucose.id)
-    assert not status.in_rejection
+    # Three weeks of runs on all six analytes and not one Westgard violation (an in-control
+    # history: 4-1s and 10x look across runs and levels).
+    statuses = await qc_service.status(session, tech, instrument_id=analyzer.id)
+    assert len(statuses) == 6
+    assert not any(s.in_rejection for s in statuses)
+    assert (await qc_service.list_violations(session, tech, _page(), instrument_id=analyzer.id))[
+        1
+    ] == 0
 
     # 1. The analyzer's morning QC: level 1 at +3.5 SD -> 1-3s, rejection.
     await _send(session, org, analyzer, "QC1", "106", control=True)  # (106 - 95) / 3 = 3.7

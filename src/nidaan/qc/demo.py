@@ -136,14 +136,17 @@ async def seed_qc(
             ),
         )
         lots.append((lot, mean, sd, tests[code].decimals))
-    # Three weeks of morning runs, in control (|z| < 1.8): charts with something on them.
+    # Three weeks of morning runs, in control: |z| < 1.5 and the two levels, and each level
+    # from one day to the next, on alternate sides of the mean, so that no Westgard rule
+    # fires (4-1s and 10x look across runs and levels).
     rng = random.Random(2604)  # noqa: S311 - demo data
     now = utcnow()
     start = now.replace(hour=2, minute=30, second=0, microsecond=0)  # 08:00 IST
     for days_ago in range(HISTORY_DAYS, -1, -1):
         when = min(start - timedelta(days=days_ago), now - timedelta(minutes=90))
         for n, (lot, mean, sd, decimals) in enumerate(lots):
-            z = Decimal(str(round(rng.uniform(-1.8, 1.8), 2)))
+            side = 1 if (days_ago + n) % 2 == 0 else -1
+            z = Decimal(str(round(side * rng.uniform(0.05, 1.4), 2)))
             value = (mean + z * sd).quantize(Decimal(1).scaleb(-(decimals or 0)))
             await qc_service.record_manual(
                 session, tech, lot.id, value, when + timedelta(minutes=n)
