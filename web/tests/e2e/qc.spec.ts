@@ -11,9 +11,10 @@ test('QC: a failed run blocks release, the chart marks it, a corrective action a
 	const materials = new Map(
 		(await call(request, 'technician', 'GET', '/api/v1/qc/materials?limit=100')).items.map((m: any) => [m.id, m.level])
 	);
-	const potassium = lots.filter((l: any) => l.lot_number.startsWith('2604') && Number(l.mean) < 10 && l.state === 'active');
-	const level1 = potassium.find((l: any) => materials.get(l.material_id) === '1');
-	const level2 = potassium.find((l: any) => materials.get(l.material_id) === '2');
+	// The demo's potassium lots: targets 4.0 (level 1) and 6.5 mmol/L (level 2).
+	const active = lots.filter((l: any) => l.lot_number.startsWith('2604') && l.state === 'active');
+	const level1 = active.find((l: any) => Number(l.mean) === 4 && materials.get(l.material_id) === '1');
+	const level2 = active.find((l: any) => Number(l.mean) === 6.5 && materials.get(l.material_id) === '2');
 	expect(level1 && level2).toBeTruthy();
 
 	// The morning control run: level 1 at +3.5 SD (1-3s), level 2 in control.
