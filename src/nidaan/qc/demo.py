@@ -1,7 +1,7 @@
 """Demo quality control: two control levels on the demo analyzer for each analyte it
-autoverifies (manufacturer targets), three weeks of passing morning runs (the last one this
-morning) for the Levey-Jennings charts, and the analyzer set up to send its controls as
-``QC1``/``QC2`` from 127.0.0.1 only.
+autoverifies (manufacturer targets), this morning's passing run for all of them and three
+weeks of runs for glucose and potassium (the Levey-Jennings charts), and the analyzer set up
+to send its controls as ``QC1``/``QC2`` from 127.0.0.1 only.
 
 The demo path (docs/qc.md): the analyzer simulator sends a failing control run, the patient
 results of that analyte are blocked, a technician answers with a corrective action, a passing
@@ -44,8 +44,10 @@ DEMO_LOTS = [
     ("CL", "1", "QC1", Decimal("90"), Decimal("1.5")),
     ("CL", "2", "QC2", Decimal("115"), Decimal("1.8")),
 ]
-#: Mornings of runs before today's (today's run is also seeded: the qc rule wants one < 24 h).
+#: Mornings of runs before today's for the charted analytes (today's run is seeded for every
+#: analyte: the qc rule wants a passing run within 24 h).
 HISTORY_DAYS = 20
+CHARTED = {"GLUF", "K"}
 
 
 async def _user(session: AsyncSession, organisation: Organisation, role: str) -> Principal | None:
@@ -135,16 +137,19 @@ async def seed_qc(
                 sd=sd,
             ),
         )
-        lots.append((lot, mean, sd, tests[code].decimals))
-    # Three weeks of morning runs, in control: |z| < 1.5 and the two levels, and each level
-    # from one day to the next, on alternate sides of the mean, so that no Westgard rule
-    # fires (4-1s and 10x look across runs and levels).
+        lots.append((lot, mean, sd, tests[code].decimals, code in CHARTED))
+    # Three weeks of morning runs for glucose and potassium (today's run for the rest), in
+    # control: |z| < 1.5, and the two levels, and each level from one day to the next, on
+    # alternate sides of the mean, so no Westgard rule fires (4-1s and 10x look across runs
+    # and levels).
     rng = random.Random(2604)  # noqa: S311 - demo data
     now = utcnow()
     start = now.replace(hour=2, minute=30, second=0, microsecond=0)  # 08:00 IST
     for days_ago in range(HISTORY_DAYS, -1, -1):
         when = min(start - timedelta(days=days_ago), now - timedelta(minutes=90))
-        for n, (lot, mean, sd, decimals) in enumerate(lots):
+        for n, (lot, mean, sd, decimals, charted) in enumerate(lots):
+            if days_ago and not charted:
+                continue
             side = 1 if (days_ago + n) % 2 == 0 else -1
             z = Decimal(str(round(side * rng.uniform(0.05, 1.4), 2)))
             value = (mean + z * sd).quantize(Decimal(1).scaleb(-(decimals or 0)))
