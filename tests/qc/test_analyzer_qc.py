@@ -5,6 +5,7 @@ the control id names, with z-scores and Westgard rules. Unknown control ids are 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -241,3 +242,52 @@ def test_control_records_survive_the_wire_for_any_value(
         assert (result.value, result.accession, result.control) == (value, control_id, True)
         if driver == "abbott-architect":
             assert result.control_lot == lot
+
+
+async def test_the_command_line_simulator_sends_qc_with_the_qc_flag() -> None:
+    """`nidaan analyzer-sim --qc --upload QC1 ...` sends a control message (H-12 ``Q``) that the
+    LIS side reads as quality control."""
+    import sys
+    from pathlib import Path
+
+    from nidaan.integration.astm.protocol import LinkOptions, Timers
+    from nidaan.integration.astm.transport import ASTMServer
+    from nidaan.integration.drivers import load_all
+    from nidaan.integration.drivers.base import get_driver
+
+    load_all()
+    inbox: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    async def received(records: list[str], frames: list[bytes]) -> None:
+        inbox.put_nowait(records)
+
+    server = ASTMServer(
+        "127.0.0.1", 0, received, LinkOptions(role="host", timers=Timers(ack=2, receive=2))
+    )
+    await server.start()
+    try:
+        sim = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "nidaan"),
+            "analyzer-sim",
+            "--driver",
+            "roche-cobas",
+            "--port",
+            str(server.port),
+            "--qc",
+            "--upload",
+            "QC2",
+            "--codes",
+            "685",
+            "--values",
+            "251",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(sim.communicate(), 60)
+        assert sim.returncode == 0, output.decode()
+        records = await asyncio.wait_for(inbox.get(), 10)
+    finally:
+        await server.close()
+    driver = get_driver("roche-cobas")
+    [result] = driver.to_instrument_message(driver.parse(records), "\r".join(records)).results
+    assert (result.accession, result.value, result.control) == ("QC2", "251", True)
