@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     sync_tombstone_days: int = Field(
         45, ge=1, description="Sync: deletions are kept this long; older cursors reset"
     )
+    interfaces_listen_host: str = Field(
+        "127.0.0.1",
+        description="Address analyzer listeners (tcp-server instruments without a host) bind "
+        "to: this computer's address on the lab network, e.g. 192.168.1.10. The default "
+        "(loopback) accepts no analyzer from the network until it is set; 0.0.0.0 listens on "
+        "every network card.",
+    )
     demo_analyzer_port: int = Field(
         5100,
         ge=1,

@@ -13,11 +13,13 @@ from nidaan.auth.enums import Role
 from nidaan.auth.models import User
 from nidaan.auth.schemas import UserCreate
 from nidaan.auth.service import auth_service
+from nidaan.autoverify.demo import seed_autoverify
 from nidaan.catalog.seed import seed_catalog
 from nidaan.demo.billing import seed_billing
 from nidaan.demo.einvoice import seed_einvoice
-from nidaan.demo.lab_day import follow_demo_analyzer_port, seed_lab_day
+from nidaan.demo.lab_day import DEMO_ANALYZER_NAME, follow_demo_analyzer_port, seed_lab_day
 from nidaan.notifications.demo import seed_demo_notifications
+from nidaan.qc.demo import seed_qc
 from nidaan.tenancy.enums import BranchKind
 from nidaan.tenancy.models import Branch, Organisation
 from nidaan.tenancy.schemas import BranchCreate
@@ -163,6 +165,8 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
     result.created += await seed_demo_notifications(session, demo)
     result.created += await seed_billing(session, demo)
     result.created += await seed_einvoice(session, demo)
+    result.created += await seed_qc(session, demo, DEMO_ANALYZER_NAME)
+    result.created += await seed_autoverify(session, demo)
     other = await _organisation(session, *OTHER_ORGANISATION, result)
     await _branches(session, other, OTHER_BRANCHES, result)
     await _user(

@@ -18,13 +18,14 @@ def interfaces(
         ),
     ] = 5.0,
     listen_host: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--listen-host",
             help="Address that 'tcp-server' instruments listen on when none is set on the "
-            "instrument (0.0.0.0 = every network card of this computer).",
+            "instrument: this computer's lab network address (default "
+            "NIDAAN_INTERFACES_LISTEN_HOST, itself 127.0.0.1; 0.0.0.0 = every network card).",
         ),
-    ] = "0.0.0.0",  # noqa: S104 - analyzers connect from the lab network
+    ] = None,
     processes: Annotated[
         int,
         typer.Option(
@@ -73,6 +74,7 @@ def interfaces(
 
     settings = get_settings()
     configure_logging(settings)
+    listen_host = listen_host or settings.interfaces_listen_host
     if processes > 1 and shard is None:
         with process_role(typer.echo):
             _run_processes(settings, processes, reload_interval, listen_host, metrics_port)

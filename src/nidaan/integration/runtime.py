@@ -51,6 +51,7 @@ from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, Timers, kept
 from nidaan.integration.astm.transport import ASTMClient, ASTMSerial, ASTMServer
 from nidaan.integration.drivers.base import Driver, OrderLine, get_driver
 from nidaan.integration.enums import Transport
+from nidaan.integration.guard import ListenerPolicy, port_problem
 from nidaan.integration.hl7.ack import build_ack
 from nidaan.integration.hl7.errors import HL7Error, HL7ParseError, HL7ValidationError
 from nidaan.integration.hl7.extract import HL7Patient
@@ -167,6 +168,28 @@ def describe_start_error(config: InstrumentConfig, host: str, exc: BaseException
     return f"cannot start: {type(exc).__name__}: {exc}"
 
 
+class ListenerRefused(ValueError):
+    """The instrument's listener settings are not allowed (a privileged port)."""
+
+
+def own_link(server: ASTMServer) -> ASTMLink:
+    """The instrument's own open link on ``server`` (see ``Connection._astm_send_any``)."""
+    # ``peers`` keeps the order the links connected in.
+    live = [link for link in server.peers if not link.closed and link in server.links]
+    policy = server.policy
+    if policy is not None and policy.allowed_peers:
+        live = [link for link in live if policy.allows(server.peers.get(link))]
+    if not live:
+        raise ASTMNotConnected("no analyzer connected")
+    if len(live) > 1 and (policy is None or not policy.allowed_peers):
+        raise ASTMNotConnected(
+            f"{len(live)} connections open and no allowed_peers set: not sending an order "
+            "download to a connection that may not be the analyzer's"
+        )
+    # Several from the analyzer's own address: the newest (an older one is half-open).
+    return live[-1]
+
+
 class OutboundRejected(Exception):
     """The analyzer answered the message with a rejection; re-sending will not help."""
 
@@ -203,11 +226,25 @@ class Connection:
     async def start(self) -> None:
         c = self.config
         host = c.host or self.supervisor.listen_host
+        policy = ListenerPolicy.of(c.settings)
+        if c.transport == Transport.TCP_SERVER:
+            if (why := port_problem(c.port)) is not None:
+                raise ListenerRefused(why)
+            if not policy.allowed_peers:
+                log.warning(
+                    "interface %s: any address may connect to %s:%s; set allowed_peers to the "
+                    "analyzer's IP address",
+                    c.name,
+                    host,
+                    c.port,
+                )
         if self.driver.protocol == "astm":
             # A complete message is on disk before its last frame is acknowledged.
             options = dataclasses.replace(link_options(c), keep=self._keep)
             if c.transport == Transport.TCP_SERVER:
-                self.transport = ASTMServer(host, c.port or 0, self._on_astm, options)
+                self.transport = ASTMServer(
+                    host, c.port or 0, self._on_astm, options, policy=policy
+                )
             elif c.transport == Transport.TCP_CLIENT:
                 self.transport = ASTMClient(
                     c.host or "127.0.0.1", c.port or 0, self._on_astm, options, backoff_max=30.0
@@ -221,7 +258,7 @@ class Connection:
             await self.transport.start()
         else:
             if c.transport == Transport.TCP_SERVER:
-                self.transport = MLLPServer(host, c.port or 0, self._on_hl7)
+                self.transport = MLLPServer(host, c.port or 0, self._on_hl7, policy=policy)
                 await self.transport.start()
             elif c.transport == Transport.TCP_CLIENT:
                 task = asyncio.create_task(self._hl7_dial(), name=f"hl7-client {c.name}")
@@ -522,11 +559,12 @@ class Connection:
         return str(ack)
 
     async def _astm_send_any(self, records: Sequence[str]) -> None:
+        """Send an order download on the analyzer's own connection: one from an allowed
+        peer; without allowed peers, only when exactly one connection is open (never to
+        whichever of several happens to be first)."""
         t = self.transport
         if isinstance(t, ASTMServer):
-            link = next((lk for lk in t.links if not lk.closed), None)
-            if link is None:
-                raise ASTMNotConnected("no analyzer connected")
+            link = own_link(t)
             await link.send(records)
         else:
             await t.send(records)
@@ -749,7 +787,7 @@ class InterfaceSupervisor:
         settings: Settings,
         *,
         reload_interval: float = 5.0,
-        listen_host: str = "0.0.0.0",  # noqa: S104 - analyzers connect from the lab network
+        listen_host: str | None = None,
         organisation_id: uuid.UUID | None = None,
         outbound_interval: float = 1.0,
         outbound_backoff_max: float = 300.0,
@@ -770,7 +808,9 @@ class InterfaceSupervisor:
         #: Longest wait before a failed outbound message is tried again (seconds).
         self.outbound_backoff_max = outbound_backoff_max
         self.reload_interval = reload_interval
-        self.listen_host = listen_host
+        #: Where tcp-server instruments without a host listen: the lab network address of
+        #: this computer (``NIDAAN_INTERFACES_LISTEN_HOST``), never every card by default.
+        self.listen_host = listen_host or settings.interfaces_listen_host
         #: Restrict to one organisation (tests, or one lab per process); None = all.
         self.organisation_id = organisation_id
         self.connections: dict[uuid.UUID, Connection] = {}

@@ -30,7 +30,7 @@ from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
-from nidaan.integration import domain
+from nidaan.integration import domain, guard
 from nidaan.integration.domain import InstrumentMessage, InstrumentResult
 from nidaan.integration.drivers.base import OrderLine, driver_names, get_driver
 from nidaan.integration.enums import (
@@ -41,6 +41,7 @@ from nidaan.integration.enums import (
     MessageStatus,
     Protocol,
     ResolutionAction,
+    Transport,
 )
 from nidaan.integration.errors import (
     ExceptionClosed,
@@ -529,6 +530,11 @@ class IntegrationService:
             baudrate=values.get("baudrate"),
         )
         settings = values.get("settings") or {}
+        problems.extend(guard.settings_problems(settings))
+        if values["transport"] == Transport.TCP_SERVER and (
+            why := guard.port_problem(values.get("port"))
+        ):
+            problems.append(why)
         driver = values.get("driver")
         pushes_orders = settings.get(ORDER_DOWNLOAD_SETTING) is True
         if (

@@ -11,6 +11,9 @@ ASTM / HL7 instrument against the LIS over real TCP.
 - ``query(accession)`` sends a host query (ASTM ``H,Q,L`` / HL7 ``QRY^Q02``) and returns what
   the LIS answered.
 - ``random_results(accessions, codes)`` uploads plausible random values for each accession.
+- ``upload_controls(control_id, [(code, value, unit, flags), ...], lot=...)`` sends quality
+  control results the way the instrument marks them: ASTM H-12 processing id ``Q`` (and, on
+  the ARCHITECT, the control lot in R-3), HL7 an ORU^R01 whose SPM-11 specimen role is ``Q``.
 - ``send_records(records)`` sends prebuilt ASTM records (a re-send of the very same message);
   ``send_raw(data)`` writes bytes on the line below the link (noise).
 
@@ -498,7 +501,8 @@ class AnalyzerSimulator:
 
     # ------------------------------------------------------------------ layouts
 
-    def _header(self, meaning: str) -> Header:
+    def _header(self, meaning: str, processing_id: str = "P") -> Header:
+        """The H record; ``processing_id`` ``Q`` marks a quality-control message (H-12)."""
         d = self.profile.delimiters
         if self.driver == "roche-cobas":
             return Header(
@@ -506,7 +510,7 @@ class AnalyzerSimulator:
                 sender=("c311", "1"),
                 receiver=("host",),
                 comment=(meaning, "REAL"),
-                processing_id="P",
+                processing_id=processing_id,
                 version="1",
                 timestamp=_now(),
             )
@@ -514,7 +518,7 @@ class AnalyzerSimulator:
             return Header(
                 delimiters=d,
                 sender=("ARCHITECT", "9.45", self.serial, "H1P1O1R1C1Q1L1"),
-                processing_id="P",
+                processing_id=processing_id,
                 version="1",
                 timestamp=_now(),
             )
@@ -522,14 +526,14 @@ class AnalyzerSimulator:
             return Header(
                 delimiters=d,
                 sender=("DxH", "3.0", self.serial),
-                processing_id="P",
+                processing_id=processing_id,
                 version="LIS2-A",
                 timestamp=_now(),
             )
         return Header(
             delimiters=d,
             sender=("NIDAAN-SIM", "1", self.serial),
-            processing_id="P",
+            processing_id=processing_id,
             version="LIS2-A2",
             timestamp=_now(),
         )
@@ -552,8 +556,16 @@ class AnalyzerSimulator:
             return accession, (accession, rack, pos)
         return accession, ()
 
-    def result_records(self, accession: str, results: Sequence[ResultTuple]) -> list[str]:
-        """The ASTM record strings of one result upload, in the driver's layout."""
+    def result_records(
+        self,
+        accession: str,
+        results: Sequence[ResultTuple],
+        *,
+        control: bool = False,
+        lot: str | None = None,
+    ) -> list[str]:
+        """The ASTM record strings of one result upload, in the driver's layout; ``control``:
+        a QC message (H-12 ``Q``; the ARCHITECT also names the control ``lot`` in R-3)."""
         self.sequence += 1
         specimen, instrument_id = self._specimen(accession)
         codes = [r[0] for r in results]
@@ -568,13 +580,17 @@ class AnalyzerSimulator:
             specimen_descriptor="Whole blood" if self.driver == "beckman-dxh" else "",
             report_type="F",
         )
-        items: list[Any] = [self._header("RSUPL"), Patient(sequence=1), order]
+        items: list[Any] = [
+            self._header("RSUPL", "Q" if control else "P"),
+            Patient(sequence=1),
+            order,
+        ]
         seq = 0
         done = _now()
         for code, value, unit, flags in results:
             fl = _flags(flags)
             if self.driver == "abbott-architect":
-                base = (*self._test_id(code), "LOT1", "SER1", "")
+                base = (*self._test_id(code), "LOT1", "SER1", (lot or "") if control else "")
                 interp = "Reactive" if "H" in fl or "HIGH" in fl else "Nonreactive"
                 rlu = str(int(abs(hash((accession, code))) % 90000 + 1000))
                 for kind, val, u, f in (
@@ -633,7 +649,10 @@ class AnalyzerSimulator:
         ]
         return Message.build(*items, delimiters=self.profile.delimiters).serialise()
 
-    def hl7_oru(self, accession: str, results: Sequence[ResultTuple]) -> HL7Message:
+    def hl7_oru(
+        self, accession: str, results: Sequence[ResultTuple], *, control: bool = False
+    ) -> HL7Message:
+        """An ORU^R01; ``control``: the specimen is a control (SPM-11 ``Q``, IHE LAW)."""
         self.sequence += 1
         rows = [
             HL7Result(
@@ -650,12 +669,17 @@ class AnalyzerSimulator:
             )
             for code, value, unit, flags in results
         ]
-        return build_oru(
+        msg = build_oru(
             rows,
             sender=("NIDAAN-SIM", self.serial),
             receiver=("NIDAAN", "LAB"),
             control_id=f"SIM{self.sequence:08d}",
         )
+        if not control:
+            return msg
+        # ORU^R01 puts the SPM after the OBX of its OBR (one OBR here: one accession).
+        spm = Segment.build("SPM", {1: "1", 2: accession, 4: "BLD", 11: "Q"})
+        return HL7Message.build([*msg.segment_list, spm])
 
     def hl7_qry(self, accession: str) -> HL7Message:
         self.sequence += 1
@@ -707,6 +731,22 @@ class AnalyzerSimulator:
         records = self.result_records(accession, results)
         frames = await self._send_astm(records)
         return UploadReport(accession, records, frames=frames)
+
+    async def upload_controls(
+        self, control_id: str, results: Sequence[ResultTuple], *, lot: str | None = None
+    ) -> UploadReport:
+        """Send one quality-control message: ``control_id`` is the sample id the analyzer
+        gives the control (``QC1``), marked as QC the way the instrument does it."""
+        if self.protocol == "hl7":
+            msg = self.hl7_oru(control_id, results, control=True)
+            replies = await self._hl7_exchange(msg, until=("ACK",))
+            ack = HL7Message.parse(replies[-1]) if replies else None
+            msa = ack.segment("MSA") if ack is not None else None
+            code = msa[1].value if msa is not None else ""
+            return UploadReport(control_id, str(msg).split("\r"), ack=code)
+        records = self.result_records(control_id, results, control=True, lot=lot)
+        frames = await self._send_astm(records)
+        return UploadReport(control_id, records, frames=frames)
 
     async def query(self, accession: str) -> QueryAnswer:
         """Ask the LIS for the orders of ``accession``; return its reply (or an error)."""

@@ -90,6 +90,8 @@ async def _run(
     values: list[str],
     query: str | None,
     seed: int | None,
+    qc: bool = False,
+    lot: str | None = None,
 ) -> int:
     failures = 0
     async with sim:
@@ -101,7 +103,12 @@ async def _run(
             failures += bool(answer.error)
         for accession in upload:
             try:
-                report = await sim.upload_results(accession, _results(codes, values, seed))
+                results = _results(codes, values, seed)
+                report = await (
+                    sim.upload_controls(accession, results, lot=lot)
+                    if qc
+                    else sim.upload_results(accession, results)
+                )
             except (ConnectionRefusedError, NotTheLIS) as exc:
                 typer.secho(f"Error: {explain(exc, where)}", fg=typer.colors.RED, err=True)
                 return failures + 1
@@ -161,11 +168,25 @@ def analyzer_sim(
     ] = None,
     baudrate: Annotated[int, typer.Option(help="Serial speed for --mode serial.")] = 9600,
     seed: Annotated[int | None, typer.Option(help="Random seed for generated values.")] = None,
+    qc: Annotated[
+        bool,
+        typer.Option(
+            "--qc",
+            help="Send --upload ids as quality-control samples (control ids such as QC1): "
+            "ASTM H-12 'Q', HL7 SPM-11 'Q'.",
+        ),
+    ] = False,
+    lot: Annotated[
+        str | None, typer.Option(help="Control lot the analyzer names (ARCHITECT R-3), with --qc.")
+    ] = None,
 ) -> None:
     """Simulate an analyzer: upload results and/or ask the LIS for orders over ASTM or HL7.
 
     Example: nidaan analyzer-sim --driver roche-cobas --port 5100
     --upload CC1-20261126-0001 --codes 685,767 --values 112,0.9
+
+    Quality control: nidaan analyzer-sim --driver roche-cobas --qc --upload QC1
+    --codes 685 --values 131
     """
     if driver not in DRIVERS:
         raise typer.BadParameter(f"one of {', '.join(DRIVERS)}", param_hint="--driver")
@@ -196,7 +217,9 @@ def analyzer_sim(
         + (f", fault: {fault}" if fault else "")
     )
     try:
-        failures = asyncio.run(_run(sim, where, accessions, code_list, _split(values), query, seed))
+        failures = asyncio.run(
+            _run(sim, where, accessions, code_list, _split(values), query, seed, qc, lot)
+        )
     except (OSError, TimeoutError, NotTheLIS) as exc:
         typer.secho(f"Error: {explain(exc, where)}", fg="red", err=True)
         raise typer.Exit(1) from exc

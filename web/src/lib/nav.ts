@@ -24,7 +24,8 @@ export const SCREENS: Screen[] = [
 	{ path: '/notifications', label: 'notify.nav', roles: ['admin', 'auditor'] },
 	{ path: '/abdm', label: 'abdm.nav', roles: ['admin', 'pathologist', 'auditor'] },
 	{ path: '/einvoice', label: 'nav.einvoice', roles: ['admin', 'billing', 'auditor'] },
-	{ path: '/billing', label: 'nav.billing', roles: ['admin', 'billing', 'auditor'] }
+	{ path: '/billing', label: 'nav.billing', roles: ['admin', 'billing', 'auditor'] },
+	{ path: '/qc', label: 'nav.qc', roles: ['admin', 'technician', 'pathologist', 'auditor'] }
 ];
 
 export function screensFor(roles: string[]): Screen[] {

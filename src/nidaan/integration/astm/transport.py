@@ -13,16 +13,20 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from nidaan.integration.astm.errors import ASTMNotConnected
 from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, OnMessage
+from nidaan.integration.guard import IdleTimeoutReader, ListenerPolicy
 
 log = logging.getLogger(__name__)
 
 
 class ASTMServer:
-    """The LIS listens; analyzers (or terminal servers) connect. One link per connection."""
+    """The LIS listens; analyzers (or terminal servers) connect. One link per connection.
+
+    ``policy`` (without it: anyone, any number, never idle out) says which peers may connect,
+    how many at once and after how long a silent connection is closed."""
 
     def __init__(
         self,
@@ -32,13 +36,18 @@ class ASTMServer:
         options: LinkOptions | None = None,
         *,
         busy: Callable[[], bool] | None = None,
+        policy: ListenerPolicy | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.on_message = on_message
         self.options = options or LinkOptions()
         self.busy = busy
+        self.policy = policy
         self.links: set[ASTMLink] = set()
+        #: The peer address of each open link (order downloads go to the analyzer's own).
+        self.peers: dict[ASTMLink, str] = {}
+        self.refused = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Condition()
@@ -50,10 +59,24 @@ class ASTMServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        if self.policy is not None:
+            why = self.policy.refusal(peer, len(self.links))
+            if why is not None:
+                self.refused += 1
+                log.warning("astm server %s:%s: refused %s: %s", self.host, self.port, peer, why)
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+                return
+            if self.policy.idle_timeout_s:
+                reader = cast(
+                    asyncio.StreamReader, IdleTimeoutReader(reader, self.policy.idle_timeout_s)
+                )
         link = ASTMLink(
             reader, writer, self.on_message, self.options, busy=self.busy, name=f"astm {peer}"
         )
         self.links.add(link)
+        self.peers[link] = peer[0] if isinstance(peer, tuple) and peer else ""
         async with self._connected:
             self._connected.notify_all()
         task = asyncio.current_task()
@@ -69,6 +92,7 @@ class ASTMServer:
             log.exception("astm server: connection %s failed", peer)
         finally:
             self.links.discard(link)
+            self.peers.pop(link, None)
             if task is not None:
                 self._tasks.discard(task)
             link.close()

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from nidaan.integration.guard import ListenerPolicy
 from nidaan.integration.hl7.ack import build_ack
 from nidaan.integration.hl7.errors import HL7Error, HL7ErrorCode, HL7ParseError, HL7ValidationError
 from nidaan.integration.hl7.message import Message
@@ -162,12 +163,16 @@ class MLLPServer:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float | None = None,
+        policy: ListenerPolicy | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.handler = handler
         self.max_message_size = max_message_size
-        self.idle_timeout = idle_timeout
+        # The policy's idle timeout, unless one is given here.
+        self.idle_timeout = idle_timeout or (policy.idle_timeout_s if policy else None)
+        self.policy = policy
+        self.refused = 0
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -199,8 +204,17 @@ class MLLPServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername")
+        if self.policy is not None:
+            why = self.policy.refusal(peer, len(self._connections))
+            if why is not None:
+                self.refused += 1
+                log.warning("mllp server %s:%s: refused %s: %s", self.host, self.port, peer, why)
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+                return
+        self._connections.add(task)
         decoder = MLLPDecoder(self.max_message_size)
         try:
             while True:
