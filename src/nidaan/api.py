@@ -30,6 +30,7 @@ MODULES = [
     "analytics",
     "qc",
     "autoverify",
+    "appointments",
 ]
 
 api_router = APIRouter(prefix="/api/v1")
