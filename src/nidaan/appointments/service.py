@@ -621,6 +621,13 @@ class AppointmentsService:
             session, caller.organisation_id, row.patient_id, slot.day, exclude=row.id
         )
         before = _snapshot(row)
+        # Both windows locked in id order: two visits swapping windows cannot deadlock.
+        await session.execute(
+            select(Slot.id)
+            .where(Slot.id.in_([row.slot_id, slot.id]))
+            .order_by(Slot.id)
+            .with_for_update()
+        )
         await self._take_place(session, slot)
         await self._release_place(session, row.slot_id)
         moved_day = slot.day != row.day
