@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nidaan.appointments.models import Slot
 from nidaan.appointments.schemas import BookingCreate, SlotsGenerate, WindowIn
 from nidaan.appointments.service import appointments_service
+from nidaan.billing.models import BillingSettings
 from nidaan.catalog.models import CatalogTest
 from nidaan.kit.time import IST, utcnow
 from nidaan.patients.models import Patient
@@ -52,6 +53,16 @@ async def build_home_lab(
     people: bool = True,
 ) -> HomeLab:
     branch = await create_branch(session, organisation)
+    branch.state = "Karnataka"
+    session.add(
+        BillingSettings(
+            organisation_id=organisation.id,
+            legal_name="Home Diagnostics Pvt Ltd",
+            state_code="29",
+            home_collection_charge=Decimal("100"),
+            home_collection_free_above=Decimal("2000"),
+        )
+    )
     tests = {
         "GLU-F": await create_catalog_test(
             session,

@@ -10,6 +10,7 @@ refused by a partial unique index, so concurrent requests cannot get past either
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections import Counter
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import any_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,11 +57,13 @@ from nidaan.auth.errors import OutsideYourBranches
 from nidaan.auth.models import User, UserBranch
 from nidaan.auth.principal import Principal
 from nidaan.billing.counter import counter_service
+from nidaan.billing.schemas import InvoiceCreate
+from nidaan.billing.service import billing_service
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
 from nidaan.config import get_settings
 from nidaan.kit.blind_index import blind_index
-from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
 from nidaan.kit.time import IST, utcnow
@@ -75,6 +78,7 @@ from nidaan.tenancy.models import Branch, Organisation
 from nidaan.tenancy.service import tenancy_service
 
 S = VisitStatus
+logger = logging.getLogger(__name__)
 OTP_MINUTES = 10
 OTP_ATTEMPTS = 5
 #: Codes one mobile number may ask for in OTP_WINDOW (SMS costs money; codes can be guessed).
@@ -768,7 +772,7 @@ class AppointmentsService:
                 .where(
                     User.organisation_id == organisation_id,
                     User.is_active.is_(True),
-                    User.roles.any(Role.PHLEBOTOMIST.value),
+                    any_(User.roles) == Role.PHLEBOTOMIST.value,
                     ~limited.exists() | here.exists(),
                 )
                 .order_by(User.full_name, User.id)
@@ -961,6 +965,7 @@ class AppointmentsService:
                 await samples_service.collect(
                     session, caller, sample.id, branch_id=row.branch_id, collected_at=when
                 )
+        await self._home_collection_invoice(session, caller, order.id)
         payment_id = None
         if data.payment is not None:
             payment, _ = await counter_service.record_payment(
@@ -990,6 +995,23 @@ class AppointmentsService:
             after=_snapshot(row),
         )
         return row, [s.accession for s in samples]
+
+    @staticmethod
+    async def _home_collection_invoice(
+        session: AsyncSession, caller: Principal, order_id: uuid.UUID
+    ) -> None:
+        """The order's invoice with the lab's home-collection charge (per visit, waived above
+        the order value the billing settings name). If billing cannot invoice yet (no GST
+        state set), the collection still stands and a payment taken is held for review."""
+        if await billing_service.live_invoice_for_order(session, caller.organisation_id, order_id):
+            return
+        try:
+            async with session.begin_nested():
+                await billing_service.create_order_invoice(
+                    session, caller, InvoiceCreate(order_id=order_id, home_collection=True)
+                )
+        except NidaanError as exc:
+            logger.info("No home-collection invoice for order %s: %s", order_id, exc.code)
 
     async def dashboard(
         self,
