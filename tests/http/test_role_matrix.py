@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -57,9 +58,7 @@ async def test_role_matrix(
     params = await module.context(session, organisation, client, bearer_for(admin))
     n = caller.id.hex[-6:].upper()
     path = case.path.format(**params)
-    body = case.body
-    if isinstance(body, dict):
-        body = {k: v.format(n=n, **params) if isinstance(v, str) else v for k, v in body.items()}
+    body = _filled(case.body, n=n, **params)
 
     response = await client.request(case.method, path, json=body, headers=bearer_for(caller))
 
@@ -71,3 +70,14 @@ async def test_role_matrix(
     else:
         assert response.status_code == 403, response.text
         assert response.json()["code"] == "role_required"
+
+
+def _filled(value: Any, **params: str) -> Any:
+    """The body with {placeholders} filled in every string, nested ones too."""
+    if isinstance(value, str):
+        return value.format(**params)
+    if isinstance(value, dict):
+        return {k: _filled(v, **params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, **params) for v in value]
+    return value
