@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.abdm.demo import seed_abdm
+from nidaan.appointments.demo import seed_home_collection
 from nidaan.audit.schemas import SYSTEM_ACTOR
 from nidaan.auth.enums import Role
 from nidaan.auth.models import User
@@ -161,6 +162,7 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
     result.created += await follow_demo_analyzer_port(session, demo)
     result.created += await seed_demo_notifications(session, demo)
     result.created += await seed_billing(session, demo)
+    result.created += await seed_home_collection(session, demo)
     other = await _organisation(session, *OTHER_ORGANISATION, result)
     await _branches(session, other, OTHER_BRANCHES, result)
     await _user(
