@@ -72,7 +72,7 @@ async def test_front_desk_books_a_visit_with_tubes_and_fasting(
             params={"first_day": tomorrow().isoformat()},
             headers=bearer_for(lab.desk),
         )
-    ).json()
+    ).json()["items"]
     assert [(s["capacity"], s["booked"], s["available"]) for s in slots] == [
         (4, 1, 3),
         (4, 0, 4),
@@ -115,7 +115,7 @@ async def test_refusals_change_nothing(
         await client.get(
             "/api/v1/appointments", params={"day": tomorrow().isoformat()}, headers=headers
         )
-    ).json()
+    ).json()["items"]
     assert [v["patient_id"] for v in listed] == [str(lab.patient.id)]
 
 

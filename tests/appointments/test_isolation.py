@@ -72,7 +72,7 @@ async def test_other_organisations_visits_are_invisible(
             "/api/v1/appointments", params={"day": tomorrow().isoformat()}, headers=headers
         )
     ).json()
-    assert listed == []
+    assert listed["items"] == []
     await session.refresh(visit)
     assert (visit.status, visit.phlebotomist_id) == ("assigned", theirs.phlebotomists[0].id)
     slot = await session.get(Slot, theirs.slots[0].id)

@@ -51,9 +51,9 @@ async def test_patient_books_with_a_code_sent_to_the_mobile(
 ) -> None:
     lab = await build_home_lab(session, organisation, people=False)
     base = link(organisation, lab)
-    slots = (await client.get(base + "/slots")).json()
+    slots = (await client.get(base + "/slots")).json()["items"]
     assert [s["available"] for s in slots] == [4, 4, 4]
-    tests = (await client.get(base + "/tests")).json()
+    tests = (await client.get(base + "/tests")).json()["items"]
     assert tests == [
         {
             "code": "GLU-F",
@@ -121,7 +121,9 @@ async def test_patient_books_with_a_code_sent_to_the_mobile(
         headers={"X-Booking-Token": token},
     )
     assert family.status_code == 201, family.text
-    mine = (await client.get(base + "/appointments", headers={"X-Booking-Token": token})).json()
+    mine = (await client.get(base + "/appointments", headers={"X-Booking-Token": token})).json()[
+        "items"
+    ]
     assert len(mine) == 2
 
     # The reschedule link of the reminders.

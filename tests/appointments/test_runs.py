@@ -59,7 +59,7 @@ async def test_suggested_runs_group_by_area_and_respect_window_load(
             await client.get(
                 "/api/v1/appointments", params={"day": tomorrow().isoformat()}, headers=headers
             )
-        ).json()
+        ).json()["items"]
     } == {"booked"}
 
     confirmed = await client.post(
@@ -73,7 +73,7 @@ async def test_suggested_runs_group_by_area_and_respect_window_load(
         headers=headers,
     )
     assert confirmed.status_code == 200, confirmed.text
-    assert {v["status"] for v in confirmed.json()} == {"assigned"}
+    assert {v["status"] for v in confirmed.json()["appointments"]} == {"assigned"}
     rider = answer["phlebotomists"][0]["id"]
     sheet = (
         await client.get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -27,6 +28,8 @@ from nidaan.appointments.schemas import (
     AppointmentOut,
     AreaOut,
     AreasIn,
+    AreasOut,
+    AssignedOut,
     AssignIn,
     BlackoutIn,
     BlackoutOut,
@@ -63,10 +66,12 @@ from nidaan.auth.dependencies import AUTH_ERRORS, require_roles
 from nidaan.auth.enums import Role
 from nidaan.auth.models import User
 from nidaan.auth.principal import Principal
-from nidaan.deps import get_session
+from nidaan.deps import get_session, page_params
 from nidaan.errors import problem, problem_responses
 from nidaan.kit.errors import InvalidInput, NotFound, VersionConflict
+from nidaan.kit.pagination import PageParams
 from nidaan.kit.phone import mask_mobile
+from nidaan.kit.schemas import ListResource
 from nidaan.kit.time import IST, utcnow
 
 router = APIRouter(tags=["home collection"])
@@ -79,6 +84,13 @@ BOOKING_ERRORS = problem_responses(
     SlotFull, SlotClosed, SlotNotFound, AlreadyBooked, AreaNotServed, InvalidInput
 )
 A = "/appointments"
+T = TypeVar("T")
+
+
+def _page(items: list[T], page: PageParams) -> ListResource[T]:
+    """A day's rows are few: the whole list is built, the asked page returned."""
+    start = (page.page - 1) * page.limit
+    return ListResource.build(items[start : start + page.limit], len(items), page.page, page.limit)
 
 
 def _today() -> date:
@@ -90,26 +102,28 @@ def _today() -> date:
 
 @router.get(
     A + "/branches/{branch_id}/areas",
-    response_model=list[AreaOut],
+    response_model=ListResource[AreaOut],
     operation_id="appointments:areas",
     responses=AUTH_ERRORS,
 )
 async def list_areas(
     branch_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session),
     caller: Principal = Depends(readers),
-) -> list[AreaOut]:
+) -> ListResource[AreaOut]:
     """The pincodes the branch's phlebotomists go to."""
     await appointments_service.require_branch(session, caller, branch_id)
-    return [
+    items = [
         AreaOut.model_validate(a)
         for a in await appointments_service.areas(session, caller, branch_id)
     ]
+    return _page(items, page)
 
 
 @router.put(
     A + "/branches/{branch_id}/areas",
-    response_model=list[AreaOut],
+    response_model=AreasOut,
     operation_id="appointments:set_areas",
     responses=AUTH_ERRORS,
 )
@@ -118,10 +132,10 @@ async def set_areas(
     body: AreasIn,
     session: AsyncSession = Depends(get_session),
     caller: Principal = Depends(admins),
-) -> list[AreaOut]:
+) -> AreasOut:
     """Replace the branch's service area (bookings already made are kept)."""
     rows = await appointments_service.set_areas(session, caller, branch_id, body.pincodes)
-    return [AreaOut.model_validate(a) for a in rows]
+    return AreasOut(branch_id=branch_id, pincodes=[a.pincode for a in rows])
 
 
 @router.post(
@@ -143,7 +157,7 @@ async def open_slots(
 
 @router.get(
     A + "/branches/{branch_id}/slots",
-    response_model=list[SlotOut],
+    response_model=ListResource[SlotOut],
     operation_id="appointments:slots",
     responses=AUTH_ERRORS,
 )
@@ -151,9 +165,10 @@ async def list_slots(
     branch_id: uuid.UUID,
     first_day: date | None = Query(None, description="Default: today (IST)"),
     last_day: date | None = Query(None, description="Default: first_day"),
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session),
     caller: Principal = Depends(readers),
-) -> list[SlotOut]:
+) -> ListResource[SlotOut]:
     """Windows with their capacity, bookings and places left."""
     branch = await appointments_service.require_branch(session, caller, branch_id)
     first = first_day or _today()
@@ -161,26 +176,28 @@ async def list_slots(
     if last < first or (last - first).days > 62:
         raise InvalidInput("Ask for at most 63 days, last_day not before first_day.")
     rows = await appointments_service.slots(session, caller.organisation_id, branch.id, first, last)
-    return [slot_out(s) for s in rows]
+    return _page([slot_out(s) for s in rows], page)
 
 
 @router.get(
     A + "/branches/{branch_id}/blackouts",
-    response_model=list[BlackoutOut],
+    response_model=ListResource[BlackoutOut],
     operation_id="appointments:blackouts",
     responses=AUTH_ERRORS,
 )
 async def list_blackouts(
     branch_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session),
     caller: Principal = Depends(readers),
-) -> list[BlackoutOut]:
+) -> ListResource[BlackoutOut]:
     await appointments_service.require_branch(session, caller, branch_id)
     rows = await appointments_service.blackouts(session, caller, branch_id)
-    return [
+    items = [
         BlackoutOut(id=b.id, branch_id=b.branch_id, day=b.day, reason=b.reason, visits_to_move=0)
         for b in rows
     ]
+    return _page(items, page)
 
 
 @router.post(
@@ -206,15 +223,17 @@ async def add_blackout(
 
 @router.get(
     A + "/preparations",
-    response_model=list[PreparationOut],
+    response_model=ListResource[PreparationOut],
     operation_id="appointments:preparations",
     responses=AUTH_ERRORS,
 )
 async def list_preparations(
-    session: AsyncSession = Depends(get_session), caller: Principal = Depends(readers)
-) -> list[PreparationOut]:
+    page: PageParams = Depends(page_params),
+    session: AsyncSession = Depends(get_session),
+    caller: Principal = Depends(readers),
+) -> ListResource[PreparationOut]:
     rows = await appointments_service.preparations(session, caller.organisation_id)
-    return [_preparation_out(p, t) for p, t in rows]
+    return _page([_preparation_out(p, t) for p, t in rows], page)
 
 
 @router.put(
@@ -268,7 +287,7 @@ async def book(
 
 @router.get(
     A,
-    response_model=list[AppointmentOut],
+    response_model=ListResource[AppointmentOut],
     operation_id="appointments:list",
     responses=AUTH_ERRORS,
 )
@@ -277,9 +296,10 @@ async def list_appointments(
     branch_id: uuid.UUID | None = None,
     status: str | None = Query(None, max_length=16),
     phlebotomist_id: uuid.UUID | None = None,
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session),
     caller: Principal = Depends(readers),
-) -> list[AppointmentOut]:
+) -> ListResource[AppointmentOut]:
     """The visits of one day (the booking calendar), in window and run order."""
     rows = await appointments_service.list(
         session,
@@ -289,7 +309,7 @@ async def list_appointments(
         status=status,
         phlebotomist_id=phlebotomist_id,
     )
-    return await appointment_views(session, rows)
+    return _page(await appointment_views(session, rows), page)
 
 
 @router.get(
@@ -358,7 +378,7 @@ async def suggest_runs(
 
 @router.post(
     A + "/assignments",
-    response_model=list[AppointmentOut],
+    response_model=AssignedOut,
     operation_id="appointments:assign",
     responses={**AUTH_ERRORS, **problem_responses(IllegalVisitTransition, AppointmentNotFound)},
 )
@@ -366,14 +386,14 @@ async def assign(
     body: AssignIn,
     session: AsyncSession = Depends(get_session),
     caller: Principal = Depends(desk),
-) -> list[AppointmentOut]:
+) -> AssignedOut:
     """Put visits on phlebotomists' runs in the given order (all or nothing)."""
     rows = await appointments_service.assign(
         session,
         caller,
         [(a.appointment_id, a.phlebotomist_id, a.run_position) for a in body.assignments],
     )
-    return await appointment_views(session, rows)
+    return AssignedOut(appointments=await appointment_views(session, rows))
 
 
 @router.get(
@@ -524,7 +544,7 @@ P = "/public/book/{organisation}/{branch}"
 
 @router.get(
     P + "/slots",
-    response_model=list[PublicSlot],
+    response_model=ListResource[PublicSlot],
     operation_id="booking:slots",
     responses=problem_responses(NotFound),
 )
@@ -532,8 +552,9 @@ async def public_slots(
     organisation: str,
     branch: str,
     first_day: date | None = None,
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session),
-) -> list[PublicSlot]:
+) -> ListResource[PublicSlot]:
     """Windows with places left in the next 7 days (no login)."""
     place = await appointments_service.link_branch(session, organisation, branch)
     first = max(first_day or _today(), _today())
@@ -541,33 +562,38 @@ async def public_slots(
         session, place.organisation_id, place.id, first, first + timedelta(days=6)
     )
     now = utcnow()
-    return [
+    items = [
         PublicSlot(
             id=s.id, starts_at=s.starts_at, ends_at=s.ends_at, available=s.capacity - s.booked
         )
         for s in rows
         if not s.closed and s.starts_at > now and s.booked < s.capacity
     ]
+    return _page(items, page)
 
 
 @router.get(
     P + "/tests",
-    response_model=list[PublicTest],
+    response_model=ListResource[PublicTest],
     operation_id="booking:tests",
     responses=problem_responses(NotFound),
 )
 async def public_tests(
-    organisation: str, branch: str, session: AsyncSession = Depends(get_session)
-) -> list[PublicTest]:
+    organisation: str,
+    branch: str,
+    session: AsyncSession = Depends(get_session),
+    page: PageParams = Depends(page_params),
+) -> ListResource[PublicTest]:
     """Tests with preparation the lab has written (fasting shown before booking)."""
     place = await appointments_service.link_branch(session, organisation, branch)
     rows = await appointments_service.preparations(session, place.organisation_id)
-    return [
+    items = [
         PublicTest(
             code=t.code, name=t.name, fasting_hours=p.fasting_hours, instructions=p.instructions
         )
         for p, t in rows
     ]
+    return _page(items, page)
 
 
 @router.post(
@@ -647,7 +673,7 @@ async def public_book(
 
 @router.get(
     P + "/appointments",
-    response_model=list[PublicAppointment],
+    response_model=ListResource[PublicAppointment],
     operation_id="booking:mine",
     responses=problem_responses(BookingTokenInvalid),
 )
@@ -655,8 +681,9 @@ async def public_mine(
     organisation: str,
     branch: str,
     token: str | None = Header(None, alias="X-Booking-Token"),
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session),
-) -> list[PublicAppointment]:
+) -> ListResource[PublicAppointment]:
     """Upcoming visits of the verified mobile's patients."""
     place = await appointments_service.link_branch(session, organisation, branch)
     otp = await appointments_service.token_session(session, place, token)
@@ -665,7 +692,7 @@ async def public_mine(
     for patient in await appointments_service.patients_of_token(session, otp):
         for row in await appointments_service.upcoming_of(session, caller, patient.id):
             views.append(await public_view(session, row))
-    return views
+    return _page(views, page)
 
 
 @router.post(

@@ -38,6 +38,11 @@ class AreasIn(InputSchema):
         return self
 
 
+class AreasOut(Schema):
+    branch_id: uuid.UUID
+    pincodes: list[str]
+
+
 class AreaOut(Schema):
     id: uuid.UUID
     branch_id: uuid.UUID
@@ -167,7 +172,7 @@ class AppointmentOut(Schema):
     patient_name: str
     mobile: str | None = Field(description="Masked")
     status: VisitStatus
-    items: list[str]
+    booked_tests: list[str] = Field(description="Tests and panels booked, as entered")
     address: str
     landmark: str | None
     pincode: str
@@ -200,6 +205,10 @@ class AssignmentIn(InputSchema):
 
 class AssignIn(InputSchema):
     assignments: list[AssignmentIn] = Field(min_length=1, max_length=500)
+
+
+class AssignedOut(Schema):
+    appointments: list[AppointmentOut]
 
 
 class SuggestionOut(Schema):
@@ -336,6 +345,6 @@ class PublicAppointment(Schema):
     status: VisitStatus
     starts_at: datetime
     ends_at: datetime
-    items: list[str]
+    booked_tests: list[str]
     fasting_hours: int
     preparation: list[PreparationOut]

@@ -107,7 +107,7 @@ async def appointment_views(session: AsyncSession, rows: list[Appointment]) -> l
                 patient_name=patient.full_name,
                 mobile=mask_mobile(patient.mobile) if patient.mobile else None,
                 status=row.status,  # type: ignore[arg-type]
-                items=list(row.items),
+                booked_tests=list(row.items),
                 address=row.address,
                 landmark=row.landmark,
                 pincode=row.pincode,
@@ -139,7 +139,7 @@ async def public_view(session: AsyncSession, row: Appointment) -> PublicAppointm
         status=view.status,
         starts_at=view.starts_at,
         ends_at=view.ends_at,
-        items=view.items,
+        booked_tests=view.booked_tests,
         fasting_hours=view.fasting_hours,
         preparation=view.preparation,
     )
