@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from types import ModuleType
-from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +19,7 @@ import tests.http.matrix as matrix_package
 from nidaan.auth.enums import Role
 from nidaan.tenancy.models import Organisation
 from tests.fixtures.objects import bearer_for, create_user
-from tests.http.matrix.base import Case
+from tests.http.matrix.base import Case, fill_body
 
 MODULES: list[ModuleType] = [
     importlib.import_module(f"tests.http.matrix.{info.name}")
@@ -58,7 +57,7 @@ async def test_role_matrix(
     params = await module.context(session, organisation, client, bearer_for(admin))
     n = caller.id.hex[-6:].upper()
     path = case.path.format(**params)
-    body = _filled(case.body, n=n, **params)
+    body = fill_body(case.body, n=n, **params)
 
     response = await client.request(case.method, path, json=body, headers=bearer_for(caller))
 
@@ -70,14 +69,3 @@ async def test_role_matrix(
     else:
         assert response.status_code == 403, response.text
         assert response.json()["code"] == "role_required"
-
-
-def _filled(value: Any, **params: str) -> Any:
-    """The body with {placeholders} filled in every string, nested ones too."""
-    if isinstance(value, str):
-        return value.format(**params)
-    if isinstance(value, dict):
-        return {k: _filled(v, **params) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_filled(v, **params) for v in value]
-    return value

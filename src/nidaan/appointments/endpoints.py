@@ -64,7 +64,6 @@ from nidaan.appointments.service import appointments_service, link_caller
 from nidaan.appointments.views import appointment_views, public_view, slot_out
 from nidaan.auth.dependencies import AUTH_ERRORS, require_roles
 from nidaan.auth.enums import Role
-from nidaan.auth.models import User
 from nidaan.auth.principal import Principal
 from nidaan.deps import get_session, page_params
 from nidaan.errors import problem, problem_responses
@@ -292,7 +291,7 @@ async def book(
     responses=AUTH_ERRORS,
 )
 async def list_appointments(
-    day: date | None = Query(None, description="Default: today (IST)"),
+    day: date | None = Query(None, description="Default: every day from today (IST) on"),
     branch_id: uuid.UUID | None = None,
     status: str | None = Query(None, max_length=16),
     phlebotomist_id: uuid.UUID | None = None,
@@ -300,11 +299,12 @@ async def list_appointments(
     session: AsyncSession = Depends(get_session),
     caller: Principal = Depends(readers),
 ) -> ListResource[AppointmentOut]:
-    """The visits of one day (the booking calendar), in window and run order."""
+    """The visits of one day, or all upcoming ones (the booking calendar), in day, window
+    and run order."""
     rows = await appointments_service.list(
         session,
         caller,
-        day=day or _today(),
+        day=day,
         branch_id=branch_id,
         status=status,
         phlebotomist_id=phlebotomist_id,
@@ -409,9 +409,7 @@ async def run_sheet(
     caller: Principal = Depends(road),
 ) -> RunSheetOut:
     """One phlebotomist's visits in order, with the tubes each needs and the run's total."""
-    person = await session.get(User, phlebotomist_id)
-    if person is None or person.organisation_id != caller.organisation_id:
-        raise NotFound("No such phlebotomist.")
+    person = await appointments_service.phlebotomist_for_run(session, caller, phlebotomist_id)
     the_day = day or _today()
     rows = await appointments_service.list(
         session, caller, day=the_day, phlebotomist_id=phlebotomist_id

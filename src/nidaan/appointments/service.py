@@ -717,14 +717,17 @@ class AppointmentsService:
         session: AsyncSession,
         caller: Principal,
         *,
-        day: date,
+        day: date | None,
         branch_id: uuid.UUID | None = None,
         status: str | None = None,
         phlebotomist_id: uuid.UUID | None = None,
     ) -> list[Appointment]:
-        statement = select(Appointment).where(
-            Appointment.organisation_id == caller.organisation_id, Appointment.day == day
-        )
+        """The visits of ``day`` (None: from today on), in day, window and run order."""
+        statement = select(Appointment).where(Appointment.organisation_id == caller.organisation_id)
+        if day is None:
+            statement = statement.where(Appointment.day >= utcnow().astimezone(IST).date())
+        else:
+            statement = statement.where(Appointment.day == day)
         if branch_id is not None:
             statement = statement.where(Appointment.branch_id == branch_id)
         if caller.branch_ids is not None:
@@ -734,7 +737,7 @@ class AppointmentsService:
         if phlebotomist_id is not None:
             statement = statement.where(Appointment.phlebotomist_id == phlebotomist_id)
         statement = statement.join(Slot, Slot.id == Appointment.slot_id).order_by(
-            Slot.starts_at, Appointment.run_position.nulls_last(), Appointment.id
+            Appointment.day, Slot.starts_at, Appointment.run_position.nulls_last(), Appointment.id
         )
         return list(await session.scalars(statement))
 
@@ -778,6 +781,23 @@ class AppointmentsService:
                 .order_by(User.full_name, User.id)
             )
         )
+
+    async def phlebotomist_for_run(
+        self, session: AsyncSession, caller: Principal, user_id: uuid.UUID
+    ) -> User:
+        """A phlebotomist whose run the caller may see: same organisation (else 404), and
+        working at a branch the caller works at (else 403)."""
+        person = await session.get(User, user_id)
+        if person is None or person.organisation_id != caller.organisation_id:
+            raise NotFound("No such phlebotomist.")
+        branches = set(
+            await session.scalars(select(UserBranch.branch_id).where(UserBranch.user_id == user_id))
+        )
+        if branches and caller.branch_ids is not None and not branches & caller.branch_ids:
+            raise OutsideYourBranches(
+                "This phlebotomist works at a branch you do not work at.", entity="run"
+            )
+        return person
 
     async def suggest(
         self, session: AsyncSession, caller: Principal, branch_id: uuid.UUID, day: date
