@@ -30,7 +30,7 @@ PREPARATION = {
 HOME_PATIENTS = [
     (
         PatientCreate(
-            full_name="Meena Kulkarni",
+            full_name="Shobha Gokhale",
             sex="female",
             age_years=58,
             mobile="9822012345",

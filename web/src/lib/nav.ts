@@ -20,7 +20,9 @@ export const SCREENS: Screen[] = [
 	{ path: '/conflicts', label: 'nav.conflicts', roles: ['admin', 'front_desk', 'pathologist', 'auditor'], offline: true },
 	{ path: '/instruments', label: 'nav.instruments', roles: ['admin', 'technician'] },
 	{ path: '/dashboard', label: 'nav.dashboard', roles: ['admin', 'pathologist', 'auditor', 'technician'] },
-	{ path: '/admin', label: 'nav.admin', roles: ['admin', 'auditor'] }
+	{ path: '/admin', label: 'nav.admin', roles: ['admin', 'auditor'] },
+	{ path: '/home', label: 'nav.home', roles: ['admin', 'front_desk'] },
+	{ path: '/run', label: 'nav.run', roles: ['admin', 'front_desk', 'phlebotomist'], offline: true }
 ];
 
 export function screensFor(roles: string[]): Screen[] {
