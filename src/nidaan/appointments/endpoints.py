@@ -24,6 +24,7 @@ from nidaan.appointments.errors import (
     SlotNotFound,
     TooManyCodes,
 )
+from nidaan.appointments.link import booking_link_service, link_caller
 from nidaan.appointments.schemas import (
     AppointmentOut,
     AreaOut,
@@ -60,7 +61,7 @@ from nidaan.appointments.schemas import (
     TubeCount,
     VisitStatusIn,
 )
-from nidaan.appointments.service import appointments_service, link_caller
+from nidaan.appointments.service import appointments_service
 from nidaan.appointments.views import appointment_views, public_view, slot_out
 from nidaan.auth.dependencies import AUTH_ERRORS, require_roles
 from nidaan.auth.enums import Role
@@ -554,7 +555,7 @@ async def public_slots(
     session: AsyncSession = Depends(get_session),
 ) -> ListResource[PublicSlot]:
     """Windows with places left in the next 7 days (no login)."""
-    place = await appointments_service.link_branch(session, organisation, branch)
+    place = await booking_link_service.link_branch(session, organisation, branch)
     first = max(first_day or _today(), _today())
     rows = await appointments_service.slots(
         session, place.organisation_id, place.id, first, first + timedelta(days=6)
@@ -583,7 +584,7 @@ async def public_tests(
     page: PageParams = Depends(page_params),
 ) -> ListResource[PublicTest]:
     """Tests with preparation the lab has written (fasting shown before booking)."""
-    place = await appointments_service.link_branch(session, organisation, branch)
+    place = await booking_link_service.link_branch(session, organisation, branch)
     rows = await appointments_service.preparations(session, place.organisation_id)
     items = [
         PublicTest(
@@ -607,8 +608,8 @@ async def send_code(
     session: AsyncSession = Depends(get_session),
 ) -> CodeSent:
     """Send a 6-digit code to the mobile (SMS, else WhatsApp); 3 per 15 minutes."""
-    place = await appointments_service.link_branch(session, organisation, branch)
-    row = await appointments_service.request_code(session, place, body.mobile, body.language)
+    place = await booking_link_service.link_branch(session, organisation, branch)
+    row = await booking_link_service.request_code(session, place, body.mobile, body.language)
     return CodeSent(expires_at=row.expires_at, mobile=mask_mobile(body.mobile))
 
 
@@ -626,8 +627,8 @@ async def verify_code(
     session: AsyncSession = Depends(get_session, scope="function"),
 ) -> BookingToken | JSONResponse:
     """Exchange the code for a booking token. Five wrong tries burn the code."""
-    place = await appointments_service.link_branch(session, organisation, branch)
-    outcome = await appointments_service.verify_code(session, place, body.mobile, body.code)
+    place = await booking_link_service.link_branch(session, organisation, branch)
+    outcome = await booking_link_service.verify_code(session, place, body.mobile, body.code)
     if outcome is None:
         # Answered, not raised: the counted attempt must commit with this request.
         return problem(
@@ -638,7 +639,7 @@ async def verify_code(
             request,
         )
     token, otp = outcome
-    patients = await appointments_service.patients_of_token(session, otp)
+    patients = await booking_link_service.patients_of_token(session, otp)
     assert otp.token_expires_at is not None
     return BookingToken(
         token=token,
@@ -663,9 +664,9 @@ async def public_book(
 ) -> PublicAppointment:
     """Book a home visit after verifying the mobile (for a patient of that number, or a
     new patient registered with it)."""
-    place = await appointments_service.link_branch(session, organisation, branch)
-    otp = await appointments_service.token_session(session, place, token)
-    row = await appointments_service.public_book(session, place, otp, body.mobile, body)
+    place = await booking_link_service.link_branch(session, organisation, branch)
+    otp = await booking_link_service.token_session(session, place, token)
+    row = await booking_link_service.public_book(session, place, otp, body.mobile, body)
     return await public_view(session, row)
 
 
@@ -683,11 +684,11 @@ async def public_mine(
     session: AsyncSession = Depends(get_session),
 ) -> ListResource[PublicAppointment]:
     """Upcoming visits of the verified mobile's patients."""
-    place = await appointments_service.link_branch(session, organisation, branch)
-    otp = await appointments_service.token_session(session, place, token)
+    place = await booking_link_service.link_branch(session, organisation, branch)
+    otp = await booking_link_service.token_session(session, place, token)
     caller = link_caller(place.organisation_id)
     views = []
-    for patient in await appointments_service.patients_of_token(session, otp):
+    for patient in await booking_link_service.patients_of_token(session, otp):
         for row in await appointments_service.upcoming_of(session, caller, patient.id):
             views.append(await public_view(session, row))
     return _page(views, page)
@@ -708,9 +709,9 @@ async def public_reschedule(
     session: AsyncSession = Depends(get_session),
 ) -> PublicAppointment:
     """The reschedule link of the reminders: move the visit to another window."""
-    place = await appointments_service.link_branch(session, organisation, branch)
-    otp = await appointments_service.token_session(session, place, token)
-    row = await appointments_service.public_appointment(session, otp, appointment_id)
+    place = await booking_link_service.link_branch(session, organisation, branch)
+    otp = await booking_link_service.token_session(session, place, token)
+    row = await booking_link_service.public_appointment(session, otp, appointment_id)
     row = await appointments_service.reschedule(
         session, link_caller(place.organisation_id), row.id, body.slot_id, body.reason
     )
@@ -731,9 +732,9 @@ async def public_cancel(
     token: str | None = Header(None, alias="X-Booking-Token"),
     session: AsyncSession = Depends(get_session),
 ) -> PublicAppointment:
-    place = await appointments_service.link_branch(session, organisation, branch)
-    otp = await appointments_service.token_session(session, place, token)
-    row = await appointments_service.public_appointment(session, otp, appointment_id)
+    place = await booking_link_service.link_branch(session, organisation, branch)
+    otp = await booking_link_service.token_session(session, place, token)
+    row = await booking_link_service.public_appointment(session, otp, appointment_id)
     row = await appointments_service.cancel(
         session, link_caller(place.organisation_id), row.id, body.reason
     )
