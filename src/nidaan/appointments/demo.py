@@ -1,6 +1,7 @@
 """Demo home collection for `make run`: the Kothrud centre (CC1) serves three pincodes,
-tomorrow's windows are open, fasting tests say so, three patients are booked and two visits
-are on Sunita's run (phlebotomist@demo.example.com). Each start tops up tomorrow only."""
+tomorrow's windows are open, fasting tests say so, three of the demo's patients are booked
+for home visits and two visits are on Sunita's run (phlebotomist@demo.example.com). Each
+start tops up tomorrow only."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ PREPARATION = {
 HOME_PATIENTS = [
     (
         PatientCreate(
-            full_name="Shobha Gokhale",
+            full_name="Rohan Mehta",
             sex="female",
             age_years=58,
             mobile="9822012345",
@@ -43,7 +44,7 @@ HOME_PATIENTS = [
     ),
     (
         PatientCreate(
-            full_name="Prakash Deshpande",
+            full_name="Vikas Joshi",
             sex="male",
             age_years=66,
             mobile="9822023456",
@@ -55,7 +56,7 @@ HOME_PATIENTS = [
     ),
     (
         PatientCreate(
-            full_name="Ayesha Khan",
+            full_name="Lakshmi Iyer",
             sex="female",
             age_years=34,
             mobile="9822034567",
