@@ -31,6 +31,7 @@ MODULES = [
     "qc",
     "autoverify",
     "einvoice",
+    "appointments",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

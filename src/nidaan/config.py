@@ -450,6 +450,8 @@ DEMO_DLT_TEMPLATE_IDS = {
             "critical_value_alert",
             "appointment_reminder",
             "payment_confirmation",
+            "booking_otp",
+            "phlebotomist_on_the_way",
         )
     )
 }

@@ -1,6 +1,7 @@
 """Every module's tables on one MetaData, for Alembic and key rotation."""
 
 from nidaan.abdm import models as abdm_models  # noqa: F401
+from nidaan.appointments import models as appointment_models  # noqa: F401
 from nidaan.audit import models as audit_models  # noqa: F401
 from nidaan.auth import models as auth_models  # noqa: F401
 from nidaan.autoverify import models as autoverify_models  # noqa: F401

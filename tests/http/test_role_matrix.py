@@ -19,7 +19,7 @@ import tests.http.matrix as matrix_package
 from nidaan.auth.enums import Role
 from nidaan.tenancy.models import Organisation
 from tests.fixtures.objects import bearer_for, create_user
-from tests.http.matrix.base import Case
+from tests.http.matrix.base import Case, fill_body
 
 MODULES: list[ModuleType] = [
     importlib.import_module(f"tests.http.matrix.{info.name}")
@@ -57,9 +57,7 @@ async def test_role_matrix(
     params = await module.context(session, organisation, client, bearer_for(admin))
     n = caller.id.hex[-6:].upper()
     path = case.path.format(**params)
-    body = case.body
-    if isinstance(body, dict):
-        body = {k: v.format(n=n, **params) if isinstance(v, str) else v for k, v in body.items()}
+    body = fill_body(case.body, n=n, **params)
 
     response = await client.request(case.method, path, json=body, headers=bearer_for(caller))
 

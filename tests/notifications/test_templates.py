@@ -34,7 +34,9 @@ def test_every_template_has_english_and_hindi_with_its_parameters() -> None:
         for text in template.texts.values():
             for position in range(1, len(template.parameters) + 1):
                 assert f"{{{{{position}}}}}" in text.body
-        assert template.category == "UTILITY"
+        # Meta files one-time codes under Authentication, everything else under Utility.
+        expected = "AUTHENTICATION" if template.name is TemplateName.BOOKING_OTP else "UTILITY"
+        assert template.category == expected
     hindi = render(
         TEMPLATES[TemplateName.TEST_RESULT_READY],
         "hi",

@@ -28,7 +28,7 @@ from nidaan.kit.ids import new_id
 from nidaan.sync.models import SyncConflict
 from nidaan.tenancy.models import Organisation
 from tests.fixtures.objects import bearer_for, create_branch, create_user
-from tests.http.matrix.base import Case
+from tests.http.matrix.base import Case, fill_body
 from tests.security.openapi_walk import ALL_ROLES, operations
 
 MODULES: list[ModuleType] = [
@@ -70,6 +70,22 @@ ACTIONS = {
     ("GET", "/api/v1/manifests/{manifest_id}"),
     ("GET", "/api/v1/sync/conflicts/{conflict_id}"),
     ("PATCH", "/api/v1/branches/{branch_id}"),
+    # Home collection: a branch's areas, windows, blackouts, runs and visits.
+    ("GET", "/api/v1/appointments/branches/{branch_id}/areas"),
+    ("PUT", "/api/v1/appointments/branches/{branch_id}/areas"),
+    ("GET", "/api/v1/appointments/branches/{branch_id}/slots"),
+    ("POST", "/api/v1/appointments/branches/{branch_id}/slots"),
+    ("GET", "/api/v1/appointments/branches/{branch_id}/blackouts"),
+    ("POST", "/api/v1/appointments/branches/{branch_id}/blackouts"),
+    ("GET", "/api/v1/appointments/branches/{branch_id}/suggestions"),
+    ("POST", "/api/v1/appointments"),
+    ("POST", "/api/v1/appointments/assignments"),
+    ("GET", "/api/v1/appointments/runs/{phlebotomist_id}"),
+    ("GET", "/api/v1/appointments/{appointment_id}"),
+    ("POST", "/api/v1/appointments/{appointment_id}/reschedule"),
+    ("POST", "/api/v1/appointments/{appointment_id}/cancel"),
+    ("POST", "/api/v1/appointments/{appointment_id}/status"),
+    ("POST", "/api/v1/appointments/{appointment_id}/collect"),
 }
 
 #: Lists of branch rows: they must show none of another branch's.
@@ -86,6 +102,7 @@ LISTS = {
     ("GET", "/api/v1/worklists/pending-collection"),
     ("GET", "/api/v1/worklists/pending-receipt"),
     ("GET", "/api/v1/sync/conflicts"),
+    ("GET", "/api/v1/appointments"),
 }
 
 #: The organisation's own records, shared by its branches.
@@ -124,6 +141,22 @@ ORGANISATION_WIDE = {
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/logout"),
+    # Preparation is per test; the dashboard counts only the caller's branches' visits.
+    ("GET", "/api/v1/appointments/preparations"),
+    ("PUT", "/api/v1/appointments/preparations"),
+    ("GET", "/api/v1/appointments/dashboard"),
+    # The patient booking link: public, scoped by the link's branch and a mobile code.
+    ("GET", "/api/v1/public/book/{organisation}/{branch}/slots"),
+    ("GET", "/api/v1/public/book/{organisation}/{branch}/tests"),
+    ("POST", "/api/v1/public/book/{organisation}/{branch}/code"),
+    ("POST", "/api/v1/public/book/{organisation}/{branch}/verify"),
+    ("POST", "/api/v1/public/book/{organisation}/{branch}/appointments"),
+    ("GET", "/api/v1/public/book/{organisation}/{branch}/appointments"),
+    (
+        "POST",
+        "/api/v1/public/book/{organisation}/{branch}/appointments/{appointment_id}/reschedule",
+    ),
+    ("POST", "/api/v1/public/book/{organisation}/{branch}/appointments/{appointment_id}/cancel"),
 }
 
 
@@ -172,9 +205,7 @@ async def test_a_branch_limited_user_reaches_nothing_of_other_branches(
     path = case.path.format(**params)
     if (case.method, case.path) == ("GET", "/api/v1/results"):
         path += f"?order_id={params['order_id']}"
-    body = case.body
-    if isinstance(body, dict):
-        body = {k: v.format(n=n, **params) if isinstance(v, str) else v for k, v in body.items()}
+    body = fill_body(case.body, n=n, **params)
 
     response = await client.request(case.method, path, json=body, headers=bearer_for(limited))
 

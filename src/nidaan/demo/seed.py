@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.abdm.demo import seed_abdm
+from nidaan.appointments.demo import seed_home_collection
 from nidaan.audit.schemas import SYSTEM_ACTOR
 from nidaan.auth.enums import Role
 from nidaan.auth.models import User
@@ -167,6 +168,7 @@ async def seed_demo(session: AsyncSession) -> SeedResult:
     result.created += await seed_einvoice(session, demo)
     result.created += await seed_qc(session, demo, DEMO_ANALYZER_NAME)
     result.created += await seed_autoverify(session, demo)
+    result.created += await seed_home_collection(session, demo)
     other = await _organisation(session, *OTHER_ORGANISATION, result)
     await _branches(session, other, OTHER_BRANCHES, result)
     await _user(

@@ -14,6 +14,8 @@ class TemplateName(enum.StrEnum):
     CRITICAL_VALUE_ALERT = "critical_value_alert"
     APPOINTMENT_REMINDER = "appointment_reminder"
     PAYMENT_CONFIRMATION = "payment_confirmation"
+    BOOKING_OTP = "booking_otp"
+    PHLEBOTOMIST_ON_THE_WAY = "phlebotomist_on_the_way"
 
 
 class MessageKind(enum.StrEnum):

@@ -797,10 +797,12 @@ class NotificationsService:
         starts_at: datetime,
         place: str,
         send_at: datetime | None = None,
+        occasion: str = "evening",
     ) -> Notification | None:
         """The entry point for the appointments module: remind the patient of a home
         collection, by default at 18:00 IST the day before. A rescheduled appointment (new
-        ``starts_at``) gets a new reminder; the same one asked twice is created once."""
+        ``starts_at``) gets a new reminder; the same one asked twice is created once.
+        ``occasion`` tells apart several reminders of one visit (evening before, morning)."""
         if starts_at.tzinfo is None:
             raise InvalidInput("starts_at needs a time zone.", field="starts_at")
         policy = await self.policy(session, organisation_id)
@@ -824,12 +826,127 @@ class NotificationsService:
                 kind=MessageKind.TEMPLATE,
                 parameters=(date_text, time_text, clean_parameter(place)),
                 subject=("appointment", appointment_id),
-                dedupe_base=f"appointment:{appointment_id}:{starts_at.isoformat()}",
+                dedupe_base=(
+                    f"appointment:{appointment_id}:{starts_at.isoformat()}"
+                    + ("" if occasion == "evening" else f":{occasion}")
+                ),
                 not_before=when,
             ),
             about_patient_id=patient.id,
             channels=[Channel(c) for c in policy.channels],
         )
+
+    async def send_one_time_code(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        *,
+        mobile: str,
+        code: str,
+        minutes_valid: int,
+        language: str,
+        challenge_id: uuid.UUID,
+    ) -> Notification | None:
+        """A booking code to a mobile number that asked for it (no consent record: the
+        person typed the number to receive this one message), by SMS, else WhatsApp."""
+        recipient = Recipient(
+            type=RecipientType.PATIENT,
+            name="",
+            language=pick_language(language),
+            addresses={Channel.SMS: mobile, Channel.WHATSAPP: mobile},
+        )
+        policy = await self.policy(session, organisation_id)
+        configured = [Channel(c) for c in policy.channels if c != Channel.EMAIL]
+        channels = [Channel.SMS, *[c for c in configured if c is not Channel.SMS]]
+        return await self.queue(
+            session,
+            organisation_id,
+            recipient,
+            Draft(
+                template=TemplateName.BOOKING_OTP,
+                kind=MessageKind.TEMPLATE,
+                parameters=(code, str(minutes_valid)),
+                subject=("booking_otp", challenge_id),
+                dedupe_base=f"booking_otp:{challenge_id}",
+            ),
+            about_patient_id=None,
+            channels=channels,
+        )
+
+    async def notify_on_the_way(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        *,
+        appointment_id: uuid.UUID,
+        patient_id: uuid.UUID,
+        phlebotomist_name: str,
+        window: str,
+        reschedule_link: str,
+    ) -> Notification | None:
+        """ "Phlebotomist on the way" to the patient, in their language, once per visit."""
+        policy = await self.policy(session, organisation_id)
+        if not policy.appointment_reminder:
+            return None
+        patient = await patients_service.get_in(session, organisation_id, patient_id)
+        recipient = await self.patient_recipient(session, organisation_id, patient)
+        return await self.queue(
+            session,
+            organisation_id,
+            recipient,
+            Draft(
+                template=TemplateName.PHLEBOTOMIST_ON_THE_WAY,
+                kind=MessageKind.TEMPLATE,
+                parameters=(
+                    clean_parameter(phlebotomist_name) or "Our phlebotomist",
+                    clean_parameter(window),
+                    clean_parameter(reschedule_link),
+                ),
+                subject=("appointment", appointment_id),
+                dedupe_base=f"appointment:{appointment_id}:on_the_way",
+            ),
+            about_patient_id=patient.id,
+            channels=[Channel(c) for c in policy.channels],
+        )
+
+    async def withdraw_pending(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        *,
+        subject_type: str,
+        subject_id: uuid.UUID,
+        reason: str,
+    ) -> int:
+        """Skip messages about a subject that are not sent yet (a cancelled or moved
+        appointment's reminders); their send jobs then find nothing to send."""
+        rows = list(
+            await session.scalars(
+                select(Notification)
+                .where(
+                    Notification.organisation_id == organisation_id,
+                    Notification.subject_type == subject_type,
+                    Notification.subject_id == subject_id,
+                    Notification.status == NotificationStatus.PENDING.value,
+                )
+                .with_for_update()
+            )
+        )
+        now = utcnow()
+        for row in rows:
+            row.status = NotificationStatus.SKIPPED.value
+            session.add(
+                NotificationEvent(
+                    organisation_id=organisation_id,
+                    notification_id=row.id,
+                    status=NotificationStatus.SKIPPED.value,
+                    source="system",
+                    occurred_at=now,
+                    detail=reason[:300],
+                )
+            )
+        await session.flush()
+        return len(rows)
 
     # ---------------------------------------------------------------- reading
 

@@ -1,4 +1,4 @@
-"""The four message templates in English and Hindi, WhatsApp's parameter rules, rendering.
+"""The message templates in English and Hindi, WhatsApp's parameter rules, rendering.
 
 The WhatsApp side needs each template approved in the lab's Meta account under the same
 name and language code, with the body text below (``{{1}}``... are the parameters, in
@@ -104,6 +104,38 @@ TEMPLATES: dict[TemplateName, Template] = {
             "hi": TemplateText(
                 "भुगतान प्राप्त हुआ: ऑर्डर {{2}} के लिए {{1}}। धन्यवाद। रसीद: {{3}}",
                 "भुगतान प्राप्त हुआ",
+            ),
+        },
+    ),
+    TemplateName.BOOKING_OTP: Template(
+        TemplateName.BOOKING_OTP,
+        ("code", "minutes valid"),
+        {
+            "en": TemplateText(
+                "{{1}} is your code to book a home sample collection. It is valid for {{2}} "
+                "minutes. Do not share it with anyone.",
+                "Your booking code",
+            ),
+            "hi": TemplateText(
+                "{{1}} घर से नमूना संग्रह बुक करने के लिए आपका कोड है। यह {{2}} मिनट तक मान्य है। "
+                "इसे किसी के साथ साझा न करें।",
+                "आपका बुकिंग कोड",
+            ),
+        },
+        category="AUTHENTICATION",
+    ),
+    TemplateName.PHLEBOTOMIST_ON_THE_WAY: Template(
+        TemplateName.PHLEBOTOMIST_ON_THE_WAY,
+        ("phlebotomist name", "time window", "reschedule link"),
+        {
+            "en": TemplateText(
+                "{{1}} from the lab is on the way to collect your sample ({{2}}). "
+                "Need another time? {{3}}",
+                "Your phlebotomist is on the way",
+            ),
+            "hi": TemplateText(
+                "प्रयोगशाला से {{1}} आपका नमूना लेने आ रहे हैं ({{2}})। दूसरा समय चाहिए? {{3}}",
+                "नमूना लेने वाले आ रहे हैं",
             ),
         },
     ),

@@ -8,6 +8,17 @@ from nidaan.auth.enums import Role
 ALL = frozenset(Role)
 
 
+def fill_body(value: Any, **params: str) -> Any:
+    """A case's body with {placeholders} filled in every string, nested ones too."""
+    if isinstance(value, str):
+        return value.format(**params)
+    if isinstance(value, dict):
+        return {k: fill_body(v, **params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_body(v, **params) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Case:
     method: str

@@ -25,7 +25,9 @@ export const SCREENS: Screen[] = [
 	{ path: '/abdm', label: 'abdm.nav', roles: ['admin', 'pathologist', 'auditor'] },
 	{ path: '/einvoice', label: 'nav.einvoice', roles: ['admin', 'billing', 'auditor'] },
 	{ path: '/billing', label: 'nav.billing', roles: ['admin', 'billing', 'auditor'] },
-	{ path: '/qc', label: 'nav.qc', roles: ['admin', 'technician', 'pathologist', 'auditor'] }
+	{ path: '/qc', label: 'nav.qc', roles: ['admin', 'technician', 'pathologist', 'auditor'] },
+	{ path: '/home', label: 'nav.home', roles: ['admin', 'front_desk'] },
+	{ path: '/run', label: 'nav.run', roles: ['admin', 'front_desk', 'phlebotomist'], offline: true }
 ];
 
 export function screensFor(roles: string[]): Screen[] {

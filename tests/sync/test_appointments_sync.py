@@ -1,0 +1,171 @@
+"""Home visits over sync: the phlebotomist's phone pulls its run, works offline (on the way,
+arrived, collected with the order, samples and payment made under the phone's ids), pushes
+when back online; replays change nothing; a visit the desk cancelled meanwhile is refused
+(REJECTED, shown to the phone) and the samples are received at the lab."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from nidaan.appointments.service import appointments_service
+from nidaan.billing.models import CounterPayment
+from nidaan.kit.ids import new_id
+from nidaan.kit.time import utcnow
+from nidaan.samples.models import Sample
+from nidaan.samples.schemas import ManifestCreate
+from nidaan.samples.service import samples_service
+from nidaan.tenancy.enums import BranchKind
+from tests.appointments.support import HomeLab, booking, build_home_lab
+from tests.fixtures.lab import create_patient
+from tests.fixtures.objects import bearer_for, create_branch, create_organisation, create_user
+from tests.fixtures.orders import system_principal
+from tests.sync.conftest import Device
+
+
+async def assigned_visits(committing_session: Any, count: int = 1) -> tuple[HomeLab, list, Any]:
+    async with committing_session() as session:
+        organisation = await create_organisation(session)
+        lab = await build_home_lab(session, organisation)
+        caller = system_principal(organisation)
+        rider = lab.phlebotomists[0]
+        visits = []
+        for index in range(count):
+            patient = lab.patient if index == 0 else await create_patient(session, organisation)
+            row, _ = await appointments_service.book(
+                session, caller, booking(lab, lab.slots[0], patient.id)
+            )
+            visits.append(row)
+        await appointments_service.assign(
+            session, caller, [(v.id, rider.id, n) for n, v in enumerate(visits, start=1)]
+        )
+        technician = await create_user(session, organisation, roles=("technician",))
+        central = await create_branch(session, organisation, kind=BranchKind.CENTRAL_LAB)
+    lab.central = central  # type: ignore[attr-defined]
+    return lab, visits, technician
+
+
+async def test_offline_collection_syncs_as_order_samples_and_payment(  # type: ignore[no-untyped-def]
+    live_client, committing_session
+) -> None:
+    lab, (visit,), technician = await assigned_visits(committing_session)
+    phone = Device(live_client, bearer_for(lab.phlebotomists[0]), lab.branch.id)
+    await phone.sync()  # morning, online: the run comes down
+    pulled = phone.row("appointment", visit.id)["data"]
+    assert pulled["status"] == "assigned"
+    assert {t["container"] for t in pulled["tubes"]} == {"fluoride_grey", "edta_purple"}
+    assert pulled["fasting_hours"] == 10
+
+    # On the road, offline: three steps queued, pushed together later.
+    order_id, payment_id = new_id(), new_id()
+    drawn = utcnow() - timedelta(minutes=30)
+    ops = [
+        phone.op(
+            "appointment",
+            visit.id,
+            "transition",
+            {"to": "on_the_way", "at": (drawn - timedelta(minutes=20)).isoformat()},
+        ),
+        phone.op(
+            "appointment",
+            visit.id,
+            "transition",
+            {"to": "arrived", "at": (drawn - timedelta(minutes=5)).isoformat()},
+        ),
+        phone.op(
+            "appointment",
+            visit.id,
+            "transition",
+            {
+                "to": "collected",
+                "order_id": str(order_id),
+                "collected_at": drawn.isoformat(),
+                "payment": {
+                    "id": str(payment_id),
+                    "amount": "300.00",
+                    "method": "upi",
+                    "reference": "412345678901",
+                },
+            },
+        ),
+    ]
+    result = await phone.sync(*ops)
+    assert [r["status"] for r in result["results"]] == ["APPLIED"] * 3, result
+    visit_now = phone.row("appointment", visit.id)["data"]
+    assert visit_now["status"] == "collected"
+    assert visit_now["order_id"] == str(order_id)
+    assert visit_now["status_times"]["arrived"].startswith(
+        (drawn - timedelta(minutes=5)).isoformat()[:16]
+    )
+    samples = [c for (e, _), c in phone.rows.items() if e == "sample"]
+    assert {s["data"]["status"] for s in samples} == {"collected"}
+    assert {s["data"]["order_id"] for s in samples} == {str(order_id)}
+    payment = phone.row("payment", payment_id)["data"]
+    assert (payment["amount"], payment["method"]) == ("300.00", "upi")
+
+    # The phone did not hear the answer and pushes again: the stored results come back.
+    replay = await phone.sync(*ops)
+    assert [r["status"] for r in replay["results"]] == ["APPLIED"] * 3
+    async with committing_session() as session:
+        assert (
+            await session.scalar(
+                select(func.count())
+                .select_from(CounterPayment)
+                .where(CounterPayment.order_id == order_id)
+            )
+        ) == 1
+        tubes = list(await session.scalars(select(Sample).where(Sample.order_id == order_id)))
+        # Back at the branch the run's tubes go to the central lab on a manifest.
+        caller = system_principal(lab.organisation)
+        manifest, _ = await samples_service.create_manifest(
+            session,
+            caller,
+            ManifestCreate(
+                from_branch_id=lab.branch.id,
+                to_branch_id=lab.central.id,  # type: ignore[attr-defined]
+                accessions=[t.accession for t in tubes],
+            ),
+        )
+        await samples_service.dispatch_manifest(session, caller, manifest.id, courier="Run 1")
+    accessions = [t.id for t in tubes]
+    # At the lab the tubes are received as any others.
+    bench = Device(live_client, bearer_for(technician))
+    received = await bench.sync(
+        *[
+            bench.op("sample", sample_id, "transition", {"to": "received"})
+            for sample_id in accessions
+        ]
+    )
+    assert [r["status"] for r in received["results"]] == ["APPLIED"] * len(accessions), received
+
+
+async def test_a_visit_cancelled_at_the_desk_is_refused_from_the_road(  # type: ignore[no-untyped-def]
+    live_client, committing_session
+) -> None:
+    lab, (visit,), _ = await assigned_visits(committing_session)
+    phone = Device(live_client, bearer_for(lab.phlebotomists[0]), lab.branch.id)
+    await phone.sync()
+    desk = await live_client.post(
+        f"/api/v1/appointments/{visit.id}/cancel",
+        json={"reason": "Patient travelling"},
+        headers=bearer_for(lab.desk),
+    )
+    assert desk.status_code == 200, desk.text
+    late = await phone.sync(
+        phone.op("appointment", visit.id, "transition", {"to": "on_the_way"}),
+        phone.op(
+            "appointment",
+            visit.id,
+            "transition",
+            {"to": "collected", "order_id": str(new_id())},
+        ),
+    )
+    assert [r["status"] for r in late["results"]] == ["REJECTED", "REJECTED"]
+    assert "cancelled" in late["results"][0]["reason"]
+    assert phone.row("appointment", visit.id)["data"]["status"] == "cancelled"
+    # Every phlebotomist of the branch pulls its visits: a colleague may take over a run.
+    stranger = Device(live_client, bearer_for(lab.phlebotomists[1]), lab.branch.id)
+    await stranger.sync()
+    assert ("appointment", str(visit.id)) in stranger.rows
