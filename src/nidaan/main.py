@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -211,6 +211,16 @@ def create_app(
                 }
             )
         return JSONResponse({"status": "ok", "database": "ok", "migration": current})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics: the analyzer connections of this process (a degraded one is
+        ``nidaan_interface_down 1``; alert on ``nidaan_interfaces_down > 0``)."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from nidaan.integration.metrics import metrics_text
+
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     from nidaan.webui.serve import mount_web_app
 
