@@ -239,3 +239,32 @@ def test_ctrl_c_on_make_run_stops_cleanly_and_make_exits_0(
     assert "MAKE-EXIT=0" in text, text
     assert "Error 130" not in text
     assert "Interrupt" not in text
+
+
+def test_make_test_measures_line_and_branch_coverage_with_the_readme_figure() -> None:
+    """``make test`` runs pytest-cov over src/nidaan with branches, fails under a floor kept
+    in pyproject.toml at or above the product's 80 %, and the README shows the figure."""
+    import tomllib
+
+    venv = Path(sys.executable).parent.parent
+    planned = subprocess.run(
+        # Dry run (-n) of the test recipe only: its prerequisites are taken as made (-o).
+        ["make", "-n", "-C", str(ROOT), f"VENV={venv}", "-o", "lint", "-o", "system-deps",
+         "-o", "web-test", "test"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    [pytest_line] = [line for line in planned.splitlines() if "pytest" in line]
+    assert "--cov" in pytest_line.split(), pytest_line
+    assert "--cov-report=term" in pytest_line
+
+    coverage = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
+    assert coverage["run"]["source"] == ["nidaan"]
+    assert coverage["run"]["branch"] is True
+    floor = coverage["report"]["fail_under"]
+    assert floor > 80  # the product's stated target
+
+    readme = (ROOT / "README.md").read_text()
+    shown = re.search(r"coverage of `src/nidaan` \(pytest-cov\): \*\*(\d+(?:\.\d)?) %\*\*", readme)
+    assert shown, "README.md shows the coverage figure"
+    assert float(shown.group(1)) >= floor
+    assert f"floor of {floor} %" in readme
