@@ -87,7 +87,7 @@ async def test_a_signature_image_is_stored_and_audited(
     [
         (b"not an image at all", "image/png"),
         (picture("JPEG"), "image/png"),  # says PNG, is JPEG
-        (picture("PNG"), "text/plain"),
+        (picture("PNG"), "application/octet-stream"),  # (text/plain: the NUL guard refuses)
         (picture("PNG", (3000, 200)), "image/png"),  # a page scan, not a signature
         (b"\x89PNG\r\n\x1a\n" + b"0" * (600 * 1024), "image/png"),  # too big
         (b"", "image/png"),

@@ -14,6 +14,8 @@ import httpx
 import psycopg
 import pytest
 
+from tests.conftest import APP_PASSWORD, APP_ROLE, _as_role
+
 NIDAAN = str(Path(sys.executable).parent / "nidaan")
 
 
@@ -96,15 +98,25 @@ def test_upgrade_seed_twice_check_and_verify(
     assert f"OK: {seeded[-1]} audit entries in 2 organisation(s)" in verify.stdout
 
 
-def test_production_mode_refuses_demo_data_and_demo_seed(demo_env: dict[str, str]) -> None:
+def test_production_mode_refuses_demo_data_and_demo_seed(
+    demo_env: dict[str, str], scratch_database: str
+) -> None:
     assert run(demo_env, "db", "upgrade").returncode == 0
     assert run(demo_env, "demo", "seed").returncode == 0
     secrets = run(demo_env, "keys", "generate").stdout
-    production = {**demo_env, "NIDAAN_MODE": "production"}
+    # Production connects as a role that owns nothing; the owner runs the migrations.
+    production = {
+        **demo_env,
+        "NIDAAN_MODE": "production",
+        "NIDAAN_DATABASE_URL": _as_role(scratch_database, APP_ROLE, APP_PASSWORD),
+        "NIDAAN_MIGRATION_DATABASE_URL": scratch_database,
+    }
     for line in secrets.splitlines():
         if line.startswith("NIDAAN_") and "=" in line:
             name, _, value = line.partition("=")
             production[name] = value.strip("'")
+    granted = run(production, "db", "upgrade")  # grants the application role its privileges
+    assert granted.returncode == 0, granted.stderr
 
     refused = run(production, "serve", "--port", "1")
     assert refused.returncode == 1

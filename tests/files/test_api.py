@@ -219,7 +219,7 @@ async def test_new_versions_keep_the_old_ones(
     assert second_body["document_id"] == first["document_id"]
     versions = (
         await client.get(f"/api/v1/files/{second_body['id']}/versions", headers=desk)
-    ).json()
+    ).json()["items"]
     assert [(v["version"], v["is_current"]) for v in versions] == [(2, True), (1, False)]
     old = await client.get(f"/api/v1/files/{first['id']}/content", headers=desk)
     assert old.content == original

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
 from html.parser import HTMLParser
+from typing import Any
 
 import httpx
 import pytest
@@ -50,3 +53,42 @@ async def test_swagger_ui_bundle_is_the_real_one(client: httpx.AsyncClient) -> N
     assert b"Redoc" in redoc.content
     redirect = await client.get("/docs/oauth2-redirect")
     assert redirect.status_code == 200
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make browser-deps)")
+@pytest.mark.parametrize(
+    ("page", "rendered"),
+    [
+        # Swagger UI drew the operations it read from /openapi.json.
+        ("/docs", ('class="swagger-ui', "opblock-summary-path", "/api/v1/results")),
+        # ReDoc drew the API's title and its operations.
+        ("/redoc", ("Nidaan LIS", "/api/v1/results")),
+    ],
+)
+async def test_docs_render_in_a_browser_cut_off_from_the_internet(
+    app: Any, page: str, rendered: tuple[str, ...]
+) -> None:
+    """A lab network without internet: chromium resolves no name but this server's."""
+    from tests.notifications.conftest import Served
+
+    async with Served(app) as served:
+        browser = await asyncio.create_subprocess_exec(
+            CHROMIUM,  # type: ignore[arg-type]
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+            f"{served.url}{page}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        dom, _ = await asyncio.wait_for(browser.communicate(), timeout=180)
+    text = dom.decode()
+    for marker in rendered:
+        assert marker in text, (page, marker, text[:2000])

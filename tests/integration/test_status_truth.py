@@ -1,6 +1,7 @@
 """The instrument status tells the truth (issue 11): a listener that cannot start is an
 ``error`` with the OS error, since when and the next retry, logged once per change of state
-(no traceback every reload), shown as ``degraded`` by ``/readyz``; an HL7 ``tcp-server``
+(no traceback every reload), shown as ``degraded`` by ``/readyz`` and as
+``nidaan_interface_down`` in ``/metrics``; an HL7 ``tcp-server``
 follows the analyzer's connection as ASTM does (issue 10)."""
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nidaan.config import Settings
 from nidaan.integration.runtime import InterfaceSupervisor
@@ -54,6 +57,7 @@ async def test_a_listener_that_cannot_start_reports_error_with_the_os_error_and_
     supervisor = InterfaceSupervisor(
         settings, reload_interval=0.2, listen_host="127.0.0.1", organisation_id=world.org
     )
+    started = time.monotonic()
     await supervisor.start()
     try:
         assert world.cobas.id not in supervisor.connections
@@ -73,6 +77,14 @@ async def test_a_listener_that_cannot_start_reports_error_with_the_os_error_and_
         [down] = ready["interfaces"]["down"]
         assert down["name"] == world.cobas.name
         assert down["error"] == status["last_error"]
+        metrics = await _metrics(client)
+        assert metrics["nidaan_interfaces_down"] == {(): 1.0}
+        cobas = (str(world.cobas.id), world.cobas.name)
+        assert metrics["nidaan_interface_down"][cobas] == 1.0
+        assert metrics["nidaan_interface_down_since_timestamp_seconds"][cobas] == since.timestamp()
+        # (a retry may have come due meanwhile on a busy machine: then it is later still)
+        assert metrics["nidaan_interface_next_retry_timestamp_seconds"][cobas] >= retry.timestamp()
+        assert metrics["nidaan_interface_connected"][cobas] == 0.0
 
         # Several reloads later: still one error line, no traceback, and no retry before due.
         await asyncio.sleep(1.0)
@@ -80,7 +92,9 @@ async def test_a_listener_that_cannot_start_reports_error_with_the_os_error_and_
         assert len(errors) == 1
         assert errors[0].exc_info is None
         assert "cannot listen" in errors[0].getMessage()
-        assert supervisor.failures[world.cobas.id].attempts == 1
+        # Each reload (every 0.2 s) found the retry not yet due: on a quiet machine that is
+        # one attempt; a busy one may have let the 5 s, 10 s, ... retries come due.
+        assert supervisor.failures[world.cobas.id].attempts <= _due(time.monotonic() - started)
 
         # The other program goes away: the next retry starts the listener and clears the error.
         occupied.close()
@@ -91,8 +105,37 @@ async def test_a_listener_that_cannot_start_reports_error_with_the_os_error_and_
         assert recovered.state != "error"
         assert (recovered.last_error, recovered.next_retry_at) == (None, None)
         assert (await client.get("/readyz")).json()["status"] == "ok"
+        metrics = await _metrics(client)
+        assert metrics["nidaan_interfaces_down"] == {(): 0.0}
+        assert metrics["nidaan_interface_down"][cobas] == 0.0
+        assert cobas not in metrics.get("nidaan_interface_down_since_timestamp_seconds", {})
     finally:
         await supervisor.stop()
+    assert (await _metrics(client))["nidaan_interfaces_down"] == {(): 0.0}
+
+
+async def _metrics(client: httpx.AsyncClient) -> dict[str, dict[tuple[str, ...], float]]:
+    """``/metrics`` as Prometheus reads it: {metric: {label values: value}}."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    values: dict[str, dict[tuple[str, ...], float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            key = tuple(
+                sample.labels[k] for k in ("instrument_id", "instrument") if k in sample.labels
+            )
+            values.setdefault(sample.name, {})[key] = sample.value
+    return values
+
+
+def _due(elapsed: float) -> int:
+    """Attempts allowed after ``elapsed`` seconds: the first, then one per retry that came due
+    (5, 10, 20 ... seconds apart)."""
+    attempts, waited, delay = 1, 0.0, 5.0
+    while waited + delay <= elapsed:
+        attempts, waited, delay = attempts + 1, waited + delay, min(delay * 2, 300.0)
+    return attempts
 
 
 async def _noop() -> None:

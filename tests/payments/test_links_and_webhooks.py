@@ -74,11 +74,11 @@ async def test_link_paid_turns_the_invoice_paid_once(
         await client.get(
             f"/api/v1/invoices/{invoice['id']}/payment-requests", headers=world.billing
         )
-    ).json()
+    ).json()["items"]
     assert requests[0]["status"] == "paid"
     payments = (
         await client.get(f"/api/v1/invoices/{invoice['id']}/payments", headers=world.billing)
-    ).json()
+    ).json()["items"]
     assert [(p["source"], p["status"], p["amount"]) for p in payments] == [
         (gateway, "applied", "600.00")
     ]
@@ -182,7 +182,7 @@ async def test_wrong_amount_or_currency_is_held_not_applied(
     assert (after["payment_status"], after["amount_paid"]) == ("unpaid", "0.00")
     (payment,) = (
         await client.get(f"/api/v1/invoices/{invoice['id']}/payments", headers=world.billing)
-    ).json()
+    ).json()["items"]
     assert payment["status"] == "held"
     assert "request was for 450.00" in payment["review_reason"]
     report = (
@@ -210,7 +210,7 @@ async def test_wrong_amount_or_currency_is_held_not_applied(
     await forward(client, "stripe", held(gateways.stripe))
     (payment,) = (
         await client.get(f"/api/v1/invoices/{other['id']}/payments", headers=world.billing)
-    ).json()
+    ).json()["items"]
     assert (payment["status"], payment["currency"]) == ("held", "USD")
     refused = await client.post(
         f"/api/v1/payments/{payment['id']}/apply", json={"note": "accept"}, headers=world.admin
@@ -232,7 +232,7 @@ async def test_paid_twice_holds_the_second_payment(
     assert after["amount_paid"] == "450.00"
     payments = (
         await client.get(f"/api/v1/invoices/{invoice['id']}/payments", headers=world.billing)
-    ).json()
+    ).json()["items"]
     assert sorted((p["source"], p["status"]) for p in payments) == [
         ("razorpay", "held"),
         ("stripe", "applied"),
@@ -259,7 +259,7 @@ async def test_failed_payment_leaves_the_invoice_unpaid(
     await forward(client, "razorpay", held(gateways.razorpay))
     (payment,) = (
         await client.get(f"/api/v1/invoices/{invoice['id']}/payments", headers=world.billing)
-    ).json()
+    ).json()["items"]
     assert payment["status"] == "not_applied"
     assert (await get_invoice(client, world, invoice["id"]))["payment_status"] == "unpaid"
 
@@ -416,7 +416,7 @@ async def test_cancelling_an_invoice_cancels_its_open_links(
         await client.get(
             f"/api/v1/invoices/{invoice['id']}/payment-requests", headers=world.billing
         )
-    ).json()
+    ).json()["items"]
     assert request["status"] == "cancelled"
 
 

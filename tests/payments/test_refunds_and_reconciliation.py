@@ -30,7 +30,7 @@ async def paid_by(
     await forward(client, gateway, held(sims.of(gateway)))
     (payment,) = (
         await client.get(f"/api/v1/invoices/{invoice['id']}/payments", headers=world.billing)
-    ).json()
+    ).json()["items"]
     return invoice, payment
 
 
@@ -65,7 +65,7 @@ async def test_partial_then_full_refund_through_the_gateway(
     assert rest.json()["amount"] == "1000.00"
     # The gateway confirms by webhook: each refund processed once.
     await forward(client, gateway, held(gateways.of(gateway)))
-    refunds = (await client.get(path, headers=world.billing)).json()
+    refunds = (await client.get(path, headers=world.billing)).json()["items"]
     assert [(r["amount"], r["status"]) for r in refunds] == [
         ("250.00", "processed"),
         ("1000.00", "processed"),
@@ -101,7 +101,7 @@ async def test_failed_refund_gives_the_money_back_to_the_invoice(
         assert (after["amount_refunded"], after["payment_status"]) == ("0.00", "paid")
         (stored,) = (
             await client.get(f"/api/v1/payments/{payment['id']}/refunds", headers=world.billing)
-        ).json()
+        ).json()["items"]
         assert stored["status"] == "failed"
     finally:
         gateways.razorpay.auto_process_refunds = True
@@ -175,7 +175,7 @@ async def test_authorized_payment_is_captured_then_applied_once(
     await forward(client, "razorpay", held(gateways.razorpay))
     (payment,) = (
         await client.get(f"/api/v1/invoices/{invoice['id']}/payments", headers=world.billing)
-    ).json()
+    ).json()["items"]
     assert payment["status"] == "pending"
     report = (await client.get("/api/v1/payments/reconciliation", headers=world.billing)).json()
     assert [i["kind"] for i in report["items"]] == ["authorized_not_captured"]
@@ -207,4 +207,4 @@ async def test_payments_of_another_organisation_are_not_found(
         response = await client.request(method, path, json=body, headers=stranger)
         assert response.status_code == 404, (path, response.text)
     listed = (await client.get("/api/v1/payments", headers=stranger)).json()
-    assert listed == []
+    assert listed["items"] == []

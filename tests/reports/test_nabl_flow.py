@@ -24,6 +24,7 @@ from tests.fixtures.lab import create_catalog_test, create_patient
 from tests.fixtures.objects import create_branch, create_organisation
 from tests.fixtures.results import enter_and_verify, make_lab, place_order, principal_of
 from tests.reports.pdf_text import pdftotext, words
+from tests.reports.test_nabl_report import _images_on
 
 pytestmark = pytest.mark.usefixtures("job_app_open")
 
@@ -158,6 +159,10 @@ async def test_provisional_then_final_then_corrected_with_every_nabl_element(
     assert "Platelet count 238.0 10³/µL 150.0 - 410.0" in everything
     assert "Method: Electrical impedance" in everything
     assert "Dr. Meera Iyer MD (Pathology) Reg. No. MMC 2009/04/1234" in everything
+    issued = await client.get(
+        f"/api/v1/orders/{day.order_id}/report", headers=day.lab.headers("front")
+    )
+    assert _images_on(issued.content) == 1  # her uploaded signature, printed from the store
     assert "NABL accredited" in everything
 
     async with committing_session() as session:

@@ -101,17 +101,18 @@ def _enrolment_out(row: AbdmEnrolment) -> EnrolmentOut:
 
 @router.get(
     "/facilities",
-    response_model=list[FacilityOut],
+    response_model=ListResource[FacilityOut],
     operation_id="abdm:facilities",
     responses=AUTH_ERRORS,
 )
 async def list_facilities(
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(desk),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[FacilityOut]:
+) -> ListResource[FacilityOut]:
     """Your facilities registered with ABDM as HIPs."""
     rows = await exchanges.list_facilities(session, principal.organisation_id)
-    return [FacilityOut.model_validate(r) for r in rows]
+    return ListResource[FacilityOut].page_of([FacilityOut.model_validate(r) for r in rows], page)
 
 
 @router.post(
@@ -327,18 +328,21 @@ async def verify_abha_link(
 
 @router.get(
     "/care-contexts",
-    response_model=list[CareContextOut],
+    response_model=ListResource[CareContextOut],
     operation_id="abdm:care_contexts",
     responses=AUTH_ERRORS,
 )
 async def list_care_contexts(
     patient_id: uuid.UUID | None = Query(None),
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[CareContextOut]:
+) -> ListResource[CareContextOut]:
     """Reported orders offered to ABDM, and whether they are linked to the patient's ABHA."""
     rows = await linking_service.list_care_contexts(session, principal.organisation_id, patient_id)
-    return [CareContextOut.model_validate(r) for r in rows]
+    return ListResource[CareContextOut].page_of(
+        [CareContextOut.model_validate(r) for r in rows], page
+    )
 
 
 @router.post(

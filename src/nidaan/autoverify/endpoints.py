@@ -80,13 +80,16 @@ async def _result_out(session: AsyncSession, principal: Principal, result: Resul
 
 @router.get(
     "/rule-types",
-    response_model=list[RuleTypeOut],
+    response_model=ListResource[RuleTypeOut],
     operation_id="autoverify:rule_types",
     responses=AUTH_ERRORS,
 )
-async def rule_types(principal: Principal = Depends(readers)) -> list[RuleTypeOut]:
+async def rule_types(
+    page: PageParams = Depends(page_params), principal: Principal = Depends(readers)
+) -> ListResource[RuleTypeOut]:
     """The rule types a rule set may use, with their parameters and what each checks."""
-    return [RuleTypeOut(type=k, parameters=p, checks=c) for k, (p, c) in RULE_DOCS.items()]
+    rows = [RuleTypeOut(type=k, parameters=p, checks=c) for k, (p, c) in RULE_DOCS.items()]
+    return ListResource[RuleTypeOut].page_of(rows, page)
 
 
 @router.get(

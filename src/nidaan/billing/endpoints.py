@@ -214,18 +214,20 @@ async def update_branch_billing(
 
 @router.get(
     "/billing/items",
-    response_model=list[BillingItemOut],
+    response_model=ListResource[BillingItemOut],
     operation_id="billing:items_list",
     responses=AUTH_ERRORS,
 )
 async def list_items(
-    principal: Principal = Depends(readers), session: AsyncSession = SessionDep
-) -> list[BillingItemOut]:
+    page: PageParams = Depends(page_params),
+    principal: Principal = Depends(readers),
+    session: AsyncSession = SessionDep,
+) -> ListResource[BillingItemOut]:
     """Services billed besides tests (with their SAC and GST treatment)."""
-    return [
-        BillingItemOut.model_validate(i)
-        for i in await billing_configuration.list_items(session, principal)
-    ]
+    rows = await billing_configuration.list_items(session, principal)
+    return ListResource[BillingItemOut].page_of(
+        [BillingItemOut.model_validate(i) for i in rows], page
+    )
 
 
 @router.post(
@@ -719,20 +721,24 @@ async def pay_at_counter(
 
 @router.get(
     "/invoices/{invoice_id}/receipts",
-    response_model=list[ReceiptOut],
+    response_model=ListResource[ReceiptOut],
     operation_id="invoices:receipts",
     responses={**AUTH_ERRORS, **INVOICE_ERRORS},
 )
 async def invoice_receipts(
     invoice_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = SessionDep,
-) -> list[ReceiptOut]:
+) -> ListResource[ReceiptOut]:
     invoice = await billing_service.get(session, principal, invoice_id)
-    return [
+    receipts = await billing_service.receipts_of(session, invoice)
+    start = (page.page - 1) * page.limit
+    shown = [
         receipt_out(await counter_service.receipt_detail(session, principal, r.id))
-        for r in await billing_service.receipts_of(session, invoice)
+        for r in receipts[start : start + page.limit]
     ]
+    return ListResource[ReceiptOut].build(shown, len(receipts), page.page, page.limit)
 
 
 @router.get(

@@ -236,17 +236,19 @@ async def get_file(
 
 @router.get(
     "/{file_id}/versions",
-    response_model=list[FileOut],
+    response_model=ListResource[FileOut],
     operation_id="files:versions",
     responses={**AUTH_ERRORS, **problem_responses(FileNotFound)},
 )
 async def file_versions(
     file_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[FileOut]:
+) -> ListResource[FileOut]:
     """Every version of the file's document, newest first, deleted ones included."""
-    return [file_out(r) for r in await files_service.versions(session, principal, file_id)]
+    rows = await files_service.versions(session, principal, file_id)
+    return ListResource[FileOut].page_of([file_out(r) for r in rows], page)
 
 
 @router.get(

@@ -311,7 +311,7 @@ class Connection:
     def _report(self, connected: bool) -> None:
         if connected != self.connected:
             self.connected = connected
-            integration_service.report_link(self.config.id, connected)
+            integration_service.report_link(self.config.id, connected, self.config.name)
             log.info(
                 "interface %s: analyzer %s",
                 self.config.name,
@@ -999,7 +999,9 @@ class InterfaceSupervisor:
                     self._start_failed(config, exc)
                     continue
                 if self.failures.pop(instrument_id, None) is not None:
-                    integration_service.report_link(instrument_id, connection.connected)
+                    integration_service.report_link(
+                        instrument_id, connection.connected, config.name
+                    )
                     log.warning("interface %s: started after all", config.name)
                 self.connections[instrument_id] = connection
 

@@ -629,10 +629,18 @@ class IntegrationService:
 
     # --- link status ---------------------------------------------------------------------
 
-    def report_link(self, instrument_id: uuid.UUID, connected: bool) -> None:
+    def report_link(
+        self, instrument_id: uuid.UUID, connected: bool, name: str | None = None
+    ) -> None:
         """Heartbeat from the connection task (socket or serial port) in this process."""
-        self._links[instrument_id] = LinkState(connected, since=utcnow())
+        known = self._links.get(instrument_id)
+        name = name or (known.name if known is not None else None)
+        self._links[instrument_id] = LinkState(connected, name, since=utcnow())
         ANALYZER_LINK_UP.labels(str(instrument_id)).set(1 if connected else 0)
+
+    def link_states(self) -> dict[uuid.UUID, LinkState]:
+        """What every connection of this process last reported (for ``/metrics``)."""
+        return dict(self._links)
 
     def interfaces_down(self) -> list[dict[str, Any]]:
         """The connections of this process that could not start (for ``/readyz``)."""

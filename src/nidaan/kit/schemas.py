@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Generic, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 
 from nidaan.kit.text import MultilineMarker, check_text, strings_in
+
+if TYPE_CHECKING:
+    from nidaan.kit.pagination import PageParams
 
 T = TypeVar("T")
 
@@ -34,6 +38,15 @@ class ListResource(Schema, Generic[T]):
         return cls(
             items=items,
             pagination=Pagination(total_count=total, page=page, limit=limit, max_page=max_page),
+        )
+
+    @classmethod
+    def page_of(cls, rows: Sequence[T], params: PageParams) -> ListResource[T]:
+        """One page of a short list a service returns whole (an invoice's payments, the
+        rule types), in the same envelope as every other list."""
+        start = (params.page - 1) * params.limit
+        return cls.build(
+            list(rows[start : start + params.limit]), len(rows), params.page, params.limit
         )
 
 

@@ -188,19 +188,19 @@ async def resend_report(
 
 @router.get(
     "/patients/{patient_id}/notification-consents",
-    response_model=list[ConsentOut],
+    response_model=ListResource[ConsentOut],
     operation_id="notifications:list_consents",
     responses={**AUTH_ERRORS, **problem_responses(NotFound)},
 )
 async def list_consents(
     patient_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(consent_readers),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[ConsentOut]:
+) -> ListResource[ConsentOut]:
     """The patient's opt-in or opt-out per channel (no row: never asked, nothing is sent)."""
-    return [
-        consent_out(r) for r in await notifications_service.consents(session, principal, patient_id)
-    ]
+    rows = await notifications_service.consents(session, principal, patient_id)
+    return ListResource[ConsentOut].page_of([consent_out(r) for r in rows], page)
 
 
 @router.put(
@@ -260,15 +260,17 @@ async def update_policy(
 
 @router.get(
     "/notification-doctors",
-    response_model=list[DoctorOut],
+    response_model=ListResource[DoctorOut],
     operation_id="notifications:list_doctors",
     responses={**AUTH_ERRORS},
 )
 async def list_doctors(
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(doctor_editors),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[DoctorOut]:
-    return [doctor_out(r) for r in await notifications_service.doctors(session, principal)]
+) -> ListResource[DoctorOut]:
+    rows = await notifications_service.doctors(session, principal)
+    return ListResource[DoctorOut].page_of([doctor_out(r) for r in rows], page)
 
 
 @router.put(

@@ -178,6 +178,9 @@ async def refresh(settings: Settings) -> None:
 
 async def exposition(settings: Settings) -> Response:
     """The current metrics in Prometheus' text format."""
+    from nidaan.integration.metrics import register_interface_metrics
+
+    register_interface_metrics(REGISTRY)
     await refresh(settings)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

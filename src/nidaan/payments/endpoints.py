@@ -17,10 +17,12 @@ from nidaan.auth.principal import Principal
 from nidaan.billing.domain import to_paise
 from nidaan.billing.errors import InvoiceNotFound, InvoiceNotPayable, OverRefund
 from nidaan.billing.schemas import PaymentOut
-from nidaan.deps import get_session
+from nidaan.deps import get_session, page_params
 from nidaan.errors import problem_responses
 from nidaan.idempotency.dependencies import Idempotency, idempotency
 from nidaan.kit.jobs import enqueue
+from nidaan.kit.pagination import PageParams
+from nidaan.kit.schemas import ListResource
 from nidaan.kit.storage import public_base_url
 from nidaan.kit.time import utcnow
 from nidaan.payments.errors import (
@@ -45,7 +47,6 @@ from nidaan.payments.schemas import (
     MismatchOut,
     PaymentLinkCreate,
     PaymentRequestOut,
-    ReconciliationReport,
     ReconciliationRun,
     RefundCreate,
     RefundOut,
@@ -138,37 +139,39 @@ async def create_upi_qr(
 
 @router.get(
     "/invoices/{invoice_id}/payment-requests",
-    response_model=list[PaymentRequestOut],
+    response_model=ListResource[PaymentRequestOut],
     operation_id="invoices:payment_requests",
     responses={**AUTH_ERRORS, **problem_responses(InvoiceNotFound)},
 )
 async def list_payment_requests(
     invoice_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = SessionDep,
-) -> list[PaymentRequestOut]:
+) -> ListResource[PaymentRequestOut]:
     """Links and QR codes made for the invoice, with their status at the gateway."""
-    return [
-        PaymentRequestOut.model_validate(r)
-        for r in await payments_service.requests_of(session, principal, invoice_id)
-    ]
+    rows = await payments_service.requests_of(session, principal, invoice_id)
+    return ListResource[PaymentRequestOut].page_of(
+        [PaymentRequestOut.model_validate(r) for r in rows], page
+    )
 
 
 @router.get(
     "/invoices/{invoice_id}/payments",
-    response_model=list[PaymentOut],
+    response_model=ListResource[PaymentOut],
     operation_id="invoices:payments",
     responses={**AUTH_ERRORS, **problem_responses(InvoiceNotFound)},
 )
 async def list_invoice_payments(
     invoice_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = SessionDep,
-) -> list[PaymentOut]:
+) -> ListResource[PaymentOut]:
     """Every payment on the invoice: counter tenders and gateway payments (applied, held,
     pending or failed), with what was refunded of each."""
     views = await payments_service.payments_of_invoice(session, principal, invoice_id)
-    return [payment_out(v) for v in views]
+    return ListResource[PaymentOut].page_of([payment_out(v) for v in views], page)
 
 
 # ------------------------------------------------------------------------ payments
@@ -176,20 +179,20 @@ async def list_invoice_payments(
 
 @router.get(
     "/payments/reconciliation",
-    response_model=ReconciliationReport,
+    response_model=ListResource[MismatchOut],
     operation_id="payments:reconciliation_report",
     responses=AUTH_ERRORS,
 )
 async def reconciliation_report(
-    principal: Principal = Depends(reviewers), session: AsyncSession = SessionDep
-) -> ReconciliationReport:
+    page: PageParams = Depends(page_params),
+    principal: Principal = Depends(reviewers),
+    session: AsyncSession = SessionDep,
+) -> ListResource[MismatchOut]:
     """Mismatches for a person: held payments (wrong amount or currency, paid twice),
     failed webhooks, links paid at the gateway with the invoice still due, uncaptured
     payments and refunds pending for long."""
     items = await payments_service.mismatch_report(session, principal)
-    return ReconciliationReport(
-        generated_at=utcnow(), items=[MismatchOut.model_validate(i) for i in items]
-    )
+    return ListResource[MismatchOut].page_of([MismatchOut.model_validate(i) for i in items], page)
 
 
 @router.post(
@@ -208,7 +211,7 @@ async def reconcile_now(
 
 @router.get(
     "/payments",
-    response_model=list[PaymentOut],
+    response_model=ListResource[PaymentOut],
     operation_id="payments:list",
     responses=AUTH_ERRORS,
 )
@@ -216,15 +219,17 @@ async def list_payments(
     review_status: str | None = Query(
         None, pattern="^(pending|applied|held|not_applied)$", description="e.g. held"
     ),
-    limit: int = Query(50, ge=1, le=500),
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(reviewers),
     session: AsyncSession = SessionDep,
-) -> list[PaymentOut]:
+) -> ListResource[PaymentOut]:
     """Gateway payments, newest first (``review_status=held`` for those needing a person)."""
-    views = await payments_service.list_gateway_payments(
-        session, principal, review_status=review_status, limit=limit
+    views, total = await payments_service.list_gateway_payments(
+        session, principal, review_status=review_status, page=page
     )
-    return [payment_out(v) for v in views]
+    return ListResource[PaymentOut].build(
+        [payment_out(v) for v in views], total, page.page, page.limit
+    )
 
 
 @router.get(
@@ -270,19 +275,18 @@ async def refund_payment(
 
 @router.get(
     "/payments/{payment_id}/refunds",
-    response_model=list[RefundOut],
+    response_model=ListResource[RefundOut],
     operation_id="payments:refunds",
     responses={**AUTH_ERRORS, **problem_responses(PaymentNotFound)},
 )
 async def list_refunds(
     payment_id: uuid.UUID,
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = SessionDep,
-) -> list[RefundOut]:
-    return [
-        RefundOut.model_validate(r)
-        for r in await payments_service.refunds_of(session, principal, payment_id)
-    ]
+) -> ListResource[RefundOut]:
+    rows = await payments_service.refunds_of(session, principal, payment_id)
+    return ListResource[RefundOut].page_of([RefundOut.model_validate(r) for r in rows], page)
 
 
 @router.post(

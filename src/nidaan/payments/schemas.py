@@ -87,8 +87,3 @@ class MismatchOut(Schema):
     gateway: str | None
     amount: Money | None
     since: datetime | None
-
-
-class ReconciliationReport(Schema):
-    generated_at: datetime
-    items: list[MismatchOut]

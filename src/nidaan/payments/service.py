@@ -44,6 +44,7 @@ from nidaan.billing.service import billing_service
 from nidaan.config import Settings, get_settings
 from nidaan.events.service import publish
 from nidaan.kit.ids import new_id
+from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.storage import public_base_url
 from nidaan.kit.time import utcnow
 from nidaan.patients.service import patients_service
@@ -1117,17 +1118,22 @@ class PaymentsService:
         return sorted(views, key=lambda v: (v.received_at or utcnow(), v.id))
 
     async def list_gateway_payments(
-        self, session: AsyncSession, caller: Principal, *, review_status: str | None, limit: int
-    ) -> list[PaymentView]:
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        *,
+        review_status: str | None,
+        page: PageParams,
+    ) -> tuple[list[PaymentView], int]:
+        """One page of the gateway payments, newest first, and how many there are."""
         statement = select(GatewayPayment).where(
             GatewayPayment.organisation_id == caller.organisation_id
         )
         if review_status:
             statement = statement.where(GatewayPayment.review_status == review_status)
-        rows = await session.scalars(
-            statement.order_by(GatewayPayment.created_at.desc()).limit(limit)
-        )
-        return [self._gateway_view(row) for row in rows]
+        statement = statement.order_by(GatewayPayment.created_at.desc(), GatewayPayment.id.desc())
+        rows, total = await paginate(session, statement, page)
+        return [self._gateway_view(row) for row in rows], total
 
     async def verify(
         self, session: AsyncSession, caller: Principal, payment_id: uuid.UUID

@@ -398,20 +398,23 @@ async def answer_violation(
 
 @router.get(
     "/status",
-    response_model=list[StatusOut],
+    response_model=ListResource[StatusOut],
     operation_id="qc:status",
     responses=AUTH_ERRORS,
 )
 async def status(
     instrument_id: uuid.UUID | None = Query(None),
     test_id: uuid.UUID | None = Query(None),
+    page: PageParams = Depends(page_params),
     principal: Principal = Depends(readers),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[StatusOut]:
+) -> ListResource[StatusOut]:
     """Per instrument and analyte with lots in use: in rejection (patient results blocked)
     or not, why and since when, open violations and the last run."""
     rows = await qc_service.status(session, principal, instrument_id=instrument_id, test_id=test_id)
-    return [StatusOut.model_validate(row.__dict__) for row in rows]
+    return ListResource[StatusOut].page_of(
+        [StatusOut.model_validate(r.__dict__) for r in rows], page
+    )
 
 
 # --- charts and summary --------------------------------------------------------------------

@@ -218,6 +218,35 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "phone": "फोन",
         "email": "ई-मेल",
         "ist": "IST",
+        "abha": "आभा (ABHA)",
+        "change_added": "{test}: निकाल जोडला",
+        "change_corrected": "{test}: निकाल दुरुस्त केला",
+        "collected_at_centre": "संकलन केंद्र",
+        "condition_at_receipt": "प्राप्तीच्या वेळी स्थिती",
+        "condition_clotted": "गुठळी झालेला (Clotted)",
+        "condition_haemolysed": "हिमोलाइज्ड (Haemolysed)",
+        "condition_icteric": "इक्टेरिक (Icteric)",
+        "condition_lipaemic": "लायपेमिक (Lipaemic)",
+        "condition_ok": "समाधानकारक",
+        "final_replaces": (
+            "हा अंतिम अहवाल {issued} रोजी जारी केलेल्या तात्पुरत्या अहवाल {number} (आवृत्ती "
+            "{version}) ची जागा घेतो."
+        ),
+        "not_in_scope_note": "* NABL कक्षेबाहेर: ही चाचणी प्रयोगशाळेच्या मानांकनाच्या कक्षेत नाही.",
+        "pending_tests": "प्रलंबित चाचण्या",
+        "provisional_note": (
+            "तात्पुरता अहवाल: खालील निकाल पडताळलेले आहेत; सूचीतील चाचण्या अद्याप सुरू आहेत, "
+            "अंतिम अहवाल नंतर जारी होईल."
+        ),
+        "reason": "कारण",
+        "referral": "संदर्भित चाचणी, {lab} येथे केली",
+        "registration": "नोंदणी क्र.",
+        "status_amended": "संशोधित अहवाल (AMENDED)",
+        "status_corrected": "सुधारित अहवाल (CORRECTED)",
+        "status_final": "अंतिम अहवाल (FINAL)",
+        "status_provisional": "तात्पुरता अहवाल (PROVISIONAL)",
+        "tested_at": "चाचणी प्रयोगशाळा",
+        "what_changed": "काय बदलले",
     },
     "ta": {
         "title": "ஆய்வக பரிசோதனை அறிக்கை",
@@ -271,6 +300,35 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "phone": "தொலைபேசி",
         "email": "மின்னஞ்சல்",
         "ist": "IST",
+        "abha": "ஆபா (ABHA)",
+        "change_added": "{test}: முடிவு சேர்க்கப்பட்டது",
+        "change_corrected": "{test}: முடிவு திருத்தப்பட்டது",
+        "collected_at_centre": "சேகரிப்பு மையம்",
+        "condition_at_receipt": "பெறும்போது நிலை",
+        "condition_clotted": "உறைந்தது (Clotted)",
+        "condition_haemolysed": "ஹீமோலைஸ்டு (Haemolysed)",
+        "condition_icteric": "இக்டெரிக் (Icteric)",
+        "condition_lipaemic": "லிப்பீமிக் (Lipaemic)",
+        "condition_ok": "திருப்திகரமானது",
+        "final_replaces": (
+            "இந்த இறுதி அறிக்கை {issued} அன்று வழங்கப்பட்ட தற்காலிக அறிக்கை {number} (பதிப்பு "
+            "{version}) க்கு மாற்றாகும்."
+        ),
+        "not_in_scope_note": ("* NABL வரம்பிற்கு வெளியே: இந்தப் பரிசோதனை ஆய்வகத்தின் அங்கீகார வரம்பில் இல்லை."),
+        "pending_tests": "நிலுவையில் உள்ள பரிசோதனைகள்",
+        "provisional_note": (
+            "தற்காலிக அறிக்கை: கீழே உள்ள முடிவுகள் சரிபார்க்கப்பட்டவை; பட்டியலிடப்பட்ட "
+            "பரிசோதனைகள் இன்னும் நடைபெறுகின்றன, இறுதி அறிக்கை பின்னர் வழங்கப்படும்."
+        ),
+        "reason": "காரணம்",
+        "referral": "பரிந்துரைக்கப்பட்ட பரிசோதனை, {lab} இல் செய்யப்பட்டது",
+        "registration": "பதிவு எண்",
+        "status_amended": "மாற்றியமைக்கப்பட்ட அறிக்கை (AMENDED)",
+        "status_corrected": "திருத்தப்பட்ட அறிக்கை (CORRECTED)",
+        "status_final": "இறுதி அறிக்கை (FINAL)",
+        "status_provisional": "தற்காலிக அறிக்கை (PROVISIONAL)",
+        "tested_at": "பரிசோதித்த ஆய்வகம்",
+        "what_changed": "என்ன மாற்றம்",
     },
     "te": {
         "title": "ప్రయోగశాల పరీక్ష నివేదిక",
@@ -322,6 +380,34 @@ LABELS: Final[dict[str, dict[str, str]]] = {
         "phone": "ఫోన్",
         "email": "ఇ-మెయిల్",
         "ist": "IST",
+        "abha": "ఆభా (ABHA)",
+        "change_added": "{test}: ఫలితం జోడించబడింది",
+        "change_corrected": "{test}: ఫలితం సరిదిద్దబడింది",
+        "collected_at_centre": "సేకరణ కేంద్రం",
+        "condition_at_receipt": "స్వీకరణ సమయంలో స్థితి",
+        "condition_clotted": "గడ్డకట్టిన (Clotted)",
+        "condition_haemolysed": "హీమోలైజ్డ్ (Haemolysed)",
+        "condition_icteric": "ఇక్టెరిక్ (Icteric)",
+        "condition_lipaemic": "లిపీమిక్ (Lipaemic)",
+        "condition_ok": "సంతృప్తికరం",
+        "final_replaces": (
+            "ఈ తుది నివేదిక {issued} న జారీ చేసిన తాత్కాలిక నివేదిక {number} (సంచిక {version}) స్థానంలో వస్తుంది."
+        ),
+        "not_in_scope_note": "* NABL పరిధికి వెలుపల: ఈ పరీక్ష ప్రయోగశాల గుర్తింపు పరిధిలో లేదు.",
+        "pending_tests": "మిగిలి ఉన్న పరీక్షలు",
+        "provisional_note": (
+            "తాత్కాలిక నివేదిక: క్రింది ఫలితాలు ధృవీకరించబడ్డాయి; జాబితాలోని పరీక్షలు ఇంకా "
+            "జరుగుతున్నాయి, తుది నివేదిక తర్వాత జారీ చేయబడుతుంది."
+        ),
+        "reason": "కారణం",
+        "referral": "సూచించిన పరీక్ష, {lab} లో చేయబడింది",
+        "registration": "నమోదు సంఖ్య",
+        "status_amended": "మార్పు చేసిన నివేదిక (AMENDED)",
+        "status_corrected": "సవరించిన నివేదిక (CORRECTED)",
+        "status_final": "తుది నివేదిక (FINAL)",
+        "status_provisional": "తాత్కాలిక నివేదిక (PROVISIONAL)",
+        "tested_at": "పరీక్షించిన ప్రయోగశాల",
+        "what_changed": "ఏమి మారింది",
     },
 }
 

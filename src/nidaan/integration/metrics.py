@@ -1,0 +1,85 @@
+"""Prometheus metrics of the analyzer connections of this process (``GET /metrics``).
+
+The same truth as ``/readyz`` and the instrument status page, for a monitoring system: a
+connection that cannot start (its port is taken, its serial device is missing) is
+``nidaan_interface_down 1`` with since when and the next retry, and
+``nidaan_interfaces_down`` counts them, so one alert rule (``nidaan_interfaces_down > 0``)
+catches every degraded interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from nidaan.integration.service import IntegrationService, integration_service
+
+LABELS = ["instrument_id", "instrument"]
+
+
+class InterfaceCollector(Collector):
+    """Reads the link states at scrape time (nothing to keep in step)."""
+
+    def __init__(self, service: IntegrationService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        links = self.service.link_states()
+        down_count = GaugeMetricFamily(
+            "nidaan_interfaces_down",
+            "Analyzer connections of this process that cannot start",
+        )
+        down = GaugeMetricFamily(
+            "nidaan_interface_down",
+            "1 while the analyzer connection cannot start (see /readyz for the error)",
+            labels=LABELS,
+        )
+        since = GaugeMetricFamily(
+            "nidaan_interface_down_since_timestamp_seconds",
+            "When the connection first failed to start (Unix time)",
+            labels=LABELS,
+        )
+        retry = GaugeMetricFamily(
+            "nidaan_interface_next_retry_timestamp_seconds",
+            "When the connection will be tried again (Unix time)",
+            labels=LABELS,
+        )
+        connected = GaugeMetricFamily(
+            "nidaan_interface_connected",
+            "1 while the analyzer is connected to this process",
+            labels=LABELS,
+        )
+        failing = 0
+        for instrument_id, link in sorted(links.items(), key=lambda item: str(item[0])):
+            labels = [str(instrument_id), link.name or ""]
+            connected.add_metric(labels, 1.0 if link.connected else 0.0)
+            down.add_metric(labels, 1.0 if link.error else 0.0)
+            if link.error:
+                failing += 1
+                if link.since is not None:
+                    since.add_metric(labels, link.since.timestamp())
+                if link.next_retry_at is not None:
+                    retry.add_metric(labels, link.next_retry_at.timestamp())
+        down_count.add_metric([], float(failing))
+        yield from (down_count, down, since, retry, connected)
+
+
+def metrics_text(service: IntegrationService = integration_service) -> bytes:
+    """The Prometheus text exposition of this process's interfaces."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(InterfaceCollector(service))
+    return generate_latest(registry)
+
+
+_registered: set[int] = set()
+
+
+def register_interface_metrics(registry: CollectorRegistry) -> None:
+    """Add the interface gauges to ``registry`` (once): ``GET /metrics`` serves them beside
+    the process's other metrics."""
+    if id(registry) not in _registered:
+        registry.register(InterfaceCollector(integration_service))
+        _registered.add(id(registry))
