@@ -80,7 +80,7 @@ async def test_b2b_invoice_gets_an_irn_and_its_pdf_carries_the_signed_qr(
     exchanges = await client.get(
         f"/api/v1/invoices/{invoice['id']}/einvoice/exchanges", headers=eworld.headers["billing"]
     )
-    operations = [x["operation"] for x in exchanges.json()]
+    operations = [x["operation"] for x in exchanges.json()["items"]]
     assert operations == ["auth", "generate"]
     assert "Password" not in str(exchanges.json())
     assert "s3cret" not in str(exchanges.json())

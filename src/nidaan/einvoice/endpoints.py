@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
@@ -16,7 +17,7 @@ from nidaan.auth.dependencies import AUTH_ERRORS, require_roles
 from nidaan.auth.enums import Role
 from nidaan.auth.principal import Principal
 from nidaan.billing.errors import InvoiceNotFound
-from nidaan.deps import get_session
+from nidaan.deps import get_session, page_params
 from nidaan.einvoice.domain import EInvoiceStatus, cancel_deadline
 from nidaan.einvoice.errors import (
     CancelWindowClosed,
@@ -38,6 +39,8 @@ from nidaan.einvoice.schemas import (
 )
 from nidaan.einvoice.service import einvoice_service, qr_png
 from nidaan.errors import problem_responses
+from nidaan.kit.pagination import PageParams
+from nidaan.kit.schemas import ListResource, Schema
 
 router = APIRouter(tags=["einvoice"])
 
@@ -216,26 +219,39 @@ async def get_qr(
     return Response(qr_png(row.signed_qr_code), media_type="image/png")
 
 
+class IrpExchangeOut(Schema):
+    operation: str
+    http_status: int | None
+    error_codes: list[str]
+    request: dict[str, Any] | None
+    response: dict[str, Any] | None
+    at: datetime
+
+
 @router.get(
     "/invoices/{invoice_id}/einvoice/exchanges",
+    response_model=ListResource[IrpExchangeOut],
     operation_id="invoices:einvoice_exchanges",
     responses={**AUTH_ERRORS, **problem_responses(InvoiceNotFound, EInvoiceNotFound)},
 )
 async def get_exchanges(
     invoice_id: uuid.UUID,
     principal: Principal = Depends(readers),
+    page: PageParams = Depends(page_params),
     session: AsyncSession = SessionDep,
-) -> list[dict[str, Any]]:
-    """Every call made to the IRP for this invoice (decrypted, without credentials)."""
+) -> ListResource[IrpExchangeOut]:
+    """Every call made to the IRP for this invoice (decrypted, without credentials), oldest
+    first."""
     row = await einvoice_service.get(session, principal, invoice_id)
-    return [
-        {
-            "operation": x.operation,
-            "http_status": x.http_status,
-            "error_codes": x.error_codes,
-            "request": x.request,
-            "response": x.response,
-            "at": x.created_at.isoformat(),
-        }
+    exchanges = [
+        IrpExchangeOut(
+            operation=x.operation,
+            http_status=x.http_status,
+            error_codes=x.error_codes,
+            request=x.request,
+            response=x.response,
+            at=x.created_at,
+        )
         for x in await einvoice_service.exchanges(session, row)
     ]
+    return ListResource[IrpExchangeOut].page_of(exchanges, page)
