@@ -30,6 +30,7 @@ MODULES = [
     "analytics",
     "qc",
     "autoverify",
+    "compliance",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

@@ -41,6 +41,7 @@ TASK_MODULES: list[str] = [
     "nidaan.abdm.tasks",
     "nidaan.payments.tasks",
     "nidaan.qc.tasks",
+    "nidaan.compliance.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...
