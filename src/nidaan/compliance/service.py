@@ -1058,8 +1058,13 @@ class ComplianceService:
                 "summary.json",
                 json.dumps(summary, default=_jsonable, ensure_ascii=False, indent=1),
             )
-            log, _ = await audit_service.access_log(
-                session, patient.organisation_id, ids, PageParams(page=1, limit=10_000)
+            log = await session.scalars(
+                select(AccessLogEntry)
+                .where(
+                    AccessLogEntry.organisation_id == patient.organisation_id,
+                    AccessLogEntry.patient_id.in_(ids),
+                )
+                .order_by(AccessLogEntry.at.desc(), AccessLogEntry.id.desc())
             )
             archive.writestr(
                 "access-log.json",
