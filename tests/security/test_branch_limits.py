@@ -124,6 +124,35 @@ ORGANISATION_WIDE = {
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/logout"),
+    # DPDP: a patient's privacy records follow the patient (the organisation's), and the
+    # registers (requests, holds, retention, breaches) are the organisation's duties.
+    *(
+        (method, "/api/v1/patients/{patient_id}/privacy" + tail)
+        for method, tail in [
+            ("GET", "/notice"),
+            ("PUT", "/consents/{purpose}"),
+            ("GET", "/summary"),
+            ("GET", "/export"),
+            ("GET", "/access-log"),
+            ("GET", "/nominee"),
+            ("PUT", "/nominee"),
+            ("POST", "/requests"),
+            ("POST", "/link"),
+            ("POST", "/legal-holds"),
+        ]
+    ),
+    ("GET", "/api/v1/privacy/requests"),
+    ("GET", "/api/v1/privacy/requests/{request_id}"),
+    ("POST", "/api/v1/privacy/requests/{request_id}/close"),
+    ("GET", "/api/v1/privacy/legal-holds"),
+    ("POST", "/api/v1/privacy/legal-holds/{hold_id}/release"),
+    ("GET", "/api/v1/privacy/retention"),
+    ("POST", "/api/v1/privacy/retention/run"),
+    ("POST", "/api/v1/privacy/breaches"),
+    ("GET", "/api/v1/privacy/breaches"),
+    ("GET", "/api/v1/privacy/breaches/{breach_id}"),
+    ("PATCH", "/api/v1/privacy/breaches/{breach_id}"),
+    ("GET", "/api/v1/privacy/breaches/{breach_id}/affected"),
 }
 
 
