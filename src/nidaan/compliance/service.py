@@ -43,6 +43,7 @@ from nidaan.compliance.errors import (
     RequestClosed,
     RequestNotFound,
 )
+from nidaan.compliance.events import BreachRecorded, RightsRequestEscalated
 from nidaan.compliance.models import (
     Breach,
     DpdpConsent,
@@ -51,6 +52,7 @@ from nidaan.compliance.models import (
     PatientLink,
     RightsRequest,
 )
+from nidaan.events.service import publish
 from nidaan.fhir import mappers as fhir_mappers
 from nidaan.fhir.service import fhir_service, patient_facts
 from nidaan.kit.errors import Conflict
@@ -430,6 +432,15 @@ class ComplianceService:
                     "due_at": row.due_at.isoformat(),
                 },
             )
+            await publish(
+                session,
+                RightsRequestEscalated(
+                    organisation_id=row.organisation_id,
+                    request_id=row.id,
+                    kind=row.kind,
+                    due_at=row.due_at,
+                ),
+            )
         await session.flush()
         return len(rows)
 
@@ -733,6 +744,16 @@ class ComplianceService:
             entity_type="breach",
             entity_id=row.id,
             after={"title": row.title, "data_classes": list(row.data_classes)},
+        )
+        await publish(
+            session,
+            BreachRecorded(
+                organisation_id=row.organisation_id,
+                breach_id=row.id,
+                title=row.title,
+                cert_in_due=domain.cert_in_due(row.aware_at),
+                board_report_due=domain.board_report_due(row.aware_at),
+            ),
         )
         return row
 
