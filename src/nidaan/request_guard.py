@@ -66,6 +66,19 @@ def holds_nul(body: bytes, content_type: str) -> bool:
     return bool(_JSON_NUL.search(body))
 
 
+def _parsed_as_text(content_type: str) -> bool:
+    """Bodies the application parses into strings (JSON, forms, GraphQL; FastAPI reads a
+    body without a type as JSON). Other types (a signature image) are bytes for the
+    handler to check, where a NUL is no text."""
+    media = content_type.split(";", 1)[0].strip()
+    return media in _TEXT_BODIES or media.endswith("+json")
+
+
+_TEXT_BODIES = frozenset(
+    {"", "application/json", "application/x-www-form-urlencoded", "application/graphql"}
+)
+
+
 class RequestGuardMiddleware:
     """Body size limits per route class and NUL refusal, in front of every route."""
 
@@ -95,7 +108,7 @@ class RequestGuardMiddleware:
         if more:
             await _too_large(send, scope, kind, limit)
             return
-        if holds_nul(body, content_type):
+        if _parsed_as_text(content_type) and holds_nul(body, content_type):
             await _problem(send, scope, 422, "nul_character", "NUL character", NUL_DETAIL)
             return
         await self.app(scope, _replay(body, receive), send)

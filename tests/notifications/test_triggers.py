@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.models import AuditLog
-from nidaan.billing.service import BillingService
+from nidaan.billing.counter import counter_service
 from nidaan.config import Settings
 from nidaan.kit.jobs import run_pending_jobs
 from nidaan.kit.time import IST, utcnow
@@ -89,7 +89,7 @@ async def test_payment_captured_sends_a_confirmation_in_rupees(
     world = await make_world(committing_session, language="hi")
     assert world.order_id is not None
     async with committing_session() as session:
-        await BillingService().record_payment(
+        await counter_service.record_payment(
             session,
             principal_of(world.lab.users["front"]),
             order_id=world.order_id,
