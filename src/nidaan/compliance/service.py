@@ -269,6 +269,23 @@ class ComplianceService:
         )
         return bool(granted)
 
+    async def withdrawn(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        patient_id: uuid.UUID,
+        purpose: Purpose,
+    ) -> bool:
+        """Whether the patient said no to ``purpose`` (recorded and not granted)."""
+        granted = await session.scalar(
+            select(DpdpConsent.granted).where(
+                DpdpConsent.organisation_id == organisation_id,
+                DpdpConsent.patient_id == patient_id,
+                DpdpConsent.purpose == purpose.value,
+            )
+        )
+        return granted is False
+
     # ------------------------------------------------------------------ requests
 
     async def create_request(

@@ -1,0 +1,44 @@
+"""DPDP: a patient who withdrew ABDM sharing gets no care context linked for new reports
+(the same report of a patient who did not is linked, see test_user_flows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nidaan.abdm.models import AbdmCareContext
+from nidaan.compliance.enums import ConsentSource, Purpose
+from nidaan.compliance.service import compliance_service
+from nidaan.config import Settings
+from tests.abdm.conftest import AbdmWorld
+from tests.abdm.test_round_trip import _report_for, _rows
+from tests.abdm.test_user_flows import _sunita, settle
+
+pytestmark = pytest.mark.usefixtures("job_app_open")
+
+
+async def test_withdrawn_abdm_sharing_links_no_new_report(
+    abdm: AbdmWorld, settings: Settings, committing_session: Any
+) -> None:
+    withdrawn = await _sunita(abdm, committing_session)
+    agreed = await _sunita(abdm, committing_session, full_name="Sunita D Sharma")
+    async with committing_session() as session:
+        for patient, granted in ((withdrawn, False), (agreed, True)):
+            await compliance_service.set_consent(
+                session,
+                patient,
+                Purpose.ABDM_SHARING,
+                granted=granted,
+                source=ConsentSource.PATIENT_LINK,
+                caller=None,
+            )
+    await _report_for(abdm, committing_session, withdrawn.id)
+    await _report_for(abdm, committing_session, agreed.id)
+    linked = await settle(
+        settings,
+        lambda: _rows(settings, AbdmCareContext, patient_id=agreed.id),
+        lambda rows: bool(rows),
+    )
+    assert linked, "the patient who agreed gets a care context"
+    assert await _rows(settings, AbdmCareContext, patient_id=withdrawn.id) == []
