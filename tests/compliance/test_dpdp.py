@@ -554,6 +554,21 @@ async def test_summary_and_export_hold_what_the_lab_keeps(
     assert (held["clinical"]["count"], held["reports"]["count"]) == (1, 1)
     assert held["health_ids"]["count"] == 2
     assert summary.json()["legal_hold"] is False
+    admin = world.lab.headers("admin")
+    asked = await client.post(
+        f"{API}/patients/{world.patient.id}/privacy/requests",
+        json={"kind": "access"},
+        headers=front,
+    )
+    answered = await client.post(
+        f"{API}/privacy/requests/{asked.json()['id']}/close",
+        json={"status": "completed", "resolution": "Summary handed over"},
+        headers=admin,
+    )
+    assert answered.status_code == 200, answered.text
+    kept = answered.json()["outcome"]["summary"]
+    assert {h["data_class"] for h in kept["held"]} >= {"identity", "clinical", "reports"}
+    assert kept["consents"][0]["purpose"] == "care"
 
     exported = await client.get(f"{API}/patients/{world.patient.id}/privacy/export", headers=front)
     assert exported.status_code == 200, exported.text

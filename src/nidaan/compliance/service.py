@@ -385,8 +385,7 @@ class ComplianceService:
             elif row.kind == RequestKind.CORRECTION.value:
                 outcome = await self._apply_correction(session, caller, patient, row.changes or {})
             elif row.kind == RequestKind.ACCESS.value:
-                summary = await self.access_summary(session, caller, patient)
-                outcome = {"summary": json.loads(json.dumps(summary, default=str))}
+                outcome = {"summary": await self.summary_document(session, caller, patient)}
         before = {"status": row.status}
         row.status = status.value
         row.resolution = resolution
@@ -1039,6 +1038,19 @@ class ComplianceService:
             "reads_last_year": reads,
         }
 
+    async def summary_document(
+        self, session: AsyncSession, caller: Principal, patient: Patient
+    ) -> dict[str, Any]:
+        """The access summary as plain JSON values (kept with the answer, put in exports)."""
+        summary = await self.access_summary(session, caller, patient)
+        nominee = summary["nominee"]
+        summary["nominee"] = (
+            {"full_name": nominee.full_name, "relationship": nominee.relationship}
+            if nominee is not None
+            else None
+        )
+        return json.loads(json.dumps(summary, default=_jsonable))
+
     # ------------------------------------------------------------------ export
 
     async def export(self, session: AsyncSession, caller: Principal, patient: Patient) -> bytes:
@@ -1086,16 +1098,8 @@ class ComplianceService:
                 "entry": entries,
             }
             archive.writestr("fhir/bundle.json", json.dumps(bundle, ensure_ascii=False, indent=1))
-            summary = await self.access_summary(session, caller, patient)
-            summary["nominee"] = (
-                {"full_name": summary["nominee"].full_name}
-                if summary["nominee"] is not None
-                else None
-            )
-            archive.writestr(
-                "summary.json",
-                json.dumps(summary, default=_jsonable, ensure_ascii=False, indent=1),
-            )
+            summary = await self.summary_document(session, caller, patient)
+            archive.writestr("summary.json", json.dumps(summary, ensure_ascii=False, indent=1))
             log = await session.scalars(
                 select(AccessLogEntry)
                 .where(
