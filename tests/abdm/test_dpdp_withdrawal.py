@@ -11,9 +11,12 @@ from nidaan.abdm.models import AbdmCareContext
 from nidaan.compliance.enums import ConsentSource, Purpose
 from nidaan.compliance.service import compliance_service
 from nidaan.config import Settings
+from nidaan.patients.models import Patient
 from tests.abdm.conftest import AbdmWorld
-from tests.abdm.test_round_trip import _report_for, _rows
+from tests.abdm.test_round_trip import _rows
 from tests.abdm.test_user_flows import _sunita, settle
+from tests.fixtures.lab import create_catalog_test
+from tests.fixtures.results import enter_and_verify, place_order
 
 pytestmark = pytest.mark.usefixtures("job_app_open")
 
@@ -33,8 +36,22 @@ async def test_withdrawn_abdm_sharing_links_no_new_report(
                 source=ConsentSource.PATIENT_LINK,
                 caller=None,
             )
-    await _report_for(abdm, committing_session, withdrawn.id)
-    await _report_for(abdm, committing_session, agreed.id)
+    async with committing_session() as session:
+        hb = await create_catalog_test(
+            session,
+            abdm.organisation,
+            code="HBW",
+            name="Haemoglobin",
+            loinc="718-7",
+            unit="g/dL",
+            specimen_type="whole_blood",
+            ranges=[{"low": 12, "high": 15}],
+        )
+        for patient in (withdrawn, agreed):
+            placed = await place_order(
+                session, abdm.lab, await session.get(Patient, patient.id), [hb]
+            )
+            await enter_and_verify(session, abdm.lab, placed["HBW"], "10.8")
     linked = await settle(
         settings,
         lambda: _rows(settings, AbdmCareContext, patient_id=agreed.id),
