@@ -12,9 +12,9 @@ from nidaan.compliance.enums import ConsentSource, Purpose
 from nidaan.compliance.service import compliance_service
 from nidaan.config import Settings
 from nidaan.patients.models import Patient
-from tests.abdm.conftest import AbdmWorld
+from tests.abdm.conftest import AbdmWorld, settle
 from tests.abdm.test_round_trip import _rows
-from tests.abdm.test_user_flows import _sunita, settle
+from tests.abdm.test_user_flows import _sunita
 from tests.fixtures.lab import create_catalog_test
 from tests.fixtures.results import enter_and_verify, place_order
 
@@ -43,6 +43,7 @@ async def test_withdrawn_abdm_sharing_links_no_new_report(
             code="HBW",
             name="Haemoglobin",
             loinc="718-7",
+            department="Haematology",
             unit="g/dL",
             specimen_type="whole_blood",
             ranges=[{"low": 12, "high": 15}],
@@ -56,6 +57,7 @@ async def test_withdrawn_abdm_sharing_links_no_new_report(
         settings,
         lambda: _rows(settings, AbdmCareContext, patient_id=agreed.id),
         lambda rows: bool(rows),
+        within=90.0,
     )
     assert linked, "the patient who agreed gets a care context"
     assert await _rows(settings, AbdmCareContext, patient_id=withdrawn.id) == []
