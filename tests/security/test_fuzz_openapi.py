@@ -76,6 +76,9 @@ def fuzz_server(database_url: str, settings: Settings, tmp_path: Path) -> Iterat
             assert server.poll() is None, (tmp_path / "server.log").read_text()
             assert time.monotonic() < deadline, "fuzz server did not start"
             time.sleep(0.3)
+        # Build the OpenAPI document once before schemathesis asks for it (it gives up
+        # after 10 s, and building ~200 operations on a busy machine can take longer).
+        assert httpx.get(f"{base}/openapi.json", timeout=120).status_code == 200
         yield base
     finally:
         server.terminate()
