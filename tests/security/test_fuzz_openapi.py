@@ -166,6 +166,7 @@ async def test_schemathesis_finds_no_server_error(
     output = run.stdout + run.stderr
     summary = summary_of(output)
     (reports / "summary.txt").write_text(summary + "\n")
+    (reports / "output.txt").write_text(output)  # every failure with its curl command
     print("\n" + summary)
     assert run.returncode == 0, output[-6000:]
     assert re.search(r"\b5\d\d\b.*(Internal|Server Error)", output) is None, output[-6000:]
