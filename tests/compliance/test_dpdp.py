@@ -196,6 +196,8 @@ async def test_the_patient_withdraws_and_complains_through_their_link(
     await client.post(f"{API}/patients/{patient.id}/privacy/link", headers=desk)
     assert (await client.get(f"/my-privacy/{token}")).status_code == 404
     assert (await client.get("/my-privacy/not-a-token")).status_code == 404
+    # The patient's pages are the server's: a wrong method is a 405, never the web app.
+    assert (await client.get(f"/my-privacy/{token}/requests")).status_code == 405
     bad = await client.post(
         f"/my-privacy/{token}/requests", json={"kind": "grievance", "description": "a\x07b"}
     )
