@@ -56,6 +56,8 @@ def fuzz_server(database_url: str, settings: Settings, tmp_path: Path) -> Iterat
         NIDAAN_ARGON2_TIME_COST="1",
         NIDAAN_ARGON2_MEMORY_KIB="1024",
         NIDAAN_ACCESS_TOKEN_MINUTES="600",
+        # The WhatsApp webhook answers 503 "not configured" without its verify token.
+        NIDAAN_WHATSAPP_VERIFY_TOKEN="fuzz-verify-token",
     )
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
