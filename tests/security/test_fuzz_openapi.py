@@ -56,8 +56,10 @@ def fuzz_server(database_url: str, settings: Settings, tmp_path: Path) -> Iterat
         NIDAAN_ARGON2_TIME_COST="1",
         NIDAAN_ARGON2_MEMORY_KIB="1024",
         NIDAAN_ACCESS_TOKEN_MINUTES="600",
-        # The WhatsApp webhook answers 503 "not configured" without its verify token.
+        # The WhatsApp webhook answers 503 "not configured" without its verify token and
+        # app secret (with them: 403 for a wrong token, 401 for a bad signature).
         NIDAAN_WHATSAPP_VERIFY_TOKEN="fuzz-verify-token",
+        NIDAAN_WHATSAPP_APP_SECRET="fuzz-app-secret",
     )
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
