@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean-data system-deps web web-test browser-deps wheel screenshots
+.PHONY: run test lint install clean-data system-deps web web-test browser-deps wheel screenshots fuzz audit-deps
 
 # PDF reports need Pango (present on Debian desktops/servers) and HarfBuzz's subsetter, which
 # makes WeasyPrint ~7x faster at embedding fonts. Installed when we may (root), else a hint.
@@ -40,6 +40,18 @@ lint: $(STAMP)
 # Line and branch coverage of src/nidaan; the floor is in pyproject.toml ([tool.coverage.report]).
 test: lint system-deps web-test
 	$(BIN)/pytest -n 2 -q --cov --cov-report=term
+
+# schemathesis over the whole OpenAPI document with a large budget and the stateful phase
+# (`make test` runs the same with a small one); summary in var/fuzz/summary.txt.
+fuzz: $(STAMP)
+	NIDAAN_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) \
+	NIDAAN_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+	$(BIN)/pytest -q -s -n 0 tests/security/test_fuzz_openapi.py
+
+# Known vulnerabilities in the locked dependencies (pip-audit, npm audit); allow-list in
+# .pip-audit-allow.txt. NIDAAN_AUDIT_DEPS_REQUIRED=1 fails when advisories are unreachable.
+audit-deps: $(STAMP)
+	BIN=$(BIN) bash scripts/audit_deps.sh
 
 # The data directory of `make run` (the same NIDAAN_DATA_DIR the server reads, default ./var).
 DATA_DIR := $(or $(NIDAAN_DATA_DIR),var)

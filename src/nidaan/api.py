@@ -32,6 +32,7 @@ MODULES = [
     "autoverify",
     "einvoice",
     "appointments",
+    "compliance",
 ]
 
 api_router = APIRouter(prefix="/api/v1")

@@ -21,6 +21,7 @@ from nidaan.auth.principal import Principal
 from nidaan.deps import get_session
 from nidaan.files.domain import LARGEST_FILE, MULTIPART_OVERHEAD
 from nidaan.files.errors import FileTooLarge
+from nidaan.kit.graphql_limits import limit_extensions
 
 #: Modules with a ``graphql.py`` defining ``Query`` and ``Mutation``.
 GRAPHQL_MODULES = ["nidaan.sync.graphql", "nidaan.files.graphql"]
@@ -42,7 +43,9 @@ def build_schema() -> strawberry.Schema:
     modules = [importlib.import_module(path) for path in GRAPHQL_MODULES]
     query = merge_types("Query", tuple(m.Query for m in modules))
     mutation = merge_types("Mutation", tuple(m.Mutation for m in modules))
-    return strawberry.Schema(query=query, mutation=mutation)
+    # Depth, alias, field, token and cost limits before anything executes (issue 18 #6):
+    # the merged schema must keep them, not only the sync module's own.
+    return strawberry.Schema(query=query, mutation=mutation, extensions=limit_extensions())
 
 
 schema = build_schema()

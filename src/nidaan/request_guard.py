@@ -57,16 +57,6 @@ def route_class(path: str, content_type: str) -> RouteClass:
     return RouteClass.JSON
 
 
-def _parsed_as_text(content_type: str) -> bool:
-    """Whether the application parses a body of this type into strings (JSON, forms; FastAPI
-    reads a body without a type as JSON). Other bodies reach their endpoint as bytes, which
-    checks their content itself (a signature image sent as text/plain is the image's problem)."""
-    media = content_type.split(";", 1)[0].strip()
-    return media in ("", "application/json", "application/x-www-form-urlencoded") or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
 def holds_nul(body: bytes, content_type: str) -> bool:
     """Whether a JSON or form body encodes a NUL character (or carries a raw one)."""
     if not _parsed_as_text(content_type):
@@ -76,6 +66,19 @@ def holds_nul(body: bytes, content_type: str) -> bool:
     if content_type.startswith("application/x-www-form-urlencoded"):
         return bool(_FORM_NUL.search(body))
     return bool(_JSON_NUL.search(body))
+
+
+def _parsed_as_text(content_type: str) -> bool:
+    """Bodies the application parses into strings (JSON, forms, GraphQL; FastAPI reads a
+    body without a type as JSON). Other types (a signature image) are bytes for the
+    handler to check, where a NUL is no text."""
+    media = content_type.split(";", 1)[0].strip()
+    return media in _TEXT_BODIES or media.endswith("+json")
+
+
+_TEXT_BODIES = frozenset(
+    {"", "application/json", "application/x-www-form-urlencoded", "application/graphql"}
+)
 
 
 class RequestGuardMiddleware:

@@ -88,6 +88,13 @@ class LinkingService:
         from nidaan.orders.service import orders_service
 
         order = await orders_service.get(session, _caller(organisation_id), order_id)
+        from nidaan.compliance.enums import Purpose
+        from nidaan.compliance.service import compliance_service
+
+        if await compliance_service.withdrawn(
+            session, organisation_id, order.patient_id, Purpose.ABDM_SHARING
+        ):
+            return None  # DPDP: the patient withdrew ABDM sharing; nothing more is linked
         context = await self._upsert(
             session, facility, order.patient_id, order.order_number, order.id, report
         )

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
 from nidaan.patients.schemas import PatientBrief
 
 
-class FacilityCreate(Schema):
+class FacilityCreate(InputSchema):
     hip_id: str = Field(
         min_length=3,
         max_length=50,
@@ -46,7 +46,7 @@ class BridgeOut(Schema):
     hip_ids: list[str]
 
 
-class EnrolmentStart(Schema):
+class EnrolmentStart(InputSchema):
     """Start creating an ABHA: the patient's Aadhaar number, with their consent."""
 
     patient_id: uuid.UUID
@@ -58,7 +58,7 @@ class EnrolmentStart(Schema):
     )
 
 
-class AadhaarOtp(Schema):
+class AadhaarOtp(InputSchema):
     otp: str = Field(min_length=4, max_length=8, examples=["123456"])
     mobile: str = Field(
         description="The mobile to link to the ABHA (verified by OTP if it is "
@@ -67,15 +67,15 @@ class AadhaarOtp(Schema):
     )
 
 
-class OtpIn(Schema):
+class OtpIn(InputSchema):
     otp: str = Field(min_length=4, max_length=8, examples=["123456"])
 
 
-class AddressChoice(Schema):
+class AddressChoice(InputSchema):
     abha_address: str = Field(min_length=4, max_length=60, examples=["asha.verma"])
 
 
-class AbhaLinkStart(Schema):
+class AbhaLinkStart(InputSchema):
     """Verify an ABHA the patient already has, by OTP, and put it on their record."""
 
     patient_id: uuid.UUID
@@ -213,11 +213,11 @@ class ShareTokenOut(Schema):
     candidates: list[ShareCandidateOut]
 
 
-class ShareRegister(Schema):
+class ShareRegister(InputSchema):
     registered_at_branch_id: uuid.UUID | None = None
 
 
-class ShareMatch(Schema):
+class ShareMatch(InputSchema):
     patient_id: uuid.UUID
 
 

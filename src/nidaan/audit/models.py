@@ -70,3 +70,27 @@ class AuditChainHead(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(Text)
     last_entry_id: Mapped[uuid.UUID | None]
+
+
+class AccessLogEntry(IdMixin, TenantMixin, Base):
+    """Someone opened a patient's record or report (DPDP Rule 6(c): who read what, not only
+    who changed it). Kept one year (Rule 6(e)) and then purged by the retention job; the
+    patient may see it on request, and so may the auditor role."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (
+        Index("ix_access_log_organisation_id_patient_id_at", "organisation_id", "patient_id", "at"),
+        Index("ix_access_log_organisation_id_at", "organisation_id", "at"),
+    )
+
+    at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    patient_id: Mapped[uuid.UUID] = mapped_column()
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[uuid.UUID | None]
+    actor_label: Mapped[str] = mapped_column(String(200))
+    # patient, report, fhir_patient, dpdp_export ...
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    # view, download, export
+    action: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64))

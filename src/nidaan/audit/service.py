@@ -22,7 +22,7 @@ from nidaan.audit.domain import (
     entry_content,
     entry_hash,
 )
-from nidaan.audit.models import AuditChainHead, AuditLog
+from nidaan.audit.models import AccessLogEntry, AuditChainHead, AuditLog
 from nidaan.audit.schemas import AuditActor
 from nidaan.config import get_settings
 from nidaan.kit.aio import pause_every
@@ -201,6 +201,53 @@ class AuditService:
         organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
         organisations.update(e.organisation_id for e in entries)
         add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
+
+    async def record_access(
+        self,
+        session: AsyncSession,
+        *,
+        organisation_id: uuid.UUID,
+        actor: AuditActor,
+        patient_id: uuid.UUID,
+        entity_type: str,
+        entity_id: Any,
+        action: str = "view",
+    ) -> None:
+        """Log that ``actor`` opened a patient's record or report (the read-access log);
+        one plain INSERT in the request's transaction, no chaining."""
+        await session.execute(
+            pg_insert(AccessLogEntry.__table__).values(
+                id=new_id(),
+                organisation_id=organisation_id,
+                at=utcnow(),
+                patient_id=patient_id,
+                actor_kind=actor.kind,
+                actor_id=actor.id,
+                actor_label=actor.label[:200],
+                entity_type=entity_type,
+                entity_id=str(entity_id),
+                action=action,
+                request_id=current_request_id(),
+            )
+        )
+
+    async def access_log(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        patient_ids: Sequence[uuid.UUID],
+        page: PageParams,
+    ) -> tuple[list[AccessLogEntry], int]:
+        """Who opened these patients' records, newest first."""
+        statement = (
+            select(AccessLogEntry)
+            .where(
+                AccessLogEntry.organisation_id == organisation_id,
+                AccessLogEntry.patient_id.in_(list(patient_ids)),
+            )
+            .order_by(AccessLogEntry.at.desc(), AccessLogEntry.id.desc())
+        )
+        return await paginate(session, statement, page)
 
     async def flush(self, session: AsyncSession) -> None:
         """Chain, in this transaction, the entries this session recorded (tests, verify)."""

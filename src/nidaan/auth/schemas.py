@@ -109,7 +109,7 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The secret key. Shown only now: store it safely.")
 
 
-class SessionLogin(Schema):
+class SessionLogin(InputSchema):
     email: str = Field(min_length=3, max_length=254, description="Login e-mail")
     password: str = Field(min_length=1, max_length=200)
 

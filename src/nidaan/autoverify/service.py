@@ -40,6 +40,7 @@ from nidaan.kit.errors import (
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
+from nidaan.orders.service import orders_service
 from nidaan.results.enums import ResultStatus
 from nidaan.results.models import Result
 from nidaan.results.service import results_service, system_principal
@@ -346,6 +347,15 @@ class AutoverifyService:
         outcome: str | None = None,
     ) -> tuple[list[Evaluation], int]:
         statement = select(Evaluation).where(Evaluation.organisation_id == caller.organisation_id)
+        if caller.branch_ids is not None:
+            # Branch limits: evaluations of results of orders at the caller's branches.
+            statement = statement.where(
+                Evaluation.result_id.in_(
+                    select(Result.id).where(
+                        Result.order_id.in_(orders_service.ids_reaching(caller.branch_ids))
+                    )
+                )
+            )
         if result_id is not None:
             statement = statement.where(Evaluation.result_id == result_id)
         if test_id is not None:

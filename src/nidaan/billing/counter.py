@@ -245,7 +245,7 @@ class CounterService:
                 .order_by(CounterPayment.id)
             )
         )
-        invoice = await billing_service.get_in(session, caller.organisation_id, receipt.invoice_id)
+        invoice = await billing_service.get(session, caller, receipt.invoice_id)
         return ReceiptDetail(receipt, payments, invoice)
 
     async def record_payment(

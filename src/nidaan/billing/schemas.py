@@ -20,7 +20,7 @@ from nidaan.billing.enums import (
     PaymentStatus,
     RateListKind,
 )
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
 
 #: Rupees as a JSON string with two decimals ("1440.00"): a JSON number could pass through
 #: a float in the client and lose paise.
@@ -31,7 +31,7 @@ STATE_CODE = r"^\d{2}$"
 GSTIN = r"^[0-9A-Z]{15}$"
 
 
-class MoneyInput(Schema):
+class MoneyInput(InputSchema):
     """Refuses JSON floats for every field: amounts come as decimal strings or integers."""
 
     @field_validator("*", mode="before")
@@ -89,7 +89,7 @@ class BillingSettingsOut(Schema):
     version: int
 
 
-class BranchBillingUpdate(Schema):
+class BranchBillingUpdate(InputSchema):
     gstin: str | None = Field(None, pattern=GSTIN, description="GSTIN of this branch's state")
     state_code: str | None = Field(None, pattern=STATE_CODE)
     upi_vpa: str | None = Field(
@@ -230,7 +230,7 @@ class ClientOut(Schema):
     version: int
 
 
-class ClientOrderCreate(Schema):
+class ClientOrderCreate(InputSchema):
     order_id: uuid.UUID
 
 
@@ -261,7 +261,7 @@ class DiscountIn(MoneyInput):
     reason: str = Field(min_length=3, max_length=300, examples=["Senior citizen"])
 
 
-class BuyerIn(Schema):
+class BuyerIn(InputSchema):
     name: str | None = Field(None, max_length=200)
     gstin: str | None = Field(None, pattern=GSTIN, description="A registered buyer's GSTIN")
     address: str | None = Field(None, max_length=500)
@@ -269,12 +269,12 @@ class BuyerIn(Schema):
     pincode: str | None = Field(None, pattern=r"^[1-9]\d{5}$")
 
 
-class ExtraItemIn(Schema):
+class ExtraItemIn(InputSchema):
     code: str = Field(description="Billing item code", examples=["COURIER"])
     quantity: int = Field(1, ge=1, le=100)
 
 
-class InvoiceCreate(Schema):
+class InvoiceCreate(InputSchema):
     order_id: uuid.UUID
     client_id: uuid.UUID | None = Field(
         None, description="Bill a per-order B2B client instead of the patient"
@@ -291,18 +291,18 @@ class InvoiceCreate(Schema):
     )
 
 
-class ConsolidatedInvoiceCreate(Schema):
+class ConsolidatedInvoiceCreate(InputSchema):
     client_id: uuid.UUID
     month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
     branch_id: uuid.UUID = Field(description="Branch whose number series the invoice takes")
 
 
-class DiscountDecision(Schema):
+class DiscountDecision(InputSchema):
     approve: bool
     note: str | None = Field(None, max_length=300)
 
 
-class InvoiceCancel(Schema):
+class InvoiceCancel(InputSchema):
     reason: str = Field(min_length=3, max_length=300)
 
 
@@ -417,7 +417,7 @@ class TenderIn(MoneyInput):
     )
 
 
-class CounterPaymentCreate(Schema):
+class CounterPaymentCreate(InputSchema):
     id: uuid.UUID | None = Field(
         None, description="Client-made id of the receipt (a retry with it is a replay)"
     )

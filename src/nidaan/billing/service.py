@@ -856,7 +856,9 @@ class BillingService:
     # ================================================================== reads
 
     async def get(self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID) -> Invoice:
-        return await self.get_in(session, caller.organisation_id, invoice_id)
+        invoice = await self.get_in(session, caller.organisation_id, invoice_id)
+        caller.require_reach([invoice.branch_id], "invoice")  # branch limits (403)
+        return invoice
 
     async def get_in(
         self,
@@ -890,6 +892,7 @@ class BillingService:
         )
         if invoice is None:
             raise InvoiceNotFound("No such invoice in your organisation.", entity="invoice")
+        caller.require_reach([invoice.branch_id], "invoice")
         return invoice
 
     async def lines_of(self, session: AsyncSession, invoice: Invoice) -> list[InvoiceLine]:
@@ -920,6 +923,8 @@ class BillingService:
         sorting: str = "-created_at",
     ) -> tuple[list[Invoice], int]:
         statement = select(Invoice).where(Invoice.organisation_id == caller.organisation_id)
+        if caller.branch_ids is not None:
+            statement = statement.where(Invoice.branch_id.in_(sorted(caller.branch_ids)))
         filters = {
             Invoice.status: status,
             Invoice.payment_status: payment_status,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.audit.service import audit_service
 from nidaan.auth.enums import ALL_ROLES
 from nidaan.auth.principal import Principal
 from nidaan.fhir import mappers
@@ -183,6 +184,14 @@ class FhirService:
         self, session: AsyncSession, caller: Principal, patient_id: uuid.UUID
     ) -> Json:
         patient = await patients_service.get(session, caller, patient_id)
+        await audit_service.record_access(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            patient_id=patient.id,
+            entity_type="fhir_patient",
+            entity_id=patient.id,
+        )
         return _json(mappers.patient_resource(patient_facts(patient)))
 
     async def _current_report(

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from nidaan.files.enums import FilePurpose
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
 
 
 class FileOut(Schema):
@@ -45,15 +45,15 @@ class PresignedUrlOut(Schema):
     expires_at: datetime
 
 
-class FileDelete(Schema):
+class FileDelete(InputSchema):
     reason: str | None = Field(None, max_length=500)
 
 
-class LegalHoldIn(Schema):
+class LegalHoldIn(InputSchema):
     legal_hold: bool
 
 
-class PurgeIn(Schema):
+class PurgeIn(InputSchema):
     dry_run: bool = Field(True, description="Only list what would be purged")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.schemas import SYSTEM_ACTOR, AuditActor
@@ -150,6 +150,8 @@ class FilesService:
         _require(caller, rule.uploaders, "upload", metadata.purpose)
         organisation_id = caller.organisation_id
         await self._check_links(session, organisation_id, metadata.patient_id, metadata.order_id)
+        if metadata.order_id is not None:
+            await _require_order_reach(session, caller, metadata.order_id)
         previous = await self._previous_version(session, caller, metadata)
         return await self._write(
             session,
@@ -365,6 +367,8 @@ class FilesService:
         if row is None:
             raise FileNotFound("No such file in your organisation.", entity="file")
         _require(caller, rule_for(FilePurpose(row.purpose)).readers, "read", row.purpose)
+        if row.order_id is not None:
+            await _require_order_reach(session, caller, row.order_id)
         if row.deleted_at is not None and not include_deleted:
             raise FileDeleted("This file was deleted.", deleted_at=row.deleted_at.isoformat())
         return row
@@ -391,6 +395,16 @@ class FilesService:
             StoredFile.organisation_id == caller.organisation_id,
             StoredFile.purpose.in_(allowed),
         )
+        if caller.branch_ids is not None:
+            # A file of an order is at the order's branch; other files are the organisation's.
+            statement = statement.where(
+                or_(
+                    StoredFile.order_id.is_(None),
+                    StoredFile.order_id.in_(
+                        select(Order.id).where(Order.branch_id.in_(sorted(caller.branch_ids)))
+                    ),
+                )
+            )
         if patient_id is not None:
             statement = statement.where(StoredFile.patient_id == patient_id)
         if order_id is not None:
@@ -660,3 +674,13 @@ def _require(caller: Principal, roles: frozenset[str], action: str, purpose: str
 
 
 files_service = FilesService()
+
+
+async def _require_order_reach(
+    session: AsyncSession, caller: Principal, order_id: uuid.UUID
+) -> None:
+    """Branch limits: a file of an order is at the order's branch (403 elsewhere)."""
+    if caller.branch_ids is None:
+        return
+    branch_id = await session.scalar(select(Order.branch_id).where(Order.id == order_id))
+    caller.require_reach([branch_id], "file")

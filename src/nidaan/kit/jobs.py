@@ -49,6 +49,7 @@ TASK_MODULES: list[str] = [
     "nidaan.payments.tasks",
     "nidaan.qc.tasks",
     "nidaan.einvoice.tasks",
+    "nidaan.compliance.tasks",
 ]
 
 #: Seconds base of the exponential backoff: retries wait 2, 4, 8, 16, 32 s ...

@@ -55,7 +55,8 @@ class InputSchema(Schema):
     is refused when it holds a control character; fields typed ``MultilineText`` may hold
     line breaks and tabs (see ``nidaan.kit.text``)."""
 
-    @field_validator("*", mode="after")
+    # "before": a control character is named as such, ahead of length or pattern errors.
+    @field_validator("*", mode="before")
     @classmethod
     def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")

@@ -40,6 +40,8 @@ class NotificationConsent(IdMixin, TenantMixin, Base):
     # desk, patient_link, whatsapp_reply, sms_reply, import
     source: Mapped[str] = mapped_column(String(32))
     notice_version: Mapped[str | None] = mapped_column(String(32))
+    # The language the notice was shown in (DPDP s.5: the patient's language).
+    notice_language: Mapped[str | None] = mapped_column(String(8))
     opted_in_at: Mapped[datetime | None]
     opted_out_at: Mapped[datetime | None]
     recorded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))

@@ -45,7 +45,7 @@ class NotificationOut(Schema):
     history: list[NotificationEventOut]
 
 
-class ConsentIn(Schema):
+class ConsentIn(InputSchema):
     opted_in: bool
     source: str = Field("desk", max_length=32, examples=["desk", "patient_link"])
     notice_version: str | None = Field(None, max_length=32, examples=["2026-11"])
@@ -72,7 +72,7 @@ class PolicyOut(Schema):
     channels: list[Channel] = Field(description="Preferred channel first, then fallbacks")
 
 
-class PolicyUpdate(Schema):
+class PolicyUpdate(InputSchema):
     report_to_patient: bool | None = None
     report_to_doctor: bool | None = None
     send_report_document: bool | None = None
@@ -83,7 +83,7 @@ class PolicyUpdate(Schema):
     channels: list[str] | None = None
 
 
-class DoctorIn(Schema):
+class DoctorIn(InputSchema):
     name: str = Field(min_length=1, max_length=200, examples=["Dr. Anil Kulkarni"])
     mobile: str | None = Field(None, max_length=20)
     email: str | None = Field(None, max_length=254)

@@ -194,6 +194,33 @@ class NotificationsService:
             actor=caller,
         )
 
+    async def record_consent(
+        self,
+        session: AsyncSession,
+        organisation_id: uuid.UUID,
+        patient_id: uuid.UUID,
+        channel: Channel,
+        *,
+        opted_in: bool,
+        source: str,
+        notice_version: str | None,
+        notice_language: str | None,
+        actor: Principal | None,
+    ) -> NotificationConsent:
+        """The one record of whether a patient may be messaged on ``channel``: the DPDP
+        consent for the messaging purposes (compliance) writes it here too."""
+        return await self._write_consent(
+            session,
+            organisation_id,
+            patient_id,
+            channel,
+            opted_in=opted_in,
+            source=source,
+            notice_version=notice_version,
+            notice_language=notice_language,
+            actor=actor,
+        )
+
     async def _write_consent(
         self,
         session: AsyncSession,
@@ -205,6 +232,7 @@ class NotificationsService:
         source: str,
         notice_version: str | None,
         actor: Principal | None,
+        notice_language: str | None = None,
     ) -> NotificationConsent:
         now = utcnow()
         row = await session.scalar(
@@ -229,6 +257,7 @@ class NotificationsService:
         row.opted_in = opted_in
         row.source = source[:32]
         row.notice_version = notice_version
+        row.notice_language = notice_language
         row.recorded_by_id = actor.id if actor is not None and actor.kind == "user" else None
         row.updated_at = now
         if opted_in:
@@ -1057,6 +1086,7 @@ def _consent_snapshot(row: NotificationConsent) -> dict[str, Any]:
         "opted_in": row.opted_in,
         "source": row.source,
         "notice_version": row.notice_version,
+        "notice_language": row.notice_language,
     }
 
 

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nidaan.audit.service import audit_service
 from nidaan.auth.dependencies import AUTH_ERRORS, require_roles
 from nidaan.auth.enums import ALL_ROLES, Role
 from nidaan.auth.principal import Principal
@@ -206,7 +207,17 @@ async def get_patient(
     principal: Principal = Depends(any_role),
     session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PatientOut:
-    return patient_out(await patients_service.get(session, principal, patient_id))
+    patient = await patients_service.get(session, principal, patient_id)
+    # The read-access log (DPDP): who opened which patient's record.
+    await audit_service.record_access(
+        session,
+        organisation_id=principal.organisation_id,
+        actor=principal.actor,
+        patient_id=patient.id,
+        entity_type="patient",
+        entity_id=patient.id,
+    )
+    return patient_out(patient)
 
 
 @router.patch(

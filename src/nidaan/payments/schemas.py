@@ -10,10 +10,10 @@ from pydantic import Field
 
 from nidaan.billing.enums import Gateway
 from nidaan.billing.schemas import Money, MoneyInput
-from nidaan.kit.schemas import Schema
+from nidaan.kit.schemas import InputSchema, Schema
 
 
-class PaymentLinkCreate(Schema):
+class PaymentLinkCreate(InputSchema):
     gateway: Gateway | None = Field(None, description="Default: the lab's default gateway")
     expire_in_hours: int | None = Field(
         None, ge=1, le=24 * 180, description="Default: the lab's setting (Stripe: at most 24 h)"
@@ -63,11 +63,11 @@ class RefundOut(Schema):
     processed_at: datetime | None
 
 
-class ApplyHeld(Schema):
+class ApplyHeld(InputSchema):
     note: str = Field(min_length=3, max_length=300)
 
 
-class ReconciliationRun(Schema):
+class ReconciliationRun(InputSchema):
     requests_checked: int
     payments_seen: int
     payments_applied: int

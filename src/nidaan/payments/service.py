@@ -1055,9 +1055,11 @@ class PaymentsService:
             and gateway_payment.organisation_id == caller.organisation_id
         ):
             await session.refresh(gateway_payment)
+            await billing_service.get(session, caller, gateway_payment.invoice_id)  # branches
             return gateway_payment, None
         counter = await counter_service.counter_payment(session, caller.organisation_id, payment_id)
         if counter is not None:
+            caller.require_reach([counter.branch_id], "payment")
             return None, counter
         raise PaymentNotFound("No such payment in your organisation.", entity="payment")
 
@@ -1129,6 +1131,12 @@ class PaymentsService:
         statement = select(GatewayPayment).where(
             GatewayPayment.organisation_id == caller.organisation_id
         )
+        if caller.branch_ids is not None:
+            statement = statement.where(
+                GatewayPayment.invoice_id.in_(
+                    select(Invoice.id).where(Invoice.branch_id.in_(sorted(caller.branch_ids)))
+                )
+            )
         if review_status:
             statement = statement.where(GatewayPayment.review_status == review_status)
         statement = statement.order_by(GatewayPayment.created_at.desc(), GatewayPayment.id.desc())

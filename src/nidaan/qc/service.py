@@ -267,7 +267,9 @@ class QcService:
         return lot
 
     async def get_lot(self, session: AsyncSession, caller: Principal, lot_id: uuid.UUID) -> QcLot:
-        return await self._lot(session, caller.organisation_id, lot_id)
+        lot = await self._lot(session, caller.organisation_id, lot_id)
+        await _require_instrument_reach(session, caller, lot.instrument_id)
+        return lot
 
     async def _lot(
         self, session: AsyncSession, organisation_id: uuid.UUID, lot_id: uuid.UUID
@@ -289,7 +291,10 @@ class QcService:
         test_id: uuid.UUID | None = None,
         state: LotState | None = None,
     ) -> tuple[list[QcLot], int]:
-        statement = select(QcLot).where(QcLot.organisation_id == caller.organisation_id)
+        statement = select(QcLot).where(
+            QcLot.organisation_id == caller.organisation_id,
+            *instruments_reached(caller, QcLot.instrument_id),
+        )
         if instrument_id is not None:
             statement = statement.where(QcLot.instrument_id == instrument_id)
         if test_id is not None:
@@ -302,7 +307,7 @@ class QcService:
         self, session: AsyncSession, caller: Principal, lot_id: uuid.UUID
     ) -> QcLot:
         """Take a lot out of use (expired): its results stay, new ones are refused."""
-        lot = await self._lot(session, caller.organisation_id, lot_id)
+        lot = await self.get_lot(session, caller, lot_id)
         if lot.state == LotState.EXPIRED:
             return lot
         await self._expire(session, lot, caller.actor)
@@ -430,7 +435,7 @@ class QcService:
         comment: str | None = None,
     ) -> Recorded:
         """A control result entered by hand (its run time defaults to now)."""
-        lot = await self._lot(session, caller.organisation_id, lot_id)
+        lot = await self.get_lot(session, caller, lot_id)
         now = utcnow()
         if measured_at is not None and measured_at > now + timedelta(minutes=5):
             raise InvalidInput("measured_at is in the future.", field="measured_at")
@@ -1002,6 +1007,7 @@ class QcService:
         """Answer a violation (and every open one of the same instrument and analyte, one
         incident) with a corrective action; the gate lifts if a run has passed since."""
         violation = await self._violation(session, caller.organisation_id, violation_id)
+        await _require_instrument_reach(session, caller, violation.instrument_id)
         if violation.corrective_action_id is not None:
             raise NothingToAnswer(
                 "This violation was already answered.",
@@ -1082,6 +1088,7 @@ class QcService:
         """A violation with its look-back: patient results of the instrument and analyte
         verified since the last passing run before it."""
         violation = await self._violation(session, caller.organisation_id, violation_id)
+        await _require_instrument_reach(session, caller, violation.instrument_id)
         run = await session.get(QcRun, violation.run_id)
         assert run is not None
         runs = _RunQueries(caller.organisation_id, violation.instrument_id, violation.test_id)
@@ -1109,7 +1116,10 @@ class QcService:
         instrument_id: uuid.UUID | None = None,
         test_id: uuid.UUID | None = None,
     ) -> tuple[list[QcViolation], int]:
-        statement = select(QcViolation).where(QcViolation.organisation_id == caller.organisation_id)
+        statement = select(QcViolation).where(
+            QcViolation.organisation_id == caller.organisation_id,
+            *instruments_reached(caller, QcViolation.instrument_id),
+        )
         if open_only:
             statement = statement.where(QcViolation.corrective_action_id.is_(None))
         if instrument_id is not None:
@@ -1176,7 +1186,9 @@ class QcService:
         page: PageParams,
         **filters: Any,
     ) -> tuple[list[QcResult], int]:
-        statement = self.results_statement(caller.organisation_id, **filters)
+        statement = self.results_statement(caller.organisation_id, **filters).where(
+            *instruments_reached(caller, QcResult.instrument_id)
+        )
         return await paginate(
             session, statement.order_by(QcResult.measured_at.desc(), QcResult.id), page
         )
@@ -1186,7 +1198,10 @@ class QcService:
     ) -> tuple[list[QcUnmatched], int]:
         statement = (
             select(QcUnmatched)
-            .where(QcUnmatched.organisation_id == caller.organisation_id)
+            .where(
+                QcUnmatched.organisation_id == caller.organisation_id,
+                *instruments_reached(caller, QcUnmatched.instrument_id),
+            )
             .order_by(QcUnmatched.created_at.desc(), QcUnmatched.id)
         )
         return await paginate(session, statement, page)
@@ -1246,7 +1261,9 @@ class QcService:
         are blocked and why, open violations and the last run."""
         org = caller.organisation_id
         statement = select(QcLot.instrument_id, QcLot.test_id, func.count()).where(
-            QcLot.organisation_id == org, QcLot.state != LotState.EXPIRED
+            QcLot.organisation_id == org,
+            QcLot.state != LotState.EXPIRED,
+            *instruments_reached(caller, QcLot.instrument_id),
         )
         if instrument_id is not None:
             statement = statement.where(QcLot.instrument_id == instrument_id)
@@ -1343,3 +1360,26 @@ class _RunQueries:
 
 
 qc_service = QcService()
+
+
+# ---- branch limits: QC belongs to the instrument, and the instrument to its branch ----
+
+
+def instruments_reached(caller: Principal, column: Any) -> list[Any]:
+    """A filter keeping rows of instruments at the caller's branches (none if unlimited)."""
+    if caller.branch_ids is None:
+        return []
+    return [
+        column.in_(select(Instrument.id).where(Instrument.branch_id.in_(sorted(caller.branch_ids))))
+    ]
+
+
+async def _require_instrument_reach(
+    session: AsyncSession, caller: Principal, instrument_id: uuid.UUID
+) -> None:
+    if caller.branch_ids is None:
+        return
+    branch_id = await session.scalar(
+        select(Instrument.branch_id).where(Instrument.id == instrument_id)
+    )
+    caller.require_reach([branch_id], "QC record")

@@ -89,6 +89,8 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
 
 
 async def monthly_summary(session: AsyncSession, caller: Principal, month: str) -> Summary:
+    from nidaan.qc.service import instruments_reached  # the service renders nothing
+
     start, end = month_bounds(month)
     org = caller.organisation_id
     rows = (
@@ -96,6 +98,7 @@ async def monthly_summary(session: AsyncSession, caller: Principal, month: str) 
             select(QcResult.lot_id, QcResult.value, QcResult.run_id)
             .where(
                 QcResult.organisation_id == org,
+                *instruments_reached(caller, QcResult.instrument_id),
                 QcResult.measured_at >= start,
                 QcResult.measured_at < end,
             )
@@ -114,6 +117,7 @@ async def monthly_summary(session: AsyncSession, caller: Principal, month: str) 
             .join(QcResult, QcResult.id == QcViolation.qc_result_id)
             .where(
                 QcViolation.organisation_id == org,
+                *instruments_reached(caller, QcViolation.instrument_id),
                 QcResult.measured_at >= start,
                 QcResult.measured_at < end,
             )

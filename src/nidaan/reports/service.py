@@ -649,14 +649,16 @@ class ReportsService:
     async def current_pdf(
         self, session: AsyncSession, caller: Principal, order_id: uuid.UUID
     ) -> ReportPdf:
-        await orders_service.get(session, caller, order_id)
+        order = await orders_service.get(session, caller, order_id)
         report = await self._current(session, caller.organisation_id, order_id)
         if report is None:
             raise ReportNotReady(
                 "This order has no report yet; it is issued when every result is verified.",
                 order_id=str(order_id),
             )
-        return ReportPdf(report, await self._read(session, report))
+        data = await self._read(session, report)
+        await self._log_read(session, caller, report, order.patient_id)
+        return ReportPdf(report, data)
 
     async def get(self, session: AsyncSession, caller: Principal, report_id: uuid.UUID) -> Report:
         report = await session.scalar(
@@ -674,7 +676,24 @@ class ReportsService:
         self, session: AsyncSession, caller: Principal, report_id: uuid.UUID
     ) -> ReportPdf:
         report = await self.get(session, caller, report_id)
-        return ReportPdf(report, await self._read(session, report))
+        data = await self._read(session, report)
+        order = await orders_service.get(session, caller, report.order_id)
+        await self._log_read(session, caller, report, order.patient_id)
+        return ReportPdf(report, data)
+
+    async def _log_read(
+        self, session: AsyncSession, caller: Principal, report: Report, patient_id: uuid.UUID
+    ) -> None:
+        """The read-access log (DPDP): a person opened this patient's report."""
+        await audit_service.record_access(
+            session,
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            patient_id=patient_id,
+            entity_type="report",
+            entity_id=report.id,
+            action="download",
+        )
 
     async def _read(self, session: AsyncSession, report: Report) -> bytes:
         try:

@@ -28,6 +28,7 @@ SERVER_PREFIXES = (
     "docs",
     "redoc",
     "openapi.json",
+    "my-privacy/",
     "healthz",
     "readyz",
     "metrics",
