@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0024_dpdp_rights"
 # The lead re-chains this at merge.
-down_revision: str | None = "0018_qc_autoverify"
+down_revision: str | None = "0020_appointments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
