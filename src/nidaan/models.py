@@ -7,8 +7,8 @@ from nidaan.auth import models as auth_models  # noqa: F401
 from nidaan.autoverify import models as autoverify_models  # noqa: F401
 from nidaan.billing import models as billing_models  # noqa: F401
 from nidaan.catalog import models as catalog_models  # noqa: F401
-from nidaan.einvoice import models as einvoice_models  # noqa: F401
 from nidaan.compliance import models as compliance_models  # noqa: F401
+from nidaan.einvoice import models as einvoice_models  # noqa: F401
 from nidaan.events import models as event_models  # noqa: F401
 from nidaan.files import models as file_models  # noqa: F401
 from nidaan.idempotency import models as idempotency_models  # noqa: F401
