@@ -9,8 +9,10 @@ class AbdmUnavailable(NidaanError):
     title = "ABDM did not complete the request"
 
 
-class AbdmNotEnabled(NidaanError):
-    status_code = 503
+class AbdmNotEnabled(Conflict):
+    """The installation is not set up for ABDM: a state of this lab, not an outage, so 409
+    (like e-invoicing that is not set up), never a 5xx."""
+
     code = "abdm_not_enabled"
     title = "ABDM is not configured on this installation"
 

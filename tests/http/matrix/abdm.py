@@ -1,6 +1,6 @@
 """Role matrix of the ABDM endpoints (the gateway's /api/v3 callbacks use its JWT instead).
 
-ABDM is not configured in tests, so calls that must reach ABDM answer 503 abdm_not_enabled
+ABDM is not configured in tests, so calls that must reach ABDM answer 409 abdm_not_enabled
 for the roles allowed to make them (the role check comes first).
 """
 
@@ -22,13 +22,13 @@ ADMIN = frozenset({Role.ADMIN})
 DESK = frozenset({Role.ADMIN, Role.FRONT_DESK})
 READERS = frozenset({Role.ADMIN, Role.FRONT_DESK, Role.PATHOLOGIST, Role.AUDITOR})
 AUDITORS = frozenset({Role.ADMIN, Role.AUDITOR})
-ABDM_CALL = (200, 201, 409, 503)
+ABDM_CALL = (200, 201, 409)
 
 CASES = [
     Case("GET", "/api/v1/abdm/facilities", DESK),
     Case("POST", "/api/v1/abdm/facilities", ADMIN, {"hip_id": "INM{n}", "name": "Matrix lab"}),
     Case("GET", "/api/v1/abdm/facilities/{facility_id}/qr", DESK),
-    Case("POST", "/api/v1/abdm/bridge", ADMIN, ok_statuses=(202, 503)),
+    Case("POST", "/api/v1/abdm/bridge", ADMIN, ok_statuses=(202, 409)),
     Case(
         "POST",
         "/api/v1/abdm/enrolments",
