@@ -718,12 +718,25 @@ class SyncService:
         }
 
     async def bump_epoch(self, session: AsyncSession, organisation_id: uuid.UUID | None) -> int:
-        """After a restore: every device's cursor is void, so each resets and re-pulls."""
+        """After a restore: every device's cursor is void, so each resets and re-pulls.
+
+        Every organisation moves, also one without a sync state row yet (its devices were
+        handed epoch 1, the default): the row is made first, then every row is bumped.
+        """
+        where = " WHERE id = :org" if organisation_id is not None else ""
+        params: dict[str, Any] = {"org": organisation_id} if organisation_id is not None else {}
+        await session.execute(
+            text(
+                "INSERT INTO sync_tenant_state (organisation_id, head_seq, epoch, "
+                "tombstone_horizon_seq) SELECT id, 0, 1, 0 FROM organisations"
+                + where
+                + " ON CONFLICT (organisation_id) DO NOTHING"
+            ),
+            params,
+        )
         statement = "UPDATE sync_tenant_state SET epoch = epoch + 1"
-        params: dict[str, Any] = {}
         if organisation_id is not None:
             statement += " WHERE organisation_id = :org"
-            params["org"] = organisation_id
         result = await session.execute(text(statement), params)
         return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
