@@ -47,10 +47,10 @@ from nidaan.kit.pagination import PageParams, paginate
 from nidaan.tenancy.service import tenancy_service
 
 
-
 def rate_list_family(organisation_id: uuid.UUID) -> str:
     """The cache family of one organisation's rate lists (bumped by any rate list change)."""
     return f"billing:rates:{organisation_id}"
+
 
 class Caller(Protocol):
     @property

@@ -72,9 +72,7 @@ async def _list_prices(
             list_id = default.id if default is not None else None
         else:
             list_id = rate_list_id
-        items = (
-            await billing_configuration.rate_list_items(session, list_id) if list_id else []
-        )
+        items = await billing_configuration.rate_list_items(session, list_id) if list_id else []
         cached = {
             "id": str(list_id) if list_id else None,
             "prices": [[i.target_kind, str(i.target_id), str(i.price)] for i in items],
