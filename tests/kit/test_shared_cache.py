@@ -146,31 +146,43 @@ async def redis_settings(settings: Settings) -> AsyncIterator[Settings]:
         await cache_module.close_caches()
 
 
-class Reader:
-    """Another process pricing from the same database and the same Redis."""
+class Child:
+    """Another process running ``script`` against the same database and the same Redis:
+    each line written to it is one request, each line it prints one answer."""
 
-    def __init__(self, organisation_id: uuid.UUID, test_id: uuid.UUID) -> None:
+    def __init__(self, script: str, *args: str) -> None:
         env = {**os.environ, "NIDAAN_REDIS_URL": REDIS_URL}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", READER, str(organisation_id), str(test_id)],
+            [sys.executable, "-c", script, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env,
         )
 
-    def price(self) -> Decimal:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write("price\n")
+    def ask(self, line: str) -> str:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, "the reader process ended"
-        return Decimal(line.strip())
+        answer = self.process.stdout.readline()
+        assert answer, "the other process ended"
+        return answer.strip()
 
     def stop(self) -> None:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(timeout=30)
+
+
+class Reader(Child):
+    """Another process pricing an organisation's test from its default rate list."""
+
+    def __init__(self, organisation_id: uuid.UUID, test_id: uuid.UUID) -> None:
+        super().__init__(READER, str(organisation_id), str(test_id))
+
+    def price(self) -> Decimal:
+        return Decimal(self.ask("price"))
 
 
 @needs_redis
@@ -262,7 +274,8 @@ async def test_an_uncommitted_change_is_never_shared(
     reader = Reader(organisation.id, test.id)
     try:
         assert reader.price() == Decimal("400.00")
-        with pytest.raises(RuntimeError):
+
+        async def change_then_fail() -> None:
             async with committing_session() as session:
                 await billing_configuration.update_rate_list(
                     session,
@@ -273,6 +286,9 @@ async def test_an_uncommitted_change_is_never_shared(
                 book = await pricing.price_book(session, organisation.id, None)
                 assert book.price("test", test.id, Decimal("-1")) == Decimal("5.00")
                 raise RuntimeError("roll back")
+
+        with pytest.raises(RuntimeError, match="roll back"):
+            await change_then_fail()
         assert reader.price() == Decimal("400.00")
         async with committing_session() as session:
             stored = await session.scalar(
@@ -282,3 +298,48 @@ async def test_an_uncommitted_change_is_never_shared(
         assert stored == Decimal("400.00")
     finally:
         reader.stop()
+
+
+AUTHENTICATOR = """
+import asyncio, sys
+from nidaan.auth.errors import NotAuthenticated
+from nidaan.auth.service import auth_service
+from nidaan.config import get_settings
+from nidaan.kit import db
+
+async def main():
+    settings = get_settings()
+    for token in sys.stdin:
+        async with db.session_scope(settings) as session:
+            try:
+                principal = await auth_service.authenticate(session, settings, token.strip())
+                print("ok", principal.id, flush=True)
+            except NotAuthenticated:
+                print("refused", flush=True)
+
+asyncio.run(main())
+"""
+
+
+@needs_redis
+async def test_a_revocation_in_one_process_is_seen_by_another_at_once(
+    redis_settings: Settings, committing_session
+) -> None:
+    """Ending a user's sessions through one process refuses their access token in another
+    on its very next request (the check reads the database on every request, see
+    docs/operations.md: revocation is deliberately not cached)."""
+    from nidaan.auth.service import auth_service
+    from nidaan.auth.tokens import issue_access_token
+
+    async with committing_session() as session:
+        organisation = await create_organisation(session)
+        user = await create_user(session, organisation, roles=("admin",))
+    token = issue_access_token(redis_settings, user)
+    other = Child(AUTHENTICATOR)
+    try:
+        assert other.ask(token).split() == ["ok", str(user.id)]
+        async with committing_session() as session:
+            await auth_service.end_all_sessions(session, await session.merge(user))
+        assert other.ask(token) == "refused"
+    finally:
+        other.stop()

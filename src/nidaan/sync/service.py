@@ -723,21 +723,20 @@ class SyncService:
         Every organisation moves, also one without a sync state row yet (its devices were
         handed epoch 1, the default): the row is made first, then every row is bumped.
         """
-        where = " WHERE id = :org" if organisation_id is not None else ""
-        params: dict[str, Any] = {"org": organisation_id} if organisation_id is not None else {}
+        params: dict[str, Any] = {"org": organisation_id}
+        missing = "SELECT id, 0, 1, 0 FROM organisations"
+        bump = "UPDATE sync_tenant_state SET epoch = epoch + 1"
+        if organisation_id is not None:
+            missing += " WHERE id = :org"
+            bump += " WHERE organisation_id = :org"
         await session.execute(
             text(
                 "INSERT INTO sync_tenant_state (organisation_id, head_seq, epoch, "
-                "tombstone_horizon_seq) SELECT id, 0, 1, 0 FROM organisations"
-                + where
-                + " ON CONFLICT (organisation_id) DO NOTHING"
+                f"tombstone_horizon_seq) {missing} ON CONFLICT (organisation_id) DO NOTHING"
             ),
             params,
         )
-        statement = "UPDATE sync_tenant_state SET epoch = epoch + 1"
-        if organisation_id is not None:
-            statement += " WHERE organisation_id = :org"
-        result = await session.execute(text(statement), params)
+        result = await session.execute(text(bump), params)
         return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
