@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -29,7 +34,7 @@ from nidaan.config import Settings, get_settings
 from nidaan.kit import cache as cache_module
 from nidaan.kit.cache import Cache, MemoryCache, RedisCache
 from tests.fixtures.lab import create_catalog_test
-from tests.fixtures.objects import create_organisation, create_user
+from tests.fixtures.objects import bearer_for, create_organisation, create_user
 
 REDIS_URL = os.environ.get("NIDAAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -216,8 +221,6 @@ async def test_a_price_change_in_one_process_is_seen_by_another_at_once(
         assert reader.price() == Decimal("140.00")
         # The reader's answer now comes from Redis: a change behind the service's back (raw
         # SQL, no invalidation) is not seen until the entry expires...
-        import psycopg
-
         with psycopg.connect(superuser_conninfo, autocommit=True) as conn:
             conn.execute(
                 "UPDATE rate_list_items SET price = 1 WHERE rate_list_id = %s", (rate_list.id,)
@@ -343,3 +346,100 @@ async def test_a_revocation_in_one_process_is_seen_by_another_at_once(
         assert other.ask(token) == "refused"
     finally:
         other.stop()
+
+
+# ---- two real API servers --------------------------------------------------------------
+
+NIDAAN = str(Path(sys.executable).parent / "nidaan")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``nidaan serve --role api`` on a port of its own, on the test database and Redis."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [NIDAAN, "serve", "--role", "api", "--port", str(self.port)],
+            env={**os.environ, "NIDAAN_REDIS_URL": REDIS_URL},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.process.poll() is None, "the server exited"
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+
+@pytest.fixture
+def two_servers(redis_settings: Settings) -> Iterator[tuple[Server, Server]]:
+    servers = (Server(), Server())
+    try:
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@needs_redis
+async def test_a_catalogue_change_through_one_server_is_seen_by_the_other_at_once(
+    two_servers: tuple[Server, Server], committing_session, superuser_conninfo: str
+) -> None:
+    first, second = two_servers
+    async with committing_session() as session:
+        organisation = await create_organisation(session)
+        test = await create_catalog_test(session, organisation, code="GLU", price=Decimal("150"))
+        user = await create_user(session, organisation, roles=("admin",))
+        other_org = await create_organisation(session)
+        stranger = await create_user(session, other_org, roles=("admin",))
+    headers = bearer_for(user)
+
+    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+
+        async def prices(server: Server, auth: dict[str, str] | None = None) -> dict[str, str]:
+            response = await http.get(f"{server.url}/api/v1/catalog/tests", headers=auth)
+            assert response.status_code == 200, response.text
+            return {t["code"]: t["price"] for t in response.json()["items"]}
+
+        assert await prices(second) == {"GLU": "150.00"}  # cached in Redis now
+        # Served from the cache: a change behind the service's back is not seen (until
+        # the entry expires) by either server ...
+        with psycopg.connect(superuser_conninfo, autocommit=True) as conn:
+            conn.execute("UPDATE catalog_tests SET price = 1 WHERE id = %s", (test.id,))
+        assert await prices(second) == {"GLU": "150.00"}
+        assert await prices(first) == {"GLU": "150.00"}
+        # ... while a change through the API of one is seen by the other at once.
+        listed = await http.get(f"{first.url}/api/v1/catalog/tests/{test.id}")
+        changed = await http.patch(
+            f"{first.url}/api/v1/catalog/tests/{test.id}",
+            json={"version": listed.json()["version"], "price": "175"},
+        )
+        assert changed.status_code == 200, changed.text
+        assert await prices(second) == {"GLU": "175.00"}
+        assert await prices(first) == {"GLU": "175.00"}
+        # The cache is per organisation: another lab sees its own (empty) catalogue.
+        assert await prices(second, bearer_for(stranger)) == {}
