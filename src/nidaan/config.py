@@ -259,8 +259,8 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="redis://host:6379/0 to share login throttling between API processes "
-        "(default: counted inside each process)",
+        description="redis://host:6379/0 to share login throttling and the catalogue and "
+        "rate list caches between API processes (default: kept inside each process)",
     )
     login_client_max_failures: int = Field(
         20, ge=1, description="Failed logins from one client address before it is locked out"

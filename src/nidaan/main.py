@@ -22,6 +22,7 @@ from nidaan.api_docs import install_api_docs
 from nidaan.config import Mode, Settings, get_settings
 from nidaan.errors import install_error_handlers
 from nidaan.kit import db, tracing
+from nidaan.kit.cache import close_caches
 from nidaan.kit.context import request_id_var
 from nidaan.kit.metrics import HTTP_IN_PROGRESS, HTTP_LATENCY, HTTP_REQUESTS
 from nidaan.kit.rate_limit import window_counter
@@ -171,6 +172,7 @@ def create_app(
             if demo_providers is not None:
                 await demo_providers.stop()
             await db.dispose()
+            await close_caches()
 
     app = FastAPI(
         title="Nidaan LIS",

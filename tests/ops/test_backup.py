@@ -112,23 +112,25 @@ async def test_restore_drill_round_trips_database_files_and_audit_chain(
             verified = await audit_service.verify(session, organisation_id)
             assert verified.ok
             assert verified.entries_checked >= 2
+            # Every organisation moves, also one that never synced (no state row yet):
+            # its devices hold the default epoch 1, which must stop matching.
             await session.execute(
-                text(
-                    "INSERT INTO sync_tenant_state (organisation_id, head_seq, epoch, "
-                    "tombstone_horizon_seq) VALUES (:org, 0, 1, 0) ON CONFLICT DO NOTHING"
-                ),
+                text("DELETE FROM sync_tenant_state WHERE organisation_id = :org"),
                 {"org": organisation_id},
             )
-            before = await session.scalar(
-                text("SELECT epoch FROM sync_tenant_state WHERE organisation_id = :org"),
-                {"org": organisation_id},
-            )
-            assert await sync_service.bump_epoch(session, organisation_id) == 1
+            organisations = await session.scalar(text("SELECT count(*) FROM organisations"))
+            assert await sync_service.bump_epoch(session, None) == organisations
             after = await session.scalar(
                 text("SELECT epoch FROM sync_tenant_state WHERE organisation_id = :org"),
                 {"org": organisation_id},
             )
-            assert after == before + 1
+            assert after == 2
+            assert await sync_service.bump_epoch(session, organisation_id) == 1
+            again = await session.scalar(
+                text("SELECT epoch FROM sync_tenant_state WHERE organisation_id = :org"),
+                {"org": organisation_id},
+            )
+            assert again == after + 1
             await session.rollback()
     finally:
         await engine.dispose()

@@ -41,9 +41,15 @@ from nidaan.billing.schemas import (
     RateListUpdate,
 )
 from nidaan.catalog.service import catalog_service
+from nidaan.kit.cache import invalidate
 from nidaan.kit.errors import NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.tenancy.service import tenancy_service
+
+
+def rate_list_family(organisation_id: uuid.UUID) -> str:
+    """The cache family of one organisation's rate lists (bumped by any rate list change)."""
+    return f"billing:rates:{organisation_id}"
 
 
 class Caller(Protocol):
@@ -340,6 +346,7 @@ class BillingConfiguration:
         await session.flush()
         self._add_items(session, rate_list, items)
         await session.flush()
+        await invalidate(session, rate_list_family(org))
         await audit_service.record(
             session,
             organisation_id=org,
@@ -411,6 +418,7 @@ class BillingConfiguration:
             self._add_items(session, row, items)
             after["items"] = {i.code: str(i.price) for i in data.items}
         await session.flush()
+        await invalidate(session, rate_list_family(caller.organisation_id))
         await audit_service.record(
             session,
             organisation_id=caller.organisation_id,

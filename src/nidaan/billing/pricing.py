@@ -16,10 +16,11 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.auth.principal import Principal
-from nidaan.billing.configuration import billing_configuration
+from nidaan.billing.configuration import billing_configuration, rate_list_family
 from nidaan.billing.domain import HUNDRED, SAC_DIAGNOSTIC, GstTreatment, LineInput, round_paisa
 from nidaan.billing.models import BillingItem, RateList
 from nidaan.catalog.service import catalog_service
+from nidaan.kit.cache import cached_json, store_json
 from nidaan.orders.enums import OrderTestStatus
 from nidaan.orders.models import Order
 from nidaan.orders.service import orders_service
@@ -46,17 +47,40 @@ class PriceBook:
 async def price_book(
     session: AsyncSession, organisation_id: uuid.UUID, rate_list: RateList | None
 ) -> PriceBook:
-    default = await billing_configuration.default_rate_list(session, organisation_id)
+    """The prices of ``rate_list``; the default list's prices come from the shared cache
+    (invalidated by every rate list change, see ``kit/cache.py``)."""
+    default_id, defaults = await _list_prices(session, organisation_id, None)
     book = PriceBook(
-        rate_list=rate_list if rate_list is not None and rate_list != default else None
+        rate_list=rate_list if rate_list is not None and rate_list.id != default_id else None,
+        defaults=defaults,
     )
-    if default is not None:
-        for item in await billing_configuration.rate_list_items(session, default.id):
-            book.defaults[(item.target_kind, item.target_id)] = item.price
     if book.rate_list is not None:
-        for item in await billing_configuration.rate_list_items(session, book.rate_list.id):
-            book.specific[(item.target_kind, item.target_id)] = item.price
+        _, book.specific = await _list_prices(session, organisation_id, book.rate_list.id)
     return book
+
+
+async def _list_prices(
+    session: AsyncSession, organisation_id: uuid.UUID, rate_list_id: uuid.UUID | None
+) -> tuple[uuid.UUID | None, dict[tuple[str, uuid.UUID], Decimal]]:
+    """``(list id, prices)`` of one rate list (None: the organisation's default list)."""
+    family = rate_list_family(organisation_id)
+    key = str(rate_list_id or "default")
+    generation, cached = await cached_json(session, family, key)
+    if cached is None:
+        if rate_list_id is None:
+            default = await billing_configuration.default_rate_list(session, organisation_id)
+            list_id = default.id if default is not None else None
+        else:
+            list_id = rate_list_id
+        items = await billing_configuration.rate_list_items(session, list_id) if list_id else []
+        cached = {
+            "id": str(list_id) if list_id else None,
+            "prices": [[i.target_kind, str(i.target_id), str(i.price)] for i in items],
+        }
+        if generation is not None:
+            await store_json(family, generation, key, cached)
+    prices = {(kind, uuid.UUID(target)): Decimal(price) for kind, target, price in cached["prices"]}
+    return (uuid.UUID(cached["id"]) if cached["id"] else None), prices
 
 
 async def order_lines(

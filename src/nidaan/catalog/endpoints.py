@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 
@@ -29,10 +30,11 @@ from nidaan.catalog.schemas import (
     ReferenceRangeIn,
     ReferenceRangeOut,
 )
-from nidaan.catalog.service import catalog_service
+from nidaan.catalog.service import catalog_service, catalogue_family
 from nidaan.deps import get_session, page_params
 from nidaan.errors import problem_responses
 from nidaan.idempotency.dependencies import Idempotency, idempotency
+from nidaan.kit.cache import cached_json, store_json
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams
 from nidaan.kit.schemas import ListResource
@@ -90,12 +92,22 @@ async def list_tests(
     session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[CatalogTestOut]:
     """Tests of your catalogue with their reference ranges."""
+    # Every screen that orders reads this list: it comes from the shared cache (Redis with
+    # several API processes), which any catalogue change invalidates (kit/cache.py).
+    family = catalogue_family(principal.organisation_id)
+    key = json.dumps(["tests", page.page, page.limit, code, loinc, department, q, active])
+    generation, cached = await cached_json(session, family, key)
+    if cached is not None:
+        return ListResource[CatalogTestOut].model_validate(cached)
     rows, total = await catalog_service.list_tests(
         session, principal, page, code=code, loinc=loinc, department=department, q=q, active=active
     )
-    return ListResource[CatalogTestOut].build(
+    result = ListResource[CatalogTestOut].build(
         await _tests_out(session, rows), total, page.page, page.limit
     )
+    if generation is not None:
+        await store_json(family, generation, key, result.model_dump(mode="json"))
+    return result
 
 
 @router.post(
@@ -206,10 +218,18 @@ async def list_panels(
     principal: Principal = Depends(any_role),
     session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[PanelOut]:
+    family = catalogue_family(principal.organisation_id)
+    key = json.dumps(["panels", page.page, page.limit, q, active])
+    generation, cached = await cached_json(session, family, key)
+    if cached is not None:
+        return ListResource[PanelOut].model_validate(cached)
     rows, total = await catalog_service.list_panels(session, principal, page, q=q, active=active)
-    return ListResource[PanelOut].build(
+    result = ListResource[PanelOut].build(
         await _panels_out(session, rows), total, page.page, page.limit
     )
+    if generation is not None:
+        await store_json(family, generation, key, result.model_dump(mode="json"))
+    return result
 
 
 @router.post(

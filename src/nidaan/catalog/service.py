@@ -34,6 +34,7 @@ from nidaan.catalog.schemas import (
     PanelUpdate,
     ReferenceRangeIn,
 )
+from nidaan.kit.cache import invalidate
 from nidaan.kit.db import any_of
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
@@ -92,6 +93,11 @@ _RANGE_FIELDS = (
     "critical_high",
     "text",
 )
+
+
+def catalogue_family(organisation_id: uuid.UUID) -> str:
+    """The cache family of one organisation's catalogue (bumped by any test/panel change)."""
+    return f"catalog:{organisation_id}"
 
 
 def _canon(value: Any) -> Any:
@@ -413,6 +419,7 @@ class CatalogService:
         ]
         session.add_all(rows)
         await session.flush()
+        await invalidate(session, catalogue_family(organisation_id))
         await session.refresh(test)  # numbers as stored (price 200 -> 200.00)
         for row in rows:
             await session.refresh(row)
@@ -458,6 +465,7 @@ class CatalogService:
         for field, value in changes.items():
             setattr(test, field, value)
         await _flush_versioned(session, "test")
+        await invalidate(session, catalogue_family(caller.organisation_id))
         await session.refresh(test)
         await audit_service.record(
             session,
@@ -480,6 +488,7 @@ class CatalogService:
         )
         session.add(rng)
         await session.flush()
+        await invalidate(session, catalogue_family(caller.organisation_id))
         await audit_service.record(
             session,
             organisation_id=caller.organisation_id,
@@ -506,6 +515,7 @@ class CatalogService:
             raise NotFound("No such range on this test.", entity="catalog_reference_range")
         before = {"test_id": test.id, "test_code": test.code, **range_snapshot(rng)}
         await session.execute(delete(ReferenceRange).where(ReferenceRange.id == rng.id))
+        await invalidate(session, catalogue_family(caller.organisation_id))
         await audit_service.record(
             session,
             organisation_id=caller.organisation_id,
@@ -601,6 +611,7 @@ class CatalogService:
             PanelTest(panel_id=panel.id, test_id=t.id, position=i) for i, t in enumerate(tests)
         )
         await session.flush()
+        await invalidate(session, catalogue_family(organisation_id))
         await session.refresh(panel)
         await audit_service.record(
             session,
@@ -639,6 +650,7 @@ class CatalogService:
             # Membership lives in another table; touching the row bumps its version too.
             panel.updated_at = func.now()
         await _flush_versioned(session, "panel")
+        await invalidate(session, catalogue_family(caller.organisation_id))
         await session.refresh(panel)
         await audit_service.record(
             session,

@@ -718,13 +718,25 @@ class SyncService:
         }
 
     async def bump_epoch(self, session: AsyncSession, organisation_id: uuid.UUID | None) -> int:
-        """After a restore: every device's cursor is void, so each resets and re-pulls."""
-        statement = "UPDATE sync_tenant_state SET epoch = epoch + 1"
-        params: dict[str, Any] = {}
+        """After a restore: every device's cursor is void, so each resets and re-pulls.
+
+        Every organisation moves, also one without a sync state row yet (its devices were
+        handed epoch 1, the default): the row is made first, then every row is bumped.
+        """
+        params: dict[str, Any] = {"org": organisation_id}
+        missing = "SELECT id, 0, 1, 0 FROM organisations"
+        bump = "UPDATE sync_tenant_state SET epoch = epoch + 1"
         if organisation_id is not None:
-            statement += " WHERE organisation_id = :org"
-            params["org"] = organisation_id
-        result = await session.execute(text(statement), params)
+            missing += " WHERE id = :org"
+            bump += " WHERE organisation_id = :org"
+        await session.execute(
+            text(
+                "INSERT INTO sync_tenant_state (organisation_id, head_seq, epoch, "
+                f"tombstone_horizon_seq) {missing} ON CONFLICT (organisation_id) DO NOTHING"
+            ),
+            params,
+        )
+        result = await session.execute(text(bump), params)
         return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
