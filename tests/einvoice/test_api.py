@@ -9,10 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.models import AuditLog
+from nidaan.billing import domain as billing_domain
 from nidaan.billing.render import invoice_html
 from nidaan.billing.service import billing_service
 from nidaan.einvoice import domain
@@ -362,10 +364,13 @@ async def test_settings_validate_the_gstin_with_a_sandbox_switch(
     assert "password" not in got.json().get("irp_password", "")
 
 
-async def test_a_long_credit_note_number_is_refused_by_rule(
-    client: httpx.AsyncClient, eworld: EWorld, irp: Irp, session: AsyncSession
+@pytest.mark.parametrize("branch_code", ["CC1", "LAB", "COLLECTIONCTR16X", "0042"])
+async def test_credit_notes_of_any_branch_code_fit_the_irps_document_number(
+    client: httpx.AsyncClient, eworld: EWorld, irp: Irp, branch_code: str
 ) -> None:
-    eworld.billing.lab.code = "LAB"
+    """Once "<branch>-CN/yy-yy/nnnn" (17 characters for CC1) was refused by DocDtls.No; the
+    series now always fits, whatever code (up to the 16 characters allowed) the branch has."""
+    eworld.billing.lab.code = branch_code
     invoice = await eworld.invoice(client)
     assert (await generate(client, eworld, invoice)).status_code == 201
     cancelled = await client.post(
@@ -374,16 +379,16 @@ async def test_a_long_credit_note_number_is_refused_by_rule(
         headers=eworld.headers["billing"],
     )
     note = cancelled.json()["credit_note"]
-    assert note["number"].startswith("LAB-CN/")
-    assert len(note["number"]) == 17
+    assert len(note["number"]) <= 16
+    assert len(invoice["number"]) <= 16
+    assert note["number"].startswith(billing_domain.series_of(branch_code, "credit-note") + "/")
     response = await client.post(
         f"/api/v1/invoices/{note['id']}/einvoice", headers=eworld.headers["billing"]
     )
-    assert response.status_code == 422
-    assert [(v["field"], v["rule"]) for v in response.json()["violations"]] == [
-        ("DocDtls.No", "doc_no_pattern")
-    ]
-    assert irp.simulator.calls.count("generate") == 1
+    assert response.status_code == 201, response.text
+    assert response.json()["doc_type"] == "CRN"
+    assert response.json()["payload"]["DocDtls"]["No"] == note["number"]
+    assert irp.simulator.calls.count("generate") == 2
 
 
 async def test_sandbox_reports_under_nics_test_gstin(
