@@ -239,3 +239,24 @@ def test_debit_note_totals_add_up_for_any_lines(prices: list[Decimal], rate: str
     assert bill.grand_total == sum(line.line_total for line in bill.lines) + bill.round_off
     assert all(line.cgst_amount == line.sgst_amount for line in bill.lines)
     assert bill.grand_total % 1 == 0
+
+
+async def test_a_debit_note_is_reversed_by_cancelling_it(
+    client: httpx.AsyncClient, world: BillingWorld
+) -> None:
+    """A charge added by mistake: cancelling the debit note issues a credit note against it,
+    from the credit-note series; the invoice is untouched."""
+    invoice = await issued_invoice(client, world)
+    note = (await debit(client, world, invoice["id"], [ADDED_TEST])).json()
+    cancelled = await client.post(
+        f"/api/v1/invoices/{note['id']}/cancel",
+        json={"reason": "Charged twice"},
+        headers=world.billing,
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    credit = cancelled.json()["credit_note"]
+    assert credit["number"] == f"LAB-C/{FY}/00001"
+    assert credit["credit_note_for_id"] == note["id"]
+    assert credit["grand_total"] == "-450.00"
+    original = (await client.get(f"/api/v1/invoices/{invoice['id']}", headers=world.billing)).json()
+    assert original["status"] == "issued"
