@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from nidaan.billing.domain import (
     GstTreatment,
     LineInput,
     MoneyError,
+    NumberSeriesExhausted,
     SupplyType,
     allocate,
     check_utr,
@@ -28,6 +30,8 @@ from nidaan.billing.domain import (
     place_of_supply,
     price_bill,
     rupees,
+    series_of,
+    series_prefix,
     state_code,
     to_paise,
     upi_payment_uri,
@@ -188,8 +192,50 @@ def test_money_is_never_float_and_paise_are_exact() -> None:
 def test_financial_year_and_numbers() -> None:
     assert financial_year(date(2026, 3, 31)) == "2025-26"
     assert financial_year(date(2026, 4, 1)) == "2026-27"
-    assert invoice_number("CL", date(2026, 11, 2), 42) == "CL/26-27/0042"
-    assert invoice_number("CC1", date(2027, 1, 5), 3, credit_note=True) == "CC1-CN/26-27/0003"
+    assert invoice_number("CL", date(2026, 11, 2), 42) == "CL/2627/00042"
+    assert invoice_number("CC1", date(2027, 1, 5), 3, kind="credit-note") == "CC1-C/2627/00003"
+    assert invoice_number("CC1", date(2027, 1, 5), 1, kind="debit-note") == "CC1-D/2627/00001"
+    # Long codes (up to the 16 allowed) get a derived 3-character prefix, stable per code.
+    long = invoice_number("COLLECTIONCTR16X", date(2027, 1, 5), 99_999, kind="credit-note")
+    assert long.startswith("CO")
+    assert long[3:] == "-C/2627/99999"
+    assert series_prefix("0AB") != "0AB"
+    assert not series_prefix("0AB").startswith("0")
+    with pytest.raises(NumberSeriesExhausted):
+        invoice_number("CC1", date(2027, 1, 5), 100_000, kind="credit-note")
+    assert invoice_number("CC1", date(2027, 1, 5), 9_999_999) == "CC1/2627/9999999"
+
+
+IRP_DOC_NO = re.compile(r"^[a-zA-Z1-9][a-zA-Z0-9/-]{0,15}$")
+
+
+@settings(max_examples=400)
+@given(
+    code=st.from_regex(r"[A-Z0-9]{1,16}", fullmatch=True),
+    day=st.dates(min_value=date(2000, 1, 1), max_value=date(2098, 12, 31)),
+    kind=st.sampled_from(["invoice", "credit-note", "debit-note"]),
+    number=st.integers(min_value=1, max_value=10**8),
+)
+def test_every_document_number_fits_the_irp_pattern(
+    code: str, day: date, kind: str, number: int
+) -> None:
+    """Any branch code the product allows, any sequence number: either a valid IRP document
+    number in its own series, or a clear refusal once the series is full (never a longer
+    number)."""
+    try:
+        text = invoice_number(code, day, number, kind=kind)
+    except NumberSeriesExhausted:
+        # Only beyond 99,999 notes or 9,999,999 invoices a year with a 3-character prefix.
+        assert number >= (10**7 if kind == "invoice" else 10**5)
+        return
+    assert IRP_DOC_NO.fullmatch(text), text
+    series, year, serial = text.split("/")
+    assert series == series_of(code, kind)
+    assert int(serial) == number
+    assert year == financial_year(day)[2:4] + financial_year(day)[5:7]
+    # Numbers of different kinds never collide, so one unique index holds them all.
+    for other in {"invoice", "credit-note", "debit-note"} - {kind}:
+        assert series_of(code, other) != series
 
 
 def test_state_codes_and_gstin() -> None:

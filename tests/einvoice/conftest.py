@@ -106,10 +106,6 @@ async def create_eworld(
     enabled: bool = True,
 ) -> EWorld:
     world = await create_billing_world(session, organisation)
-    # Billing's credit-note series is "<branch>-CN/yy-yy/nnnn": with a 3-letter branch code it
-    # is 17 characters, one more than the IRP's DocDtls.No allows (the validator refuses it,
-    # see test_a_long_credit_note_number_is_refused_by_rule). Two letters fit.
-    world.lab.code = "CL"
     admin = world.admin
     response = await client.post(
         "/api/v1/billing/items",

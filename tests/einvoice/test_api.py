@@ -9,10 +9,12 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.models import AuditLog
+from nidaan.billing import domain as billing_domain
 from nidaan.billing.render import invoice_html
 from nidaan.billing.service import billing_service
 from nidaan.einvoice import domain
@@ -248,6 +250,71 @@ async def test_a_credit_note_is_reported_as_crn_against_its_invoice(
     assert len(irp.simulator.irns) == 2
 
 
+async def test_a_debit_note_is_reported_as_dbn_against_its_invoice(
+    client: httpx.AsyncClient,
+    eworld: EWorld,
+    irp: Irp,
+    session: AsyncSession,
+    other_organisation: Organisation,
+) -> None:
+    """An extra charge after the IRN: billing's debit note goes to the IRP (through the real
+    adapter) as DBN with the invoice as preceding document; an exempt-only one is not
+    reported, and another organisation cannot report ours."""
+    invoice = await eworld.invoice(client)
+    assert (await generate(client, eworld, invoice)).status_code == 201
+    created = await client.post(
+        f"/api/v1/invoices/{invoice['id']}/debit-notes",
+        json={
+            "reason": "Second courier to the ward",
+            "lines": [
+                {
+                    "code": "COURIER",
+                    "description": "Report courier",
+                    "unit_price": "118.50",
+                    "sac": "996812",
+                    "gst_treatment": "taxable",
+                    "gst_rate": "18",
+                }
+            ],
+        },
+        headers=eworld.headers["billing"],
+    )
+    assert created.status_code == 201, created.text
+    note = created.json()
+    assert note["number"].startswith(billing_domain.series_of("LAB", "debit-note") + "/")
+    stranger = bearer_for(await create_user(session, other_organisation, roles=("admin",)))
+    hidden = await client.post(f"/api/v1/invoices/{note['id']}/einvoice", headers=stranger)
+    assert hidden.status_code == 404
+    response = await generate(client, eworld, note)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["doc_type"] == "DBN"
+    assert body["status"] == "generated"
+    assert (body["payload"]["DocDtls"]["Typ"], body["payload"]["DocDtls"]["No"]) == (
+        "DBN",
+        note["number"],
+    )
+    assert body["payload"]["RefDtls"]["PrecDocDtls"][0]["InvNo"] == invoice["number"]
+    assert body["payload"]["ValDtls"]["TotInvVal"] == float(note["grand_total"])
+    day = domain.parse_doc_date(body["payload"]["DocDtls"]["Dt"])
+    assert body["irn"] == domain.irn_for(LAB_GSTIN, day, "DBN", note["number"])
+    assert body["irn"] in irp.simulator.irns
+    assert len(irp.simulator.irns) == 2
+    # Asking again returns the same IRN; nothing more is sent.
+    calls = len(irp.simulator.calls)
+    assert (await generate(client, eworld, note)).json()["irn"] == body["irn"]
+    assert len(irp.simulator.calls) == calls
+    # A debit note of exempt lines only needs no IRN.
+    exempt = await client.post(
+        f"/api/v1/invoices/{invoice['id']}/debit-notes",
+        json={"reason": "Test added", "lines": [{"description": "TSH", "unit_price": "450"}]},
+        headers=eworld.headers["billing"],
+    )
+    refused = await generate(client, eworld, exempt.json())
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "einvoice_not_applicable"
+
+
 async def test_documents_that_need_no_irn_are_refused_with_the_reason(
     client: httpx.AsyncClient, eworld: EWorld, irp: Irp
 ) -> None:
@@ -362,10 +429,13 @@ async def test_settings_validate_the_gstin_with_a_sandbox_switch(
     assert "password" not in got.json().get("irp_password", "")
 
 
-async def test_a_long_credit_note_number_is_refused_by_rule(
-    client: httpx.AsyncClient, eworld: EWorld, irp: Irp, session: AsyncSession
+@pytest.mark.parametrize("branch_code", ["CC1", "LAB", "COLLECTIONCTR16X", "0042"])
+async def test_credit_notes_of_any_branch_code_fit_the_irps_document_number(
+    client: httpx.AsyncClient, eworld: EWorld, irp: Irp, branch_code: str
 ) -> None:
-    eworld.billing.lab.code = "LAB"
+    """Once "<branch>-CN/yy-yy/nnnn" (17 characters for CC1) was refused by DocDtls.No; the
+    series now always fits, whatever code (up to the 16 characters allowed) the branch has."""
+    eworld.billing.lab.code = branch_code
     invoice = await eworld.invoice(client)
     assert (await generate(client, eworld, invoice)).status_code == 201
     cancelled = await client.post(
@@ -374,16 +444,16 @@ async def test_a_long_credit_note_number_is_refused_by_rule(
         headers=eworld.headers["billing"],
     )
     note = cancelled.json()["credit_note"]
-    assert note["number"].startswith("LAB-CN/")
-    assert len(note["number"]) == 17
+    assert len(note["number"]) <= 16
+    assert len(invoice["number"]) <= 16
+    assert note["number"].startswith(billing_domain.series_of(branch_code, "credit-note") + "/")
     response = await client.post(
         f"/api/v1/invoices/{note['id']}/einvoice", headers=eworld.headers["billing"]
     )
-    assert response.status_code == 422
-    assert [(v["field"], v["rule"]) for v in response.json()["violations"]] == [
-        ("DocDtls.No", "doc_no_pattern")
-    ]
-    assert irp.simulator.calls.count("generate") == 1
+    assert response.status_code == 201, response.text
+    assert response.json()["doc_type"] == "CRN"
+    assert response.json()["payload"]["DocDtls"]["No"] == note["number"]
+    assert irp.simulator.calls.count("generate") == 2
 
 
 async def test_sandbox_reports_under_nics_test_gstin(

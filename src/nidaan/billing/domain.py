@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -51,6 +52,7 @@ class DocumentType(enum.StrEnum):
     TAX_INVOICE = "tax_invoice"
     BILL_OF_SUPPLY = "bill_of_supply"
     CREDIT_NOTE = "credit_note"
+    DEBIT_NOTE = "debit_note"
 
 
 class SupplyType(enum.StrEnum):
@@ -231,17 +233,60 @@ def financial_year(day: date) -> str:
     return f"{start}-{(start + 1) % 100:02d}"
 
 
-def invoice_number(branch_code: str, day: date, number: int, *, credit_note: bool = False) -> str:
-    """``CL/26-27/0042`` (credit notes ``CL-CN/26-27/0003``): per branch and financial year,
-    upper-case and short enough for the e-invoice document number (16 characters)."""
+#: The IRP's document number: at most 16 characters, not starting with 0 (or "/", "-").
+DOCUMENT_NUMBER_MAX = 16
+#: A branch code longer than this gets a derived series prefix (see ``series_prefix``).
+SERIES_PREFIX_MAX = 3
+#: Series marker per document kind; branch codes are [A-Z0-9], so "-C"/"-D" never
+#: appear in an invoice series and the three series never share a number.
+SERIES_MARKERS = {"invoice": "", "credit-note": "-C", "debit-note": "-D"}
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class NumberSeriesExhausted(ValueError):
+    """The series has no room left in the 16-character document number this year."""
+
+
+def series_prefix(branch_code: str) -> str:
+    """The branch's series prefix: the code itself when it is 1-3 characters and does not
+    start with 0, else its first two characters (leading zeros dropped) and a check
+    character from the whole code. Two branches may share a derived prefix; they then
+    share one gapless series (numbers stay unique: the counter is kept per prefix)."""
+    code = branch_code.strip().upper()
+    if 0 < len(code) <= SERIES_PREFIX_MAX and code[0] != "0":
+        return code
+    head = code.lstrip("0")[:2] or "Z"
+    return head + _BASE36[zlib.crc32(code.encode()) % 36]
+
+
+def series_of(branch_code: str, kind: str = "invoice") -> str:
+    """``CC1`` (invoices), ``CC1-C`` (credit notes), ``CC1-D`` (debit notes)."""
+    return series_prefix(branch_code) + SERIES_MARKERS[kind]
+
+
+def invoice_number(branch_code: str, day: date, number: int, *, kind: str = "invoice") -> str:
+    """``CL/2627/00042``, credit notes ``CL-C/2627/00003``, debit notes ``CL-D/2627/00001``:
+    one gapless series per prefix, kind and financial year, upper-case and never longer
+    than the IRP's 16-character document number. At least five digits; longer numbers
+    take the room that is left (a 3-character prefix leaves 7 digits for invoices and 5
+    for notes), beyond it ``NumberSeriesExhausted``."""
+    if number < 1:
+        raise ValueError("Document numbers start at 1.")
     fy = financial_year(day)
-    series = f"{branch_code}-CN" if credit_note else branch_code
-    return f"{series}/{fy[2:]}/{number:04d}"
+    head = f"{series_of(branch_code, kind)}/{fy[2:4]}{fy[5:7]}/"
+    text = f"{head}{number:05d}"
+    if len(text) > DOCUMENT_NUMBER_MAX:
+        raise NumberSeriesExhausted(
+            f"The {kind} series {head} is full for {fy}: it has no room for number {number} "
+            f"in a {DOCUMENT_NUMBER_MAX}-character document number."
+        )
+    return text
 
 
-def invoice_scope(branch_id: Any, day: date, *, credit_note: bool = False) -> str:
-    kind = "credit-note" if credit_note else "invoice"
-    return f"billing:{kind}:{branch_id}:{financial_year(day)}"
+def invoice_scope(branch_code: str, day: date, *, kind: str = "invoice") -> str:
+    """The counter of the series (per prefix, not branch: branches sharing a derived prefix
+    share its numbers)."""
+    return f"billing:{kind}:{series_prefix(branch_code)}:{financial_year(day)}"
 
 
 def receipt_number(branch_code: str, day: date, number: int) -> str:

@@ -51,6 +51,7 @@ from nidaan.billing.schemas import (
     ConsolidatedInvoiceCreate,
     CounterPaymentCreate,
     CounterPaymentOut,
+    DebitNoteIn,
     DiscountDecision,
     InvoiceCancel,
     InvoiceCancelOut,
@@ -669,6 +670,33 @@ async def cancel_invoice(
         invoice=await invoice_out(session, invoice),
         credit_note=await invoice_out(session, note) if note is not None else None,
     )
+
+
+@router.post(
+    "/invoices/{invoice_id}/debit-notes",
+    status_code=201,
+    response_model=InvoiceOut,
+    operation_id="invoices:debit_note",
+    responses={
+        **AUTH_ERRORS,
+        **INVOICE_ERRORS,
+        **problem_responses(InvoiceCancelled, BillingNotConfigured),
+    },
+)
+async def issue_debit_note(
+    invoice_id: uuid.UUID,
+    body: DebitNoteIn,
+    principal: Principal = Depends(managers),
+    session: AsyncSession = SessionDep,
+    idem: Idempotency = Depends(idempotency),
+) -> InvoiceOut:
+    """Add a charge found after the invoice was issued: a debit note from the branch's
+    debit-note series, with the reason, GST worked out like the invoice's, payable on its
+    own. Accepts an Idempotency-Key header."""
+    if idem.replay is not None:
+        return idem.replay  # type: ignore[return-value]
+    note = await billing_service.issue_debit_note(session, principal, invoice_id, body)
+    return await idem.remember(201, await invoice_out(session, note))
 
 
 # ------------------------------------------------------------------------ payments

@@ -5,6 +5,7 @@ class InvoiceKind(enum.StrEnum):
     ORDER = "order"
     CONSOLIDATED = "consolidated"
     CREDIT_NOTE = "credit_note"
+    DEBIT_NOTE = "debit_note"  # an extra charge found after an invoice was issued
 
 
 class InvoiceStatus(enum.StrEnum):

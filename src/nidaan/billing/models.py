@@ -224,11 +224,14 @@ class Invoice(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
         CheckConstraint(
             "(kind = 'credit_note') = (credit_note_for_id IS NOT NULL)", name="credit_note_for"
         ),
+        CheckConstraint(
+            "(kind = 'debit_note') = (debit_note_for_id IS NOT NULL)", name="debit_note_for"
+        ),
     )
 
     branch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("branches.id"), index=True)
     number: Mapped[str | None] = mapped_column(String(20))
-    kind: Mapped[str] = mapped_column(String(16))  # order | consolidated | credit_note
+    kind: Mapped[str] = mapped_column(String(16))  # order | consolidated | credit/debit_note
     document_type: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(20))  # pending_approval | issued | cancelled
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -237,6 +240,11 @@ class Invoice(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
         ForeignKey("billing_clients.id"), index=True
     )
     credit_note_for_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    # Debit notes: the invoice they add a charge to (several per invoice may exist).
+    debit_note_for_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("invoices.id"), index=True
+    )
+    note_reason: Mapped[str | None] = mapped_column(String(300))
     period_start: Mapped[date | None]
     period_end: Mapped[date | None]
     invoice_date: Mapped[date | None]

@@ -23,6 +23,7 @@ TITLES = {
     "tax_invoice": "Tax Invoice",
     "bill_of_supply": "Bill of Supply",
     "credit_note": "Credit Note",
+    "debit_note": "Debit Note",
 }
 METHOD_NAMES = {
     "cash": "Cash",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field, PlainSerializer, computed_field, field_validator
 
-from nidaan.billing.domain import GstTreatment
+from nidaan.billing.domain import SAC_DIAGNOSTIC, GstTreatment
 from nidaan.billing.enums import (
     BillingCycle,
     ClientKind,
@@ -306,6 +306,23 @@ class InvoiceCancel(InputSchema):
     reason: str = Field(min_length=3, max_length=300)
 
 
+class DebitLineIn(MoneyInput, InputSchema):
+    code: str = Field("EXTRA", pattern=r"^[A-Z0-9-]{1,32}$", description="Line code")
+    description: str = Field(min_length=1, max_length=300, examples=["Report courier"])
+    unit_price: Decimal = Field(gt=0, max_digits=10, decimal_places=2, examples=["100.00"])
+    quantity: int = Field(1, ge=1, le=100)
+    sac: str = Field(SAC_DIAGNOSTIC, pattern=r"^\d{4,8}$", examples=["996812"])
+    gst_treatment: GstTreatment = GstTreatment.EXEMPT
+    gst_rate: Decimal = Field(
+        Decimal("0"), ge=0, le=28, description="Percent (CGST+SGST or IGST); taxable lines only"
+    )
+
+
+class DebitNoteIn(InputSchema):
+    reason: str = Field(min_length=3, max_length=300, examples=["Courier charge missed"])
+    lines: list[DebitLineIn] = Field(min_length=1, max_length=20)
+
+
 class InvoiceLineOut(Schema):
     position: int
     order_id: uuid.UUID | None
@@ -333,7 +350,7 @@ class InvoiceSummary(Schema):
     id: uuid.UUID
     number: str | None = Field(description="Empty while a discount awaits approval")
     kind: InvoiceKind
-    document_type: str = Field(description="tax_invoice, bill_of_supply or credit_note")
+    document_type: str = Field(description="tax_invoice, bill_of_supply, credit_note or debit_note")
     status: InvoiceStatus
     payment_status: PaymentStatus
     branch_id: uuid.UUID
@@ -352,6 +369,8 @@ class InvoiceSummary(Schema):
 
 class InvoiceOut(InvoiceSummary):
     credit_note_for_id: uuid.UUID | None
+    debit_note_for_id: uuid.UUID | None = Field(description="Debit notes: the invoice charged")
+    note_reason: str | None = Field(description="Debit notes: why the charge was added")
     period_start: date | None
     period_end: date | None
     financial_year: str | None

@@ -57,6 +57,7 @@ from nidaan.billing.models import (
     Receipt,
 )
 from nidaan.billing.schemas import (
+    DebitNoteIn,
     DiscountIn,
     InvoiceCreate,
 )
@@ -137,6 +138,13 @@ def invoice_snapshot(invoice: Invoice) -> dict[str, Any]:
         "discount_reason": invoice.discount_reason,
         "cancel_reason": invoice.cancel_reason,
     }
+
+
+#: Which number series each kind of document is counted in.
+SERIES_KINDS = {
+    InvoiceKind.CREDIT_NOTE: "credit-note",
+    InvoiceKind.DEBIT_NOTE: "debit-note",
+}
 
 
 class BillingService:
@@ -516,13 +524,14 @@ class BillingService:
         assert branch is not None
         now = utcnow()
         day = now.astimezone(IST).date()
-        credit_note = invoice.kind == InvoiceKind.CREDIT_NOTE
+        kind = SERIES_KINDS.get(invoice.kind, "invoice")
         number = await next_value_gapless(
-            session,
-            invoice.organisation_id,
-            domain.invoice_scope(branch.id, day, credit_note=credit_note),
+            session, invoice.organisation_id, domain.invoice_scope(branch.code, day, kind=kind)
         )
-        invoice.number = domain.invoice_number(branch.code, day, number, credit_note=credit_note)
+        try:
+            invoice.number = domain.invoice_number(branch.code, day, number, kind=kind)
+        except domain.NumberSeriesExhausted as exc:
+            raise InvalidBillingInput(str(exc)) from None
         invoice.status = InvoiceStatus.ISSUED
         invoice.invoice_date = day
         invoice.financial_year = domain.financial_year(day)
@@ -853,6 +862,107 @@ class BillingService:
         )
         return note
 
+    async def issue_debit_note(
+        self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID, data: DebitNoteIn
+    ) -> Invoice:
+        """An extra charge found after ``invoice`` was issued (a test added at the bench, a
+        missed courier fee): a debit note from the branch's debit-note series, priced and
+        taxed like the invoice (same seller, buyer and place of supply), payable on its own."""
+        invoice = await self.get_for_update(session, caller, invoice_id)
+        if invoice.kind in (InvoiceKind.CREDIT_NOTE, InvoiceKind.DEBIT_NOTE):
+            raise InvalidBillingInput(
+                "A debit note adds a charge to an invoice, not to a credit or debit note."
+            )
+        if invoice.status == InvoiceStatus.CANCELLED:
+            raise InvoiceCancelled("This invoice is cancelled; bill the charge afresh.")
+        if invoice.status != InvoiceStatus.ISSUED:
+            raise InvalidBillingInput(
+                "This invoice is not issued yet (its discount awaits approval)."
+            )
+        try:
+            lines = [
+                LineInput(
+                    code=line.code,
+                    description=line.description.strip(),
+                    unit_price=line.unit_price,
+                    quantity=line.quantity,
+                    sac=line.sac,
+                    treatment=line.gst_treatment,
+                    gst_rate=line.gst_rate,
+                    kind="service",
+                    discountable=False,
+                )
+                for line in data.lines
+            ]
+        except ValueError as exc:
+            raise InvalidBillingInput(str(exc), field="lines") from None
+        if invoice.seller_gstin is None and any(
+            line.treatment is domain.GstTreatment.TAXABLE for line in lines
+        ):
+            raise BillingNotConfigured(
+                "The invoice was issued without the lab's GSTIN, so its debit note cannot "
+                "charge GST.",
+                field="lines",
+            )
+        settings = await billing_configuration.settings_for(session, invoice.organisation_id)
+        bill = domain.price_bill(
+            lines,
+            supplier_state=invoice.seller_state_code,
+            place_of_supply=invoice.place_of_supply,
+            round_to_rupee=settings.round_to_rupee,
+        )
+        note = Invoice(
+            organisation_id=invoice.organisation_id,
+            branch_id=invoice.branch_id,
+            kind=InvoiceKind.DEBIT_NOTE,
+            status=InvoiceStatus.ISSUED,
+            patient_id=invoice.patient_id,
+            client_id=invoice.client_id,
+            debit_note_for_id=invoice.id,
+            note_reason=data.reason.strip(),
+            referrer=invoice.referrer,
+            **{
+                name: getattr(invoice, name)
+                for name in (
+                    "seller_legal_name",
+                    "seller_gstin",
+                    "seller_address",
+                    "seller_pincode",
+                    "seller_state_code",
+                    "buyer_name",
+                    "buyer_gstin",
+                    "buyer_address",
+                    "buyer_pincode",
+                    "buyer_state_code",
+                )
+            },
+            created_by_id=caller.id if caller.kind == "user" else None,
+            **self._bill_columns(bill),
+        )
+        note.document_type = domain.DocumentType.DEBIT_NOTE
+        await self._number(session, note)
+        session.add(note)
+        await session.flush()
+        session.add_all(self._lines(note, bill))
+        await session.flush()
+        await session.refresh(note)
+        await audit_service.record(
+            session,
+            organisation_id=note.organisation_id,
+            actor=caller.actor,
+            action="invoice.debit_note_issued",
+            entity_type="invoice",
+            entity_id=note.id,
+            after={
+                **invoice_snapshot(note),
+                "for": invoice.number,
+                "reason": note.note_reason,
+                "lines": [f"{line.code} {line.line_total}" for line in bill.lines],
+            },
+        )
+        await self._after_issue(session, note, settings, caller.actor)
+        return note
+
     # ================================================================== reads
 
     async def get(self, session: AsyncSession, caller: Principal, invoice_id: uuid.UUID) -> Invoice:
@@ -1176,8 +1286,9 @@ class BillingService:
                 await orders_service.get(session, caller, invoice.order_id)
             ).order_number
         original = None
-        if invoice.credit_note_for_id is not None:
-            original = (await self.get(session, caller, invoice.credit_note_for_id)).number
+        original_id = invoice.credit_note_for_id or invoice.debit_note_for_id
+        if original_id is not None:
+            original = (await self.get(session, caller, original_id)).number
         upi = None
         if invoice.status == InvoiceStatus.ISSUED and invoice.balance_due > 0:
             found = await self._upi_uri(session, invoice)

@@ -135,7 +135,7 @@ class EligibilityFacts:
     """What the rule looks at, taken from the invoice and the organisation's settings."""
 
     enabled: bool
-    kind: str  # order | consolidated | credit_note
+    kind: str  # order | consolidated | credit_note | debit_note
     status: str  # issued | pending_approval | cancelled
     seller_gstin: str | None
     buyer_gstin: str | None
@@ -143,7 +143,7 @@ class EligibilityFacts:
     document_date: date | None
     today: date
     thirty_day_limit: bool = False
-    original_status: str | None = None  # credit notes: the invoice it corrects
+    original_status: str | None = None  # credit/debit notes: the invoice it corrects
 
 
 def ineligibility(facts: EligibilityFacts) -> str | None:

@@ -235,8 +235,9 @@ class EInvoiceService:
         """The schema-1.1 JSON for ``invoice``; refuses with the reason or the broken rules."""
         lines = await billing_service.lines_of(session, invoice)
         original = None
-        if invoice.credit_note_for_id is not None:
-            original = await billing_service.get(session, caller, invoice.credit_note_for_id)
+        original_id = invoice.credit_note_for_id or invoice.debit_note_for_id
+        if original_id is not None:
+            original = await billing_service.get(session, caller, original_id)
         seller = await self.seller(session, settings)
         reason = domain.ineligibility(
             domain.EligibilityFacts(
@@ -655,9 +656,10 @@ def build_document(
     original: Invoice | None,
 ) -> domain.Document:
     """Our invoice (or credit note, whose amounts are stored negative) as the e-invoice sees
-    it: positive amounts, CRN for credit notes with the original invoice as preceding
-    document."""
+    it: positive amounts, CRN for credit notes and DBN for debit notes, each with the
+    original invoice as preceding document."""
     credit = invoice.kind == "credit_note"
+    doc_type = {"credit_note": "CRN", "debit_note": "DBN"}.get(invoice.kind, "INV")
     sign = Decimal(-1) if credit else Decimal(1)
     buyer_gstin = invoice.buyer_gstin or ""
     assert invoice.number is not None
@@ -683,7 +685,7 @@ def build_document(
     if original is not None and original.number and original.invoice_date:
         preceding = ((original.number, original.invoice_date),)
     return domain.Document(
-        doc_type="CRN" if credit else "INV",
+        doc_type=doc_type,
         number=invoice.number,
         day=invoice.invoice_date,
         seller=domain.Party(

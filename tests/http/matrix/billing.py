@@ -97,6 +97,15 @@ CASES = [
     ),
     Case(
         "POST",
+        "/api/v1/invoices/{invoice_id}/debit-notes",
+        MANAGERS,
+        body={
+            "reason": "Courier charge missed",
+            "lines": [{"description": "Report courier", "unit_price": "50.00"}],
+        },
+    ),
+    Case(
+        "POST",
         "/api/v1/invoices/{invoice_id}/payments",
         CASHIERS,
         body={"tenders": [{"method": "cash", "amount": "10"}]},
