@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0026_notes"
-down_revision: str | None = "0020_appointments"
+down_revision: str | None = "0024_dpdp_rights"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
