@@ -36,6 +36,10 @@ CASES = [
     Case("GET", "/api/v1/billing/settings", SETTINGS_READERS),
     Case("PUT", "/api/v1/billing/settings", ADMIN, body={"round_to_rupee": True}),
     Case("GET", "/api/v1/billing/branches/{branch_id}", MANAGERS),
+    # 404 when the branch has no UPI payee: a normal answer past the role check.
+    Case(
+        "GET", "/api/v1/billing/branches/{branch_id}/upi-payee", COLLECTORS, ok_statuses=(200, 404)
+    ),
     Case("PUT", "/api/v1/billing/branches/{branch_id}", ADMIN, body={"upi_vpa": "lab@okaxis"}),
     Case("GET", "/api/v1/billing/items", READERS),
     Case(

@@ -34,6 +34,15 @@ CASES = [
         frozenset({Role.PATHOLOGIST}),
         ok_statuses=(404,),
     ),
+    # Resend the report's message: 201 queued, or 409 when the patient has not agreed to
+    # the channel (a normal answer past the role check).
+    Case(
+        "POST",
+        "/api/v1/reports/{report_id}/notifications",
+        frozenset({Role.ADMIN, Role.FRONT_DESK, Role.PATHOLOGIST}),
+        body={"channel": "whatsapp"},
+        ok_statuses=(201, 409),
+    ),
 ]
 
 
