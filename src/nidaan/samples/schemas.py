@@ -39,6 +39,7 @@ class SampleOut(Schema):
     rejection_reason: RejectionReason | None
     rejection_note: str | None
     recollection_id: uuid.UUID | None = Field(description="Sample ordered to replace this one")
+    label_alias: str | None = Field(None, description="Pre-printed barcode label bound to it")
     version: int
     created_at: datetime
 
