@@ -260,6 +260,14 @@ async def test_appointments_scan_to_bind_a_preprinted_label_offline(  # type: ig
     assert labels[mine.id] == "PL-000123"
     assert labels[tubes[orders[0]][1].id] == "PL-000124"
     assert labels[theirs.id] is None
+    # At the lab the label scans like the accession.
+    async with committing_session() as session:
+        caller = system_principal(lab.organisation)
+        found = await samples_service.get_by_accession(session, caller, "pl-000123")
+        assert found.id == mine.id
+        assert (
+            await samples_service.get_by_accession(session, caller, mine.accession)
+        ).id == mine.id
 
     # Another organisation may use the same roll number.
     other_lab, (other,), _ = await assigned_visits(committing_session)

@@ -370,7 +370,13 @@ class SamplesService:
         if isinstance(ref, uuid.UUID):
             statement = statement.where(Sample.id == ref)
         else:
-            statement = statement.where(Sample.accession == ref.strip().upper())
+            # A scanned pre-printed label finds its sample too (the accession wins a clash).
+            code = ref.strip().upper()
+            statement = (
+                statement.where(or_(Sample.accession == code, Sample.label_alias == code))
+                .order_by((Sample.accession == code).desc())
+                .limit(1)
+            )
         if lock:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         sample = await session.scalar(statement)
