@@ -194,3 +194,20 @@ async def test_the_link_reaches_only_its_own_lab(
         link(other, theirs) + "/appointments", headers={"X-Booking-Token": token}
     )
     assert foreign_link.status_code == 403
+
+
+async def test_slots_for_a_pincode_only_where_the_branch_collects(
+    client: httpx.AsyncClient, session: AsyncSession, organisation: Organisation
+) -> None:
+    lab = await build_home_lab(session, organisation, people=False)
+    base = link(organisation, lab)
+    everywhere = (await client.get(base + "/slots")).json()["items"]
+    for pincode in PINCODES:
+        served = await client.get(base + "/slots", params={"pincode": pincode})
+        assert served.status_code == 200
+        assert served.json()["items"] == everywhere
+    outside = await client.get(base + "/slots", params={"pincode": "110001"})
+    assert outside.status_code == 422
+    assert outside.json()["code"] == "pincode_not_served"
+    malformed = await client.get(base + "/slots", params={"pincode": "12ab"})
+    assert malformed.status_code == 422

@@ -169,3 +169,121 @@ async def test_a_visit_cancelled_at_the_desk_is_refused_from_the_road(  # type: 
     stranger = Device(live_client, bearer_for(lab.phlebotomists[1]), lab.branch.id)
     await stranger.sync()
     assert ("appointment", str(visit.id)) in stranger.rows
+
+
+def collect_op(phone: Device, visit_id: Any, order_id: Any) -> dict[str, Any]:
+    return phone.op(
+        "appointment",
+        visit_id,
+        "transition",
+        {
+            "to": "collected",
+            "order_id": str(order_id),
+            "payment": {"id": str(new_id()), "amount": "300.00", "method": "cash"},
+        },
+    )
+
+
+async def test_appointments_scan_to_bind_a_preprinted_label_offline(  # type: ignore[no-untyped-def]
+    live_client, committing_session
+) -> None:
+    lab, (first, second), _ = await assigned_visits(committing_session, count=2)
+    phone = Device(live_client, bearer_for(lab.phlebotomists[0]), lab.branch.id)
+    await phone.sync()
+    orders = (new_id(), new_id())
+    collected = await phone.sync(
+        collect_op(phone, first.id, orders[0]), collect_op(phone, second.id, orders[1])
+    )
+    assert [r["status"] for r in collected["results"]] == ["APPLIED"] * 2, collected
+    async with committing_session() as session:
+        tubes = {
+            order: list(
+                await session.scalars(
+                    select(Sample).where(Sample.order_id == order).order_by(Sample.accession)
+                )
+            )
+            for order in orders
+        }
+    mine, theirs = tubes[orders[0]][0], tubes[orders[1]][0]
+
+    # Offline at the door: scan a roll label onto each tube (by id, or by accession).
+    ops = [
+        phone.op(
+            "appointment", first.id, "bind_label", {"sample": str(mine.id), "label": "pl-000123"}
+        ),
+        phone.op(
+            "appointment",
+            first.id,
+            "bind_label",
+            {"sample": tubes[orders[0]][1].accession, "label": "PL-000124"},
+        ),
+    ]
+    bound = await phone.sync(*ops)
+    assert [r["status"] for r in bound["results"]] == ["APPLIED"] * 2, bound
+    # Replayed, and scanned again as a new op: nothing changes.
+    assert [r["status"] for r in (await phone.sync(*ops))["results"]] == ["APPLIED"] * 2
+    again = phone.op(
+        "appointment", first.id, "bind_label", {"sample": str(mine.id), "label": "PL-000123"}
+    )
+    assert (await phone.sync(again))["results"][0]["status"] == "APPLIED"
+
+    refused_ops = [
+        # The same label on another visit's tube: bound already in the organisation.
+        phone.op(
+            "appointment", second.id, "bind_label", {"sample": str(theirs.id), "label": "PL-000123"}
+        ),
+        # An accession as a label, a second label on a tube, a tube of another visit, junk.
+        phone.op(
+            "appointment",
+            second.id,
+            "bind_label",
+            {"sample": str(theirs.id), "label": mine.accession},
+        ),
+        phone.op(
+            "appointment", first.id, "bind_label", {"sample": str(mine.id), "label": "PL-000999"}
+        ),
+        phone.op(
+            "appointment", first.id, "bind_label", {"sample": str(theirs.id), "label": "PL-000555"}
+        ),
+        phone.op(
+            "appointment", second.id, "bind_label", {"sample": str(theirs.id), "label": "x\n1"}
+        ),
+        phone.op("appointment", second.id, "bind_label", {"sample": str(theirs.id)}),
+    ]
+    answer = await phone.sync(*refused_ops)
+    assert [r["status"] for r in answer["results"]] == ["REJECTED"] * len(refused_ops), answer
+    async with committing_session() as session:
+        labels = {
+            s.id: s.label_alias
+            for s in await session.scalars(select(Sample).where(Sample.order_id.in_(orders)))
+        }
+    assert labels[mine.id] == "PL-000123"
+    assert labels[tubes[orders[0]][1].id] == "PL-000124"
+    assert labels[theirs.id] is None
+    # At the lab the label scans like the accession.
+    async with committing_session() as session:
+        caller = system_principal(lab.organisation)
+        found = await samples_service.get_by_accession(session, caller, "pl-000123")
+        assert found.id == mine.id
+        assert (
+            await samples_service.get_by_accession(session, caller, mine.accession)
+        ).id == mine.id
+
+    # Another organisation may use the same roll number.
+    other_lab, (other,), _ = await assigned_visits(committing_session)
+    other_phone = Device(live_client, bearer_for(other_lab.phlebotomists[0]), other_lab.branch.id)
+    await other_phone.sync()
+    other_order = new_id()
+    await other_phone.sync(collect_op(other_phone, other.id, other_order))
+    async with committing_session() as session:
+        other_tube = await session.scalar(select(Sample).where(Sample.order_id == other_order))
+    assert other_tube is not None
+    ok = await other_phone.sync(
+        other_phone.op(
+            "appointment",
+            other.id,
+            "bind_label",
+            {"sample": str(other_tube.id), "label": "PL-000123"},
+        )
+    )
+    assert ok["results"][0]["status"] == "APPLIED", ok

@@ -26,6 +26,7 @@ from nidaan.appointments.errors import (
 )
 from nidaan.appointments.link import booking_link_service, link_caller
 from nidaan.appointments.schemas import (
+    PINCODE,
     AppointmentOut,
     AreaOut,
     AreasIn,
@@ -545,17 +546,26 @@ P = "/public/book/{organisation}/{branch}"
     P + "/slots",
     response_model=ListResource[PublicSlot],
     operation_id="booking:slots",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound, AreaNotServed),
 )
 async def public_slots(
     organisation: str,
     branch: str,
     first_day: date | None = None,
+    pincode: str | None = Query(None, pattern=PINCODE, description="The patient's pincode"),
     page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session),
 ) -> ListResource[PublicSlot]:
-    """Windows with places left in the next 7 days (no login)."""
+    """Windows with places left in the next 7 days (no login). With `pincode`, only if the
+    branch's phlebotomists go there (else 422 pincode_not_served), so the patient learns it
+    before asking for a code."""
     place = await booking_link_service.link_branch(session, organisation, branch)
+    if pincode is not None:
+        served = await appointments_service.areas(
+            session, link_caller(place.organisation_id), place.id
+        )
+        if pincode not in {a.pincode for a in served}:
+            raise AreaNotServed(f"We do not collect at home in {pincode} from this branch.")
     first = max(first_day or _today(), _today())
     rows = await appointments_service.slots(
         session, place.organisation_id, place.id, first, first + timedelta(days=6)

@@ -65,6 +65,7 @@ from nidaan.orders.schemas import OrderCreate
 from nidaan.orders.service import orders_service
 from nidaan.patients.service import patients_service
 from nidaan.samples.enums import SampleStatus
+from nidaan.samples.models import Sample
 from nidaan.samples.service import samples_service
 from nidaan.tenancy.models import Branch, Organisation
 from nidaan.tenancy.service import tenancy_service
@@ -918,6 +919,28 @@ class AppointmentsService:
         if at > now + CLOCK_SKEW:
             raise InvalidInput("The time is in the future.", field="at")
         return at
+
+    async def bind_label(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        appointment_id: uuid.UUID,
+        sample: str,
+        label: str,
+    ) -> Sample:
+        """Scan to bind at the door: a pre-printed label goes on one of this visit's tubes
+        (by sample id or accession). The samples module refuses a label bound elsewhere."""
+        row = await self._load(session, caller, appointment_id, lock=False)
+        tubes = await samples_service.for_orders(
+            session, caller.organisation_id, [row.order_id] if row.order_id else []
+        )
+        mine = next((t for t in tubes if sample in (str(t.id), t.accession)), None)
+        if mine is None:
+            raise InvalidInput(
+                "That sample is not one of this visit's tubes (collect the visit first).",
+                field="sample",
+            )
+        return await samples_service.bind_label(session, caller, mine.id, label)
 
     async def collect(
         self, session: AsyncSession, caller: Principal, appointment_id: uuid.UUID, data: CollectIn

@@ -59,3 +59,8 @@ class ManifestIllegalTransition(Conflict):
             f"A {current} manifest cannot become {target}.",
             **{"from": str(current), "to": str(target)},
         )
+
+
+class LabelAlreadyBound(Conflict):
+    code = "label_already_bound"
+    title = "This label is already on another sample"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, ForeignKey, String, UniqueConstraint
+from sqlalchemy import ARRAY, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, VersionMixin
@@ -11,7 +11,16 @@ from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, Ve
 
 class Sample(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     __tablename__ = "samples"
-    __table_args__ = (UniqueConstraint("organisation_id", "accession"),)
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "accession"),
+        Index(
+            "uq_samples_organisation_label_alias",
+            "organisation_id",
+            "label_alias",
+            unique=True,
+            postgresql_where=text("label_alias IS NOT NULL"),
+        ),
+    )
 
     order_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), index=True
@@ -38,6 +47,8 @@ class Sample(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     rejection_note: Mapped[str | None] = mapped_column(String(500))
     # A rejected sample points at the new sample ordered to replace it.
     recollection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("samples.id"))
+    # A pre-printed barcode label stuck on at the door (bound once in the organisation).
+    label_alias: Mapped[str | None] = mapped_column(String(40))
 
 
 class Manifest(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):

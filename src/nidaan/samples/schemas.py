@@ -9,6 +9,7 @@ from pydantic import Field, computed_field, field_validator
 
 from nidaan.kit.schemas import InputSchema, Schema
 from nidaan.kit.text import MultilineText
+from nidaan.samples import stability
 from nidaan.samples.enums import ManifestStatus, RejectionReason, SampleCondition, SampleStatus
 
 VERSION_DESCRIPTION = "The version you last saw; a stale one is a 409 version_conflict"
@@ -38,6 +39,7 @@ class SampleOut(Schema):
     rejection_reason: RejectionReason | None
     rejection_note: str | None
     recollection_id: uuid.UUID | None = Field(description="Sample ordered to replace this one")
+    label_alias: str | None = Field(None, description="Pre-printed barcode label bound to it")
     version: int
     created_at: datetime
 
@@ -45,6 +47,21 @@ class SampleOut(Schema):
     @classmethod
     def _no_condition_is_empty(cls, value: object) -> object:
         return [] if value is None else value
+
+    @computed_field(description="Cold-chain time: minutes from collection to receipt")
+    def transit_minutes(self) -> int | None:
+        spent = stability.transit(self.collected_at, self.received_at)
+        return None if spent is None else int(spent.total_seconds() // 60)
+
+    @computed_field(description="Hours this container stays fit before testing")
+    def stability_hours(self) -> int:
+        return stability.stability_hours(self.container)
+
+    @computed_field(
+        description="Arrived after its stability window: flag for rejection (delayed_in_transit)"
+    )
+    def past_stability(self) -> bool:
+        return stability.past_stability(self.container, self.collected_at, self.received_at)
 
     @computed_field(description="Barcode label of this sample (PDF)")  # type: ignore[prop-decorator]
     @property

@@ -8,6 +8,7 @@ two people scanning one tube at once get one success and one 409.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import AuditEntry, audit_service
@@ -34,6 +36,7 @@ from nidaan.samples.errors import (
     BranchNotALab,
     BranchNotAllowed,
     IdConflict,
+    LabelAlreadyBound,
     ManifestEmpty,
     ManifestIllegalTransition,
     SampleNotAtBranch,
@@ -51,6 +54,8 @@ from nidaan.tenancy.service import tenancy_service
 
 #: How far in the future a client clock may put a collection time.
 CLOCK_SKEW = timedelta(minutes=5)
+#: A pre-printed barcode label as scanned: letters, digits, dashes.
+LABEL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
 
 #: Samples that may still take more tests (the tube has not reached the lab).
 NOT_YET_RECEIVED = frozenset(
@@ -365,7 +370,13 @@ class SamplesService:
         if isinstance(ref, uuid.UUID):
             statement = statement.where(Sample.id == ref)
         else:
-            statement = statement.where(Sample.accession == ref.strip().upper())
+            # A scanned pre-printed label finds its sample too (the accession wins a clash).
+            code = ref.strip().upper()
+            statement = (
+                statement.where(or_(Sample.accession == code, Sample.label_alias == code))
+                .order_by((Sample.accession == code).desc())
+                .limit(1)
+            )
         if lock:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         sample = await session.scalar(statement)
@@ -452,6 +463,44 @@ class SamplesService:
         row.collected_at_branch_id = branch.id
         await session.flush()
         await self._audit(session, caller, "sample.collected", row, before)
+        return row
+
+    async def bind_label(
+        self, session: AsyncSession, caller: Principal, sample: uuid.UUID | str, label: str
+    ) -> Sample:
+        """Stick a pre-printed barcode label on a sample: the label becomes its accession
+        alias (found by it like by the accession). Binding the same label again is a no-op;
+        a label already on any other sample of the organisation, or a second label on this
+        one, is refused (a unique index settles races between two phones)."""
+        text = label.strip().upper()
+        if not LABEL_PATTERN.fullmatch(text):
+            raise InvalidInput(
+                "A label is 4 to 40 letters, digits or dashes, as printed.", field="label"
+            )
+        row = await self._load(session, caller, sample)
+        if row.label_alias == text:
+            return row
+        if row.label_alias is not None:
+            raise LabelAlreadyBound(
+                f"Sample {row.accession} already carries label {row.label_alias}.",
+                label=row.label_alias,
+            )
+        elsewhere = await session.scalar(
+            select(Sample.accession).where(
+                Sample.organisation_id == row.organisation_id,
+                or_(Sample.label_alias == text, Sample.accession == text),
+            )
+        )
+        if elsewhere is not None:
+            raise LabelAlreadyBound(f"Label {text} is already bound to another sample.")
+        before = _snapshot(row)
+        row.label_alias = text
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            raise LabelAlreadyBound(f"Label {text} is already bound to another sample.") from None
+        await self._audit(session, caller, "sample.label_bound", row, before)
         return row
 
     async def receive(

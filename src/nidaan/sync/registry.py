@@ -140,6 +140,10 @@ class EntityHandler(ABC):
     async def delete(self, ctx: OpContext, row: Any) -> Outcome:
         raise Rejected(f"{self.name} cannot be deleted by sync")
 
+    async def operate(self, ctx: OpContext, row: Any) -> Outcome:
+        """An entity's own operation (listed in ``operations`` beyond the standard ones)."""
+        raise Rejected(f"unknown operation '{ctx.op.operation}'")
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):

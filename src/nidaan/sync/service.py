@@ -488,7 +488,7 @@ class SyncService:
             return await handler.transition(ctx, row)
         if op.operation == "delete":
             return await handler.delete(ctx, row)
-        raise Rejected(f"unknown operation '{op.operation}'")
+        return await handler.operate(ctx, row)
 
     async def queue_operation(
         self,

@@ -31,7 +31,7 @@ STEPS = frozenset(
 class AppointmentHandler(EntityHandler):
     name = "appointment"
     model = Appointment
-    operations = {"transition": ROAD}
+    operations = {"transition": ROAD, "bind_label": ROAD}
 
     def scope(self, session: Session, row: Any) -> list[uuid.UUID]:
         return [row.branch_id]
@@ -61,6 +61,23 @@ class AppointmentHandler(EntityHandler):
             lambda: appointments_service.advance(
                 session, caller, row.id, str(target), at=at, reason=reason
             )
+        )
+        return Outcome.applied()
+
+    async def operate(self, ctx: OpContext, row: Any) -> Outcome:
+        if ctx.op.operation == "bind_label":
+            return await self.bind_label(ctx, row)
+        return await super().operate(ctx, row)
+
+    async def bind_label(self, ctx: OpContext, row: Any) -> Outcome:
+        """Scan to bind: ``{"sample": <id or accession>, "label": <barcode>}``; binding the
+        same label again is applied without change, a label bound elsewhere is REJECTED."""
+        sample, label = ctx.data.get("sample"), ctx.data.get("label")
+        if not isinstance(sample, str) or not isinstance(label, str):
+            raise Rejected("bind_label needs sample and label as text")
+        session, caller = ctx.session, ctx.principal
+        await refused(
+            lambda: appointments_service.bind_label(session, caller, row.id, sample, label)
         )
         return Outcome.applied()
 
