@@ -41,8 +41,10 @@ async def _headers(session: AsyncSession, organisation: Organisation, *roles: st
     return bearer_for(await create_user(session, organisation, roles=roles or ("admin",)))
 
 
-def _consent(body: list[dict], purpose: str) -> dict:
-    return next(c for c in body if c["purpose"] == purpose)
+def _consent(body: dict | list[dict], purpose: str) -> dict:
+    """One purpose of a consent change's answer ({"consents": [...]}) or a notice's list."""
+    listed = body["consents"] if isinstance(body, dict) else body
+    return next(c for c in listed if c["purpose"] == purpose)
 
 
 # ---- consent: one record for messaging ---------------------------------------------------
@@ -62,7 +64,7 @@ async def test_messaging_consent_is_one_record_with_the_notification_consent(
     assert _consent(given_.json(), "reports_whatsapp")["granted"] is True
     # The notifications module sees the same record...
     channels = await client.get(f"{API}/patients/{patient.id}/notification-consents", headers=desk)
-    assert [(c["channel"], c["opted_in"]) for c in channels.json()] == [("whatsapp", True)]
+    assert [(c["channel"], c["opted_in"]) for c in channels.json()["items"]] == [("whatsapp", True)]
     assert await notifications_service.opted_in_channels(session, organisation.id, patient.id) == {
         Channel.WHATSAPP
     }
@@ -430,7 +432,7 @@ async def test_retention_dry_run_counts_and_the_run_purges_all_but_held_rows(
     assert (free.id, "old") not in left
     assert {(held.id, "old"), (held.id, "edge"), (free.id, "edge"), (free.id, "new")} <= left
     rules = await client.get(f"{API}/privacy/retention", headers=admin)
-    assert {r["record_class"] for r in rules.json()} >= {"clinical_records", "access_log"}
+    assert {r["record_class"] for r in rules.json()["items"]} >= {"clinical_records", "access_log"}
 
 
 @given(

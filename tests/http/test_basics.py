@@ -30,6 +30,9 @@ async def test_openapi_puts_product_endpoints_under_api_v1(client: httpx.AsyncCl
         "/webhooks/razorpay",  # payment gateways' signed webhooks (docs/billing.md)
         "/webhooks/stripe",
         "/webhooks/payu",
+        "/my-privacy/{token}",  # the patient's own privacy page (DPDP; a link, no login)
+        "/my-privacy/{token}/consents/{purpose}",
+        "/my-privacy/{token}/requests",
     }
     operation_ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
     assert len(operation_ids) == len(set(operation_ids))

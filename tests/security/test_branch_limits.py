@@ -118,6 +118,16 @@ ACTIONS = {
     ("POST", "/api/v1/qc/violations/{violation_id}/corrective-actions"),
     ("GET", "/api/v1/qc/charts/{lot_id}.svg"),
     ("GET", "/api/v1/qc/charts/{lot_id}.png"),
+    # E-invoices, debit notes and the counter payee belong to the invoice's (branch's) branch.
+    ("POST", "/api/v1/invoices/{invoice_id}/debit-notes"),
+    ("GET", "/api/v1/invoices/{invoice_id}/einvoice"),
+    ("POST", "/api/v1/invoices/{invoice_id}/einvoice"),
+    ("POST", "/api/v1/invoices/{invoice_id}/einvoice/cancel"),
+    ("GET", "/api/v1/invoices/{invoice_id}/einvoice/exchanges"),
+    ("GET", "/api/v1/invoices/{invoice_id}/einvoice/qr.png"),
+    ("GET", "/api/v1/billing/branches/{branch_id}/upi-payee"),
+    # A report's message goes again only from a branch that can read the report.
+    ("POST", "/api/v1/reports/{report_id}/notifications"),
 }
 
 #: Lists of branch rows: they must show none of another branch's.
@@ -328,6 +338,9 @@ ORGANISATION_WIDE = {
     ("GET", "/api/v1/privacy/breaches/{breach_id}"),
     ("PATCH", "/api/v1/privacy/breaches/{breach_id}"),
     ("GET", "/api/v1/privacy/breaches/{breach_id}/affected"),
+    # The organisation's GST e-invoicing settings (one GSTIN for every branch).
+    ("GET", "/api/v1/einvoice/settings"),
+    ("PUT", "/api/v1/einvoice/settings"),
 }
 
 

@@ -63,7 +63,7 @@ from nidaan.billing.schemas import (
 )
 from nidaan.events.service import publish
 from nidaan.kit.db import get_in_organisation
-from nidaan.kit.errors import Forbidden, InvalidInput
+from nidaan.kit.errors import InvalidInput
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value, next_value_gapless
@@ -184,8 +184,7 @@ class BillingService:
         self, session: AsyncSession, caller: Principal, branch_id: uuid.UUID
     ) -> Branch:
         branch = await tenancy_service.get_branch(session, caller, branch_id)
-        if not caller.may_use_branch(branch.id):
-            raise Forbidden("You do not work at this branch.")
+        caller.require_reach([branch.id], "branch")  # branch limits (403 branch_not_allowed)
         return branch
 
     async def live_invoice_for_order(

@@ -34,6 +34,7 @@ from nidaan.compliance.schemas import (
     BreachOut,
     BreachUpdate,
     ConsentChange,
+    ConsentsOut,
     LegalHoldIn,
     LegalHoldOut,
     NomineeIn,
@@ -197,7 +198,7 @@ async def patient_notice(
 
 @router.put(
     PATIENT + "/consents/{purpose}",
-    response_model=list[PurposeConsentOut],
+    response_model=ConsentsOut,
     operation_id="privacy:set_consent",
     responses={**AUTH_ERRORS, **problem_responses(NotFound)},
 )
@@ -207,7 +208,7 @@ async def set_consent(
     body: ConsentChange,
     principal: Principal = Depends(consent_writers),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[PurposeConsentOut]:
+) -> ConsentsOut:
     """Record consent given or withdrawn at the desk for one purpose (audited). The
     messaging purposes are the notification consent per channel: one record for both."""
     patient = await patients_service.get(session, principal, patient_id)
@@ -220,7 +221,9 @@ async def set_consent(
         caller=principal,
         language=body.notice_language,
     )
-    return [consent_out(s) for s in await compliance_service.consents(session, patient)]
+    return ConsentsOut(
+        consents=[consent_out(s) for s in await compliance_service.consents(session, patient)]
+    )
 
 
 @router.get(
@@ -464,15 +467,17 @@ async def close_request(
 
 @router.get(
     "/privacy/legal-holds",
-    response_model=list[LegalHoldOut],
+    response_model=ListResource[LegalHoldOut],
     operation_id="privacy:list_holds",
     responses={**AUTH_ERRORS},
 )
 async def list_holds(
     principal: Principal = Depends(overseers),
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[LegalHoldOut]:
-    return [hold_out(r) for r in await compliance_service.holds(session, principal)]
+) -> ListResource[LegalHoldOut]:
+    rows = [hold_out(r) for r in await compliance_service.holds(session, principal)]
+    return ListResource[LegalHoldOut].page_of(rows, page)
 
 
 @router.post(
@@ -491,16 +496,19 @@ async def release_hold(
 
 @router.get(
     "/privacy/retention",
-    response_model=list[RetentionRuleOut],
+    response_model=ListResource[RetentionRuleOut],
     operation_id="privacy:retention_rules",
     responses={**AUTH_ERRORS},
 )
-async def retention_rules(principal: Principal = Depends(overseers)) -> list[RetentionRuleOut]:
+async def retention_rules(
+    principal: Principal = Depends(overseers), page: PageParams = Depends(page_params)
+) -> ListResource[RetentionRuleOut]:
     """The retention policy: per record class, how long, on what legal basis, and whether
     the retention job purges it or a person reviews it."""
-    return [
+    rules = [
         RetentionRuleOut.model_validate(rule, from_attributes=True) for rule in domain.RETENTION
     ]
+    return ListResource[RetentionRuleOut].page_of(rules, page)
 
 
 @router.post(
@@ -546,15 +554,17 @@ async def create_breach(
 
 @router.get(
     "/privacy/breaches",
-    response_model=list[BreachOut],
+    response_model=ListResource[BreachOut],
     operation_id="privacy:list_breaches",
     responses={**AUTH_ERRORS},
 )
 async def list_breaches(
     principal: Principal = Depends(overseers),
+    page: PageParams = Depends(page_params),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[BreachOut]:
-    return [breach_out(r) for r in await compliance_service.list_breaches(session, principal)]
+) -> ListResource[BreachOut]:
+    rows = [breach_out(r) for r in await compliance_service.list_breaches(session, principal)]
+    return ListResource[BreachOut].page_of(rows, page)
 
 
 @router.get(
@@ -647,7 +657,7 @@ async def patient_page(
 
 @public_router.put(
     "/my-privacy/{token}/consents/{purpose}",
-    response_model=list[PurposeConsentOut],
+    response_model=ConsentsOut,
     operation_id="privacy:patient_consent",
     responses=problem_responses(PrivacyLinkInvalid, NotFound),
 )
@@ -656,7 +666,7 @@ async def patient_consent(
     purpose: str,
     body: ConsentChange,
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> list[PurposeConsentOut]:
+) -> ConsentsOut:
     """Give or withdraw consent from the patient's own page (as easy as giving it)."""
     patient = await compliance_service.patient_by_link(session, token[:100])
     await compliance_service.set_consent(
@@ -668,7 +678,9 @@ async def patient_consent(
         caller=None,
         language=body.notice_language,
     )
-    return [consent_out(s) for s in await compliance_service.consents(session, patient)]
+    return ConsentsOut(
+        consents=[consent_out(s) for s in await compliance_service.consents(session, patient)]
+    )
 
 
 @public_router.post(

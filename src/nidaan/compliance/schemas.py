@@ -33,6 +33,12 @@ class PurposeConsentOut(Schema):
     withdrawn_at: datetime | None
 
 
+class ConsentsOut(Schema):
+    """The patient's consent per purpose after a change (an action's answer, not a list)."""
+
+    consents: list[PurposeConsentOut]
+
+
 class NoticeOut(Schema):
     version: str
     language: str = Field(description="Language shown (English when not translated)")
