@@ -39,7 +39,7 @@ lint: $(STAMP)
 
 # Line and branch coverage of src/nidaan; the floor is in pyproject.toml ([tool.coverage.report]).
 test: lint system-deps web-test
-	$(BIN)/pytest -n 2 -q --cov --cov-report=term
+	$(BIN)/pytest -n 2 -q --cov --cov-report=term --durations=20
 
 # schemathesis over the whole OpenAPI document with a large budget and the stateful phase
 # (`make test` runs the same with a small one); summary in var/fuzz/summary.txt.
