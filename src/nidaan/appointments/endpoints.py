@@ -110,7 +110,7 @@ def _today() -> date:
 async def list_areas(
     branch_id: uuid.UUID,
     page: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(readers),
 ) -> ListResource[AreaOut]:
     """The pincodes the branch's phlebotomists go to."""
@@ -131,7 +131,7 @@ async def list_areas(
 async def set_areas(
     branch_id: uuid.UUID,
     body: AreasIn,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(admins),
 ) -> AreasOut:
     """Replace the branch's service area (bookings already made are kept)."""
@@ -148,7 +148,7 @@ async def set_areas(
 async def open_slots(
     branch_id: uuid.UUID,
     body: SlotsGenerate,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(admins),
 ) -> SlotsGenerated:
     """Open the day's windows with capacity = phlebotomists x visits each, for a range of
@@ -167,7 +167,7 @@ async def list_slots(
     first_day: date | None = Query(None, description="Default: today (IST)"),
     last_day: date | None = Query(None, description="Default: first_day"),
     page: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(readers),
 ) -> ListResource[SlotOut]:
     """Windows with their capacity, bookings and places left."""
@@ -189,7 +189,7 @@ async def list_slots(
 async def list_blackouts(
     branch_id: uuid.UUID,
     page: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(readers),
 ) -> ListResource[BlackoutOut]:
     await appointments_service.require_branch(session, caller, branch_id)
@@ -210,7 +210,7 @@ async def list_blackouts(
 async def add_blackout(
     branch_id: uuid.UUID,
     body: BlackoutIn,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(admins),
 ) -> BlackoutOut:
     """Close a day; the answer says how many live visits on it need rescheduling."""
@@ -230,7 +230,7 @@ async def add_blackout(
 )
 async def list_preparations(
     page: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(readers),
 ) -> ListResource[PreparationOut]:
     rows = await appointments_service.preparations(session, caller.organisation_id)
@@ -245,7 +245,7 @@ async def list_preparations(
 )
 async def set_preparation(
     body: PreparationIn,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(admins),
 ) -> PreparationOut:
     """Fasting hours and instructions of a test, shown when it is booked."""
@@ -276,7 +276,7 @@ def _preparation_out(row, test) -> PreparationOut:  # type: ignore[no-untyped-de
 )
 async def book(
     body: BookingCreate,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(desk),
 ) -> AppointmentOut:
     """Book a home visit (front desk). Refused with a clear code: ``slot_full``,
@@ -298,7 +298,7 @@ async def list_appointments(
     status: str | None = Query(None, max_length=16),
     phlebotomist_id: uuid.UUID | None = None,
     page: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(readers),
 ) -> ListResource[AppointmentOut]:
     """The visits of one day, or all upcoming ones (the booking calendar), in day, window
@@ -324,7 +324,7 @@ async def dashboard(
     first_day: date | None = Query(None, description="Default: 30 days ago"),
     last_day: date | None = Query(None, description="Default: today"),
     branch_id: uuid.UUID | None = None,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(dashboard_readers),
 ) -> DashboardOut:
     """No-shows (patient not available) and late arrivals per phlebotomist and pincode."""
@@ -359,7 +359,7 @@ async def dashboard(
 async def suggest_runs(
     branch_id: uuid.UUID,
     day: date | None = Query(None, description="Default: today (IST)"),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(desk),
 ) -> SuggestionsOut:
     """A suggested phlebotomist per visit, by area and window; nothing is saved until a
@@ -386,7 +386,7 @@ async def suggest_runs(
 )
 async def assign(
     body: AssignIn,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(desk),
 ) -> AssignedOut:
     """Put visits on phlebotomists' runs in the given order (all or nothing)."""
@@ -407,7 +407,7 @@ async def assign(
 async def run_sheet(
     phlebotomist_id: uuid.UUID,
     day: date | None = Query(None, description="Default: today (IST)"),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(road),
 ) -> RunSheetOut:
     """One phlebotomist's visits in order, with the tubes each needs and the run's total."""
@@ -443,7 +443,7 @@ async def run_sheet(
 )
 async def get_appointment(
     appointment_id: uuid.UUID,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(readers),
 ) -> AppointmentOut:
     row = await appointments_service.get(session, caller, appointment_id)
@@ -459,7 +459,7 @@ async def get_appointment(
 async def reschedule(
     appointment_id: uuid.UUID,
     body: Reschedule,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(desk),
 ) -> AppointmentOut:
     """Move a visit to another window (with a reason); reminders follow the new time."""
@@ -478,7 +478,7 @@ async def reschedule(
 async def cancel(
     appointment_id: uuid.UUID,
     body: Cancel,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(desk),
 ) -> AppointmentOut:
     """Cancel a visit that has not started (with a reason); its place is freed."""
@@ -497,7 +497,7 @@ async def cancel(
 async def visit_status(
     appointment_id: uuid.UUID,
     body: VisitStatusIn,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(road),
 ) -> AppointmentOut:
     """On the way (the patient is told, with the phlebotomist's name), arrived, patient
@@ -523,7 +523,7 @@ async def visit_status(
 async def collect(
     appointment_id: uuid.UUID,
     body: CollectIn,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     caller: Principal = Depends(road),
 ) -> CollectedOut:
     """At the door: create the order and its samples (collected now), take the payment."""
@@ -554,7 +554,7 @@ async def public_slots(
     first_day: date | None = None,
     pincode: str | None = Query(None, pattern=PINCODE, description="The patient's pincode"),
     page: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[PublicSlot]:
     """Windows with places left in the next 7 days (no login). With `pincode`, only if the
     branch's phlebotomists go there (else 422 pincode_not_served), so the patient learns it
@@ -590,7 +590,7 @@ async def public_slots(
 async def public_tests(
     organisation: str,
     branch: str,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
     page: PageParams = Depends(page_params),
 ) -> ListResource[PublicTest]:
     """Tests with preparation the lab has written (fasting shown before booking)."""
@@ -615,7 +615,7 @@ async def send_code(
     organisation: str,
     branch: str,
     body: CodeRequest,
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> CodeSent:
     """Send a 6-digit code to the mobile (SMS, else WhatsApp); 3 per 15 minutes."""
     place = await booking_link_service.link_branch(session, organisation, branch)
@@ -670,7 +670,7 @@ async def public_book(
     branch: str,
     body: PublicBooking,
     token: str | None = Header(None, alias="X-Booking-Token"),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PublicAppointment:
     """Book a home visit after verifying the mobile (for a patient of that number, or a
     new patient registered with it)."""
@@ -691,7 +691,7 @@ async def public_mine(
     branch: str,
     token: str | None = Header(None, alias="X-Booking-Token"),
     page: PageParams = Depends(page_params),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ListResource[PublicAppointment]:
     """Upcoming visits of the verified mobile's patients."""
     place = await booking_link_service.link_branch(session, organisation, branch)
@@ -716,7 +716,7 @@ async def public_reschedule(
     appointment_id: uuid.UUID,
     body: Reschedule,
     token: str | None = Header(None, alias="X-Booking-Token"),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PublicAppointment:
     """The reschedule link of the reminders: move the visit to another window."""
     place = await booking_link_service.link_branch(session, organisation, branch)
@@ -740,7 +740,7 @@ async def public_cancel(
     appointment_id: uuid.UUID,
     body: Cancel,
     token: str | None = Header(None, alias="X-Booking-Token"),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_session, scope="function"),
 ) -> PublicAppointment:
     place = await booking_link_service.link_branch(session, organisation, branch)
     otp = await booking_link_service.token_session(session, place, token)

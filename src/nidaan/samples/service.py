@@ -321,10 +321,18 @@ class SamplesService:
             )
         return branches
 
-    async def require_reach(self, session: AsyncSession, caller: Principal, sample: Sample) -> None:
-        """Refuse a sample at branches the caller does not work at."""
+    async def require_reach(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        sample: Sample,
+        receiving_at: uuid.UUID | None = None,
+    ) -> None:
+        """Refuse a sample at branches the caller does not work at. A lab receiving a tube
+        (``receiving_at``) reaches it: the tube is in its hands, from whichever centre."""
         if caller.branch_ids is not None:
-            caller.require_reach(await self.branches_of(session, sample), "sample")
+            branches = await self.branches_of(session, sample) | {receiving_at}
+            caller.require_reach(branches, "sample")
 
     async def order_branches(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
@@ -358,13 +366,14 @@ class SamplesService:
         ref: uuid.UUID | str,
         *,
         lock: bool = True,
+        receiving_at: uuid.UUID | None = None,
     ) -> Sample:
         """A sample by id (UUID) or accession (str) in the caller's organisation."""
         if isinstance(ref, uuid.UUID) and not lock:
             found = await get_in_organisation(session, Sample, ref, caller.organisation_id)
             if found is None:
                 raise NotFound("No such sample in your organisation.", entity="sample")
-            await self.require_reach(session, caller, found)
+            await self.require_reach(session, caller, found, receiving_at)
             return found
         statement = select(Sample).where(Sample.organisation_id == caller.organisation_id)
         if isinstance(ref, uuid.UUID):
@@ -382,18 +391,22 @@ class SamplesService:
         sample = await session.scalar(statement)
         if sample is None:
             raise NotFound("No such sample in your organisation.", entity="sample")
-        await self.require_reach(session, caller, sample)
+        await self.require_reach(session, caller, sample, receiving_at)
         return sample
 
     async def _load_with_manifest(
-        self, session: AsyncSession, caller: Principal, ref: uuid.UUID | str
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        ref: uuid.UUID | str,
+        receiving_at: uuid.UUID | None = None,
     ) -> tuple[Sample, Manifest | None]:
         """Lock the sample's manifest, then the sample (the order dispatch locks them in),
         so receiving and dispatching at once cannot deadlock."""
         for _ in range(3):
-            peek = await self._load(session, caller, ref, lock=False)
+            peek = await self._load(session, caller, ref, lock=False, receiving_at=receiving_at)
             manifest = await self._lock_manifest(session, caller, peek.manifest_id)
-            row = await self._load(session, caller, ref)
+            row = await self._load(session, caller, ref, receiving_at=receiving_at)
             if row.manifest_id == (manifest.id if manifest is not None else None):
                 return row, manifest
         raise VersionConflict("The sample's manifest keeps changing; try again.")
@@ -522,7 +535,7 @@ class SamplesService:
         The lab defaults to the manifest's destination, else the branch it was collected at.
         Receiving the last outstanding sample of a dispatched manifest marks it received.
         """
-        row, manifest = await self._load_with_manifest(session, caller, sample)
+        row, manifest = await self._load_with_manifest(session, caller, sample, branch_id)
         _check_version(row, version, "sample")
         new_status = transition(row.status, SampleEvent.RECEIVE)
         target = branch_id
