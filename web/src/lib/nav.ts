@@ -23,8 +23,8 @@ export const SCREENS: Screen[] = [
 	{ path: '/admin', label: 'nav.admin', roles: ['admin', 'auditor'] },
 	{ path: '/notifications', label: 'notify.nav', roles: ['admin', 'auditor'] },
 	{ path: '/abdm', label: 'abdm.nav', roles: ['admin', 'pathologist', 'auditor'] },
-	{ path: '/einvoice', label: 'nav.einvoice', roles: ['admin', 'billing', 'auditor'] },
 	{ path: '/billing', label: 'nav.billing', roles: ['admin', 'billing', 'auditor'] },
+	{ path: '/einvoice', label: 'nav.einvoice', roles: ['admin', 'billing', 'auditor'] },
 	{ path: '/qc', label: 'nav.qc', roles: ['admin', 'technician', 'pathologist', 'auditor'] },
 	{ path: '/home', label: 'nav.home', roles: ['admin', 'front_desk'] },
 	{ path: '/run', label: 'nav.run', roles: ['admin', 'front_desk', 'phlebotomist'], offline: true }
