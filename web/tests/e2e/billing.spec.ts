@@ -86,7 +86,7 @@ test('billing desk: dues, split tender, counter UPI QR, payment link paid at the
 	await expect(page.getByTestId('refund-row')).toContainText('Glucose repeated free of charge');
 	await expect(page.getByTestId('refund-row')).toContainText('Processed');
 	await expect(page.getByTestId('amount-refunded')).toHaveText('₹40.00');
-	const refunds = await call(request, 'billing', 'GET', `/api/v1/invoices/${invoice.id}/payments`);
+	const refunds = (await call(request, 'billing', 'GET', `/api/v1/invoices/${invoice.id}/payments`)).items;
 	expect(refunds.find((p: any) => p.method === 'cash').amount_refunded).toBe('40.00');
 });
 

@@ -18,7 +18,7 @@ test('messages: consent at the desk, delivery on the report screen, resend by ch
 	await page.keyboard.press('Space');
 	await expect(consent.getByRole('status')).toHaveText('Consent for WhatsApp saved.');
 	await expect(consent.getByLabel('Agreed to messages on WhatsApp')).toBeChecked();
-	const stored = await call(request, 'front_desk', 'GET', `/api/v1/patients/${patient.id}/notification-consents`);
+	const stored = (await call(request, 'front_desk', 'GET', `/api/v1/patients/${patient.id}/notification-consents`)).items;
 	expect(stored.map((c: any) => [c.channel, c.opted_in])).toEqual([['whatsapp', true]]);
 	await expectAccessible(page);
 	await screenshot(page, '11-patient-consent-en');
