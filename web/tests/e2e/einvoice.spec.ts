@@ -5,6 +5,9 @@ import { expect, expectAccessible, screenshot, signIn, test } from './fixtures';
 
 test('e-invoice: get the IRN of a B2B invoice, see the signed QR, cancel within 24 hours', async ({ page, request }) => {
 	await signIn(page, 'billing');
+	// The billing role lands on Billing; GST e-invoices is its own screen.
+	await expect(page).toHaveURL(/\/billing$/);
+	await page.goto('/einvoice');
 	await expect(page).toHaveURL(/\/einvoice$/);
 	const row = page.getByTestId('einvoice-row').filter({ hasText: 'Acme Software' });
 	await expect(row).toBeVisible();
