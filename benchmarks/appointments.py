@@ -67,10 +67,10 @@ async def measure(database_url: str, args: argparse.Namespace) -> None:
     from nidaan.appointments.models import Slot
     from nidaan.appointments.schemas import SlotsGenerate, WindowIn
     from nidaan.appointments.service import appointments_service
-    from nidaan.config import get_settings
+    from nidaan.config import get_settings, reset_settings
     from nidaan.kit import db
 
-    get_settings.cache_clear()
+    reset_settings()
     settings = get_settings()
     db.configure(os.environ["NIDAAN_DATABASE_URL"])
     migrate.upgrade(settings)

@@ -92,7 +92,7 @@ async def seed(database_url: str, count: int) -> uuid.UUID:
     from tests.fixtures.results import make_lab, place_order
 
     from nidaan import migrate
-    from nidaan.config import get_settings
+    from nidaan.config import get_settings, reset_settings
     from nidaan.events.service import publish
     from nidaan.files.enums import FilePurpose
     from nidaan.files.service import files_service
@@ -104,7 +104,7 @@ async def seed(database_url: str, count: int) -> uuid.UUID:
     from nidaan.reports.models import Report
 
     os.environ["NIDAAN_DATABASE_URL"] = database_url
-    get_settings.cache_clear()
+    reset_settings()
     settings = get_settings()
     db.configure(database_url)
     migrate.upgrade(settings)

@@ -96,11 +96,11 @@ async def make_lab(database_url: str, payments: int) -> tuple[dict[str, str], li
 
     from nidaan import migrate
     from nidaan.billing.models import BillingSettings
-    from nidaan.config import get_settings
+    from nidaan.config import get_settings, reset_settings
     from nidaan.kit import db
 
     os.environ["NIDAAN_DATABASE_URL"] = database_url
-    get_settings.cache_clear()
+    reset_settings()
     settings = get_settings()
     migrate.upgrade(settings)
     async with db.session_scope(settings) as session:

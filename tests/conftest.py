@@ -24,7 +24,7 @@ os.environ.pop("NIDAAN_MIGRATION_DATABASE_URL", None)
 import psycopg  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
-from nidaan.config import Settings, get_settings  # noqa: E402
+from nidaan.config import Settings, get_settings, reset_settings  # noqa: E402
 from nidaan.kit import db  # noqa: E402
 from nidaan.kit.embedded import to_psycopg_url  # noqa: E402
 
@@ -79,7 +79,7 @@ def database_url(worker_id: str) -> Iterator[str]:
     url = _as_role(owner_url, APP_ROLE, APP_PASSWORD)
     os.environ["NIDAAN_DATABASE_URL"] = url
     os.environ["NIDAAN_MIGRATION_DATABASE_URL"] = owner_url
-    get_settings.cache_clear()
+    reset_settings()
     db.configure(url)
     from nidaan import migrate
 
@@ -115,9 +115,24 @@ def scratch_database(database_url: str, worker_id: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: The settings object of this worker's session (set by the ``settings`` fixture).
+_session_settings: list[Settings] = []
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return get_settings()
+    _session_settings[:] = [get_settings()]
+    return _session_settings[0]
+
+
+@pytest.fixture(autouse=True)
+def _one_settings_object() -> Iterator[None]:
+    """Tests monkeypatch the session's settings object and the code reads ``get_settings()``:
+    a test that reloads settings (a CLI ``--port``, a new environment variable) must not leave
+    the rest of this worker's tests reading another object."""
+    yield
+    if _session_settings and get_settings() is not _session_settings[0]:
+        reset_settings(_session_settings[0])
 
 
 @pytest.fixture(scope="session")

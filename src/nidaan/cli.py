@@ -19,7 +19,14 @@ from nidaan import command_line
 from nidaan.audit.cli import audit_app
 from nidaan.autoverify.cli import autoverify_app
 from nidaan.command_line import fail, open_database, terminal_interrupts_to_this_process
-from nidaan.config import ConfigurationError, Mode, Settings, check_production_ready, get_settings
+from nidaan.config import (
+    ConfigurationError,
+    Mode,
+    Settings,
+    check_production_ready,
+    get_settings,
+    reset_settings,
+)
 from nidaan.files.cli import files_app
 from nidaan.integration.cli import interfaces
 from nidaan.keys_cli import keys_app
@@ -90,7 +97,7 @@ def _listen_on(host: str | None, port: int | None) -> None:
     if port:
         os.environ["NIDAAN_PORT"] = str(port)
     if host or port:
-        get_settings.cache_clear()
+        reset_settings()
 
 
 def _settings() -> Settings:

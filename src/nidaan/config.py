@@ -11,7 +11,6 @@ import hmac
 import json
 import secrets
 from base64 import urlsafe_b64decode, urlsafe_b64encode
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -423,9 +422,27 @@ def _load_or_create_demo_secrets(data_dir: Path) -> dict[str, Any]:
     return values
 
 
-@lru_cache(maxsize=1)
+_loaded: Settings | None = None
+
+
 def get_settings() -> Settings:
-    """Load settings once; demo and test modes get generated keys in the data directory."""
+    """The settings of this process, loaded from the environment on first use."""
+    global _loaded
+    if _loaded is None:
+        _loaded = load_settings()
+    return _loaded
+
+
+def reset_settings(settings: Settings | None = None) -> None:
+    """Forget the loaded settings so the next ``get_settings()`` reads the environment again
+    (after ``--port`` changes it), or put a given settings object in their place."""
+    global _loaded
+    _loaded = settings
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; demo and test modes get generated keys in the
+    data directory."""
     settings = Settings()
     if settings.mode is not Mode.PRODUCTION:
         generated = _load_or_create_demo_secrets(settings.data_dir)

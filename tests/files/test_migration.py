@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from nidaan import migrate
-from nidaan.config import Settings, get_settings
+from nidaan.config import Settings, get_settings, reset_settings
 from nidaan.kit import db
 
 OUR_TABLES = ("'files'", "'reports'", "'notification")
@@ -31,12 +31,12 @@ def database_at_0009(scratch_database: str, database_url: str, monkeypatch: pyte
     # The scratch database is migrated (and used) as its owner, not the shared test database.
     monkeypatch.setenv("NIDAAN_DATABASE_URL", scratch_database)
     monkeypatch.setenv("NIDAAN_MIGRATION_DATABASE_URL", scratch_database)
-    get_settings.cache_clear()
+    reset_settings()
     db.configure(scratch_database)
     migrate.upgrade(get_settings(), "0009_sync")
     yield scratch_database
     monkeypatch.undo()
-    get_settings.cache_clear()
+    reset_settings()
     db.configure(database_url)
 
 

@@ -30,7 +30,7 @@ from nidaan.auth.principal import Principal
 from nidaan.billing.configuration import billing_configuration
 from nidaan.billing.enums import RateListKind
 from nidaan.billing.schemas import RateListCreate, RateListItemIn, RateListUpdate
-from nidaan.config import Settings, get_settings
+from nidaan.config import Settings, get_settings, reset_settings
 from nidaan.kit import cache as cache_module
 from nidaan.kit.cache import Cache, MemoryCache, RedisCache
 from tests.fixtures.lab import create_catalog_test
@@ -142,12 +142,12 @@ asyncio.run(main())
 async def redis_settings(settings: Settings) -> AsyncIterator[Settings]:
     """This process configured with NIDAAN_REDIS_URL (as a second API process would be)."""
     os.environ["NIDAAN_REDIS_URL"] = REDIS_URL
-    get_settings.cache_clear()
+    reset_settings()
     try:
         yield get_settings()
     finally:
         os.environ.pop("NIDAAN_REDIS_URL", None)
-        get_settings.cache_clear()
+        reset_settings(settings)
         await cache_module.close_caches()
 
 
