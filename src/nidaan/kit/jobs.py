@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import importlib.util
 import inspect
 import logging
@@ -92,7 +93,11 @@ async def open_job_app(settings: Settings) -> App:
     global _conninfo
     _conninfo = libpq_conninfo(database_url(settings))
     job_app.import_paths = _existing_task_modules()
-    job_app.perform_import_paths()
+    # Imported here, not by ``perform_import_paths()``: procrastinate performs those once per
+    # process, and deferring a task by name (``configure_task``) before this call would mark
+    # them done with nothing imported, leaving the worker unable to run those tasks.
+    for path in job_app.import_paths:
+        importlib.import_module(path)
     await job_app.open_async()
     return job_app
 

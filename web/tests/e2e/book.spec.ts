@@ -25,11 +25,7 @@ async function smsCode(request: APIRequestContext, mobile: string, not?: string)
 	return found;
 }
 
-// Known open defect (issue 21, closing note): the booking code never reaches the SMS
-// simulator in `nidaan demo run` (the demo worker fails the first notification jobs with
-// "Task cannot be imported"), so this journey cannot finish yet. It passed when the code
-// message was sent by hand; fix the worker, then remove `fixme`.
-test.fixme('a patient books from the link, then reschedules and cancels it in Hindi', async ({ browser, baseURL, request }) => {
+test('a patient books from the link, then reschedules and cancels it in Hindi', async ({ browser, baseURL, request }) => {
 	test.setTimeout(180_000);
 	const phone = await browser.newContext({ baseURL, viewport: { width: 390, height: 844 }, locale: 'en-IN', timezoneId: 'Asia/Kolkata' });
 	const page = await phone.newPage();

@@ -4,12 +4,7 @@ import { call } from './api';
 import { expect, expectAccessible, screenshot, signIn, test, unique } from './fixtures';
 import { patientWithMobile, reportedOrder } from './reported';
 
-// Known open defect (issue 12 stays open, closing note): in `nidaan demo run` the report's
-// WhatsApp message stays "Queued" — the worker fails the notification jobs queued before it
-// started with "Task cannot be imported" and later ones are not sent within a minute. The
-// Python suite sends through the same dispatcher and passes; fix the demo worker, then
-// remove `fixme` from the two tests below.
-test.fixme('messages: consent at the desk, delivery on the report screen, resend by channel', async ({ page, request }) => {
+test('messages: consent at the desk, delivery on the report screen, resend by channel', async ({ page, request }) => {
 	test.setTimeout(180_000);
 	const name = unique('Meera Joshi');
 	const patient = await patientWithMobile(request, name);
@@ -70,7 +65,7 @@ test.fixme('messages: consent at the desk, delivery on the report screen, resend
 	await expect(page.getByTestId('messages').getByTestId('message-row').first()).toBeVisible({ timeout: 30_000 });
 });
 
-test.fixme('messages log: the admin filters by channel, status and patient', async ({ page }) => {
+test('messages log: the admin filters by channel, status and patient', async ({ page }) => {
 	await signIn(page, 'admin');
 	await page.getByRole('link', { name: 'Messages' }).click();
 	await expect(page.getByRole('heading', { name: 'Messages to patients and doctors' })).toBeVisible();
