@@ -90,8 +90,10 @@ class ServeRole(enum.StrEnum):
 
 
 def _listen_on(host: str | None, port: int | None) -> None:
-    """Make ``--host``/``--port`` the settings of this process, so everything derived from
-    them (the demo's simulator URLs, links in messages) names where we really listen."""
+    """Make ``--host``/``--port`` the settings of this process before they are read, so
+    everything derived from them (the demo's simulator URLs and webhooks, links in messages
+    and file links) names where we really listen; child processes (``--processes``) read
+    the same from the environment."""
     if host:
         os.environ["NIDAAN_HOST"] = host
     if port:
@@ -155,33 +157,21 @@ def _check_database_role(settings: Settings) -> None:
     typer.secho(f"Warning: {', '.join(problems)}{advice}.", fg=typer.colors.YELLOW, err=True)
 
 
-def listen_at(settings: Settings, host: str, port: int) -> None:
-    """Record where this server listens: links it makes to itself without a public URL (the
-    demo's gateway simulators and their webhooks, file links) must use the port given on the
-    command line, not the default. Child processes read the same from the environment."""
-    import os
-
-    settings.host, settings.port = host, port
-    os.environ["NIDAAN_HOST"], os.environ["NIDAAN_PORT"] = host, str(port)
-
-
 def _serve(
     settings: Settings,
     role: ServeRole,
-    host: str,
-    port: int,
     banner: str | None = None,
     processes: int = 1,
 ) -> None:
-    import os
-
+    """Serve on ``settings.host:settings.port`` (``--host``/``--port`` are already in them:
+    ``_listen_on``; child processes read the same from the environment)."""
     import uvicorn
 
     from nidaan.kit.db import database_url
     from nidaan.kit.signals import ServerProcesses
     from nidaan.main import create_app
 
-    listen_at(settings, host, port)
+    host, port = settings.host, settings.port
     run_worker = role is ServeRole.ALL and settings.worker_in_process
     if banner:
         typer.echo(banner)
@@ -266,7 +256,7 @@ def serve(
                 "production mode refuses to start with it. Use a fresh database."
             )
         _check_database_role(settings)
-        _serve(settings, role, host or settings.host, port or settings.port, processes=processes)
+        _serve(settings, role, processes=processes)
 
 
 @db_app.command("upgrade")
@@ -377,13 +367,7 @@ def demo_run(
         from nidaan.demo.lab_day import demo_analyzer_banner
 
         typer.echo(demo_analyzer_banner(settings.demo_analyzer_port))
-        _serve(
-            settings,
-            ServeRole.ALL,
-            host or settings.host,
-            port or settings.port,
-            banner=demo_banner(),
-        )
+        _serve(settings, ServeRole.ALL, banner=demo_banner())
 
 
 @org_app.command("create")

@@ -3,12 +3,21 @@ wires unconfigured gateways to the built-in simulators; nothing else does."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from nidaan.config import Mode, Settings, check_production_ready, generate_secrets
+from nidaan.config import (
+    Mode,
+    Settings,
+    check_production_ready,
+    generate_secrets,
+    get_settings,
+    reset_settings,
+)
 from nidaan.main import create_app
 from nidaan.payments.gateways.base import GatewayNotConfigured
 from nidaan.payments.gateways.registry import configured_gateways, gateway_for
@@ -64,24 +73,41 @@ def test_outside_demo_unconfigured_gateways_are_not_offered(tmp_path: Path) -> N
     assert configured_gateways(live) == ["razorpay"]
 
 
+@pytest.fixture
+def demo_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A demo installation's environment without a port of its own; the settings this process
+    had before are put back afterwards."""
+    before = get_settings()
+    for name in ("NIDAAN_PORT", "NIDAAN_HOST", "NIDAAN_PUBLIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("NIDAAN_WHATSAPP_API_URL", "NIDAAN_RAZORPAY_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NIDAAN_MODE", "demo")
+    monkeypatch.setenv("NIDAAN_DATA_DIR", str(tmp_path))
+    reset_settings()
+    assert get_settings().port == 8000
+    yield
+    monkeypatch.undo()
+    reset_settings(before)
+
+
+@pytest.mark.usefixtures("demo_environment")
 def test_demo_run_on_another_port_points_the_gateways_at_that_port(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`nidaan demo run --port 8765`: links, simulators and webhooks use 8765, not 8000."""
-    from nidaan.cli import listen_at
+    from nidaan.cli import _listen_on
     from nidaan.kit.storage import public_base_url
 
-    monkeypatch.delenv("NIDAAN_PORT", raising=False)
-    monkeypatch.delenv("NIDAAN_HOST", raising=False)
-    demo = _settings(tmp_path, Mode.DEMO)
-    assert demo.port == 8000
-    listen_at(demo, "127.0.0.1", 8765)
+    _listen_on("127.0.0.1", 8765)
+    demo = get_settings()
     assert public_base_url(demo) == "http://127.0.0.1:8765"
     assert gateway_for("razorpay", demo).base_url == "http://127.0.0.1:8765/simulators/razorpay"  # type: ignore[attr-defined]
-    import os
-
+    # Wired when the settings are read, so it follows only because the port came first.
+    assert demo.whatsapp_api_url == "http://127.0.0.1:8765/_simulators/whatsapp"
+    # Child processes (--processes) read the same port from the environment.
     assert (os.environ["NIDAAN_HOST"], os.environ["NIDAAN_PORT"]) == ("127.0.0.1", "8765")
     # An explicit public URL (behind a proxy) still wins.
-    proxied = _settings(tmp_path, Mode.DEMO, public_base_url="https://lab.example.com")
-    listen_at(proxied, "0.0.0.0", 9000)
-    assert public_base_url(proxied) == "https://lab.example.com"
+    monkeypatch.setenv("NIDAAN_PUBLIC_BASE_URL", "https://lab.example.com")
+    _listen_on("0.0.0.0", 9000)
+    assert public_base_url(get_settings()) == "https://lab.example.com"

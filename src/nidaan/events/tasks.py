@@ -13,6 +13,7 @@ from nidaan.config import get_settings
 from nidaan.events.base import event_from_payload
 from nidaan.events.models import EventDelivery, OutboxEvent
 from nidaan.events.registry import get_subscription
+from nidaan.kit import tracing
 from nidaan.kit.context import request_id_var
 from nidaan.kit.db import session_scope
 from nidaan.kit.jobs import actor, periodic
@@ -62,7 +63,9 @@ async def deliver(event_id: str, subscriber: str) -> None:
         # Logs and audit entries written by the handler point back at the original request.
         token = request_id_var.set(row.request_id)
         try:
-            await subscription.handler(session, event)
+            # Names the event and subscriber in the trace ("job events.deliver" says neither).
+            with tracing.span(f"{row.name} -> {subscriber}", event_id=event_id):
+                await subscription.handler(session, event)
         finally:
             request_id_var.reset(token)
 

@@ -1,21 +1,23 @@
-"""Prometheus metrics of the analyzer connections of this process (``GET /metrics``).
+"""Prometheus gauges of the analyzer connections of this process, on the shared registry.
 
 The same truth as ``/readyz`` and the instrument status page, for a monitoring system: a
 connection that cannot start (its port is taken, its serial device is missing) is
 ``nidaan_interface_down 1`` with since when and the next retry, and
 ``nidaan_interfaces_down`` counts them, so one alert rule (``nidaan_interfaces_down > 0``)
-catches every degraded interface.
+catches every degraded interface. They are served with every other metric of the process
+(``nidaan.observability.metrics``: ``GET /metrics`` on the API port or the metrics port of
+the worker and of ``nidaan interfaces``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from nidaan.integration.service import IntegrationService, integration_service
+from nidaan.kit.metrics import REGISTRY
 
 LABELS = ["instrument_id", "instrument"]
 
@@ -67,19 +69,12 @@ class InterfaceCollector(Collector):
         yield from (down_count, down, since, retry, connected)
 
 
-def metrics_text(service: IntegrationService = integration_service) -> bytes:
-    """The Prometheus text exposition of this process's interfaces."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(InterfaceCollector(service))
-    return generate_latest(registry)
+_collector: InterfaceCollector | None = None
 
 
-_registered: set[int] = set()
-
-
-def register_interface_metrics(registry: CollectorRegistry) -> None:
-    """Add the interface gauges to ``registry`` (once): ``GET /metrics`` serves them beside
-    the process's other metrics."""
-    if id(registry) not in _registered:
-        registry.register(InterfaceCollector(integration_service))
-        _registered.add(id(registry))
+def register_interface_metrics() -> None:
+    """Add the interface gauges to the process's registry (once)."""
+    global _collector
+    if _collector is None:
+        _collector = InterfaceCollector(integration_service)
+        REGISTRY.register(_collector)

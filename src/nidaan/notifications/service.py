@@ -27,6 +27,7 @@ from nidaan.auth.enums import ALL_ROLES
 from nidaan.auth.principal import Principal
 from nidaan.catalog.service import catalog_service
 from nidaan.config import Settings, get_settings
+from nidaan.kit import tracing
 from nidaan.kit.blind_index import blind_index
 from nidaan.kit.db import get_in_organisation, raw_connection
 from nidaan.kit.errors import InvalidInput
@@ -128,9 +129,9 @@ async def enqueue_send(
         # A new message has no job yet, so the lock cannot clash inside the transaction.
         options["connection"] = await raw_connection(session)
     try:
-        await job_app.configure_task(SEND_TASK, **options).defer_async(
-            notification_id=str(notification_id)
-        )
+        arguments: dict[str, Any] = {"notification_id": str(notification_id)}
+        tracing.inject(arguments)  # the send (and its outbound call) joins the caller's trace
+        await job_app.configure_task(SEND_TASK, **options).defer_async(**arguments)
     except AlreadyEnqueued:
         logger.debug("Send job for %s is already queued", notification_id)
 

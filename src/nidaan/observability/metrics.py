@@ -180,7 +180,7 @@ async def exposition(settings: Settings) -> Response:
     """The current metrics in Prometheus' text format."""
     from nidaan.integration.metrics import register_interface_metrics
 
-    register_interface_metrics(REGISTRY)
+    register_interface_metrics()
     await refresh(settings)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
