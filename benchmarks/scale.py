@@ -9,6 +9,10 @@ the single-process figure measured in the same run (on a machine with fewer core
 processes, the ratio shows the cost of contention rather than a gain).
 
 Run:  .venv/bin/python benchmarks/scale.py [--processes 1 2 4] [--start 10] [--step 1.5]
+Duration: per process count, a fresh database and the processes' start (2-4 minutes on a
+busy 2-core machine), then one step per client count, each about one journey long (16
+paced calls at --think-ms, ~20 s); with the defaults at most 10 steps (10 .. 366 clients),
+so a full run takes 10-25 minutes, less when p95 crosses the limit early.
 The projection from these figures to 10,000 users / 10k req/s is in docs/scaling.md.
 """
 
@@ -161,10 +165,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2, 4], help="API process counts to measure"
+    )
     parser.add_argument("--start", type=int, default=10, help="clients of the first step")
     parser.add_argument("--step", type=float, default=1.5, help="client growth per step")
-    parser.add_argument("--max-clients", type=int, default=400)
-    parser.add_argument("--p95-ms", type=float, default=100.0)
-    parser.add_argument("--think-ms", type=float, default=1000.0)
+    parser.add_argument("--max-clients", type=int, default=400, help="stop raising here")
+    parser.add_argument("--p95-ms", type=float, default=100.0, help="latency limit (p95)")
+    parser.add_argument(
+        "--think-ms", type=float, default=1000.0, help="pause between a client's actions"
+    )
     asyncio.run(main(parser.parse_args()))
