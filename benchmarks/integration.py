@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import random
@@ -245,6 +246,7 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
 
     from nidaan import migrate
     from nidaan.config import get_settings
+    from nidaan.events.registry import load_handler_modules
     from nidaan.integration.models import Instrument, InterfaceException
     from nidaan.integration.runtime import InterfaceSupervisor
     from nidaan.integration.schemas import InstrumentCreate, MapEntryIn
@@ -332,6 +334,11 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     # The real path: the instrument rows are read by the interface supervisor, which listens
     # on their ports and lands every message through the driver and ``ingest_results``.
     expected = samples * len(codes)
+    # As `nidaan interfaces` does before it listens: subscribers imported, start-up objects
+    # (here also the set-up's) frozen out of the garbage collector's way.
+    load_handler_modules()
+    gc.collect()
+    gc.freeze()
     supervisor = InterfaceSupervisor(settings, listen_host="127.0.0.1", organisation_id=org_id)
     await supervisor.start()
     cpu_before, pg_before, machine = time.process_time(), postgres_cpu_s(), machine_busy()
