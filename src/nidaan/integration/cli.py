@@ -63,8 +63,10 @@ def interfaces(
     the database). Check each instrument's status in Nidaan. Press Ctrl-C to stop.
     """
     import asyncio
+    import gc
 
     from nidaan.config import get_settings
+    from nidaan.events.registry import load_handler_modules
     from nidaan.integration.journal import JournalBusy
     from nidaan.integration.runtime import InterfaceSupervisor
     from nidaan.kit import tracing
@@ -84,6 +86,13 @@ def interfaces(
 
     async def run() -> None:
         start_metrics_server(settings, metrics_port)
+        # Import every event subscriber now (the first landing would, while an analyzer waits),
+        # then move what start-up left behind out of the garbage collector's way: landing
+        # creates many short-lived objects, and each full collection would walk the modules'
+        # hundreds of thousands of long-lived ones again.
+        load_handler_modules()
+        gc.collect()
+        gc.freeze()
         supervisor = InterfaceSupervisor(
             settings,
             reload_interval=reload_interval,

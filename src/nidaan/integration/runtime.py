@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.service import chainer
 from nidaan.config import Settings
+from nidaan.events.registry import load_handler_modules
 from nidaan.integration import domain
 from nidaan.integration.astm.errors import ASTMNotConnected
 from nidaan.integration.astm.protocol import ASTMLink, LinkOptions, Timers, kept_tokens
@@ -840,6 +841,10 @@ class InterfaceSupervisor:
         self._owns_chainer = not chainer.running
         if self._owns_chainer:
             chainer.start()
+        # The first landing publishes events, which imports every subscriber's module (some
+        # pull in heavy libraries): do it now, before any port listens, not while the first
+        # analyzer waits for its ACKs.
+        load_handler_modules()
         self.lander.start()
         await self.reload()
         if waiting:

@@ -466,6 +466,10 @@ class _Batch:
                     patient_id=context.patient_id,
                     result_version=1,
                     is_current=True,
+                    # Every column given (none left to a server default to read back), so
+                    # the rows go in one prepared single-row statement, not a multi-row
+                    # INSERT .. RETURNING whose text the driver parses anew each batch.
+                    autoverified=False,
                     created_at=now,
                     updated_at=now,
                     **fields,
