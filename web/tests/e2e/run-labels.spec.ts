@@ -18,9 +18,13 @@ test('scan pre-printed labels onto a visit’s tubes offline, then sync them to 
 	await run.getByTestId('run-day').fill(tomorrow());
 	const visits = run.getByTestId('run-visit');
 	await expect(visits.first()).toBeVisible({ timeout: 30_000 });
-	// The demo's first visit on the run needs two tubes (fluoride for glucose and another).
-	const visit = visits.filter({ has: run.getByTestId('run-tubes').filter({ hasText: /,/ }) }).first();
-	const id = (await visit.getAttribute('data-id'))!;
+	// A demo visit still to do that needs two tubes (fluoride for the glucose and another).
+	const todo = visits
+		.filter({ has: run.getByTestId('run-tubes').filter({ hasText: /,/ }) })
+		.filter({ has: run.getByRole('button', { name: 'On the way' }) })
+		.first();
+	const id = (await todo.getAttribute('data-id'))!;
+	const visit = run.locator(`[data-testid="run-visit"][data-id="${id}"]`);
 
 	// At the door, without a network: collect, then label each tube from the roll.
 	await phone.setOffline(true);
