@@ -54,14 +54,20 @@ async def test_patient_books_with_a_code_sent_to_the_mobile(
     slots = (await client.get(base + "/slots")).json()["items"]
     assert [s["available"] for s in slots] == [4, 4, 4]
     tests = (await client.get(base + "/tests")).json()["items"]
-    assert tests == [
-        {
-            "code": "GLU-F",
-            "name": "Glucose, fasting",
-            "fasting_hours": 10,
-            "instructions": "Nothing to eat after 10 pm; water is fine.",
-        }
+    # Every bookable test, the fasting one with its instructions.
+    assert [(t["code"], t["fasting_hours"]) for t in tests] == [
+        ("CBC", 0),
+        ("GLU-F", 10),
+        ("LFT", 0),
     ]
+    assert tests[1] == {
+        "kind": "test",
+        "code": "GLU-F",
+        "name": "Glucose, fasting",
+        "department": "Biochemistry",
+        "fasting_hours": 10,
+        "instructions": "Nothing to eat after 10 pm; water is fine.",
+    }
 
     sent = await client.post(base + "/code", json={"mobile": "98765 43210", "language": "hi"})
     assert sent.status_code == 200, sent.text

@@ -287,3 +287,68 @@ async def test_appointments_scan_to_bind_a_preprinted_label_offline(  # type: ig
         )
     )
     assert ok["results"][0]["status"] == "APPLIED", ok
+
+
+async def test_appointments_bind_by_tube_before_the_phone_knows_the_accessions(  # type: ignore[no-untyped-def]
+    live_client, committing_session
+) -> None:
+    """Offline, the phone has the visit's tubes (container, specimen) but not yet the
+    accessions the server will number: it names the tube, in the same push as ``collected``."""
+    lab, (first, second), _ = await assigned_visits(committing_session, count=2)
+    phone = Device(live_client, bearer_for(lab.phlebotomists[0]), lab.branch.id)
+    await phone.sync()
+    tubes = phone.row("appointment", first.id)["data"]["tubes"]
+    assert {(t["specimen_type"], t["container"]) for t in tubes} == {
+        ("plasma", "fluoride_grey"),
+        ("whole_blood", "edta_purple"),
+    }
+    order_id = new_id()
+    pushed = await phone.sync(
+        collect_op(phone, first.id, order_id),
+        phone.op(
+            "appointment",
+            first.id,
+            "bind_label",
+            {"container": "fluoride_grey", "specimen_type": "plasma", "label": "RL-0001"},
+        ),
+        phone.op(
+            "appointment", first.id, "bind_label", {"container": "edta_purple", "label": "rl-0002"}
+        ),
+    )
+    assert [r["status"] for r in pushed["results"]] == ["APPLIED"] * 3, pushed
+    # The labels come back down on the phone's copy of the samples.
+    await phone.sync()
+    pulled = {
+        row["data"]["container"]: row["data"]["label_alias"]
+        for (entity, _), row in phone.rows.items()
+        if entity == "sample" and row["data"]["order_id"] == str(order_id)
+    }
+    assert pulled == {"fluoride_grey": "RL-0001", "edta_purple": "RL-0002"}
+
+    refused_ops = [
+        # A tube this visit does not have; a container of the right kind, wrong specimen.
+        phone.op(
+            "appointment", first.id, "bind_label", {"container": "urine_cup", "label": "RL-0003"}
+        ),
+        phone.op(
+            "appointment",
+            first.id,
+            "bind_label",
+            {"container": "edta_purple", "specimen_type": "serum", "label": "RL-0004"},
+        ),
+        # A visit not collected yet has no tubes to bind.
+        phone.op(
+            "appointment", second.id, "bind_label", {"container": "edta_purple", "label": "RL-0005"}
+        ),
+        # Neither sample nor tube, or not text.
+        phone.op("appointment", first.id, "bind_label", {"label": "RL-0006"}),
+        phone.op("appointment", first.id, "bind_label", {"container": 7, "label": "RL-0007"}),
+    ]
+    answer = await phone.sync(*refused_ops)
+    assert [r["status"] for r in answer["results"]] == ["REJECTED"] * len(refused_ops), answer
+    assert "not one of this visit's tubes" in answer["results"][0]["reason"]
+    async with committing_session() as session:
+        bound = set(
+            await session.scalars(select(Sample.label_alias).where(Sample.label_alias.like("RL-%")))
+        )
+    assert bound == {"RL-0001", "RL-0002"}

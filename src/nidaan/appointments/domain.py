@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Literal
 
 from nidaan.appointments.enums import VisitStatus
 from nidaan.kit.time import IST
@@ -61,6 +62,32 @@ def tubes_for(tests: Iterable[tuple[str, str, str]]) -> list[Tube]:
     for code, specimen_type, container in tests:
         groups.setdefault((specimen_type, container), []).append(code)
     return [Tube(s, c, tuple(codes)) for (s, c), codes in groups.items()]
+
+
+@dataclass(frozen=True)
+class Bookable:
+    """A test or panel a patient may book from the link, with the preparation it asks for
+    (none for most: they are listed all the same)."""
+
+    kind: Literal["panel", "test"]
+    code: str
+    name: str
+    department: str | None
+    fasting_hours: int
+    instructions: str | None
+
+
+def combined_preparation(
+    preparations: Iterable[tuple[int, str | None]],
+) -> tuple[int, str | None]:
+    """A panel's preparation from its tests': the longest fast, and each distinct
+    instruction once, in the panel's order."""
+    hours, texts = 0, []
+    for fasting, text in preparations:
+        hours = max(hours, fasting)
+        if text and text not in texts:
+            texts.append(text)
+    return hours, " ".join(texts) or None
 
 
 @dataclass(frozen=True)

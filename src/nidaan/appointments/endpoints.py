@@ -593,14 +593,20 @@ async def public_tests(
     session: AsyncSession = Depends(get_session, scope="function"),
     page: PageParams = Depends(page_params),
 ) -> ListResource[PublicTest]:
-    """Tests with preparation the lab has written (fasting shown before booking)."""
+    """Every panel and test the patient may book (panels first, then tests by department),
+    each with the fasting and instructions the lab wrote for it, shown before booking."""
     place = await booking_link_service.link_branch(session, organisation, branch)
-    rows = await appointments_service.preparations(session, place.organisation_id)
+    rows = await appointments_service.bookable(session, place.organisation_id)
     items = [
         PublicTest(
-            code=t.code, name=t.name, fasting_hours=p.fasting_hours, instructions=p.instructions
+            kind=b.kind,
+            code=b.code,
+            name=b.name,
+            department=b.department,
+            fasting_hours=b.fasting_hours,
+            instructions=b.instructions,
         )
-        for p, t in rows
+        for b in rows
     ]
     return _page(items, page)
 

@@ -334,10 +334,14 @@ class PublicSlot(Schema):
 
 
 class PublicTest(Schema):
+    """A test or panel the patient may book, with its preparation when it has any."""
+
+    kind: Literal["panel", "test"] = Field(description="Panels (packages) come first")
     code: str
     name: str
-    fasting_hours: int
-    instructions: str | None
+    department: str | None = Field(description="Tests only")
+    fasting_hours: int = Field(description="0 = no fasting needed")
+    instructions: str | None = Field(description="The lab's preparation instructions, if any")
 
 
 class PublicAppointment(Schema):

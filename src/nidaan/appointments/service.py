@@ -54,7 +54,8 @@ from nidaan.auth.principal import Principal
 from nidaan.billing.counter import counter_service
 from nidaan.billing.schemas import InvoiceCreate
 from nidaan.billing.service import billing_service
-from nidaan.catalog.models import CatalogTest
+from nidaan.catalog.enums import ResultType
+from nidaan.catalog.models import CatalogTest, Panel, PanelTest
 from nidaan.catalog.service import catalog_service
 from nidaan.config import get_settings
 from nidaan.kit.errors import InvalidInput, NidaanError, NotFound
@@ -355,6 +356,51 @@ class AppointmentsService:
             .order_by(CatalogTest.code)
         )
         return [(p, t) for p, t in rows.all()]
+
+    async def bookable(
+        self, session: AsyncSession, organisation_id: uuid.UUID
+    ) -> list[domain.Bookable]:
+        """Everything a patient can book from the link: active panels (whose tests are all
+        active, else ordering them fails), then active tests by department — each with its
+        preparation when the lab wrote one. Calculated tests (eGFR, LDL, ratios) are left
+        out: they come with the tests they are computed from, nobody books them alone."""
+        prepared = {
+            t.id: (p.fasting_hours, p.instructions)
+            for p, t in await self.preparations(session, organisation_id)
+        }
+        tests = list(
+            await session.scalars(
+                select(CatalogTest)
+                .where(
+                    CatalogTest.organisation_id == organisation_id,
+                    CatalogTest.is_active.is_(True),
+                    CatalogTest.result_type != ResultType.CALCULATED,
+                )
+                .order_by(CatalogTest.department, CatalogTest.sort_order, CatalogTest.code)
+            )
+        )
+        members = await session.execute(
+            select(Panel, CatalogTest)
+            .join(PanelTest, PanelTest.panel_id == Panel.id)
+            .join(CatalogTest, CatalogTest.id == PanelTest.test_id)
+            .where(Panel.organisation_id == organisation_id, Panel.is_active.is_(True))
+            .order_by(Panel.name, Panel.code, PanelTest.position, CatalogTest.code)
+        )
+        panels: dict[uuid.UUID, tuple[Panel, list[CatalogTest]]] = {}
+        for panel, test in members.all():
+            panels.setdefault(panel.id, (panel, []))[1].append(test)
+        out = []
+        for panel, inside in panels.values():
+            if not all(t.is_active for t in inside):
+                continue
+            hours, text = domain.combined_preparation(
+                prepared[t.id] for t in inside if t.id in prepared
+            )
+            out.append(domain.Bookable("panel", panel.code, panel.name, None, hours, text))
+        for test in tests:
+            hours, text = prepared.get(test.id, (0, None))
+            out.append(domain.Bookable("test", test.code, test.name, test.department, hours, text))
+        return out
 
     # ------------------------------------------------------------ what a visit needs
 
@@ -925,22 +971,41 @@ class AppointmentsService:
         session: AsyncSession,
         caller: Principal,
         appointment_id: uuid.UUID,
-        sample: str,
+        sample: str | None,
         label: str,
+        *,
+        container: str | None = None,
+        specimen_type: str | None = None,
     ) -> Sample:
-        """Scan to bind at the door: a pre-printed label goes on one of this visit's tubes
-        (by sample id or accession). The samples module refuses a label bound elsewhere."""
+        """Scan to bind at the door: a pre-printed label goes on one of this visit's tubes,
+        named by sample id or accession, or — from a phone that collected offline and has
+        not seen the accessions yet — by the tube's container (and specimen type when two
+        tubes share a container). The samples module refuses a label bound elsewhere."""
         row = await self._load(session, caller, appointment_id, lock=False)
         tubes = await samples_service.for_orders(
             session, caller.organisation_id, [row.order_id] if row.order_id else []
         )
-        mine = next((t for t in tubes if sample in (str(t.id), t.accession)), None)
-        if mine is None:
+        if sample is not None:
+            mine = [t for t in tubes if sample in (str(t.id), t.accession)]
+        else:
+            mine = [
+                t
+                for t in tubes
+                if t.container == container
+                and specimen_type in (None, t.specimen_type)
+                and t.status != SampleStatus.REJECTED
+            ]
+        if not mine:
             raise InvalidInput(
-                "That sample is not one of this visit's tubes (collect the visit first).",
+                "That tube is not one of this visit's tubes (collect the visit first).",
                 field="sample",
             )
-        return await samples_service.bind_label(session, caller, mine.id, label)
+        if len(mine) > 1:
+            raise InvalidInput(
+                "Two tubes of this visit share that container: name the specimen or accession.",
+                field="sample",
+            )
+        return await samples_service.bind_label(session, caller, mine[0].id, label)
 
     async def collect(
         self, session: AsyncSession, caller: Principal, appointment_id: uuid.UUID, data: CollectIn

@@ -43,6 +43,9 @@ class CatalogTest(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     accredited: Mapped[bool] = mapped_column(Boolean, server_default=true())
     # Tests sent out: the laboratory that performs them, printed beside the result.
     referral_lab: Mapped[str | None] = mapped_column(String(200))
+    # Hours a sample stays fit for this test from collection to receipt, when stricter than
+    # its container's default (samples/stability.py); None = the container decides.
+    stability_hours: Mapped[int | None] = mapped_column(Integer)
     sort_order: Mapped[int] = mapped_column(Integer, server_default="0")
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
 

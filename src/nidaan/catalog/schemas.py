@@ -15,6 +15,11 @@ from nidaan.kit.text import MultilineText
 
 CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,31}$"
 LOINC_PATTERN = r"^\d{1,7}-\d$"
+STABILITY_DESCRIPTION = (
+    "Hours a sample stays fit for this test between collection and receipt, when stricter "
+    "than its container's default (e.g. 2 for ammonia in an EDTA tube); the stricter of the "
+    "two flags a late tube for rejection. null = the container's default decides"
+)
 
 
 def _check_factors(value: dict[str, Decimal]) -> dict[str, Decimal]:
@@ -107,6 +112,9 @@ class _TestFields(InputSchema):
         description="Referred out: the laboratory that performs the test (printed on reports)",
         examples=["Metropolis Healthcare, Mumbai (NABL MC-2212)"],
     )
+    stability_hours: int | None = Field(
+        None, ge=1, le=168, description=STABILITY_DESCRIPTION, examples=[2]
+    )
     sort_order: int = 0
 
     @field_validator("unit_conversions")
@@ -150,6 +158,9 @@ class CatalogTestUpdate(InputSchema):
     delta_window_days: int | None = Field(None, ge=1, le=36500)
     accredited: bool | None = None
     referral_lab: str | None = Field(None, max_length=200)
+    stability_hours: int | None = Field(
+        None, ge=1, le=168, description=STABILITY_DESCRIPTION + " (send null to clear)"
+    )
     sort_order: int | None = None
     is_active: bool | None = None
 
@@ -183,6 +194,7 @@ class CatalogTestOut(Schema):
     delta_window_days: int | None
     accredited: bool
     referral_lab: str | None
+    stability_hours: int | None = Field(description=STABILITY_DESCRIPTION)
     sort_order: int
     is_active: bool
     version: int

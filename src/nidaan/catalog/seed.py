@@ -267,7 +267,8 @@ TESTS: list[dict[str, Any]] = [
       sort_order=21),
     num("ESR", "Erythrocyte sedimentation rate", "4537-7", HAEM, BLOOD, EDTA, "mm/h", 0, 100,
       120, [ref("0", "15", sex="male"), ref("0", "20", sex="female")], method="Westergren",
-      sort_order=30),
+      # ICSH: set up within 4 h at room temperature (the EDTA tube alone would allow 24).
+      stability_hours=4, sort_order=30),
     coded("BG", "Blood group (ABO and Rh)", "882-1", HAEM, BLOOD, EDTA, 150, 120, [
         ("A_POS", "A Rh(D) positive", False), ("A_NEG", "A Rh(D) negative", False),
         ("B_POS", "B Rh(D) positive", False), ("B_NEG", "B Rh(D) negative", False),

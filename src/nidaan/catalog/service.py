@@ -80,6 +80,7 @@ _TEST_FIELDS = (
     "delta_window_days",
     "accredited",
     "referral_lab",
+    "stability_hours",
     "sort_order",
 )
 _RANGE_FIELDS = (

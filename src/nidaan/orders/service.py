@@ -20,7 +20,7 @@ from nidaan.audit.schemas import SYSTEM_ACTOR, AuditActor
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.catalog.models import CatalogTest
-from nidaan.catalog.service import catalog_service
+from nidaan.catalog.service import ResolvedTest, catalog_service
 from nidaan.events.service import publish
 from nidaan.files.enums import FilePurpose
 from nidaan.files.service import files_service
@@ -43,6 +43,7 @@ from nidaan.orders.events import OrderCreated, SampleRejected
 from nidaan.orders.models import Order, OrderTest
 from nidaan.orders.schemas import OrderCreate
 from nidaan.patients.service import patients_service
+from nidaan.samples import stability
 from nidaan.samples.domain import ist_day
 from nidaan.samples.enums import RejectionReason, SampleStatus
 from nidaan.samples.models import Sample
@@ -84,6 +85,11 @@ def _test_snapshot(order_test: OrderTest) -> dict[str, Any]:
 
 def _specimen(test: CatalogTest) -> tuple[str, str]:
     return (test.specimen_type, test.container)
+
+
+def _window(group: Sequence[ResolvedTest]) -> int | None:
+    """The strictest catalogue stability window of the tests going into one tube."""
+    return stability.strictest(item.test.stability_hours for item in group)
 
 
 class OrdersService:
@@ -151,7 +157,12 @@ class OrdersService:
 
         groups = domain.group_by(resolved, lambda r: _specimen(r.test))
         samples = await samples_service.create_many(
-            session, caller, order_id=order.id, branch_id=branch.id, tubes=list(groups)
+            session,
+            caller,
+            order_id=order.id,
+            branch_id=branch.id,
+            tubes=list(groups),
+            windows=[_window(group) for group in groups.values()],
         )
         for sample, group in zip(samples, groups.values(), strict=True):
             for item in group:
@@ -361,11 +372,21 @@ class OrdersService:
         groups = domain.group_by(wanted, lambda r: _specimen(r.test))
         missing = [key for key in groups if key not in open_tubes]
         created = await samples_service.create_many(
-            session, caller, order_id=order.id, branch_id=order.branch_id, tubes=missing
+            session,
+            caller,
+            order_id=order.id,
+            branch_id=order.branch_id,
+            tubes=missing,
+            windows=[_window(groups[key]) for key in missing],
         )
         open_tubes.update(zip(missing, created, strict=True))
         added: list[OrderTest] = []
         for key, group in groups.items():
+            # A test joining a tube can only tighten its window (the stricter one wins).
+            tube = open_tubes[key]
+            tighter = stability.strictest([tube.test_stability_hours, _window(group)])
+            if tighter != tube.test_stability_hours:
+                tube.test_stability_hours = tighter
             for item in group:
                 order_test = OrderTest(
                     organisation_id=org,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ARRAY, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, VersionMixin
@@ -49,6 +49,9 @@ class Sample(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     recollection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("samples.id"))
     # A pre-printed barcode label stuck on at the door (bound once in the organisation).
     label_alias: Mapped[str | None] = mapped_column(String(40))
+    # The strictest catalogue stability window of the tests put in this tube (set when the
+    # tube is made or a test joins it); None = only the container's default applies.
+    test_stability_hours: Mapped[int | None] = mapped_column(Integer)
 
 
 class Manifest(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):

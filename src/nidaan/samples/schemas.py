@@ -15,7 +15,39 @@ from nidaan.samples.enums import ManifestStatus, RejectionReason, SampleConditio
 VERSION_DESCRIPTION = "The version you last saw; a stale one is a 409 version_conflict"
 
 
-class SampleOut(Schema):
+class _ColdChain(Schema):
+    """Cold-chain time and the stability window of a tube: on every sample answer and on a
+    manifest's samples, so the lab sees at hand-over and receipt which tubes are too old."""
+
+    container: str = Field(examples=["edta_purple"])
+    collected_at: datetime | None
+    received_at: datetime | None
+    test_stability_hours: int | None = Field(
+        None, description="Strictest catalogue window of the tests in this tube, if any"
+    )
+
+    @computed_field(description="Cold-chain time: minutes from collection to receipt")
+    def transit_minutes(self) -> int | None:
+        spent = stability.transit(self.collected_at, self.received_at)
+        return None if spent is None else int(spent.total_seconds() // 60)
+
+    @computed_field(
+        description="Hours this tube stays fit before testing: the container's default or "
+        "a stricter window of one of its tests"
+    )
+    def stability_hours(self) -> int:
+        return stability.stability_hours(self.container, self.test_stability_hours)
+
+    @computed_field(
+        description="Arrived after its stability window: flag for rejection (delayed_in_transit)"
+    )
+    def past_stability(self) -> bool:
+        return stability.past_stability(
+            self.container, self.collected_at, self.received_at, self.test_stability_hours
+        )
+
+
+class SampleOut(_ColdChain):
     id: uuid.UUID
     accession: str = Field(examples=["CC1-20250314-0007"])
     order_id: uuid.UUID
@@ -47,21 +79,6 @@ class SampleOut(Schema):
     @classmethod
     def _no_condition_is_empty(cls, value: object) -> object:
         return [] if value is None else value
-
-    @computed_field(description="Cold-chain time: minutes from collection to receipt")
-    def transit_minutes(self) -> int | None:
-        spent = stability.transit(self.collected_at, self.received_at)
-        return None if spent is None else int(spent.total_seconds() // 60)
-
-    @computed_field(description="Hours this container stays fit before testing")
-    def stability_hours(self) -> int:
-        return stability.stability_hours(self.container)
-
-    @computed_field(
-        description="Arrived after its stability window: flag for rejection (delayed_in_transit)"
-    )
-    def past_stability(self) -> bool:
-        return stability.past_stability(self.container, self.collected_at, self.received_at)
 
     @computed_field(description="Barcode label of this sample (PDF)")  # type: ignore[prop-decorator]
     @property
@@ -117,11 +134,10 @@ class DispatchRequest(InputSchema):
     version: int | None = Field(None, description=VERSION_DESCRIPTION)
 
 
-class ManifestSampleOut(Schema):
+class ManifestSampleOut(_ColdChain):
     id: uuid.UUID
     accession: str
     specimen_type: str
-    container: str
     status: SampleStatus
 
 

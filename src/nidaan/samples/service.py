@@ -189,8 +189,10 @@ class SamplesService:
         branch_id: uuid.UUID,
         tubes: Sequence[tuple[str, str]],
         ids: Sequence[uuid.UUID | None] | None = None,
+        windows: Sequence[int | None] | None = None,
     ) -> list[Sample]:
-        """One ``ordered`` sample per (specimen_type, container) in ``tubes``, in that order.
+        """One ``ordered`` sample per (specimen_type, container) in ``tubes``, in that order;
+        ``windows`` are the strictest catalogue stability hours of each tube's tests.
 
         The accessions are reserved together, in one short transaction of their own.
         """
@@ -208,6 +210,7 @@ class SamplesService:
                 specimen_type=specimen_type,
                 container=container,
                 status=SampleStatus.ORDERED,
+                test_stability_hours=windows[index] if windows is not None else None,
             )
             if ids is not None and ids[index] is not None:
                 sample.id = ids[index]
@@ -724,6 +727,7 @@ class SamplesService:
                 specimen_type=row.specimen_type,
                 container=row.container,
                 status=SampleStatus.ORDERED,
+                test_stability_hours=row.test_stability_hours,
             )
             session.add(new)
             await session.flush()

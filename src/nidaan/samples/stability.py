@@ -1,10 +1,16 @@
 """How long a tube may travel before it is too old to test: the cold-chain time from
-collection to receipt against the container's stability window. Generic (walk-in,
-collection centre or home visit alike); a sample past its window is flagged for rejection
-as ``delayed_in_transit`` — a person decides, nothing is rejected automatically."""
+collection to receipt against its stability window. Generic (walk-in, collection centre or
+home visit alike); a sample past its window is flagged for rejection as
+``delayed_in_transit`` — a person decides, nothing is rejected automatically.
+
+The window is the container's default unless a test in the tube has a stricter one in the
+catalogue (``catalog_tests.stability_hours``, e.g. ammonia or lactate in a tube whose
+container would otherwise allow a day): the stricter of the two wins, never the looser, so a
+catalogue entry cannot stretch a container past what it keeps."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from nidaan.catalog.enums import Container
@@ -27,11 +33,17 @@ DEFAULT_STABILITY_HOURS: dict[str, int] = {
 FALLBACK_HOURS = 4
 
 
-def stability_hours(container: str, override: int | None = None) -> int:
-    """The window for a tube: the catalogue's override if set, else the container default."""
-    if override is not None:
-        return override
-    return DEFAULT_STABILITY_HOURS.get(container, FALLBACK_HOURS)
+def stability_hours(container: str, test_hours: int | None = None) -> int:
+    """The window for a tube: the container default, or the strictest test window of the
+    tube's tests when that is shorter."""
+    default = DEFAULT_STABILITY_HOURS.get(container, FALLBACK_HOURS)
+    return default if test_hours is None else min(default, test_hours)
+
+
+def strictest(windows: Iterable[int | None]) -> int | None:
+    """The shortest of the tests' own windows (None when no test has one)."""
+    given = [hours for hours in windows if hours is not None]
+    return min(given) if given else None
 
 
 def transit(collected_at: datetime | None, received_at: datetime | None) -> timedelta | None:
@@ -46,8 +58,8 @@ def past_stability(
     container: str,
     collected_at: datetime | None,
     received_at: datetime | None,
-    override: int | None = None,
+    test_hours: int | None = None,
 ) -> bool:
     """True when the tube arrived after its stability window (flag it for rejection)."""
     spent = transit(collected_at, received_at)
-    return spent is not None and spent > timedelta(hours=stability_hours(container, override))
+    return spent is not None and spent > timedelta(hours=stability_hours(container, test_hours))

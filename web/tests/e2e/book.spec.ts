@@ -47,7 +47,9 @@ test('a patient books from the link, then reschedules and cancels it in Hindi', 
 	await expect(slots.first()).toBeVisible();
 	await slots.first().check();
 	const tests = page.getByTestId('book-tests');
-	await tests.getByRole('checkbox').first().check();
+	// Every bookable test is listed; the filter finds the fasting one.
+	await page.getByTestId('book-test-filter').fill('glucose fasting');
+	await tests.getByRole('checkbox', { name: /Glucose, fasting/ }).check();
 	await expect(page.getByTestId('book-preparation')).toContainText(/Fast for \d+ hours before/);
 	await expectAccessible(page);
 

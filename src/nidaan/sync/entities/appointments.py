@@ -70,14 +70,30 @@ class AppointmentHandler(EntityHandler):
         return await super().operate(ctx, row)
 
     async def bind_label(self, ctx: OpContext, row: Any) -> Outcome:
-        """Scan to bind: ``{"sample": <id or accession>, "label": <barcode>}``; binding the
-        same label again is applied without change, a label bound elsewhere is REJECTED."""
-        sample, label = ctx.data.get("sample"), ctx.data.get("label")
-        if not isinstance(sample, str) or not isinstance(label, str):
-            raise Rejected("bind_label needs sample and label as text")
+        """Scan to bind: ``{"sample": <id or accession>, "label": <barcode>}``, or from a
+        phone that collected offline (no accessions yet) ``{"container": ..., "specimen_type":
+        ..., "label": ...}`` naming the visit's tube; binding the same label again is applied
+        without change, a label bound elsewhere is REJECTED."""
+        data = ctx.data
+        label, sample = data.get("label"), data.get("sample")
+        container, specimen = data.get("container"), data.get("specimen_type")
+        if not isinstance(label, str):
+            raise Rejected("bind_label needs the label as text")
+        if sample is None and container is None:
+            raise Rejected("bind_label needs the sample, or the tube's container")
+        if not all(v is None or isinstance(v, str) for v in (sample, container, specimen)):
+            raise Rejected("sample, container and specimen_type are text")
         session, caller = ctx.session, ctx.principal
         await refused(
-            lambda: appointments_service.bind_label(session, caller, row.id, sample, label)
+            lambda: appointments_service.bind_label(
+                session,
+                caller,
+                row.id,
+                sample,
+                label,
+                container=container,
+                specimen_type=specimen,
+            )
         )
         return Outcome.applied()
 

@@ -58,6 +58,7 @@ class SampleHandler(EntityHandler):
                 "rejected_at": iso(row.rejected_at),
                 "rejection_reason": row.rejection_reason,
                 "recollection_id": str(row.recollection_id) if row.recollection_id else None,
+                "label_alias": row.label_alias,
                 "version": row.version,
             }
             for row in rows

@@ -12,7 +12,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { nextBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS } from './batching';
 import { ServerError, UpgradeRequired } from './errors';
 import { Clock, formatHlc, parseHlc } from './hlc';
-import { toInput, type JSONDict, type LocalOp, type OpResult, type OutboxOp } from './model';
+import { toInput, type JSONDict, type LocalOp, type OpResult, type Operation, type OutboxOp } from './model';
 import { PROTOCOL_VERSION, SCHEMA_VERSION, type SyncResponse } from './protocol';
 import type { LocalStore } from './store';
 
@@ -124,6 +124,11 @@ export class SyncClient {
 		return (
 			await this.write([{ entity, operation: 'transition', entityId, data: { to, ...extra } }])
 		)[0];
+	}
+
+	/** An entity's own operation (e.g. `bind_label` on a home visit). */
+	async operate(entity: string, entityId: string, operation: Operation, data: JSONDict) {
+		return (await this.write([{ entity, operation, entityId, data }]))[0];
 	}
 
 	// -- sync ------------------------------------------------------------------------------

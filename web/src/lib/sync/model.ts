@@ -2,7 +2,8 @@
 
 export type JSONDict = Record<string, unknown>;
 export type Entity = 'patient' | 'order' | 'sample' | 'payment' | 'result' | 'conflict';
-export type Operation = 'create' | 'update' | 'delete' | 'transition' | 'append';
+/** The standard operations, and `bind_label` (a home visit's scanned label, see docs/home-collection.md). */
+export type Operation = 'create' | 'update' | 'delete' | 'transition' | 'append' | 'bind_label';
 export type OpStatus = 'APPLIED' | 'DUPLICATE' | 'REJECTED' | 'CONFLICT' | 'GAP';
 
 /** A change a user made, before it has a place in the outbox. */

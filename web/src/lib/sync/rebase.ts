@@ -29,6 +29,14 @@ export function applyOp(state: RowState | null, op: OutboxOp): RowState | null {
 			const { to, ...extra } = op.data;
 			return { ...state, data: { ...state.data, ...extra, status: to } };
 		}
+		case 'bind_label': {
+			// A label scanned onto one of a visit's tubes: shown on that tube until the
+			// server's samples (with the label) are pulled.
+			if (state === null) return null;
+			const tube = `${op.data.specimen_type}/${op.data.container}`;
+			const labels = { ...((state.data.labels as JSONDict) ?? {}), [tube]: String(op.data.label).trim().toUpperCase() };
+			return { ...state, data: { ...state.data, labels } };
+		}
 		default:
 			return state;
 	}
