@@ -245,7 +245,8 @@ async def test_random_concurrent_reschedules_and_cancels_keep_counts_right(
     await asyncio.sleep(0.05)
     start.set()
     outcomes = await asyncio.gather(*tasks)
-    await check_invariants(committing_session, world, day)
-    assert "full" not in outcomes or any(
-        s.booked == s.capacity for s in (await check_invariants(committing_session, world, day))[0]
-    )
+    final_slots = (await check_invariants(committing_session, world, day))[0]
+    # A move refused as full means a slot was full at that moment; only when no other move
+    # went through (none freed a place afterwards) must one still be full at the end.
+    if "full" in outcomes and "done" not in outcomes:
+        assert any(s.booked == s.capacity for s in final_slots), (outcomes, final_slots)
