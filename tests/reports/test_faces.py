@@ -4,9 +4,12 @@ them draws the very glyphs the variable fonts gave, bold text now at its own adv
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import re
+import tomllib
+from pathlib import Path
 
 import pypdfium2
 import pytest
@@ -132,3 +135,15 @@ def test_bold_text_is_spaced_with_the_bold_advances() -> None:
     # First ink to last ink is the advances less two side bearings (1.6 % here); shaped at
     # the regular advances it was 6.6 % short.
     assert abs(drawn - advances) < 0.03 * advances, (drawn, advances)
+
+
+def test_the_static_fonts_are_package_data() -> None:
+    """A non-editable install (the Docker image) must carry them, or no report renders."""
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["nidaan"]
+    package = root / "src" / "nidaan"
+    for path in [MANIFEST, *(face.path for face in static_font_faces())]:
+        relative = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatchcase(relative, pattern) for pattern in patterns), relative
