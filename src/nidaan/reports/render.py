@@ -42,30 +42,11 @@ from weasyprint.urls import URLFetcher
 from nidaan.kit.metrics import REPORT_RENDER_SECONDS, REPORT_RENDERS
 from nidaan.kit.time import IST
 from nidaan.reports.domain import ReportDocument, normalise_language, typographic_unit
-from nidaan.reports.faces import (
-    FONT_PACKAGES,
-    FontFace,
-    FontsMissingError,
-    font_faces,
-    static_font_faces,
-)
+from nidaan.reports.faces import FontFace, font_faces, static_font_faces
 from nidaan.reports.i18n import labels
 from nidaan.reports.text_layer import install_actual_text
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-__all__ = [
-    "FONT_PACKAGES",
-    "FontFace",
-    "FontsMissingError",
-    "RenderedPdf",
-    "font_faces",
-    "html_to_pdf",
-    "render_html",
-    "render_pdf",
-    "render_pdf_async",
-    "static_font_faces",
-]
 
 # fontTools logs every variable-font instancing at INFO: a dozen lines per invoice.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
