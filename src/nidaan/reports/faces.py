@@ -145,6 +145,8 @@ def build_static_fonts(out: Path = FONTS_DIR) -> list[Path]:
             variable = TTFont(face.path)
             # Width at its default (100, normal): the templates never stretch type.
             static = instantiateVariableFont(variable, {"wght": weight}, static=True)
+            # Keep the source's head.modified: the same sources give the same bytes.
+            static.recalcTimestamp = False
             path = out / instance_file_name(face, weight)
             static.save(path, reorderTables=True)
             written.append(path)
