@@ -10,11 +10,13 @@ from pypdf import PdfReader
 
 from nidaan.reports.domain import ReportStatus, Section
 from nidaan.reports.render import (
+    font_face_rules,
     font_faces,
     format_time,
     page_counter_css,
     render_html,
     render_pdf,
+    static_font_faces,
 )
 from nidaan.reports.sample import sample_document
 
@@ -119,9 +121,14 @@ def test_fonts_come_from_the_fontpkg_packages() -> None:
         "Noto Sans Telugu",
     }
     assert all(face.path.suffix == ".ttf" and face.path.is_file() for face in font_faces())
-    html = render_html(sample_document("hi"))
-    assert "fontpkg_noto_sans_devanagari" in html
-    assert "@font-face" in html
+    # Reports embed the static instances made from them (tests/reports/test_faces.py).
+    assert {face.family for face in static_font_faces()} == families
+    rules = font_face_rules(static_font_faces())
+    assert rules.count("@font-face") == len(static_font_faces())
+    assert (
+        'NotoSansDevanagari-700.ttf") format("truetype"); font-style: normal; font-weight: 700;'
+        in rules
+    )
 
 
 def test_report_text_cannot_inject_markup_or_fetch_files() -> None:

@@ -1,10 +1,15 @@
 """ReportDocument -> PDF bytes: a Jinja2 HTML template laid out by WeasyPrint.
 
-Fonts are the Noto TTFs shipped in the ``fontpkg-noto-sans`` and
-``fontpkg-noto-sans-devanagari`` wheels, embedded with ``@font-face`` so HarfBuzz shapes
-Devanagari conjuncts (क्ष, त्र, श्र) whatever fonts the host has. The renderer fetches nothing
-but those font files and ``data:`` URIs (the QR code): report content cannot make it read
-other files or reach the network.
+Fonts are static instances of the Noto TTFs of the ``fontpkg-noto-sans*`` wheels
+(``faces.py``: WeasyPrint would re-instance the variable fonts at every render), embedded
+with ``@font-face`` so HarfBuzz shapes Devanagari conjuncts (क्ष, त्र, श्र) whatever fonts the
+host has. The renderer fetches nothing but those font files and ``data:`` URIs (the QR
+code): report content cannot make it read other files or reach the network.
+
+What is the same for every report is prepared once per process: the Jinja template is
+compiled once, and the fixed styles with their ``@font-face`` rules (``report.css``) are
+parsed once into a WeasyPrint stylesheet bound to the report font configuration. Each
+report's HTML carries only what varies (the margin-box texts, the script's face).
 
 Rendering is CPU-bound and synchronous; async callers run it in a thread
 (``render_pdf_async``).
@@ -24,53 +29,29 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import markupsafe
 import segno
-from weasyprint import HTML
+from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
 from nidaan.kit.metrics import REPORT_RENDER_SECONDS, REPORT_RENDERS
 from nidaan.kit.time import IST
 from nidaan.reports.domain import ReportDocument, normalise_language, typographic_unit
+from nidaan.reports.faces import FontFace, font_faces, static_font_faces
 from nidaan.reports.i18n import labels
 from nidaan.reports.text_layer import install_actual_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-#: (CSS family name, fontpkg module) of every face the template uses.
-FONT_PACKAGES = (
-    ("Noto Sans", "fontpkg_noto_sans"),
-    ("Noto Sans Devanagari", "fontpkg_noto_sans_devanagari"),
-    ("Noto Sans Tamil", "fontpkg_noto_sans_tamil"),
-    ("Noto Sans Telugu", "fontpkg_noto_sans_telugu"),
-)
-
-# fontTools logs every variable-font instancing at INFO: a dozen lines per report.
+# fontTools logs every variable-font instancing at INFO: a dozen lines per invoice.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-class FontsMissingError(RuntimeError):
-    """A font package is not installed; a report without it would print boxes for Hindi."""
-
-
-@dataclass(frozen=True)
-class FontFace:
-    family: str
-    path: Path
-    style: str  # "normal" | "italic"
-
-    @property
-    def uri(self) -> str:
-        # as_uri() percent-encodes the "[wdth,wght]" of variable font file names.
-        return self.path.as_uri()
 
 
 @dataclass(frozen=True)
@@ -91,27 +72,6 @@ class RenderTiming:
     median_seconds_per_page: float
     p95_seconds_per_page: float
     median_seconds: float
-
-
-@lru_cache(maxsize=1)
-def font_faces() -> tuple[FontFace, ...]:
-    """The TTF files of the fontpkg packages, found through the installed modules."""
-    faces: list[FontFace] = []
-    for family, module_name in FONT_PACKAGES:
-        try:
-            module = import_module(module_name)
-        except ImportError as exc:
-            raise FontsMissingError(
-                f"The font package for {family!r} is not installed "
-                f"(pip install {module_name.replace('_', '-')})."
-            ) from exc
-        files = sorted((Path(module.__file__).parent / "files").glob("*.ttf"))
-        if not files:
-            raise FontsMissingError(f"No TTF file in {module_name}")
-        for path in files:
-            style = "italic" if "italic" in path.name.lower() else "normal"
-            faces.append(FontFace(family=family, path=path.resolve(), style=style))
-    return tuple(faces)
 
 
 class _FontsOnlyFetcher(URLFetcher):
@@ -196,41 +156,79 @@ def render_html(document: ReportDocument) -> str:
         doc=document,
         t=text,
         lang=language,
-        fonts=font_faces(),
         page_counter=page_counter_css(text["page"]),
         fmt=lambda value: format_time(value, language),
         qr=qr_data_uri(document.verification_url),
     )
 
 
-# WeasyPrint's font configuration is reused between renders (it caches the parsed faces)
-# but it is not documented as thread-safe, so one render at a time uses it.
+# WeasyPrint's font configurations are reused between renders (they cache the loaded faces)
+# but are not documented as thread-safe, so one render at a time uses them.
 _font_config_lock = threading.Lock()
+
+
+def _fetcher() -> _FontsOnlyFetcher:
+    allowed = frozenset(face.uri for face in (*font_faces(), *static_font_faces()))
+    return _FontsOnlyFetcher(allowed)
 
 
 @lru_cache(maxsize=1)
 def _font_config() -> FontConfiguration:
+    """For documents that bring their own ``@font-face`` rules (invoices, QC summaries)."""
     return FontConfiguration()
+
+
+@lru_cache(maxsize=1)
+def _report_styles() -> tuple[FontConfiguration, CSS]:
+    """The report font configuration and ``report.css`` parsed into it, once per process.
+
+    A configuration of its own: fontconfig keeps every face ever added to a configuration,
+    so a variable "Noto Sans" added by an invoice must not compete with the static one here
+    (which face wins would then depend on what the process rendered before).
+    """
+    font_config = FontConfiguration()
+    css = "\n".join((font_face_rules(static_font_faces()), (TEMPLATES / "report.css").read_text()))
+    stylesheet = CSS(
+        string=css, base_url=str(TEMPLATES), url_fetcher=_fetcher(), font_config=font_config
+    )
+    return font_config, stylesheet
+
+
+def font_face_rules(faces: tuple[FontFace, ...]) -> str:
+    """``@font-face`` rules for static faces (one weight each)."""
+    return "\n".join(
+        f'@font-face {{ font-family: "{face.family}"; src: url("{face.uri}") format("truetype"); '
+        f"font-style: {face.style}; font-weight: {face.weight}; }}"
+        for face in faces
+    )
 
 
 def render_pdf(document: ReportDocument) -> RenderedPdf:
     """Lay out and write the PDF; also returns the page count and the time it took."""
-    return html_to_pdf(render_html(document))
+    started = time.perf_counter()
+    html = render_html(document)
+    with _font_config_lock:
+        font_config, stylesheet = _report_styles()
+        return _write_pdf(html, font_config, (stylesheet,), started)
 
 
 def html_to_pdf(html: str) -> RenderedPdf:
     """Any of our documents' HTML (reports, invoices, receipts) as a PDF, with the bundled
     fonts and nothing else fetched (``data:`` URIs allowed)."""
     started = time.perf_counter()
+    with _font_config_lock:
+        return _write_pdf(html, _font_config(), (), started)
+
+
+def _write_pdf(
+    html: str, font_config: FontConfiguration, stylesheets: tuple[CSS, ...], started: float
+) -> RenderedPdf:
     install_actual_text()
-    fetcher = _FontsOnlyFetcher(frozenset(face.uri for face in font_faces()))
     try:
-        with _font_config_lock:
-            font_config = _font_config()
-            laid_out = HTML(string=html, url_fetcher=fetcher, base_url=str(TEMPLATES)).render(
-                font_config=font_config
-            )
-            data = laid_out.write_pdf()
+        laid_out = HTML(string=html, url_fetcher=_fetcher(), base_url=str(TEMPLATES)).render(
+            font_config=font_config, stylesheets=list(stylesheets)
+        )
+        data = laid_out.write_pdf()
     except Exception:
         REPORT_RENDERS.labels("failed").inc()
         raise
