@@ -23,7 +23,7 @@ from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
-from nidaan.kit.sequences import next_value
+from nidaan.kit.number_blocks import next_from_block
 from nidaan.kit.time import utcnow
 from nidaan.patients.domain import (
     InvalidAbha,
@@ -188,6 +188,20 @@ def _birth(
     return estimated_date_of_birth(today, years, months, days), True
 
 
+# Branches seen to belong to an organisation. A branch never moves to another organisation,
+# so a registration at a known branch (every sync op of a collection centre) skips the query.
+_BRANCH_OWNERS: dict[uuid.UUID, uuid.UUID] = {}
+
+
+async def _check_branch(
+    session: AsyncSession, organisation_id: uuid.UUID, branch_id: uuid.UUID
+) -> None:
+    if _BRANCH_OWNERS.get(branch_id) == organisation_id:
+        return
+    await tenancy_service.check_branches_belong(session, organisation_id, [branch_id])
+    _BRANCH_OWNERS[branch_id] = organisation_id
+
+
 def _keys(patient: Patient) -> PersonKeys:
     return PersonKeys(
         name=patient.full_name,
@@ -334,9 +348,7 @@ class PatientsService:
                     "A different patient already has this id.", field="id", id=str(data.id)
                 )
         if data.registered_at_branch_id is not None:
-            await tenancy_service.check_branches_belong(
-                session, organisation_id, [data.registered_at_branch_id]
-            )
+            await _check_branch(session, organisation_id, data.registered_at_branch_id)
             if not caller.may_use_branch(data.registered_at_branch_id):
                 raise BranchNotAllowed(
                     "You may not register patients at this branch.",
@@ -345,7 +357,7 @@ class PatientsService:
 
         patient = Patient(
             organisation_id=organisation_id,
-            mrn=format_mrn(await next_value(session, organisation_id, MRN_SCOPE)),
+            mrn=format_mrn(await next_from_block(session, organisation_id, MRN_SCOPE)),
             is_active=True,
             created_by_id=caller.id if caller.kind == "user" else None,
             **values,
