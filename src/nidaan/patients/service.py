@@ -21,9 +21,9 @@ from nidaan.audit.service import audit_service
 from nidaan.kit.blind_index import blind_index
 from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.number_blocks import next_from_block
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
-from nidaan.kit.number_blocks import next_from_block
 from nidaan.kit.time import utcnow
 from nidaan.patients.domain import (
     InvalidAbha,
