@@ -299,12 +299,18 @@ class PatientsService:
     # ---- registration -----------------------------------------------------------------------
 
     async def register(
-        self, session: AsyncSession, caller: Caller, data: PatientCreate
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        data: PatientCreate,
+        *,
+        id_is_new: bool = False,
     ) -> RegistrationResult:
         """Create a patient with the next MRN; flag (never merge) likely duplicates.
 
         A repeat of the same client ``id`` with the same content returns the existing
-        record (``created`` False); different content is a 409.
+        record (``created`` False); different content is a 409. ``id_is_new``: the caller
+        has just seen that no row has this id (a sync push asks once for all its ops).
         """
         organisation_id = caller.organisation_id
         today = local_date(utcnow())
@@ -335,7 +341,7 @@ class PatientsService:
             "weight_kg": data.weight_kg,
             "registered_at_branch_id": data.registered_at_branch_id,
         }
-        if data.id is not None:
+        if data.id is not None and not id_is_new:
             existing = await session.get(Patient, data.id)
             if existing is not None:
                 if existing.organisation_id == organisation_id and self._same_registration(
@@ -493,8 +499,8 @@ class PatientsService:
                 setattr(patient, field, changes[field])
         if "weight_kg" in changes:
             patient.weight_kg = data.weight_kg
+        # The UPDATE returns what the database set (updated_at): no reload (eager_defaults).
         await self._flush_versioned(session)
-        await session.refresh(patient)
         await audit_service.record(
             session,
             organisation_id=caller.organisation_id,
