@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -202,6 +202,23 @@ async def _check_branch(
     _BRANCH_OWNERS[branch_id] = organisation_id
 
 
+async def _page_with_total(
+    session: AsyncSession, statement: Select[Any], page: PageParams
+) -> tuple[list[Patient], int]:
+    """One page and the total in one statement (``count(*) OVER ()`` on each row), instead of
+    a count and a select; a page past the end has no row to carry the total, so it counts."""
+    found = (
+        await session.execute(
+            statement.add_columns(func.count().over())
+            .limit(page.limit)
+            .offset((page.page - 1) * page.limit)
+        )
+    ).all()
+    if found or page.page == 1:
+        return [row[0] for row in found], int(found[0][1]) if found else 0
+    return await paginate(session, statement, page)
+
+
 def _keys(patient: Patient) -> PersonKeys:
     return PersonKeys(
         name=patient.full_name,
@@ -294,7 +311,7 @@ class PatientsService:
         if abha_number:
             statement = statement.where(Patient.abha_number_index == _abha_number(abha_number)[1])
         statement = statement.order_by(Patient.name_normalized, Patient.mrn)
-        return await paginate(session, statement, page)
+        return await _page_with_total(session, statement, page)
 
     # ---- registration -----------------------------------------------------------------------
 
