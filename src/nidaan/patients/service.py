@@ -459,7 +459,8 @@ class PatientsService:
             )
             session.add(flag)
             found.append(DuplicateCandidate(flag, candidate))
-        await session.flush()
+        if found:  # a flush with nothing new still walks the session (most registrations)
+            await session.flush()
         found.sort(key=lambda d: -d.flag.score)
         return found
 
