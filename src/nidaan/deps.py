@@ -27,7 +27,7 @@ async def get_session() -> AsyncIterator[AsyncSession]:
             raise
 
 
-def page_params(
+async def page_params(  # async: a plain def would run in a worker thread per request
     page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based page number"),
     limit: int = Query(20, ge=1, le=100, description="Rows per page"),
 ) -> PageParams:

@@ -35,31 +35,64 @@ REQUEST_ID_HEADER = "x-request-id"
 UNMATCHED_ROUTE = "<unmatched>"
 
 
+#: Probes polled every few seconds by load balancers: counted in the metrics, not logged.
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
+
+
+class _RouteMetrics:
+    """The metric children of one (method, route, status), looked up once: ``labels()``
+    validates and locks on every call, which a request should not pay for."""
+
+    def __init__(self) -> None:
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
+
+    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[(method, route, status)] = HTTP_REQUESTS.labels(
+                method, route, str(status)
+            )
+        latency = self._latencies.get((method, route))
+        if latency is None:
+            latency = self._latencies[(method, route)] = HTTP_LATENCY.labels(method, route)
+        counter.inc()
+        latency.observe(elapsed)
+
+
+def _incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == _REQUEST_ID_KEY:
+            incoming = value.decode("latin-1")
+            return incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else None
+    return None
+
+
 class RequestContextMiddleware:
-    """Give every request an id (or keep the caller's), bind it to logs and echo it back."""
+    """Give every request an id (or keep the caller's), bind it to logs and echo it back;
+    count and time it, and log one line per request (probes excepted)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.metrics = _RouteMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = (
-            incoming if 0 < len(incoming) <= 100 and incoming.isprintable() else uuid.uuid4().hex
-        )
+        request_id = _incoming_request_id(scope["headers"]) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        status_holder: dict[str, int] = {}
+        status = 500  # no response started: the app failed
+        echoed = (_REQUEST_ID_KEY, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-                message["headers"] = headers
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
         HTTP_IN_PROGRESS.inc()
@@ -70,17 +103,15 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             # The route template (/api/v1/orders/{order_id}), never the raw path: one series
             # per endpoint, not per order.
-            route = route_template(scope)
-            status = status_holder.get("status", 500)  # no response started: the app failed
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status_holder.get("status"),
-                duration_ms=round(elapsed * 1000, 1),
-            )
+            self.metrics.observe(scope["method"], route_template(scope), status, elapsed)
+            if scope["path"] not in QUIET_PATHS or status >= 500:
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 1),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
 
@@ -200,20 +231,8 @@ def create_app(
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    app.include_router(api_router)
-    app.include_router(public_router)
-    if demo_providers is not None:
-        demo_providers.mount(app)
-    if settings.mode is Mode.DEMO:
-        # The demo lab pays through the gateway simulators (production never mounts them).
-        from nidaan.simulators.payments.mount import mount_payment_simulators
 
-        mount_payment_simulators(app, settings)
-        # ... and reports its B2B invoices to the IRP simulator (GST e-invoicing).
-        from nidaan.simulators.irp import mount_demo_irp
-
-        mount_demo_irp(app, settings)
-
+    # Health probes first: the router tries routes in order, and probes come often.
     @app.get("/metrics", tags=["health"], operation_id="health:metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process (production: bearer NIDAAN_METRICS_TOKEN)."""
@@ -263,6 +282,20 @@ def create_app(
                 }
             )
         return JSONResponse({"status": "ok", "database": "ok", "migration": current})
+
+    app.include_router(api_router)
+    app.include_router(public_router)
+    if demo_providers is not None:
+        demo_providers.mount(app)
+    if settings.mode is Mode.DEMO:
+        # The demo lab pays through the gateway simulators (production never mounts them).
+        from nidaan.simulators.payments.mount import mount_payment_simulators
+
+        mount_payment_simulators(app, settings)
+        # ... and reports its B2B invoices to the IRP simulator (GST e-invoicing).
+        from nidaan.simulators.irp import mount_demo_irp
+
+        mount_demo_irp(app, settings)
 
     from nidaan.webui.serve import mount_web_app
 

@@ -406,10 +406,17 @@ class AuthService:
             if session_id is not None
             else false()
         )
+        # Columns, not the User entity: no ORM object (with its password hash and signing
+        # key) is built on every request.
         row = (
             await session.execute(
                 select(
-                    User,
+                    User.id,
+                    User.organisation_id,
+                    User.email,
+                    User.roles,
+                    User.is_active,
+                    User.token_version,
                     func.array_remove(func.array_agg(UserBranch.branch_id), None),
                     Organisation.is_active,
                     ended,
@@ -420,24 +427,22 @@ class AuthService:
                 .group_by(User.id, Organisation.id)
             )
         ).one_or_none()
-        user, branch_ids, organisation_active, logged_out = (
-            row if row is not None else (None, [], False, True)
-        )
         if (
-            user is None
-            or not user.is_active
-            or not organisation_active
-            or logged_out
-            or str(user.organisation_id) != claims["org"]
-            or claims.get("ver", 0) != user.token_version
+            row is None
+            or not row[4]
+            or not row[7]
+            or row[8]
+            or str(row[1]) != claims["org"]
+            or claims.get("ver", 0) != row[5]
         ):
             raise NotAuthenticated("The session has ended or the account is disabled; log in.")
+        found_id, organisation_id, email, roles, _, _, branch_ids, _, _ = row
         return Principal(
             kind="user",
-            id=user.id,
-            organisation_id=user.organisation_id,
-            roles=frozenset(user.roles),
-            label=user.email,
+            id=found_id,
+            organisation_id=organisation_id,
+            roles=frozenset(roles),
+            label=email,
             branch_ids=frozenset(branch_ids) if branch_ids else None,
         )
 

@@ -72,9 +72,12 @@ def get_engine(settings: Settings) -> AsyncEngine:
     global _engine
     if _engine is None:
         # hide_parameters: a failed statement's error (and so its log line) never carries the
-        # values bound to it (mobile numbers, names), only the SQL text.
+        # values bound to it (mobile numbers, names), only the SQL text. No pre-ping: it is
+        # a round trip on every checkout (every request); a connection the server dropped
+        # fails its statement once, and that disconnect error makes the pool discard every
+        # connection opened before it, so the next checkout connects afresh.
         _engine = create_async_engine(
-            database_url(settings), pool_pre_ping=True, pool_size=10, hide_parameters=True
+            database_url(settings), pool_pre_ping=False, pool_size=10, hide_parameters=True
         )
         tracing.instrument_engine(_engine)
     return _engine

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Boolean, ForeignKey, Integer, Numeric, String, UniqueConstraint, false, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from nidaan.kit.encrypted_type import EncryptedString
 from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, VersionMixin
@@ -16,6 +16,12 @@ from nidaan.kit.model_base import Base, IdMixin, TenantMixin, TimestampMixin, Ve
 class Patient(IdMixin, TenantMixin, TimestampMixin, VersionMixin, Base):
     __tablename__ = "patients"
     __table_args__ = (UniqueConstraint("organisation_id", "mrn"),)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, object]:  # noqa: N805
+        # eager_defaults: an INSERT or UPDATE returns what the database set (updated_at)
+        # instead of expiring it for another SELECT.
+        return {"version_id_col": cls.__table__.c.version, "eager_defaults": True}  # type: ignore[attr-defined]
 
     mrn: Mapped[str] = mapped_column(String(32))
     full_name: Mapped[str] = mapped_column(String(200))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -21,9 +21,9 @@ from nidaan.audit.service import audit_service
 from nidaan.kit.blind_index import blind_index
 from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.number_blocks import next_from_block
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
-from nidaan.kit.sequences import next_value
 from nidaan.kit.time import utcnow
 from nidaan.patients.domain import (
     InvalidAbha,
@@ -188,6 +188,37 @@ def _birth(
     return estimated_date_of_birth(today, years, months, days), True
 
 
+# Branches seen to belong to an organisation. A branch never moves to another organisation,
+# so a registration at a known branch (every sync op of a collection centre) skips the query.
+_BRANCH_OWNERS: dict[uuid.UUID, uuid.UUID] = {}
+
+
+async def _check_branch(
+    session: AsyncSession, organisation_id: uuid.UUID, branch_id: uuid.UUID
+) -> None:
+    if _BRANCH_OWNERS.get(branch_id) == organisation_id:
+        return
+    await tenancy_service.check_branches_belong(session, organisation_id, [branch_id])
+    _BRANCH_OWNERS[branch_id] = organisation_id
+
+
+async def _page_with_total(
+    session: AsyncSession, statement: Select[Any], page: PageParams
+) -> tuple[list[Patient], int]:
+    """One page and the total in one statement (``count(*) OVER ()`` on each row), instead of
+    a count and a select; a page past the end has no row to carry the total, so it counts."""
+    found = (
+        await session.execute(
+            statement.add_columns(func.count().over())
+            .limit(page.limit)
+            .offset((page.page - 1) * page.limit)
+        )
+    ).all()
+    if found or page.page == 1:
+        return [row[0] for row in found], int(found[0][1]) if found else 0
+    return await paginate(session, statement, page)
+
+
 def _keys(patient: Patient) -> PersonKeys:
     return PersonKeys(
         name=patient.full_name,
@@ -280,17 +311,23 @@ class PatientsService:
         if abha_number:
             statement = statement.where(Patient.abha_number_index == _abha_number(abha_number)[1])
         statement = statement.order_by(Patient.name_normalized, Patient.mrn)
-        return await paginate(session, statement, page)
+        return await _page_with_total(session, statement, page)
 
     # ---- registration -----------------------------------------------------------------------
 
     async def register(
-        self, session: AsyncSession, caller: Caller, data: PatientCreate
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        data: PatientCreate,
+        *,
+        id_is_new: bool = False,
     ) -> RegistrationResult:
         """Create a patient with the next MRN; flag (never merge) likely duplicates.
 
         A repeat of the same client ``id`` with the same content returns the existing
-        record (``created`` False); different content is a 409.
+        record (``created`` False); different content is a 409. ``id_is_new``: the caller
+        has just seen that no row has this id (a sync push asks once for all its ops).
         """
         organisation_id = caller.organisation_id
         today = local_date(utcnow())
@@ -321,7 +358,7 @@ class PatientsService:
             "weight_kg": data.weight_kg,
             "registered_at_branch_id": data.registered_at_branch_id,
         }
-        if data.id is not None:
+        if data.id is not None and not id_is_new:
             existing = await session.get(Patient, data.id)
             if existing is not None:
                 if existing.organisation_id == organisation_id and self._same_registration(
@@ -334,9 +371,7 @@ class PatientsService:
                     "A different patient already has this id.", field="id", id=str(data.id)
                 )
         if data.registered_at_branch_id is not None:
-            await tenancy_service.check_branches_belong(
-                session, organisation_id, [data.registered_at_branch_id]
-            )
+            await _check_branch(session, organisation_id, data.registered_at_branch_id)
             if not caller.may_use_branch(data.registered_at_branch_id):
                 raise BranchNotAllowed(
                     "You may not register patients at this branch.",
@@ -345,7 +380,7 @@ class PatientsService:
 
         patient = Patient(
             organisation_id=organisation_id,
-            mrn=format_mrn(await next_value(session, organisation_id, MRN_SCOPE)),
+            mrn=format_mrn(await next_from_block(session, organisation_id, MRN_SCOPE)),
             is_active=True,
             created_by_id=caller.id if caller.kind == "user" else None,
             **values,
@@ -424,7 +459,8 @@ class PatientsService:
             )
             session.add(flag)
             found.append(DuplicateCandidate(flag, candidate))
-        await session.flush()
+        if found:  # a flush with nothing new still walks the session (most registrations)
+            await session.flush()
         found.sort(key=lambda d: -d.flag.score)
         return found
 
@@ -481,8 +517,8 @@ class PatientsService:
                 setattr(patient, field, changes[field])
         if "weight_kg" in changes:
             patient.weight_kg = data.weight_kg
+        # The UPDATE returns what the database set (updated_at): no reload (eager_defaults).
         await self._flush_versioned(session)
-        await session.refresh(patient)
         await audit_service.record(
             session,
             organisation_id=caller.organisation_id,

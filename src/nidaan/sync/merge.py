@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from nidaan.sync import capture, sealing
+from nidaan.sync import capture, prefetch, sealing
 from nidaan.sync.context import OpContext
 from nidaan.sync.hlc import HLC, HLCError
 from nidaan.sync.models import SyncChange, SyncConflict, SyncRowMeta
@@ -33,11 +33,13 @@ async def field_meta(
 ) -> dict[str, Any]:
     """Who wrote each field last: the committed stamps, overlaid with this transaction's own
     writes (an earlier op of the same push), so batching never changes an outcome."""
-    meta = await ctx.session.scalar(
-        select(SyncRowMeta.field_meta).where(
-            SyncRowMeta.entity == handler.name, SyncRowMeta.entity_id == entity_id
+    meta = prefetch.stored_meta(ctx.session, handler.name, entity_id)
+    if meta is None:
+        meta = await ctx.session.scalar(
+            select(SyncRowMeta.field_meta).where(
+                SyncRowMeta.entity == handler.name, SyncRowMeta.entity_id == entity_id
+            )
         )
-    )
     return {**(meta or {}), **capture.pending_stamps(ctx.session.sync_session, handler, entity_id)}
 
 
@@ -141,6 +143,7 @@ async def _restamp(
             "by": (stamp or {}).get("by"),
         }
     }
+    prefetch.stamps_written(ctx.session, handler.name, row.id)
     statement = pg_insert(SyncRowMeta).values(
         entity=handler.name,
         entity_id=row.id,

@@ -26,7 +26,7 @@ from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError
 from nidaan.kit.ids import new_id
 from nidaan.kit.metrics import SYNC_OPS, SYNC_REQUESTS
 from nidaan.kit.time import utcnow
-from nidaan.sync import capture
+from nidaan.sync import capture, prefetch
 from nidaan.sync.context import Op, OpContext
 from nidaan.sync.hlc import HLC, HLCError, now_ms
 from nidaan.sync.merge import apply_update
@@ -200,16 +200,35 @@ class SyncService:
             raise InvalidInput(f"Send at most {PUSH_LIMIT} ops per call.", field="ops")
         ordered = sorted(ops, key=lambda o: o.client_seq)
         known = await self._stored_results(session, client.id, [op.op_id for op in ordered])
+        await prefetch.read_ahead(
+            session, principal.organisation_id, [op for op in ordered if op.op_id not in known]
+        )
         batch = _Batch(last_seq=client.last_client_seq)
         results: list[OpResult] = []
         gap_at: int | None = None
-        for group in _groups(ordered):
+        groups = _groups(ordered)
+        index = 0
+        while index < len(groups):
+            group = groups[index]
             if gap_at is not None:
                 results.extend(
                     OpResult(op.op_id, OpStatus.GAP, op.entity, op.entity_id, expected_seq=gap_at)
                     for op in group
                 )
+                index += 1
                 continue
+            run = _run_of_single_ops(groups, index)
+            if len(run) > 1:
+                optimistic = await self._apply_run(
+                    session, settings, principal, client, run, known, schema_version, batch
+                )
+                if optimistic is not None:
+                    results.extend(optimistic)
+                    gap_at = next(
+                        (r.expected_seq for r in optimistic if r.status is OpStatus.GAP), None
+                    )
+                    index += len(run)
+                    continue
             try:
                 group_results = await self._apply_group(
                     session, settings, principal, client, group, known, schema_version, batch
@@ -220,6 +239,8 @@ class SyncService:
                 if result.status is OpStatus.GAP:
                     gap_at = result.expected_seq
             results.extend(group_results)
+            index += 1
+        prefetch.forget(session)
         # Terminal results and the device's sequence go in with the effects, in one statement
         # each rather than one per op.
         if batch.applied:
@@ -348,22 +369,88 @@ class SyncService:
                 outcome.reason,
                 list(outcome.conflict_ids),
             )
-            batch.applied.append(
-                {
-                    "client_id": client.id,
-                    "op_id": op.op_id,
-                    "organisation_id": client.organisation_id,
-                    "client_seq": op.client_seq,
-                    "entity": op.entity[:32],
-                    "entity_id": op.entity_id,
-                    "status": result.status.value,
-                    "reason": result.reason,
-                    "conflict_id": result.conflict_id,
-                }
-            )
+            batch.applied.append(_applied_row(client, op, result))
             batch.last_seq = op.client_seq
             results.append(result)
         return results
+
+    async def _apply_run(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        principal: Principal,
+        client: SyncClient,
+        run: list[Op],
+        known: dict[uuid.UUID, OpResult],
+        schema_version: int,
+        batch: _Batch,
+    ) -> list[OpResult] | None:
+        """Apply consecutive independent ops under one savepoint instead of one each.
+
+        The common push (every op applies) then costs two statements for its savepoint, not
+        two per op. Any op that is rejected or fails rolls the whole run back and the caller
+        applies the same ops one by one, each in its own savepoint, exactly as before; so
+        the outcomes never depend on this shortcut. None: fall back.
+        """
+        savepoint = await session.begin_nested()
+        results: list[OpResult] = []
+        applied: list[tuple[Op, OpResult]] = []
+        last_seq = batch.last_seq
+        try:
+            for op in run:
+                stored = known.get(op.op_id)
+                expected = last_seq + 1
+                if stored is not None:
+                    results.append(stored)  # a replay answers exactly as the first time
+                    continue
+                if op.client_seq != expected:
+                    raise _Fallback  # duplicate or gap: the op-by-op path answers those
+                outcome = await self._apply_unguarded(
+                    session, settings, principal, client, op, schema_version
+                )
+                result = OpResult(
+                    op.op_id,
+                    outcome.status,
+                    op.entity,
+                    op.entity_id,
+                    outcome.reason,
+                    list(outcome.conflict_ids),
+                )
+                applied.append((op, result))
+                results.append(result)
+                last_seq = op.client_seq
+        except Exception:
+            await _rollback(session, savepoint, client)
+            return None
+        await savepoint.commit()
+        batch.applied.extend(_applied_row(client, op, result) for op, result in applied)
+        batch.last_seq = last_seq
+        return results
+
+    async def _apply_unguarded(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        principal: Principal,
+        client: SyncClient | None,
+        op: Op,
+        schema_version: int,
+    ) -> Outcome:
+        """One op with no savepoint of its own (``_apply_run`` holds one around many)."""
+        sync_session = session.sync_session
+        try:
+            ctx = self._context(session, settings, principal, client, op, schema_version)
+            capture.set_origin(
+                sync_session,
+                capture.Origin(
+                    client.id if client else None, op.op_id, ctx.hlc, actor=principal.label
+                ),
+            )
+            outcome = await self._dispatch(ctx)
+            await session.flush()
+        finally:
+            capture.set_origin(sync_session, None)
+        return outcome
 
     async def _apply_one(
         self,
@@ -475,7 +562,9 @@ class SyncService:
             return await handler.create(ctx)
         if op.operation == "append":
             return await handler.append(ctx)
-        row = await handler.load_for_update(ctx, op.entity_id)
+        row = prefetch.locked_row(ctx.session, op.entity, op.entity_id)
+        if row is None:
+            row = await handler.load_for_update(ctx, op.entity_id)
         if row is None:
             raise Rejected(f"no {op.entity} {op.entity_id} in your organisation")
         scope = await ctx.session.run_sync(lambda s: handler.scope(s, row))
@@ -748,6 +837,8 @@ async def _rollback(session: AsyncSession, savepoint: Any, client: SyncClient | 
     (MissingGreenlet). Reload it now and keep the clock flag: a bad clock stays a bad clock.
     """
     flags = (client.clock_suspect, client.max_clock_ahead_ms) if client is not None else None
+    # Rows read ahead may be expired now, and stamps written inside are gone.
+    prefetch.forget(session)
     await savepoint.rollback()
     if client is not None and flags is not None:
         await session.refresh(client)
@@ -792,6 +883,34 @@ class _Batch:
 
     last_seq: int
     applied: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Fallback(Exception):
+    """The run cannot be applied in one go: apply its ops one by one."""
+
+
+def _run_of_single_ops(groups: list[list[Op]], start: int, limit: int = 50) -> list[Op]:
+    """Consecutive ops from ``groups[start]`` that belong to no transaction group."""
+    run: list[Op] = []
+    for group in groups[start:]:
+        if len(group) != 1 or group[0].tx_group is not None or len(run) >= limit:
+            break
+        run.append(group[0])
+    return run
+
+
+def _applied_row(client: SyncClient, op: Op, result: OpResult) -> dict[str, Any]:
+    return {
+        "client_id": client.id,
+        "op_id": op.op_id,
+        "organisation_id": client.organisation_id,
+        "client_seq": op.client_seq,
+        "entity": op.entity[:32],
+        "entity_id": op.entity_id,
+        "status": result.status.value,
+        "reason": result.reason,
+        "conflict_id": result.conflict_id,
+    }
 
 
 class _Transient(Exception):

@@ -16,6 +16,7 @@ from nidaan.patients.models import Patient
 from nidaan.patients.presenters import patient_out
 from nidaan.patients.schemas import PatientCreate, PatientUpdate
 from nidaan.patients.service import SENSITIVE, patients_service, snapshot
+from nidaan.sync import prefetch
 from nidaan.sync.context import OpContext
 from nidaan.sync.entities.common import dumped, refused, validate
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected, register
@@ -88,7 +89,10 @@ class PatientHandler(EntityHandler):
             data.registered_at_branch_id
         ):
             raise Rejected("you do not work at that branch")
-        result = await refused(lambda: patients_service.register(ctx.session, ctx.principal, data))
+        new = prefetch.take_new_id(ctx.session, self.name, ctx.op.entity_id)
+        result = await refused(
+            lambda: patients_service.register(ctx.session, ctx.principal, data, id_is_new=new)
+        )
         return Outcome.applied() if result.created else Outcome(OpStatus.DUPLICATE)
 
     async def delete(self, ctx: OpContext, row: Any) -> Outcome:
