@@ -141,9 +141,7 @@ async def _call(
     return response
 
 
-async def _login(
-    http: httpx.AsyncClient, measured: Measured | None, email: str
-) -> dict[str, str]:
+async def _login(http: httpx.AsyncClient, measured: Measured | None, email: str) -> dict[str, str]:
     response = await _call(
         http,
         measured,
@@ -191,7 +189,8 @@ async def _visit(
             json={"patient_id": patient_id, "branch_id": str(lab.centre), "items": ["KFT", "CBC"]},
         )
     ).json()
-    assert len(order["samples"]) == 2 and len(order["tests"]) == 6
+    assert len(order["samples"]) == 2
+    assert len(order["tests"]) == 6
     await _call(
         http, measured, "GET /worklists/pending-collection", "GET",
         "/api/v1/worklists/pending-collection", headers=phleb,
@@ -312,7 +311,7 @@ def _write_table(result: Measured) -> None:
     out.write_text(table + "\n")
     # Every statement of each endpoint's worst call, to see where the budget goes.
     listing = []
-    for label, counts in result.calls.items():
+    for label in result.calls:
         worst = result.worst(label)
         listing.append(f"== {label}: {worst.total}")
         listing += [f"  {_one_line(s)}" for s in worst.sql]

@@ -24,7 +24,7 @@ from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
 from nidaan.files.enums import FilePurpose
 from nidaan.files.service import files_service
-from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
+from nidaan.kit.db import any_of, get_in_organisation, set_if, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -552,6 +552,120 @@ class OrdersService:
             )
             for order_test in rows
         ]
+
+    async def lock_with_tests(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> tuple[Order, list[tuple[OrderTest, CatalogTest, Sample | None]]]:
+        """Lock the order (as ``_lock_order``) and read, in the same statement, its tests in
+        the order they were added with their catalogue entries and samples (fresh)."""
+        rows = (
+            await session.execute(
+                select(Order, OrderTest, CatalogTest, Sample)
+                .join(OrderTest, OrderTest.order_id == Order.id)
+                .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+                .outerjoin(Sample, Sample.id == OrderTest.sample_id)
+                .where(
+                    Order.id == order_id,
+                    Order.organisation_id == organisation_id,
+                    OrderTest.organisation_id == organisation_id,
+                )
+                .order_by(OrderTest.created_at, OrderTest.id)
+                .with_for_update(of=Order)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        if not rows:
+            raise NotFound("No such order in your organisation.", entity="order")
+        return rows[0][0], [(ot, test, sample) for _, ot, test, sample in rows]
+
+    async def set_test_status_locked(
+        self,
+        session: AsyncSession,
+        order: Order,
+        tests: Sequence[OrderTest],
+        order_test: OrderTest,
+        status: OrderTestStatus,
+        *,
+        actor: AuditActor = SYSTEM_ACTOR,
+    ) -> list[AuditEntry]:
+        """``set_test_status`` for a caller holding the order's lock with its tests read
+        fresh (``lock_with_tests``): one compare-and-set UPDATE of the test, one of the order
+        when its status follows. Returns the audit entries for the caller to record."""
+        if not domain.may_change_status(order_test.status, status):
+            raise OrderTestIllegalTransition(order_test.status, status)
+        if order_test.status == status:
+            return []
+        before = _test_snapshot(order_test)
+        if not await set_if(
+            session, order_test, {"status": order_test.status}, status=status.value
+        ):  # the order's lock keeps other status changes out; a cancellation may not
+            raise VersionConflict(
+                "The ordered test changed meanwhile; try again.",
+                current_version=order_test.version,
+            )
+        entries = [
+            AuditEntry(
+                organisation_id=order.organisation_id,
+                actor=actor,
+                action="order_test.status_changed",
+                entity_type="order_test",
+                entity_id=order_test.id,
+                before=before,
+                after=_test_snapshot(order_test),
+            )
+        ]
+        new = domain.derived_status(t.status for t in tests)
+        if new == order.status:
+            return entries
+        before = _order_snapshot(order)
+        previous = order.status
+        completed_at = utcnow() if new == OrderStatus.COMPLETED else None
+        await set_if(session, order, {}, status=new.value, completed_at=completed_at)
+        verb = {
+            OrderStatus.COMPLETED: "completed",
+            OrderStatus.CANCELLED: "cancelled",
+            OrderStatus.OPEN: "reopened",
+        }[new]
+        entries.append(
+            AuditEntry(
+                organisation_id=order.organisation_id,
+                actor=actor,
+                action=f"order.{verb}",
+                entity_type="order",
+                entity_id=order.id,
+                before=before,
+                after={**_order_snapshot(order), "previous_status": previous},
+            )
+        )
+        return entries
+
+    async def mark_first_result(
+        self, session: AsyncSession, order_test: OrderTest, *, actor: AuditActor = SYSTEM_ACTOR
+    ) -> AuditEntry | None:
+        """``set_test_status(..., RESULTED)`` for a test's first result: active -> resulted
+        with one compare-and-set UPDATE (a first result cannot change the order's status, so
+        no order lock). Returns the audit entry for the caller to record, or None when the
+        test was no longer active (another transaction's first result moved it)."""
+        if order_test.status != OrderTestStatus.ACTIVE:
+            return None
+        before = _test_snapshot(order_test)
+        moved = await set_if(
+            session,
+            order_test,
+            {"status": OrderTestStatus.ACTIVE.value},
+            status=OrderTestStatus.RESULTED.value,
+        )
+        if not moved:
+            return None
+        return AuditEntry(
+            organisation_id=order_test.organisation_id,
+            actor=actor,
+            action="order_test.status_changed",
+            entity_type="order_test",
+            entity_id=order_test.id,
+            before=before,
+            after=_test_snapshot(order_test),
+        )
 
     async def _lock_test(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_test_id: uuid.UUID

@@ -23,7 +23,7 @@ from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.catalog.domain import container_words
 from nidaan.events.service import publish
-from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
+from nidaan.kit.db import any_of, get_in_organisation, set_if, set_on_locked_rows
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -598,6 +598,59 @@ class SamplesService:
         await session.flush()
         await self._audit(session, caller, "sample.processing_started", row, before)
         return row
+
+    async def start_processing_unlocked(
+        self, session: AsyncSession, caller: Principal, sample: Sample
+    ) -> AuditEntry | None:
+        """``start_processing`` on a loaded sample with one compare-and-set UPDATE (received
+        -> in process); returns the audit entry for the caller to record, or None when it
+        was not received (any more: another transaction's first result started it)."""
+        if sample.status != SampleStatus.RECEIVED:
+            return None
+        before = _snapshot(sample)
+        status = transition(SampleStatus.RECEIVED, SampleEvent.START_PROCESSING)
+        received = {"status": SampleStatus.RECEIVED.value}
+        if not await set_if(session, sample, received, status=status):
+            return None
+        return AuditEntry(
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="sample.processing_started",
+            entity_type="sample",
+            entity_id=sample.id,
+            before=before,
+            after=_snapshot(sample),
+        )
+
+    async def complete_unlocked(
+        self, session: AsyncSession, caller: Principal, sample: Sample
+    ) -> AuditEntry | None:
+        """``complete`` on a loaded sample with one compare-and-set UPDATE (in process ->
+        completed); returns the audit entry for the caller to record, or None when it was
+        not in process (any more)."""
+        if sample.status != SampleStatus.IN_PROCESS:
+            return None
+        await self.require_reach(session, caller, sample, None)
+        before = _snapshot(sample)
+        status = transition(SampleStatus.IN_PROCESS, SampleEvent.COMPLETE)
+        moved = await set_if(
+            session,
+            sample,
+            {"status": SampleStatus.IN_PROCESS.value},
+            status=status,
+            completed_at=utcnow(),
+        )
+        if not moved:
+            return None
+        return AuditEntry(
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="sample.completed",
+            entity_type="sample",
+            entity_id=sample.id,
+            before=before,
+            after=_snapshot(sample),
+        )
 
     async def lock_many(
         self, session: AsyncSession, caller: Principal, sample_ids: Iterable[uuid.UUID]
