@@ -251,20 +251,25 @@ async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
             raise
 
 
-def autonomous_engine(session: AsyncSession) -> AsyncEngine:
+def autonomous_engine(session: AsyncSession, *, synchronous_commit: bool = True) -> AsyncEngine:
     """A small separate pool on ``session``'s database, for short work committed on its own.
 
     Separate so that requests holding a main-pool connection can never starve it.
+    ``synchronous_commit=False``: a pool whose sessions commit without waiting for the disk
+    (set when connecting, instead of a ``SET LOCAL`` round trip per transaction); only for
+    work whose result is used by a later, synchronously committed transaction.
     """
     bind = session.bind
     engine = bind if isinstance(bind, AsyncEngine) else bind.engine  # type: ignore[union-attr]
     url = engine.url.render_as_string(hide_password=False)
-    if url not in _autonomous_engines:
-        _autonomous_engines[url] = create_async_engine(
-            url, pool_size=4, max_overflow=8, hide_parameters=True
+    key = url if synchronous_commit else f"{url}#async-commit"
+    if key not in _autonomous_engines:
+        options = {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
+        _autonomous_engines[key] = create_async_engine(
+            url, pool_size=4, max_overflow=8, hide_parameters=True, connect_args=options
         )
-        tracing.instrument_engine(_autonomous_engines[url])
-    return _autonomous_engines[url]
+        tracing.instrument_engine(_autonomous_engines[key])
+    return _autonomous_engines[key]
 
 
 async def dispose() -> None:

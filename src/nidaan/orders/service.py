@@ -24,8 +24,15 @@ from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish
 from nidaan.files.enums import FilePurpose
 from nidaan.files.service import files_service
-from nidaan.kit.db import any_of, get_in_organisation, set_if, set_on_locked_rows
+from nidaan.kit.db import (
+    any_of,
+    get_in_organisation,
+    set_if,
+    set_on_locked_rows,
+    transaction_state,
+)
 from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
 from nidaan.kit.time import IST, utcnow
@@ -86,6 +93,10 @@ def _specimen(test: CatalogTest) -> tuple[str, str]:
     return (test.specimen_type, test.container)
 
 
+#: Orders this transaction created, by id, with their detail (see ``create_detailed``).
+_CREATED = "orders.created"
+
+
 class OrdersService:
     # ---------------------------------------------------------------- create
 
@@ -144,28 +155,33 @@ class OrdersService:
             clinical_notes=(data.clinical_notes or "").strip() or None,
             created_by_id=caller.id if caller.kind == "user" else None,
         )
-        if data.id is not None:
-            order.id = data.id
+        # Ids are drawn here, so the rows go out as one INSERT per table: the order, then its
+        # tubes (the unit of work knows no order between tables without relationships, so
+        # these two flushes name what they write), then the tests, every audit entry and
+        # the event with the last flush.
+        order.id = data.id or new_id()
         session.add(order)
-        await session.flush()
+        await session.flush([order])
 
         groups = domain.group_by(resolved, lambda r: _specimen(r.test))
         samples = await samples_service.create_many(
             session, caller, order_id=order.id, branch_id=branch.id, tubes=list(groups)
         )
+        await session.flush(samples)
+        order_tests = []
         for sample, group in zip(samples, groups.values(), strict=True):
             for item in group:
-                session.add(
-                    OrderTest(
-                        organisation_id=org,
-                        order_id=order.id,
-                        test_id=item.test.id,
-                        panel_id=item.panel_id,
-                        sample_id=sample.id,
-                        status=OrderTestStatus.ACTIVE,
-                    )
+                order_test = OrderTest(
+                    id=new_id(),
+                    organisation_id=org,
+                    order_id=order.id,
+                    test_id=item.test.id,
+                    panel_id=item.panel_id,
+                    sample_id=sample.id,
+                    status=OrderTestStatus.ACTIVE,
                 )
-        await session.flush()
+                session.add(order_test)
+                order_tests.append((order_test, item.test))
         accessions = [s.accession for s in samples]
         await audit_service.record(
             session,
@@ -189,7 +205,22 @@ class OrdersService:
                 branch_id=order.branch_id,
             ),
         )
+        # What ``detail`` would read back, from memory (tests in the order they were added).
+        transaction_state(session, _CREATED, dict)[order.id] = OrderDetail(
+            order, sorted(order_tests, key=lambda pair: pair[0].id), samples
+        )
         return order, True
+
+    async def create_detailed(
+        self, session: AsyncSession, caller: Principal, data: OrderCreate
+    ) -> tuple[OrderDetail, bool]:
+        """``create_or_replay`` with the order's ``detail`` (read back only for a replay)."""
+        order, created = await self.create_or_replay(session, caller, data)
+        made = transaction_state(session, _CREATED, dict)
+        detail = made.pop(order.id, None) if created else None
+        if detail is None:
+            detail = await self.detail(session, caller, order.id)
+        return detail, created
 
     async def _same_content(
         self, session: AsyncSession, order: Order, data: OrderCreate, test_ids: set[uuid.UUID]
