@@ -394,6 +394,8 @@ class OrdersService:
         created = await samples_service.create_many(
             session, caller, order_id=order.id, branch_id=order.branch_id, tubes=missing
         )
+        if created:
+            await session.flush(created)  # the tubes before the tests that refer to them
         open_tubes.update(zip(missing, created, strict=True))
         added: list[OrderTest] = []
         for key, group in groups.items():

@@ -181,6 +181,7 @@ class SamplesService:
             tubes=[(specimen_type, container)],
             ids=[sample_id],
         )
+        await session.flush([sample])  # written (and its defaults read) before it is returned
         return sample
 
     async def create_many(
