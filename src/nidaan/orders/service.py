@@ -155,19 +155,17 @@ class OrdersService:
             clinical_notes=(data.clinical_notes or "").strip() or None,
             created_by_id=caller.id if caller.kind == "user" else None,
         )
-        # Ids are drawn here, so the rows go out as one INSERT per table: the order, then its
-        # tubes (the unit of work knows no order between tables without relationships, so
-        # these two flushes name what they write), then the tests, every audit entry and
-        # the event with the last flush.
+        # One INSERT per table: the order, then its tubes (the unit of work knows no order
+        # between tables without relationships, so each is flushed before what refers to
+        # it), then the tests, every audit entry and the event with the last flush.
         order.id = data.id or new_id()
         session.add(order)
-        await session.flush([order])
+        await session.flush()
 
         groups = domain.group_by(resolved, lambda r: _specimen(r.test))
         samples = await samples_service.create_many(
             session, caller, order_id=order.id, branch_id=branch.id, tubes=list(groups)
         )
-        await session.flush(samples)
         order_tests = []
         for sample, group in zip(samples, groups.values(), strict=True):
             for item in group:
@@ -394,8 +392,6 @@ class OrdersService:
         created = await samples_service.create_many(
             session, caller, order_id=order.id, branch_id=order.branch_id, tubes=missing
         )
-        if created:
-            await session.flush(created)  # the tubes before the tests that refer to them
         open_tubes.update(zip(missing, created, strict=True))
         added: list[OrderTest] = []
         for key, group in groups.items():

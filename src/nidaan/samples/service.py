@@ -25,7 +25,6 @@ from nidaan.catalog.domain import container_words
 from nidaan.events.service import publish
 from nidaan.kit.db import any_of, get_in_organisation, set_if, set_on_locked_rows, transaction_state
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
-from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
 from nidaan.kit.time import utcnow
@@ -181,7 +180,6 @@ class SamplesService:
             tubes=[(specimen_type, container)],
             ids=[sample_id],
         )
-        await session.flush([sample])  # written (and its defaults read) before it is returned
         return sample
 
     async def create_many(
@@ -213,11 +211,13 @@ class SamplesService:
                 container=container,
                 status=SampleStatus.ORDERED,
             )
-            # The id now, not at the INSERT: callers refer to the tube before anything is
-            # written (the rows go out with the transaction's next flush).
-            sample.id = (ids[index] if ids is not None else None) or new_id()
+            if ids is not None and ids[index] is not None:
+                sample.id = ids[index]
             session.add(sample)
             samples.append(sample)
+        # Written now, before their audit entries are added (those go out with the caller's
+        # next flush, in one INSERT with its other entries).
+        await session.flush()
         for sample in samples:
             await self._audit_created(session, caller, sample)
         return samples
