@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, bindparam, func, select, union, update
+from sqlalchemy import Select, bindparam, event, func, inspect, select, union, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from nidaan.audit.domain import (
     DEFAULT_SENSITIVE_KEYS,
@@ -115,6 +116,28 @@ _ENTRY_COLUMNS = (
 )
 
 
+_UNWRITTEN = "audit.unwritten_entries"
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _forget_written_entries(session: Session, flush_context: Any) -> None:
+    # Once written, an entry leaves the session: reading it back in this transaction gets
+    # the stored row (its changes as JSON, as the chainer and the API see them), as when
+    # entries were inserted with Core.
+    entries = session.info.pop(_UNWRITTEN, None)
+    for entry in entries or ():
+        if entry in session and not inspect(entry).pending:
+            session.expunge(entry)
+        elif entry in session:
+            session.info.setdefault(_UNWRITTEN, []).append(entry)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_unwritten(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_UNWRITTEN, None)
+
+
 class AuditService:
     async def record(
         self,
@@ -150,18 +173,36 @@ class AuditService:
             changes=changes,
             request_id=current_request_id(),
         )
-        # Written now, in the caller's transaction, without any lock; chained (seq and
-        # hashes) right after the transaction commits, so audited requests of one lab do
-        # not queue behind each other's commits.
-        await session.execute(
-            pg_insert(AuditLog.__table__).values(
-                {c.key: getattr(entry, c.key) for c in AuditLog.__table__.columns}
-            )
-        )
+        # Written with the session's next flush (at the latest before COMMIT, and before
+        # any query of the session reads), in the caller's transaction, without any lock:
+        # the entries one flush writes share one multi-row INSERT instead of a statement
+        # each. Chained (seq and hashes) right after the transaction commits, so audited
+        # requests of one lab do not queue behind each other's commits.
+        session.add(entry)
+        session.info.setdefault(_UNWRITTEN, []).append(entry)
         organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
         organisations.add(organisation_id)
         add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
         return entry
+
+    async def record_entry(
+        self,
+        session: AsyncSession,
+        entry: AuditEntry,
+        sensitive: frozenset[str] = DEFAULT_SENSITIVE_KEYS,
+    ) -> AuditLog:
+        """``record`` for an entry prepared by another service."""
+        return await self.record(
+            session,
+            organisation_id=entry.organisation_id,
+            actor=entry.actor,
+            action=entry.action,
+            entity_type=entry.entity_type,
+            entity_id=entry.entity_id,
+            before=entry.before,
+            after=entry.after,
+            sensitive=sensitive,
+        )
 
     async def record_many(
         self,

@@ -145,23 +145,39 @@ class AuthService:
         """Check the password and issue a pair; ``refresh_lifetime`` shortens the refresh
         token (browser sessions expire after a while without use)."""
         key = username_key(settings, username)
-        await self._check_throttle(session, settings, key)
-        user = await session.scalar(select(User).where(User.email == username.strip().lower()))
+        since = utcnow() - timedelta(minutes=settings.login_lockout_minutes)
+        # One query for the account's failed attempts (recent ones lock it out), the user
+        # and whether their organisation is active: the failure counts always give one row.
+        failures = (
+            select(
+                func.count().filter(LoginFailure.occurred_at >= since).label("recent"),
+                func.count().label("total"),
+            )
+            .where(LoginFailure.username_key == key)
+            .subquery()
+        )
+        recent, total, user, organisation_active = (
+            await session.execute(
+                select(failures.c.recent, failures.c.total, User, Organisation.is_active)
+                .select_from(failures)
+                .outerjoin(User, User.email == username.strip().lower())
+                .outerjoin(Organisation, Organisation.id == User.organisation_id)
+            )
+        ).one()
+        self._refuse_when_locked(settings, recent)
         if user is None:
             # Same cost whether or not the user exists.
             await verify_password_off_loop(dummy_hash(), password)
             raise InvalidCredentials(WRONG_CREDENTIALS)
         correct = await verify_password_off_loop(user.password_hash, password)
-        organisation = await tenancy_service.get_organisation_unscoped(
-            session, user.organisation_id
-        )
         # One answer for a wrong password, a disabled account and a disabled organisation:
         # saying "disabled" only after a correct password would confirm the password.
-        if not correct or not user.is_active or not organisation.is_active:
+        if not correct or not user.is_active or not organisation_active:
             raise InvalidCredentials(WRONG_CREDENTIALS)
         if needs_rehash(user.password_hash):
             user.password_hash = await asyncio.to_thread(hash_password, password)
-        await session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
+        if total:
+            await session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
         user.last_login_at = utcnow()
         return await self._issue_pair(
             session, settings, user, family_id=uuid.uuid4(), lifetime=refresh_lifetime
@@ -174,6 +190,10 @@ class AuthService:
             .select_from(LoginFailure)
             .where(LoginFailure.username_key == key, LoginFailure.occurred_at >= since)
         )
+        self._refuse_when_locked(settings, failures)
+
+    @staticmethod
+    def _refuse_when_locked(settings: Settings, failures: int | None) -> None:
         if (failures or 0) >= settings.login_max_failures:
             raise TooManyLoginAttempts(
                 f"Too many failed logins. Try again in {settings.login_lockout_minutes} minutes "

@@ -285,19 +285,26 @@ class CatalogService:
                 )
             )
         )
-        panels = list(
-            await session.scalars(
-                select(Panel).where(
-                    Panel.organisation_id == org,
-                    or_(Panel.id.in_(ids), Panel.code.in_(codes)),
-                )
-            )
+        # The panels with their members (in position order), in one query.
+        member_rows = await session.execute(
+            select(Panel, PanelTest, CatalogTest)
+            .outerjoin(PanelTest, PanelTest.panel_id == Panel.id)
+            .outerjoin(CatalogTest, CatalogTest.id == PanelTest.test_id)
+            .where(Panel.organisation_id == org, or_(Panel.id.in_(ids), Panel.code.in_(codes)))
+            .order_by(Panel.id, PanelTest.position, CatalogTest.code)
         )
+        panels: list[Panel] = []
+        members: dict[uuid.UUID, list[tuple[PanelTest, CatalogTest]]] = {}
+        for panel, membership, member in member_rows:
+            if panel.id not in members:
+                panels.append(panel)
+                members[panel.id] = []
+            if membership is not None and member is not None:
+                members[panel.id].append((membership, member))
         by_key: dict[uuid.UUID | str, CatalogTest | Panel] = {}
         for row in [*tests, *panels]:
             by_key[row.id] = row
             by_key[row.code] = row
-        members = await self._panel_members(session, [p.id for p in panels])
 
         unknown: list[str] = []
         inactive: list[str] = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,16 +67,7 @@ class IdempotencyService:
             )
         fingerprint = request_fingerprint(method, path, body)
         now = utcnow()
-        # An expired key is forgotten, so the same key may start a new request.
-        await session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.organisation_id == organisation_id,
-                IdempotencyRecord.principal_key == principal_key,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.expires_at <= now,
-            )
-        )
-        inserted = await session.scalar(
+        claim = (
             insert(IdempotencyRecord)
             .values(
                 organisation_id=organisation_id,
@@ -91,15 +82,28 @@ class IdempotencyService:
             .on_conflict_do_nothing(index_elements=["organisation_id", "principal_key", "key"])
             .returning(IdempotencyRecord.id)
         )
+        # A fresh key (the usual case) is one statement; only a key seen before is looked at.
+        inserted = await session.scalar(claim)
         if inserted is not None:
             return Claim(record_id=inserted, replay=None)
-        existing = await session.scalar(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.organisation_id == organisation_id,
-                IdempotencyRecord.principal_key == principal_key,
-                IdempotencyRecord.key == key,
-            )
+        same_key = (
+            IdempotencyRecord.organisation_id == organisation_id,
+            IdempotencyRecord.principal_key == principal_key,
+            IdempotencyRecord.key == key,
         )
+        existing = await session.scalar(select(IdempotencyRecord).where(*same_key))
+        if existing is None or existing.expires_at <= now:
+            # An expired key is forgotten, so the same key may start a new request (the
+            # first claim may also have met a row deleted meanwhile).
+            await session.execute(
+                delete(IdempotencyRecord).where(*same_key, IdempotencyRecord.expires_at <= now)
+            )
+            inserted = await session.scalar(claim)
+            if inserted is not None:
+                return Claim(record_id=inserted, replay=None)
+            existing = await session.scalar(
+                select(IdempotencyRecord).where(*same_key).execution_options(populate_existing=True)
+            )
         assert existing is not None
         if existing.request_hash != fingerprint:
             raise IdempotencyKeyReused(
@@ -116,11 +120,13 @@ class IdempotencyService:
     async def remember(
         self, session: AsyncSession, record_id: uuid.UUID, status_code: int, body: Any
     ) -> None:
-        record = await session.get(IdempotencyRecord, record_id)
-        assert record is not None
-        record.response_status = status_code
-        record.response_body = body
-        await session.flush()
+        # One UPDATE by id (the claim was an INSERT .. RETURNING: nothing loaded to change).
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == record_id)
+            .values(response_status=status_code, response_body=body)
+            .execution_options(synchronize_session=False)
+        )
 
     async def purge_expired(self, session: AsyncSession) -> int:
         result = await session.execute(

@@ -187,6 +187,35 @@ async def set_on_locked_rows(session: AsyncSession, rows: Sequence[Any], **value
     note_bulk_change(session, rows, (*values, "version", "updated_at"))
 
 
+async def set_if(session: AsyncSession, row: Any, expected: dict[str, Any], **values: Any) -> bool:
+    """Set ``values`` on ``row`` (a loaded ORM object of a versioned model) with one
+    ``UPDATE .. WHERE <expected> RETURNING``, if its columns still hold ``expected``.
+
+    A compare-and-set instead of lock, re-read and write: a row another transaction changed
+    first is left alone (the UPDATE waits for that transaction, then finds the condition
+    false) and False is returned. As ``set_on_locked_rows``: the version moves on by one,
+    ``updated_at`` is stamped, the object gets the new values and change capture is told.
+    """
+    table = type(row).__table__
+    condition = [table.c.id == row.id, *(table.c[k] == v for k, v in expected.items())]
+    moved = (
+        await session.execute(
+            update(table)
+            .where(*condition)
+            .values(**values, version=table.c.version + 1, updated_at=func.now())
+            .returning(table.c.version, table.c.updated_at)
+        )
+    ).one_or_none()
+    if moved is None:
+        return False
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+    set_committed_value(row, "version", moved.version)
+    set_committed_value(row, "updated_at", moved.updated_at)
+    note_bulk_change(session, [row], (*values, "version", "updated_at"))
+    return True
+
+
 def set_actor_label(session: AsyncSession, label: str) -> None:
     """Name who is writing in this session (change capture records it with each field)."""
     session.info[ACTOR_LABEL] = label
@@ -225,20 +254,25 @@ async def session_scope(settings: Settings) -> AsyncIterator[AsyncSession]:
             raise
 
 
-def autonomous_engine(session: AsyncSession) -> AsyncEngine:
+def autonomous_engine(session: AsyncSession, *, synchronous_commit: bool = True) -> AsyncEngine:
     """A small separate pool on ``session``'s database, for short work committed on its own.
 
     Separate so that requests holding a main-pool connection can never starve it.
+    ``synchronous_commit=False``: a pool whose sessions commit without waiting for the disk
+    (set when connecting, instead of a ``SET LOCAL`` round trip per transaction); only for
+    work whose result is used by a later, synchronously committed transaction.
     """
     bind = session.bind
     engine = bind if isinstance(bind, AsyncEngine) else bind.engine  # type: ignore[union-attr]
     url = engine.url.render_as_string(hide_password=False)
-    if url not in _autonomous_engines:
-        _autonomous_engines[url] = create_async_engine(
-            url, pool_size=4, max_overflow=8, hide_parameters=True
+    key = url if synchronous_commit else f"{url}#async-commit"
+    if key not in _autonomous_engines:
+        options = {} if synchronous_commit else {"options": "-c synchronous_commit=off"}
+        _autonomous_engines[key] = create_async_engine(
+            url, pool_size=4, max_overflow=8, hide_parameters=True, connect_args=options
         )
-        tracing.instrument_engine(_autonomous_engines[url])
-    return _autonomous_engines[url]
+        tracing.instrument_engine(_autonomous_engines[key])
+    return _autonomous_engines[key]
 
 
 async def dispose() -> None:

@@ -19,7 +19,7 @@ import importlib.util
 import inspect
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import psycopg_pool
@@ -190,6 +190,18 @@ async def enqueue(session: AsyncSession, task: Task[Any, Any, Any], **kwargs: An
     connection = await raw_connection(session)
     tracing.inject(kwargs)  # the job's span joins the enqueuing request's trace
     return await task.configure(connection=connection).defer_async(**kwargs)
+
+
+async def enqueue_many(
+    session: AsyncSession, task: Task[Any, Any, Any], arguments: Sequence[dict[str, Any]]
+) -> list[int]:
+    """``enqueue`` for several jobs of ``task``: one statement for all of them."""
+    if not arguments:
+        return []
+    connection = await raw_connection(session)
+    for kwargs in arguments:
+        tracing.inject(kwargs)
+    return await task.configure(connection=connection).batch_defer_async(*arguments)
 
 
 async def run_worker(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, String, text
+from sqlalchemy import BigInteger, String
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -73,10 +73,9 @@ async def next_value(
 
 
 async def _draw(session: AsyncSession, organisation_id: uuid.UUID, scope: str, count: int) -> int:
-    async with autonomous_engine(session).begin() as connection:
-        # Safe without waiting for the disk: any transaction that uses the number commits
-        # later with a synchronous commit, which flushes this commit's WAL record first.
-        await connection.execute(text("SET LOCAL synchronous_commit = off"))
+    # Committed without waiting for the disk: safe, as any transaction that uses the number
+    # commits later with a synchronous commit, which flushes this commit's WAL record first.
+    async with autonomous_engine(session, synchronous_commit=False).begin() as connection:
         last = (await connection.execute(_increment(organisation_id, scope, count))).scalar_one()
     return int(last) - count + 1
 

@@ -128,10 +128,10 @@ async def create_order(
     order. Accepts an Idempotency-Key header."""
     if idem.replay is not None:
         return idem.replay  # type: ignore[return-value]
-    order, created = await orders_service.create_or_replay(session, principal, body)
+    detail, created = await orders_service.create_detailed(session, principal, body)
     status = 201 if created else 200
     response.status_code = status
-    out = _order_out(await orders_service.detail(session, principal, order.id))
+    out = _order_out(detail)
     return await idem.remember(status, out)
 
 

@@ -24,8 +24,15 @@ from nidaan.catalog.service import ResolvedTest, catalog_service
 from nidaan.events.service import publish
 from nidaan.files.enums import FilePurpose
 from nidaan.files.service import files_service
-from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
+from nidaan.kit.db import (
+    any_of,
+    get_in_organisation,
+    set_if,
+    set_on_locked_rows,
+    transaction_state,
+)
 from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
 from nidaan.kit.time import IST, utcnow
@@ -92,6 +99,10 @@ def _window(group: Sequence[ResolvedTest]) -> int | None:
     return stability.strictest(item.test.stability_hours for item in group)
 
 
+#: Orders this transaction created, by id, with their detail (see ``create_detailed``).
+_CREATED = "orders.created"
+
+
 class OrdersService:
     # ---------------------------------------------------------------- create
 
@@ -150,8 +161,10 @@ class OrdersService:
             clinical_notes=(data.clinical_notes or "").strip() or None,
             created_by_id=caller.id if caller.kind == "user" else None,
         )
-        if data.id is not None:
-            order.id = data.id
+        # One INSERT per table: the order, then its tubes (the unit of work knows no order
+        # between tables without relationships, so each is flushed before what refers to
+        # it), then the tests, every audit entry and the event with the last flush.
+        order.id = data.id or new_id()
         session.add(order)
         await session.flush()
 
@@ -164,19 +177,20 @@ class OrdersService:
             tubes=list(groups),
             windows=[_window(group) for group in groups.values()],
         )
+        order_tests = []
         for sample, group in zip(samples, groups.values(), strict=True):
             for item in group:
-                session.add(
-                    OrderTest(
-                        organisation_id=org,
-                        order_id=order.id,
-                        test_id=item.test.id,
-                        panel_id=item.panel_id,
-                        sample_id=sample.id,
-                        status=OrderTestStatus.ACTIVE,
-                    )
+                order_test = OrderTest(
+                    id=new_id(),
+                    organisation_id=org,
+                    order_id=order.id,
+                    test_id=item.test.id,
+                    panel_id=item.panel_id,
+                    sample_id=sample.id,
+                    status=OrderTestStatus.ACTIVE,
                 )
-        await session.flush()
+                session.add(order_test)
+                order_tests.append((order_test, item.test))
         accessions = [s.accession for s in samples]
         await audit_service.record(
             session,
@@ -200,7 +214,22 @@ class OrdersService:
                 branch_id=order.branch_id,
             ),
         )
+        # What ``detail`` would read back, from memory (tests in the order they were added).
+        transaction_state(session, _CREATED, dict)[order.id] = OrderDetail(
+            order, sorted(order_tests, key=lambda pair: pair[0].id), samples
+        )
         return order, True
+
+    async def create_detailed(
+        self, session: AsyncSession, caller: Principal, data: OrderCreate
+    ) -> tuple[OrderDetail, bool]:
+        """``create_or_replay`` with the order's ``detail`` (read back only for a replay)."""
+        order, created = await self.create_or_replay(session, caller, data)
+        made = transaction_state(session, _CREATED, dict)
+        detail = made.pop(order.id, None) if created else None
+        if detail is None:
+            detail = await self.detail(session, caller, order.id)
+        return detail, created
 
     async def _same_content(
         self, session: AsyncSession, order: Order, data: OrderCreate, test_ids: set[uuid.UUID]
@@ -573,6 +602,120 @@ class OrdersService:
             )
             for order_test in rows
         ]
+
+    async def lock_with_tests(
+        self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
+    ) -> tuple[Order, list[tuple[OrderTest, CatalogTest, Sample | None]]]:
+        """Lock the order (as ``_lock_order``) and read, in the same statement, its tests in
+        the order they were added with their catalogue entries and samples (fresh)."""
+        rows = (
+            await session.execute(
+                select(Order, OrderTest, CatalogTest, Sample)
+                .join(OrderTest, OrderTest.order_id == Order.id)
+                .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+                .outerjoin(Sample, Sample.id == OrderTest.sample_id)
+                .where(
+                    Order.id == order_id,
+                    Order.organisation_id == organisation_id,
+                    OrderTest.organisation_id == organisation_id,
+                )
+                .order_by(OrderTest.created_at, OrderTest.id)
+                .with_for_update(of=Order)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        if not rows:
+            raise NotFound("No such order in your organisation.", entity="order")
+        return rows[0][0], [(ot, test, sample) for _, ot, test, sample in rows]
+
+    async def set_test_status_locked(
+        self,
+        session: AsyncSession,
+        order: Order,
+        tests: Sequence[OrderTest],
+        order_test: OrderTest,
+        status: OrderTestStatus,
+        *,
+        actor: AuditActor = SYSTEM_ACTOR,
+    ) -> list[AuditEntry]:
+        """``set_test_status`` for a caller holding the order's lock with its tests read
+        fresh (``lock_with_tests``): one compare-and-set UPDATE of the test, one of the order
+        when its status follows. Returns the audit entries for the caller to record."""
+        if not domain.may_change_status(order_test.status, status):
+            raise OrderTestIllegalTransition(order_test.status, status)
+        if order_test.status == status:
+            return []
+        before = _test_snapshot(order_test)
+        if not await set_if(
+            session, order_test, {"status": order_test.status}, status=status.value
+        ):  # the order's lock keeps other status changes out; a cancellation may not
+            raise VersionConflict(
+                "The ordered test changed meanwhile; try again.",
+                current_version=order_test.version,
+            )
+        entries = [
+            AuditEntry(
+                organisation_id=order.organisation_id,
+                actor=actor,
+                action="order_test.status_changed",
+                entity_type="order_test",
+                entity_id=order_test.id,
+                before=before,
+                after=_test_snapshot(order_test),
+            )
+        ]
+        new = domain.derived_status(t.status for t in tests)
+        if new == order.status:
+            return entries
+        before = _order_snapshot(order)
+        previous = order.status
+        completed_at = utcnow() if new == OrderStatus.COMPLETED else None
+        await set_if(session, order, {}, status=new.value, completed_at=completed_at)
+        verb = {
+            OrderStatus.COMPLETED: "completed",
+            OrderStatus.CANCELLED: "cancelled",
+            OrderStatus.OPEN: "reopened",
+        }[new]
+        entries.append(
+            AuditEntry(
+                organisation_id=order.organisation_id,
+                actor=actor,
+                action=f"order.{verb}",
+                entity_type="order",
+                entity_id=order.id,
+                before=before,
+                after={**_order_snapshot(order), "previous_status": previous},
+            )
+        )
+        return entries
+
+    async def mark_first_result(
+        self, session: AsyncSession, order_test: OrderTest, *, actor: AuditActor = SYSTEM_ACTOR
+    ) -> AuditEntry | None:
+        """``set_test_status(..., RESULTED)`` for a test's first result: active -> resulted
+        with one compare-and-set UPDATE (a first result cannot change the order's status, so
+        no order lock). Returns the audit entry for the caller to record, or None when the
+        test was no longer active (another transaction's first result moved it)."""
+        if order_test.status != OrderTestStatus.ACTIVE:
+            return None
+        before = _test_snapshot(order_test)
+        moved = await set_if(
+            session,
+            order_test,
+            {"status": OrderTestStatus.ACTIVE.value},
+            status=OrderTestStatus.RESULTED.value,
+        )
+        if not moved:
+            return None
+        return AuditEntry(
+            organisation_id=order_test.organisation_id,
+            actor=actor,
+            action="order_test.status_changed",
+            entity_type="order_test",
+            entity_id=order_test.id,
+            before=before,
+            after=_test_snapshot(order_test),
+        )
 
     async def _lock_test(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_test_id: uuid.UUID

@@ -36,7 +36,7 @@ from nidaan.results.schemas import (
     TatBreachOut,
     VerificationOut,
 )
-from nidaan.results.service import results_service
+from nidaan.results.service import Described, results_service
 
 router = APIRouter(tags=["results"])
 readers = require_roles(Role.ADMIN, Role.TECHNICIAN, Role.PATHOLOGIST, Role.AUDITOR)
@@ -71,6 +71,19 @@ async def _out(
         )
         out.append(item)
     return out
+
+
+def _described_out(described: Described) -> ResultOut:
+    """``_out`` of a result whose test and signatures the service already had (no query)."""
+    result = described.result
+    return ResultOut.model_validate(
+        {
+            **{column: getattr(result, column) for column in _RESULT_COLUMNS},
+            "test_code": described.test.code,
+            "test_name": described.test.name,
+            "verifications": [VerificationOut.model_validate(v) for v in described.verifications],
+        }
+    )
 
 
 #: ResultOut fields read straight from the Result row.
@@ -132,6 +145,9 @@ async def enter_result(
     )
     if not outcome.created:
         response.status_code = 200
+    if outcome.test is not None:
+        # Entered now: a new value has no signatures yet (re-entry drops them).
+        return _described_out(Described(outcome.result, outcome.test, []))
     return (await _out(session, principal, [outcome.result]))[0]
 
 
@@ -150,8 +166,7 @@ async def verify_result(
     session: AsyncSession = Depends(get_session, scope="function"),
 ) -> ResultOut:
     """Sign a result; the last required signature (1 or 2 people) verifies it."""
-    result = await results_service.verify(session, principal, result_id)
-    return (await _out(session, principal, [result]))[0]
+    return _described_out(await results_service.verify_described(session, principal, result_id))
 
 
 @router.post(

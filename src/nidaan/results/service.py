@@ -15,18 +15,19 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from nidaan.audit.service import audit_service
+from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.models import User
 from nidaan.auth.principal import Principal
 from nidaan.catalog import domain as catalog_domain
 from nidaan.catalog.enums import ResultType
 from nidaan.catalog.models import CatalogTest
 from nidaan.catalog.service import catalog_service
-from nidaan.events.service import publish
-from nidaan.kit.db import any_of, get_in_organisation
+from nidaan.events.service import publish, publish_many
+from nidaan.kit.db import any_of, get_in_organisation, transaction_state
 from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
@@ -70,7 +71,7 @@ from nidaan.results.models import CriticalAlert, Result, ResultVerification, Ver
 from nidaan.samples.enums import SampleStatus
 from nidaan.samples.models import Sample
 from nidaan.samples.service import samples_service
-from nidaan.tenancy.service import tenancy_service
+from nidaan.tenancy.models import Organisation
 
 if TYPE_CHECKING:
     from nidaan.results.batch import BatchEntry
@@ -152,6 +153,18 @@ def _user_id(caller: Principal) -> uuid.UUID | None:
 class EntryOutcome:
     result: Result
     created: bool  # False: an unverified result was replaced, or a client-id replay
+    #: Set when the entry was made now (not a replay): the result's test; it has no
+    #: signatures then (a new value drops them).
+    test: CatalogTest | None = None
+
+
+@dataclass(frozen=True)
+class Described:
+    """A result with the test and signatures its API representation shows."""
+
+    result: Result
+    test: CatalogTest
+    verifications: list[ResultVerification]
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,30 @@ class _Context:
     patient_id: uuid.UUID
     facts: Any  # patients' PatientFacts at collection time
     band: Band | None
+    #: The current result of the ordered test, when read with the context (``current_loaded``).
+    current: Result | None = None
+    current_loaded: bool = False
+    #: False: no calculated test on the order, so there is nothing to recalculate.
+    has_calculated: bool = True
+
+
+#: Rows kept referenced until the transaction ends (see ``ResultsService._context``).
+_KEPT = "results.kept_rows"
+_CALCULATED_TEST = aliased(CatalogTest)
+_CALCULATED_ORDER_TEST = aliased(OrderTest)
+#: Whether the order has a calculated test (not cancelled): entering another result may
+#: then have to recalculate it.
+_HAS_CALCULATED = (
+    select(_CALCULATED_ORDER_TEST.id)
+    .join(_CALCULATED_TEST, _CALCULATED_TEST.id == _CALCULATED_ORDER_TEST.test_id)
+    .where(
+        _CALCULATED_ORDER_TEST.order_id == OrderTest.order_id,
+        _CALCULATED_ORDER_TEST.status != OrderTestStatus.CANCELLED,
+        _CALCULATED_TEST.result_type == ResultType.CALCULATED,
+    )
+    .exists()
+    .label("has_calculated")
+)
 
 
 def band_for(ranges: Sequence[Any], facts: Any) -> Band | None:
@@ -529,7 +566,7 @@ class ResultsService:
             raw=raw,
             result_id=result_id,
         )
-        if source != ResultSource.CALCULATED:
+        if source != ResultSource.CALCULATED and context.has_calculated:
             await self._recalculate(session, caller, context)
         return outcome
 
@@ -545,35 +582,53 @@ class ResultsService:
     async def _context(
         self, session: AsyncSession, caller: Principal, order_test_id: uuid.UUID
     ) -> _Context:
-        order_test = await session.scalar(
-            select(OrderTest).where(
-                OrderTest.id == order_test_id,
-                OrderTest.organisation_id == caller.organisation_id,
+        """The ordered test with its order, sample, catalogue test, patient, current result
+        and reference ranges: one query for the rows (they land in the identity map, so the
+        services asked below answer from it) and one for the ranges."""
+        row = (
+            await session.execute(
+                select(OrderTest, Order, Sample, CatalogTest, Patient, Result, _HAS_CALCULATED)
+                .join(Order, Order.id == OrderTest.order_id)
+                .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+                .join(Patient, Patient.id == Order.patient_id)
+                .outerjoin(Sample, Sample.id == OrderTest.sample_id)
+                .outerjoin(
+                    Result,
+                    and_(
+                        Result.order_test_id == OrderTest.id,
+                        Result.organisation_id == OrderTest.organisation_id,
+                        Result.is_current.is_(True),
+                    ),
+                )
+                .where(
+                    OrderTest.id == order_test_id,
+                    OrderTest.organisation_id == caller.organisation_id,
+                )
             )
-        )
-        if order_test is None:
+        ).one_or_none()
+        if row is None:
             raise NotFound("No such ordered test in your organisation.", entity="order_test")
-        order = await orders_service.get(session, caller, order_test.order_id)
-        test = (
-            await catalog_service.tests_by_ids(
-                session, caller.organisation_id, [order_test.test_id]
-            )
-        )[order_test.test_id]
-        sample = (
-            await samples_service.get(session, caller, order_test.sample_id)
-            if order_test.sample_id is not None
-            else None
-        )
+        order_test, order, sample, test, patient, current, has_calculated = row
+        # The same checks (and errors) as loading each through its own service.
+        order = await orders_service.get(session, caller, order.id)
         if sample is None:
             raise SampleNotReady(
                 f"{test.code} has no sample; results need a received sample.",
                 order_test_id=str(order_test.id),
             )
-        patient = await patients_service.get(session, caller, order.patient_id)
+        sample = await samples_service.get(session, caller, sample.id)
         at = sample.collected_at or sample.received_at or utcnow()
         facts = patients_service.facts(patient, at)
         ranges = (await catalog_service.ranges_for_tests(session, [test.id])).get(test.id, [])
-        return _Context(order_test, order, sample, test, patient.id, facts, band_for(ranges, facts))
+        context = _Context(
+            order_test, order, sample, test, patient.id, facts, band_for(ranges, facts)
+        )
+        context.current, context.current_loaded = current, True
+        context.has_calculated = bool(has_calculated)
+        # The identity map holds rows weakly: keep them for this transaction, so later steps
+        # (and sync capture at commit, which reads each result's order) need no query.
+        transaction_state(session, _KEPT, list).extend([order, sample, patient, test])
+        return context
 
     def _check_open(self, context: _Context) -> None:
         order_test, sample, test = context.order_test, context.sample, context.test
@@ -626,7 +681,11 @@ class ResultsService:
         result_id: uuid.UUID | None = None,
     ) -> EntryOutcome:
         self._check_open(context)
-        current = await self._current(session, context.order_test)
+        current = (
+            context.current
+            if context.current_loaded
+            else await self._current(session, context.order_test)
+        )
         if current is not None and current.status == ResultStatus.VERIFIED:
             raise ResultVerified(
                 f"The result of {context.test.code} is verified and cannot change; "
@@ -646,6 +705,9 @@ class ResultsService:
             instrument_flags=instrument_flags,
             raw=raw,
         )
+        # Status changes first: their audit entries then go into the same INSERT as the
+        # result's (written with the next flush).
+        marked = await self._mark_in_progress(session, caller, context)
         if current is None:
             result = Result(
                 id=result_id or new_id(),
@@ -657,10 +719,10 @@ class ResultsService:
                 patient_id=context.patient_id,
                 result_version=1,
                 is_current=True,
+                autoverified=False,  # the column's default, for the snapshot before the INSERT
                 **fields,
             )
             session.add(result)
-            await session.flush()
             await audit_service.record(
                 session,
                 organisation_id=caller.organisation_id,
@@ -679,13 +741,14 @@ class ResultsService:
             # Signatures were given to the old value.
             await self._unsign_and_audit(session, caller, result, before, "result.reentered")
             created = False
+        for entry in marked:
+            await audit_service.record_entry(session, entry)
         await self._raise_critical(session, caller, result, interpretation)
-        await self._mark_in_progress(session, caller, context)
         await publish(
             session,
             ResultsEntered(organisation_id=caller.organisation_id, result_ids=(result.id,)),
         )
-        return EntryOutcome(result, created)
+        return EntryOutcome(result, created, context.test)
 
     async def _current(self, session: AsyncSession, order_test: OrderTest) -> Result | None:
         return await session.scalar(
@@ -742,12 +805,24 @@ class ResultsService:
         test = context.test
         if not needs_delta(test, interpretation):
             return _Delta(DeltaOutcome(checked=False, failed=False))
-        history = await patients_service.history_ids(session, caller, context.patient_id)
+        # The patient and every record merged into it, directly or through others
+        # (``patients_service.history_ids``), in the same statement as the lookup.
+        history = (
+            select(Patient.id)
+            .where(Patient.id == context.patient_id)
+            .cte("history", recursive=True)
+        )
+        merged = aliased(Patient)
+        history = history.union(
+            select(merged.id)
+            .join(history, merged.merged_into_id == history.c.id)
+            .where(merged.organisation_id == caller.organisation_id)
+        )
         previous = await session.scalar(
             select(Result)
             .where(
                 Result.organisation_id == caller.organisation_id,
-                Result.patient_id.in_(history or [context.patient_id]),
+                Result.patient_id.in_(select(history.c.id)),
                 Result.test_id == test.id,
                 Result.is_current.is_(True),
                 Result.status == ResultStatus.VERIFIED,
@@ -818,17 +893,14 @@ class ResultsService:
 
     async def _mark_in_progress(
         self, session: AsyncSession, caller: Principal, context: _Context
-    ) -> None:
-        if context.order_test.status == OrderTestStatus.ACTIVE:
-            await orders_service.set_test_status(
-                session,
-                caller.organisation_id,
-                context.order_test.id,
-                OrderTestStatus.RESULTED,
-                actor=caller.actor,
-            )
-        if context.sample.status == SampleStatus.RECEIVED:
-            await samples_service.start_processing(session, caller, context.sample.id)
+    ) -> list[AuditEntry]:
+        """A first result: the ordered test becomes resulted and its sample in process (one
+        compare-and-set UPDATE each); returns their audit entries to record."""
+        entries = [
+            await orders_service.mark_first_result(session, context.order_test, actor=caller.actor),
+            await samples_service.start_processing_unlocked(session, caller, context.sample),
+        ]
+        return [entry for entry in entries if entry is not None]
 
     async def _recalculate(
         self, session: AsyncSession, caller: Principal, context: _Context
@@ -922,7 +994,34 @@ class ResultsService:
         self, session: AsyncSession, caller: Principal, result_id: uuid.UUID
     ) -> Result:
         """Add the caller's signature; the last required one verifies the result."""
-        result = await self.get(session, caller, result_id)
+        return (await self.verify_described(session, caller, result_id)).result
+
+    async def verify_described(
+        self, session: AsyncSession, caller: Principal, result_id: uuid.UUID
+    ) -> Described:
+        """``verify``, with the result's test and signatures (the API shows them)."""
+        signed = (
+            select(func.count(ResultVerification.id))
+            .where(
+                ResultVerification.result_id == Result.id,
+                ResultVerification.organisation_id == Result.organisation_id,
+            )
+            .scalar_subquery()
+        )
+        # The result, its test, the lab's self-verification rule and whether anyone signed
+        # already, in one query.
+        row = (
+            await session.execute(
+                select(Result, CatalogTest, Organisation.allow_self_verification, signed)
+                .join(CatalogTest, CatalogTest.id == Result.test_id)
+                .join(Organisation, Organisation.id == Result.organisation_id)
+                .where(Result.id == result_id, Result.organisation_id == caller.organisation_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound("No such result in your organisation.", entity="result")
+        result, test, allow_self_verification, signatures = row
+        await self._require_order_reach(session, caller, result.order_id)
         if result.status == ResultStatus.HELD:
             raise ResultHeld(
                 f"The result is on hold ({result.hold_reason}); release the hold first.",
@@ -940,19 +1039,17 @@ class ResultsService:
                 "Verification is a person's signature; API keys cannot verify.",
                 code_detail="person_required",
             )
-        test = (
-            await catalog_service.tests_by_ids(session, caller.organisation_id, [result.test_id])
-        )[result.test_id]
-        organisation = await tenancy_service.get_own_organisation(session, caller)
-        previous = (await self.verifications_for(session, caller.organisation_id, [result.id]))[
-            result.id
-        ]
+        previous = (
+            (await self.verifications_for(session, caller.organisation_id, [result.id]))[result.id]
+            if signatures
+            else []
+        )
         decision = can_verify(
             result.entered_by_id,
             verifier,
             [row.user_id for row in previous],
             test.required_verifications,
-            organisation.allow_self_verification,
+            allow_self_verification,
         )
         if not decision.allowed:
             if decision.code == "self_verification_not_allowed":
@@ -964,36 +1061,40 @@ class ResultsService:
             raise IllegalTransition(decision.reason or "", code_detail=decision.code)
         now = utcnow()
         before = _snapshot(result)
-        session.add(
-            ResultVerification(
-                id=new_id(),
-                organisation_id=caller.organisation_id,
-                result_id=result.id,
-                user_id=verifier,
-                level=decision.level,
-                verified_at=now,
-            )
+        signature = ResultVerification(
+            id=new_id(),
+            organisation_id=caller.organisation_id,
+            result_id=result.id,
+            user_id=verifier,
+            level=decision.level,
+            verified_at=now,
         )
+        session.add(signature)
         if decision.final:
             result.status = ResultStatus.VERIFIED
             result.verified_at = now
             result.verified_by_id = verifier
-        await session.flush()
         after = _snapshot(result)
         after["verification_level"] = decision.level
-        await audit_service.record(
-            session,
-            organisation_id=caller.organisation_id,
-            actor=caller.actor,
-            action="result.verified" if decision.final else "result.signed",
-            entity_type="result",
-            entity_id=result.id,
-            before=before,
-            after=after,
-        )
+        # Entries are recorded in the order things happened; written together (one INSERT).
+        entries = [
+            AuditEntry(
+                organisation_id=caller.organisation_id,
+                actor=caller.actor,
+                action="result.verified" if decision.final else "result.signed",
+                entity_type="result",
+                entity_id=result.id,
+                before=before,
+                after=after,
+            )
+        ]
+        events: list[Any] = []
         if decision.final:
-            await self._after_verification(session, caller, result)
-        return result
+            entries += await self._after_verification(session, caller, result, test, events)
+        for entry in entries:
+            await audit_service.record_entry(session, entry)
+        await publish_many(session, events)
+        return Described(result, test, [*previous, signature])
 
     async def _check_gates(self, session: AsyncSession, result: Result) -> None:
         gate = await verification_gates.blocking(session, result)
@@ -1065,7 +1166,10 @@ class ResultsService:
             before=before,
             after=after,
         )
-        await self._after_verification(session, caller, result)
+        events: list[Any] = []
+        for entry in await self._after_verification(session, caller, result, test, events):
+            await audit_service.record_entry(session, entry)
+        await publish_many(session, events)
         return result
 
     async def retract_autoverified(
@@ -1190,57 +1294,66 @@ class ResultsService:
         return list(await session.scalars(statement))
 
     async def _after_verification(
-        self, session: AsyncSession, caller: Principal, result: Result
-    ) -> None:
-        await orders_service.set_test_status(
-            session,
-            caller.organisation_id,
-            result.order_test_id,
-            OrderTestStatus.VERIFIED,
-            actor=caller.actor,
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        result: Result,
+        test: CatalogTest,
+        events: list[Any],
+    ) -> list[AuditEntry]:
+        """The ordered test becomes verified (the order completed when it was the last), the
+        sample completed when all its tests are; ``ResultsVerified`` for a department (and
+        the order) complete now is added to ``events``. Returns the audit entries."""
+        order, rows = await orders_service.lock_with_tests(
+            session, caller.organisation_id, result.order_id
         )
-        order_tests = [
-            ot
-            for ot in await orders_service.tests_of(session, caller, result.order_id)
-            if ot.status != OrderTestStatus.CANCELLED
-        ]
-        tests = await catalog_service.tests_by_ids(
-            session, caller.organisation_id, list({ot.test_id for ot in order_tests})
+        # Sync capture at commit reads each result's order: keep it referenced.
+        transaction_state(session, _KEPT, list).append(order)
+        order_tests = [ot for ot, _, _ in rows]
+        mine = next((ot for ot in order_tests if ot.id == result.order_test_id), None)
+        if mine is None:
+            raise NotFound("No such ordered test.", entity="order_test")
+        entries = await orders_service.set_test_status_locked(
+            session, order, order_tests, mine, OrderTestStatus.VERIFIED, actor=caller.actor
         )
-        department = tests[result.test_id].department
+        active = [(ot, t, s) for ot, t, s in rows if ot.status != OrderTestStatus.CANCELLED]
+        department = test.department
         amended = result.result_version > 1
         reason = result.correction_reason if amended else None
 
         def verified(ots: Iterable[OrderTest]) -> bool:
             return all(ot.status == OrderTestStatus.VERIFIED for ot in ots)
 
-        if verified(ot for ot in order_tests if tests[ot.test_id].department == department):
-            await publish(
-                session,
+        if verified(ot for ot, t, _ in active if t.department == department):
+            events.append(
                 ResultsVerified(
                     organisation_id=caller.organisation_id,
                     order_id=result.order_id,
                     department=department,
                     amended=amended,
                     reason=reason,
-                ),
+                )
             )
-        if verified(order_tests):
-            await publish(
-                session,
+        if verified(ot for ot, _, _ in active):
+            events.append(
                 ResultsVerified(
                     organisation_id=caller.organisation_id,
                     order_id=result.order_id,
                     department=None,
                     amended=amended,
                     reason=reason,
-                ),
+                )
             )
         if result.sample_id is not None:
-            sample = await samples_service.get(session, caller, result.sample_id)
-            same_sample = [ot for ot in order_tests if ot.sample_id == result.sample_id]
+            sample = next((s for ot, _, s in rows if ot.sample_id == result.sample_id), None)
+            if sample is None:
+                sample = await samples_service.get(session, caller, result.sample_id)
+            same_sample = [ot for ot, _, _ in active if ot.sample_id == result.sample_id]
             if sample.status == SampleStatus.IN_PROCESS and verified(same_sample):
-                await samples_service.complete(session, caller, sample.id)
+                completed = await samples_service.complete_unlocked(session, caller, sample)
+                if completed is not None:
+                    entries.append(completed)
+        return entries
 
     async def release_hold(
         self, session: AsyncSession, caller: Principal, result_id: uuid.UUID, note: str

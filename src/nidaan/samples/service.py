@@ -23,7 +23,7 @@ from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.catalog.domain import container_words
 from nidaan.events.service import publish
-from nidaan.kit.db import any_of, get_in_organisation, set_on_locked_rows
+from nidaan.kit.db import any_of, get_in_organisation, set_if, set_on_locked_rows, transaction_state
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -54,6 +54,8 @@ from nidaan.tenancy.service import tenancy_service
 
 #: How far in the future a client clock may put a collection time.
 CLOCK_SKEW = timedelta(minutes=5)
+#: Rows read ahead for later steps of the transaction, kept referenced until it ends.
+_KEPT = "samples.kept_rows"
 #: A pre-printed barcode label as scanned: letters, digits, dashes.
 LABEL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
 
@@ -216,6 +218,8 @@ class SamplesService:
                 sample.id = ids[index]
             session.add(sample)
             samples.append(sample)
+        # Written now, before their audit entries are added (those go out with the caller's
+        # next flush, in one INSERT with its other entries).
         await session.flush()
         for sample in samples:
             await self._audit_created(session, caller, sample)
@@ -370,8 +374,13 @@ class SamplesService:
         *,
         lock: bool = True,
         receiving_at: uuid.UUID | None = None,
+        with_branch: bool = False,
     ) -> Sample:
-        """A sample by id (UUID) or accession (str) in the caller's organisation."""
+        """A sample by id (UUID) or accession (str) in the caller's organisation.
+
+        ``with_branch``: also read the ``receiving_at`` branch in the same query (into the
+        session, where ``_branch`` finds it).
+        """
         if isinstance(ref, uuid.UUID) and not lock:
             found = await get_in_organisation(session, Sample, ref, caller.organisation_id)
             if found is None:
@@ -391,7 +400,24 @@ class SamplesService:
             )
         if lock:
             statement = statement.with_for_update().execution_options(populate_existing=True)
-        sample = await session.scalar(statement)
+        if with_branch and receiving_at is not None and not lock:
+            found = (
+                await session.execute(
+                    statement.add_columns(Branch).outerjoin(
+                        Branch,
+                        and_(
+                            Branch.id == receiving_at,
+                            Branch.organisation_id == caller.organisation_id,
+                        ),
+                    )
+                )
+            ).one_or_none()
+            sample, branch = found if found is not None else (None, None)
+            if branch is not None:
+                # Held until the transaction ends (the identity map keeps rows weakly).
+                transaction_state(session, _KEPT, list).append(branch)
+        else:
+            sample = await session.scalar(statement)
         if sample is None:
             raise NotFound("No such sample in your organisation.", entity="sample")
         await self.require_reach(session, caller, sample, receiving_at)
@@ -407,7 +433,9 @@ class SamplesService:
         """Lock the sample's manifest, then the sample (the order dispatch locks them in),
         so receiving and dispatching at once cannot deadlock."""
         for _ in range(3):
-            peek = await self._load(session, caller, ref, lock=False, receiving_at=receiving_at)
+            peek = await self._load(
+                session, caller, ref, lock=False, receiving_at=receiving_at, with_branch=True
+            )
             manifest = await self._lock_manifest(session, caller, peek.manifest_id)
             row = await self._load(session, caller, ref, receiving_at=receiving_at)
             if row.manifest_id == (manifest.id if manifest is not None else None):
@@ -464,8 +492,13 @@ class SamplesService:
         row = await self._load(session, caller, sample)
         _check_version(row, version, "sample")
         new_status = transition(row.status, SampleEvent.COLLECT)
-        branch = await self._branch(session, caller, branch_id or row.branch_id)
-        self._require_branch(caller, branch)
+        if branch_id in (None, row.branch_id) and caller.may_use_branch(row.branch_id):
+            # Drawn at the order's branch, which the caller works at: nothing to look up.
+            collected_at_branch_id = row.branch_id
+        else:
+            branch = await self._branch(session, caller, branch_id or row.branch_id)
+            self._require_branch(caller, branch)
+            collected_at_branch_id = branch.id
         now = utcnow()
         if collected_at is not None:
             if collected_at.tzinfo is None:
@@ -476,7 +509,7 @@ class SamplesService:
         row.status = new_status
         row.collected_at = collected_at or now
         row.collected_by_id = _user_id(caller)
-        row.collected_at_branch_id = branch.id
+        row.collected_at_branch_id = collected_at_branch_id
         await session.flush()
         await self._audit(session, caller, "sample.collected", row, before)
         return row
@@ -601,6 +634,59 @@ class SamplesService:
         await session.flush()
         await self._audit(session, caller, "sample.processing_started", row, before)
         return row
+
+    async def start_processing_unlocked(
+        self, session: AsyncSession, caller: Principal, sample: Sample
+    ) -> AuditEntry | None:
+        """``start_processing`` on a loaded sample with one compare-and-set UPDATE (received
+        -> in process); returns the audit entry for the caller to record, or None when it
+        was not received (any more: another transaction's first result started it)."""
+        if sample.status != SampleStatus.RECEIVED:
+            return None
+        before = _snapshot(sample)
+        status = transition(SampleStatus.RECEIVED, SampleEvent.START_PROCESSING)
+        received = {"status": SampleStatus.RECEIVED.value}
+        if not await set_if(session, sample, received, status=status):
+            return None
+        return AuditEntry(
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="sample.processing_started",
+            entity_type="sample",
+            entity_id=sample.id,
+            before=before,
+            after=_snapshot(sample),
+        )
+
+    async def complete_unlocked(
+        self, session: AsyncSession, caller: Principal, sample: Sample
+    ) -> AuditEntry | None:
+        """``complete`` on a loaded sample with one compare-and-set UPDATE (in process ->
+        completed); returns the audit entry for the caller to record, or None when it was
+        not in process (any more)."""
+        if sample.status != SampleStatus.IN_PROCESS:
+            return None
+        await self.require_reach(session, caller, sample, None)
+        before = _snapshot(sample)
+        status = transition(SampleStatus.IN_PROCESS, SampleEvent.COMPLETE)
+        moved = await set_if(
+            session,
+            sample,
+            {"status": SampleStatus.IN_PROCESS.value},
+            status=status,
+            completed_at=utcnow(),
+        )
+        if not moved:
+            return None
+        return AuditEntry(
+            organisation_id=caller.organisation_id,
+            actor=caller.actor,
+            action="sample.completed",
+            entity_type="sample",
+            entity_id=sample.id,
+            before=before,
+            after=_snapshot(sample),
+        )
 
     async def lock_many(
         self, session: AsyncSession, caller: Principal, sample_ids: Iterable[uuid.UUID]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.schemas import AuditActor
 from nidaan.audit.service import audit_service
+from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.tenancy.errors import BranchCodeTaken, OrganisationSlugTaken
@@ -131,11 +132,8 @@ class TenancyService:
     async def get_branch(
         self, session: AsyncSession, caller: Caller, branch_id: uuid.UUID
     ) -> Branch:
-        branch = await session.scalar(
-            select(Branch).where(
-                Branch.id == branch_id, Branch.organisation_id == caller.organisation_id
-            )
-        )
+        # The identity map first: a request that read the branch already pays no query.
+        branch = await get_in_organisation(session, Branch, branch_id, caller.organisation_id)
         if branch is None:
             raise NotFound("No such branch in your organisation.", entity="branch")
         return branch
