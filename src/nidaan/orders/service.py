@@ -94,6 +94,19 @@ def _specimen(test: CatalogTest) -> tuple[str, str]:
     return (test.specimen_type, test.container)
 
 
+def _status_changed(order_test: OrderTest, before: dict[str, Any], actor: AuditActor) -> AuditEntry:
+    """The audit entry of one test's status change (recorded by the caller)."""
+    return AuditEntry(
+        organisation_id=order_test.organisation_id,
+        actor=actor,
+        action="order_test.status_changed",
+        entity_type="order_test",
+        entity_id=order_test.id,
+        before=before,
+        after=_test_snapshot(order_test),
+    )
+
+
 def _window(group: Sequence[ResolvedTest]) -> int | None:
     """The strictest catalogue stability window of the tests going into one tube."""
     return stability.strictest(item.test.stability_hours for item in group)
@@ -590,18 +603,7 @@ class OrdersService:
             return []
         befores = {t.id: _test_snapshot(t) for t in rows}
         await set_on_locked_rows(session, rows, status=OrderTestStatus.RESULTED.value)
-        return [
-            AuditEntry(
-                organisation_id=order_test.organisation_id,
-                actor=actor,
-                action="order_test.status_changed",
-                entity_type="order_test",
-                entity_id=order_test.id,
-                before=befores[order_test.id],
-                after=_test_snapshot(order_test),
-            )
-            for order_test in rows
-        ]
+        return [_status_changed(order_test, befores[order_test.id], actor) for order_test in rows]
 
     async def lock_with_tests(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_id: uuid.UUID
@@ -653,17 +655,7 @@ class OrdersService:
                 "The ordered test changed meanwhile; try again.",
                 current_version=order_test.version,
             )
-        entries = [
-            AuditEntry(
-                organisation_id=order.organisation_id,
-                actor=actor,
-                action="order_test.status_changed",
-                entity_type="order_test",
-                entity_id=order_test.id,
-                before=before,
-                after=_test_snapshot(order_test),
-            )
-        ]
+        entries = [_status_changed(order_test, before, actor)]
         new = domain.derived_status(t.status for t in tests)
         if new == order.status:
             return entries
@@ -707,15 +699,7 @@ class OrdersService:
         )
         if not moved:
             return None
-        return AuditEntry(
-            organisation_id=order_test.organisation_id,
-            actor=actor,
-            action="order_test.status_changed",
-            entity_type="order_test",
-            entity_id=order_test.id,
-            before=before,
-            after=_test_snapshot(order_test),
-        )
+        return _status_changed(order_test, before, actor)
 
     async def _lock_test(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_test_id: uuid.UUID
