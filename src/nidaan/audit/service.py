@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, bindparam, event, func, inspect, select, union, update
+from sqlalchemy import Select, bindparam, func, select, union, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from nidaan.audit.domain import (
     DEFAULT_SENSITIVE_KEYS,
@@ -26,6 +25,7 @@ from nidaan.audit.domain import (
 from nidaan.audit.models import AccessLogEntry, AuditChainHead, AuditLog
 from nidaan.audit.schemas import AuditActor
 from nidaan.config import get_settings
+from nidaan.kit import bundle
 from nidaan.kit.aio import pause_every
 from nidaan.kit.context import current_request_id
 from nidaan.kit.db import add_after_commit_hook, any_of, session_scope, transaction_state
@@ -116,26 +116,40 @@ _ENTRY_COLUMNS = (
 )
 
 
-_UNWRITTEN = "audit.unwritten_entries"
+_TABLE = AuditLog.__table__
 
 
-@event.listens_for(Session, "after_flush_postexec")
-def _forget_written_entries(session: Session, flush_context: Any) -> None:
-    # Once written, an entry leaves the session: reading it back in this transaction gets
-    # the stored row (its changes as JSON, as the chainer and the API see them), as when
-    # entries were inserted with Core.
-    entries = session.info.pop(_UNWRITTEN, None)
-    for entry in entries or ():
-        if entry in session and not inspect(entry).pending:
-            session.expunge(entry)
-        elif entry in session:
-            session.info.setdefault(_UNWRITTEN, []).append(entry)
+def _row(
+    organisation_id: uuid.UUID,
+    actor: AuditActor,
+    action: str,
+    entity_type: str,
+    entity_id: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    sensitive: frozenset[str],
+) -> dict[str, Any]:
+    """An entry's columns as written (the chain columns stay empty until it is chained)."""
+    return {
+        "id": new_id(),
+        "organisation_id": organisation_id,
+        "occurred_at": utcnow(),
+        "actor_kind": actor.kind,
+        "actor_id": actor.id,
+        "actor_label": actor.label,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "changes": diff(before, after, sensitive),
+        "request_id": current_request_id(),
+    }
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_unwritten(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:
-        session.info.pop(_UNWRITTEN, None)
+def _chain_after(session: AsyncSession, organisation_ids: set[uuid.UUID]) -> None:
+    """Chain the organisations' new entries once this transaction commits."""
+    organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
+    organisations |= organisation_ids
+    add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
 
 
 class AuditService:
@@ -155,35 +169,20 @@ class AuditService:
         """Append one entry to the organisation's chain, in ``session``'s transaction.
 
         ``before``/``after`` are the record's fields; only changed ones are stored and
-        secrets are redacted. The entry is written when the transaction commits (through
-        ``nidaan.kit.db.commit``); ``flush`` writes pending entries earlier, e.g. to read
-        them back in the same transaction.
+        secrets are redacted. The entry is written when the transaction commits; a
+        statement of the session that reads the audit log writes pending entries first.
+        The returned object is not in the session (read the entry back to get the stored
+        row).
         """
-        changes = diff(before, after, sensitive)
-        entry = AuditLog(
-            id=new_id(),
-            organisation_id=organisation_id,
-            occurred_at=utcnow(),
-            actor_kind=actor.kind,
-            actor_id=actor.id,
-            actor_label=actor.label,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id),
-            changes=changes,
-            request_id=current_request_id(),
-        )
-        # Written with the session's next flush (at the latest before COMMIT, and before
-        # any query of the session reads), in the caller's transaction, without any lock:
-        # the entries one flush writes share one multi-row INSERT instead of a statement
-        # each. Chained (seq and hashes) right after the transaction commits, so audited
-        # requests of one lab do not queue behind each other's commits.
-        session.add(entry)
-        session.info.setdefault(_UNWRITTEN, []).append(entry)
-        organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
-        organisations.add(organisation_id)
-        add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
-        return entry
+        row = _row(organisation_id, actor, action, entity_type, entity_id, before, after, sensitive)
+        # Not written here: the transaction's bundle carries it (nidaan.kit.bundle), with
+        # the other entries, the outbox events and change capture, in one statement at
+        # commit — in the caller's transaction, and before any statement of the session
+        # that reads the audit log. Chained (seq and hashes) right after the transaction
+        # commits, so audited requests of one lab do not queue behind each other's commits.
+        bundle.defer_insert(session, _TABLE, [row])
+        _chain_after(session, {organisation_id})
+        return AuditLog(**row)
 
     async def record_entry(
         self,
@@ -210,38 +209,27 @@ class AuditService:
         entries: Sequence[AuditEntry],
         sensitive: frozenset[str] = DEFAULT_SENSITIVE_KEYS,
     ) -> None:
-        """``record`` for several entries in one INSERT (bulk paths such as analyzer
-        results); entries keep their order (ids are time-ordered UUIDv7)."""
+        """``record`` for several entries (bulk paths such as analyzer results); entries
+        keep their order (ids are time-ordered UUIDv7)."""
         if not entries:
             return
-        request_id = current_request_id()
-        # Plain rows for one executemany (a cached, prepared single-row statement); the
-        # columns the chainer fills later (seq, prev_hash, hash) start NULL.
         rows = []
         for index, e in enumerate(entries):
             await pause_every(index)
             rows.append(
-                {
-                    "id": new_id(),
-                    "organisation_id": e.organisation_id,
-                    "seq": None,
-                    "occurred_at": utcnow(),
-                    "actor_kind": e.actor.kind,
-                    "actor_id": e.actor.id,
-                    "actor_label": e.actor.label,
-                    "action": e.action,
-                    "entity_type": e.entity_type,
-                    "entity_id": str(e.entity_id),
-                    "changes": diff(e.before, e.after, sensitive),
-                    "request_id": request_id,
-                    "prev_hash": None,
-                    "hash": None,
-                }
+                _row(
+                    e.organisation_id,
+                    e.actor,
+                    e.action,
+                    e.entity_type,
+                    e.entity_id,
+                    e.before,
+                    e.after,
+                    sensitive,
+                )
             )
-        await session.execute(pg_insert(AuditLog.__table__), rows)
-        organisations: set[uuid.UUID] = transaction_state(session, _RECORDED, set)
-        organisations.update(e.organisation_id for e in entries)
-        add_after_commit_hook(session, _RECORDED, lambda: _chain_after_commit(organisations))
+        bundle.defer_insert(session, _TABLE, rows)
+        _chain_after(session, {e.organisation_id for e in entries})
 
     async def record_access(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,53 +12,56 @@ from nidaan.events.base import DomainEvent
 from nidaan.events.models import OutboxEvent
 from nidaan.events.registry import subscriptions_for
 from nidaan.events.tasks import deliver
+from nidaan.kit import bundle
 from nidaan.kit.context import current_request_id
 from nidaan.kit.ids import new_id
 from nidaan.kit.jobs import enqueue, enqueue_many
+
+_TABLE = OutboxEvent.__table__
+
+
+def _outbox_row(event: DomainEvent, subscribers: list[str]) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "organisation_id": event.organisation_id,
+        "name": event.name,
+        "payload": event.to_payload(),
+        "request_id": current_request_id(),
+        "subscribers": subscribers,
+    }
 
 
 async def publish(session: AsyncSession, event: DomainEvent) -> uuid.UUID:
     """Record ``event`` and enqueue one ``events.deliver`` job per subscriber; return its id.
 
-    Everything happens in the caller's transaction (flush, never commit): if the business
-    write rolls back, the event and its jobs vanish with it.
+    Everything happens in the caller's transaction (never committed here): if the business
+    write rolls back, the event and its jobs vanish with it. The outbox row goes with the
+    transaction's bundle (``nidaan.kit.bundle``): one statement at commit with the audit
+    entries and change capture, or earlier if a statement of the session reads the outbox.
     """
     subscriptions = subscriptions_for(type(event))
-    row = OutboxEvent(
-        id=new_id(),
-        organisation_id=event.organisation_id,
-        name=event.name,
-        payload=event.to_payload(),
-        request_id=current_request_id(),
-        subscribers=[sub.name for sub in subscriptions],
-    )
-    session.add(row)
+    row = _outbox_row(event, [sub.name for sub in subscriptions])
+    bundle.defer_insert(session, _TABLE, [row])
+    # Publishing has always flushed the caller's pending changes (callers read server
+    # defaults of what they just added afterwards); with nothing pending this sends nothing.
     await session.flush()
     for sub in subscriptions:
-        await enqueue(session, deliver, event_id=str(row.id), subscriber=sub.name)
-    return row.id
+        await enqueue(session, deliver, event_id=str(row["id"]), subscriber=sub.name)
+    return row["id"]  # type: ignore[no-any-return]
 
 
 async def publish_many(session: AsyncSession, events: Sequence[DomainEvent]) -> list[uuid.UUID]:
-    """``publish`` for several events of one transaction: their outbox rows in one flush
-    and every subscriber's job in one statement (same guarantees: all in the caller's
-    transaction)."""
+    """``publish`` for several events of one transaction: every subscriber's job in one
+    statement (same guarantees: all in the caller's transaction)."""
     rows = []
     jobs: list[dict[str, str]] = []
     for event in events:
         subscriptions = subscriptions_for(type(event))
-        row = OutboxEvent(
-            id=new_id(),
-            organisation_id=event.organisation_id,
-            name=event.name,
-            payload=event.to_payload(),
-            request_id=current_request_id(),
-            subscribers=[sub.name for sub in subscriptions],
-        )
-        session.add(row)
+        row = _outbox_row(event, [sub.name for sub in subscriptions])
         rows.append(row)
-        jobs += [{"event_id": str(row.id), "subscriber": sub.name} for sub in subscriptions]
+        jobs += [{"event_id": str(row["id"]), "subscriber": sub.name} for sub in subscriptions]
+    bundle.defer_insert(session, _TABLE, rows)
     if rows:
-        await session.flush()
+        await session.flush()  # as ``publish``
     await enqueue_many(session, deliver, jobs)
-    return [row.id for row in rows]
+    return [row["id"] for row in rows]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +23,11 @@ from nidaan.idempotency.errors import (
     InvalidIdempotencyKey,
 )
 from nidaan.idempotency.models import IdempotencyRecord
+from nidaan.kit import bundle
 from nidaan.kit.time import utcnow
 
 MAX_KEY_LENGTH = 200
+_TABLE = IdempotencyRecord.__table__
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,14 @@ class IdempotencyService:
     async def remember(
         self, session: AsyncSession, record_id: uuid.UUID, status_code: int, body: Any
     ) -> None:
-        # One UPDATE by id (the claim was an INSERT .. RETURNING: nothing loaded to change).
-        await session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == record_id)
-            .values(response_status=status_code, response_body=body)
-            .execution_options(synchronize_session=False)
+        # The UPDATE by id goes with the transaction's bundle (one statement at commit with
+        # the audit entries, outbox events and change capture): nothing in the request reads
+        # the record again, and a concurrent retry waits for this transaction's commit anyway.
+        bundle.defer_update(
+            session,
+            _TABLE,
+            "id",
+            {"id": record_id, "response_status": status_code, "response_body": body},
         )
 
     async def purge_expired(self, session: AsyncSession) -> int:

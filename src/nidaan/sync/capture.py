@@ -1,8 +1,8 @@
 """Change capture: every committed change to a synced row gets a per-organisation sequence.
 
 Whatever writes the row — REST, a job, an analyzer interface or a sync op — the ORM flush is
-seen here (``after_flush``), and at the end of the transaction (``before_commit``) the
-organisation's ``sync_tenant_state`` row is bumped with one ``UPDATE … RETURNING``. That row
+seen here (``after_flush``), and at the end of the transaction the organisation's
+``sync_tenant_state`` row is bumped by the commit statement (``nidaan.kit.bundle``). That row
 lock is held until COMMIT, so sequence order equals commit order and a reader paging by
 ``seq`` never skips a row that commits late (sync fact sheet §1.9, first fix). The lock is
 taken at the very end of the transaction, so writers queue only for the commit itself.
@@ -18,13 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
 from psycopg.types.json import Jsonb
-from sqlalchemy import bindparam, event, inspect, select, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
+from nidaan.kit import bundle
 from nidaan.kit.db import ACTOR_LABEL, on_bulk_change
 from nidaan.kit.time import utcnow
 from nidaan.sync import sealing
@@ -233,29 +231,31 @@ def _note_child(
     entry.origin = origin or entry.origin
 
 
-@event.listens_for(Session, "before_commit")
-def _assign_sequence(session: Session) -> None:
-    if session.in_nested_transaction():
-        # before_commit also fires when a SAVEPOINT is released; numbering there would take the
-        # tenant row lock mid-transaction (deadlocks with other writers). Wait for the real end.
-        return
-    if session.new or session.dirty or session.deleted:
-        session.flush()
+@bundle.on_commit
+def _assign_sequence(session: Session) -> bundle.Part | None:
+    """Number the transaction's changes: the CTEs of the commit statement (nidaan.kit.bundle
+    calls this once, at the end of the outermost transaction, after the last flush)."""
     if _supersede_conflicts(session):
         session.flush()  # captured too: devices pull the superseded conflicts
     pending: dict[tuple[str, uuid.UUID], _Pending] = session.info.pop(_PENDING, {})
     session.info.pop(_FLUSHES, None)
     session.info.pop(_OPENED, None)
     if not pending:
-        return
+        return None
     by_org: dict[uuid.UUID, list[_Pending]] = {}
     for entry in pending.values():
         by_org.setdefault(entry.organisation_id, []).append(entry)
-    # A fixed order, so two multi-organisation transactions cannot deadlock on the rows.
+    # A fixed order, so two multi-organisation transactions cannot deadlock on the rows:
+    # every organisation but the last gets a statement of its own (one statement's CTEs run
+    # in no guaranteed order); the last one's goes with the commit statement.
     ordered = sorted(by_org.items())
-    for index, (organisation_id, entries) in enumerate(ordered):
-        last = index == len(ordered) - 1
-        _write_changes(session, organisation_id, entries, commit=last and _may_fuse(session))
+    parts = [
+        _changes_part(session, organisation_id, entries) for organisation_id, entries in ordered
+    ]
+    found = [part for part in parts if part is not None]
+    for part in found[:-1]:
+        bundle.execute(session, [part])
+    return found[-1] if found else None
 
 
 def _supersede_conflicts(session: Session) -> bool:
@@ -338,28 +338,29 @@ def _forget(session: Session, previous_transaction: Any) -> None:
             restore(session, mark)
 
 
-# One statement for the whole step: bump the organisation's head (its row lock orders the
+# The CTEs of the whole step: bump the organisation's head (its row lock orders the
 # commits), append the change-log rows numbered from it, and merge each row's field stamps
-# with the change's ``seq`` as their version. Three round trips were one per write before.
-_WRITE_CHANGES_SQL = """
-WITH head AS (
-  INSERT INTO sync_tenant_state (organisation_id, head_seq) VALUES (:org, :n)
+# with the change's ``seq`` as their version. Three round trips were one per write before;
+# now they ride in the transaction's commit statement (nidaan.kit.bundle).
+_WRITE_CHANGES_CTES = """
+head AS (
+  INSERT INTO sync_tenant_state (organisation_id, head_seq) VALUES ({org}, {n})
   ON CONFLICT (organisation_id) DO UPDATE
-  SET head_seq = sync_tenant_state.head_seq + :n, updated_at = now()
-  RETURNING head_seq - :n AS base
+  SET head_seq = sync_tenant_state.head_seq + {n}, updated_at = now()
+  RETURNING head_seq - {n} AS base
 ), changed AS (
-  SELECT c.* FROM jsonb_to_recordset(:changes) AS c(
+  SELECT c.* FROM jsonb_to_recordset({changes}) AS c(
     n bigint, entity text, entity_id uuid, op text, changed_fields text[], scope_keys uuid[],
     origin_client_id uuid, op_id uuid, field_meta jsonb)
 ), logged AS (
   INSERT INTO sync_change_log (organisation_id, seq, entity, entity_id, op, changed_fields,
                                scope_keys, origin_client_id, op_id)
-  SELECT :org, head.base + changed.n, changed.entity, changed.entity_id, changed.op,
+  SELECT {org}, head.base + changed.n, changed.entity, changed.entity_id, changed.op,
          changed.changed_fields, changed.scope_keys, changed.origin_client_id, changed.op_id
   FROM head, changed
 ), stamped AS (
   INSERT INTO sync_rows (entity, entity_id, organisation_id, field_meta)
-  SELECT changed.entity, changed.entity_id, :org,
+  SELECT changed.entity, changed.entity_id, {org},
          (SELECT jsonb_object_agg(f.key, f.value || jsonb_build_object('v', head.base + changed.n))
           FROM jsonb_each(changed.field_meta) AS f)
   FROM head, changed
@@ -367,41 +368,13 @@ WITH head AS (
   ON CONFLICT (entity, entity_id) DO UPDATE
   SET field_meta = sync_rows.field_meta || excluded.field_meta
 )
-SELECT base FROM head
 """
-_WRITE_CHANGES = text(_WRITE_CHANGES_SQL).bindparams(
-    bindparam("changes", type_=JSONB), bindparam("org", type_=UUID(as_uuid=True))
-)
-# The same with literal values (psycopg quotes them), for the query that also commits: a
-# query of two statements cannot have parameters.
-_WRITE_CHANGES_TEMPLATE = (
-    _WRITE_CHANGES_SQL.replace(":changes", "{changes}")
-    .replace(":org", "{org}")
-    .replace(":n", "{n}")
-)
 
 
-def _scope_keys(session: Session, entry: _Pending) -> list[str]:
-    return [] if entry.deleted else [str(key) for key in entry.handler.scope(session, entry.row)]
-
-
-def _may_fuse(session: Session) -> bool:
-    """Whether the change-capture statement may carry the COMMIT itself: the session owns its
-    transaction (bound to an engine, not joined to an outer one as tests do) and nothing is
-    left to flush."""
-    return isinstance(session.bind, Engine) and not (
-        session.new or session.dirty or session.deleted
-    )
-
-
-def _write_changes(
-    session: Session, organisation_id: uuid.UUID, entries: list[_Pending], *, commit: bool = False
-) -> None:
-    """Number and record the changes. ``commit``: send the statement and COMMIT as one
-    query, so the head row's lock (held until commit, which orders the sequence) is released
-    by the server right after the commit, without waiting for this process to get back to
-    the connection: under load, that wait was most of the lock's time, and every writer of
-    the organisation queued behind it. The session's own COMMIT then finds nothing open."""
+def _changes_part(
+    session: Session, organisation_id: uuid.UUID, entries: list[_Pending]
+) -> bundle.Part | None:
+    """Number and record the changes of one organisation (None: nothing left to record)."""
     # Resolve everything that may emit SQL (scopes) before the lock is taken.
     for entry in entries:
         if entry.row is None:
@@ -409,7 +382,7 @@ def _write_changes(
             entry.row = session.get(entry.handler.model, entry.entity_id)
     entries = [entry for entry in entries if entry.row is not None]
     if not entries:
-        return
+        return None
     metas = _field_stamps(session, entries)
     changes: list[dict[str, Any]] = []
     for number, (entry, meta) in enumerate(zip(entries, metas, strict=True), 1):
@@ -431,18 +404,10 @@ def _write_changes(
                 "field_meta": meta,
             }
         )
-    values = {"org": organisation_id, "n": len(changes), "changes": changes}
-    if not commit:
-        session.execute(_WRITE_CHANGES, values)
-        return
-    connection = session.connection()
-    statement = sql.SQL(_WRITE_CHANGES_TEMPLATE).format(
-        org=sql.Literal(organisation_id),
-        n=sql.Literal(len(changes)),
-        changes=sql.Literal(Jsonb(changes)),
+    return bundle.Part(
+        _WRITE_CHANGES_CTES,
+        {"org": organisation_id, "n": len(changes), "changes": Jsonb(changes)},
     )
-    driver = connection.connection.driver_connection
-    connection.exec_driver_sql(statement.as_string(driver) + ";\nCOMMIT")
 
 
 def _field_stamps(session: Session, entries: list[_Pending]) -> list[dict[str, Any] | None]:
