@@ -18,11 +18,12 @@ from nidaan.audit.schemas import AuditActor
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.events.base import DomainEvent
 from nidaan.events.models import OutboxEvent
+from nidaan.events.registry import subscriber
 from nidaan.events.service import publish
 from nidaan.idempotency.models import IdempotencyRecord
 from nidaan.idempotency.service import idempotency_service
 from nidaan.tenancy.models import Organisation
-from tests.audit.conftest import CommittingSession
+from tests.audit.conftest import CommittingSession, superuser_execute
 
 ACTOR = AuditActor("user", uuid.UUID("01890000-0000-7000-8000-0000000000ab"), "Dr B. Iyer")
 
@@ -31,6 +32,11 @@ ACTOR = AuditActor("user", uuid.UUID("01890000-0000-7000-8000-0000000000ab"), "D
 class SomethingBundled(DomainEvent):
     name = "tests.something_bundled"
     marker: str
+
+
+@subscriber(SomethingBundled, name="tests.bundled")
+async def bundled(session: AsyncSession, event: SomethingBundled) -> None:
+    """A subscriber, so that publishing enqueues a delivery job."""
 
 
 @contextmanager
@@ -147,8 +153,10 @@ async def _count(session: AsyncSession, organisation: Organisation) -> int:
     )
 
 
-async def test_commit_sends_entries_event_and_response_in_one_statement(
-    committing_session: CommittingSession, committed_organisation: Organisation
+async def test_commit_sends_entries_event_jobs_and_response_in_one_statement(
+    committing_session: CommittingSession,
+    committed_organisation: Organisation,
+    superuser_conninfo: str,
 ) -> None:
     organisation = committed_organisation
     async with committing_session() as session:
@@ -176,13 +184,26 @@ async def test_commit_sends_entries_event_and_response_in_one_statement(
     assert "INSERT INTO audit_log" in bundled[0]
     assert "INSERT INTO event_outbox" in bundled[0]
     assert "UPDATE idempotency_keys" in bundled[0]
+    assert "procrastinate_defer_jobs_v1" in bundled[0]
     assert bundled[0].endswith("COMMIT")
 
     async with committing_session() as check:
         assert await _count(check, organisation) == 1
         outbox = await check.get(OutboxEvent, event_id)
         assert outbox is not None
-        assert outbox.subscribers == []
+        assert outbox.subscribers == ["tests.bundled"]
+        jobs = (
+            await check.execute(
+                text(
+                    "SELECT task_name, queue_name, status::text, args->>'subscriber' "
+                    "FROM procrastinate_jobs WHERE args->>'event_id' = :id"
+                ),
+                {"id": str(event_id)},
+            )
+        ).all()
+        assert [tuple(job) for job in jobs] == [
+            ("events.deliver", "default", "todo", "tests.bundled")
+        ]
         record = await check.get(IdempotencyRecord, claim.record_id)
         assert record is not None
         assert (record.response_status, record.response_body) == (201, {"ok": "last"})
@@ -190,3 +211,9 @@ async def test_commit_sends_entries_event_and_response_in_one_statement(
         report = await audit_service.verify(check, organisation.id)
         assert report.ok
         assert report.entries_checked == 1
+    await superuser_execute(
+        superuser_conninfo,
+        "DELETE FROM procrastinate_jobs WHERE args->>'event_id' = %s",
+        "DELETE FROM event_outbox WHERE id = %s",
+        params=(str(event_id),),
+    )

@@ -26,7 +26,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -46,11 +46,29 @@ class Part:
 
     ``ctes`` names its parameters ``{name}`` (psycopg ``sql`` placeholders); ``params``
     holds their values. CTE names must not clash with other parts' (``b0``, ``b1`` … are
-    the bundle's own).
+    the bundle's own). ``selected``: CTEs that are plain SELECTs (e.g. of a function with
+    effects), which run only if the main query reads them.
     """
 
     ctes: str
     params: Mapping[str, Any]
+    selected: tuple[str, ...] = ()
+
+
+class Writer(Protocol):
+    """Renders the CTE that writes a list of deferred rows (hashable: rows are grouped by it).
+
+    ``table_name``: the table it writes, so that statements reading that table send the
+    pending rows first. ``selected``: the CTE is a SELECT the main query must read.
+    """
+
+    @property
+    def table_name(self) -> str: ...
+
+    @property
+    def selected(self) -> bool: ...
+
+    def cte(self, name: str, columns: tuple[str, ...]) -> str: ...
 
 
 #: Called at commit (outermost transaction only), in registration order, after the
@@ -76,6 +94,11 @@ def on_commit(contributor: Contributor) -> Contributor:
 @dataclass(frozen=True)
 class _Insert:
     table: Table
+    selected = False
+
+    @property
+    def table_name(self) -> str:
+        return self.table.name
 
     def cte(self, name: str, columns: tuple[str, ...]) -> str:
         names = ", ".join(_quote(c) for c in columns)
@@ -90,6 +113,11 @@ class _Insert:
 class _Update:
     table: Table
     key: str
+    selected = False
+
+    @property
+    def table_name(self) -> str:
+        return self.table.name
 
     def cte(self, name: str, columns: tuple[str, ...]) -> str:
         target = _quote(self.table.name)
@@ -99,9 +127,6 @@ class _Update:
             f"{name} AS (UPDATE {target} SET {sets} FROM jsonb_to_recordset({{{name}}}) "  # noqa: S608
             f"AS r({_types(self.table, columns)}) WHERE {target}.{key} = r.{key})"
         )
-
-
-_Writer = _Insert | _Update
 
 
 @functools.cache
@@ -114,7 +139,7 @@ def _types(table: Table, columns: tuple[str, ...]) -> str:
 
 
 @functools.cache
-def _cte(writer: _Writer, name: str, columns: tuple[str, ...]) -> str:
+def _cte(writer: Writer, name: str, columns: tuple[str, ...]) -> str:
     return writer.cte(name, columns)
 
 
@@ -124,13 +149,13 @@ def _cte(writer: _Writer, name: str, columns: tuple[str, ...]) -> str:
 @dataclass
 class _Bundle:
     # Everything deferred in this transaction, in order; rows[:sent] are in the database.
-    rows: list[tuple[_Writer, dict[str, Any]]] = field(default_factory=list)
+    rows: list[tuple[Writer, dict[str, Any]]] = field(default_factory=list)
     sent: int = 0
     # Per open SAVEPOINT (by id of its SessionTransaction): (len(rows), sent) when it began.
     marks: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def unsent_tables(self) -> set[str]:
-        return {writer.table.name for writer, _ in self.rows[self.sent :]}
+        return {writer.table_name for writer, _ in self.rows[self.sent :]}
 
 
 def _bundle(session: Session) -> _Bundle:
@@ -143,6 +168,11 @@ def _bundle(session: Session) -> _Bundle:
 def _sync(session: Any) -> Session:
     """The ``Session`` under an ``AsyncSession`` (or the session itself)."""
     return getattr(session, "sync_session", session)  # type: ignore[no-any-return]
+
+
+def defer(session: Any, writer: Writer, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` with ``writer`` in the transaction's bundle."""
+    _bundle(_sync(session)).rows.extend((writer, row) for row in rows)
 
 
 def defer_insert(session: Any, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -173,8 +203,8 @@ def _pending_part(session: Session) -> Part | None:
     bundle: _Bundle | None = session.info.get(_KEY)
     if bundle is None or bundle.sent == len(bundle.rows):
         return None
-    groups: dict[tuple[_Writer, tuple[str, ...]], list[dict[str, Any]]] = {}
-    updates: dict[tuple[_Writer, Any], dict[str, Any]] = {}
+    groups: dict[tuple[Writer, tuple[str, ...]], list[dict[str, Any]]] = {}
+    updates: dict[tuple[Writer, Any], dict[str, Any]] = {}
     for writer, row in bundle.rows[bundle.sent :]:
         if isinstance(writer, _Update):
             # Two updates of one row in one statement would be undefined: merge them.
@@ -187,11 +217,14 @@ def _pending_part(session: Session) -> Part | None:
     bundle.sent = len(bundle.rows)
     ctes = []
     params: dict[str, Any] = {}
+    selected = []
     for index, ((writer, columns), rows) in enumerate(groups.items()):
         name = f"b{index}"
         ctes.append(_cte(writer, name, columns))
         params[name] = Jsonb(rows, dumps=_dumps)
-    return Part(", ".join(ctes), params)
+        if writer.selected:
+            selected.append(name)
+    return Part(", ".join(ctes), params, tuple(selected))
 
 
 def execute(session: Session, parts: Sequence[Part], *, commit: bool = False) -> None:
@@ -200,14 +233,18 @@ def execute(session: Session, parts: Sequence[Part], *, commit: bool = False) ->
     driver = connection.connection.driver_connection
     pieces = []
     params: dict[str, Any] = {}
+    read = [sql.SQL("1")]
     for index, part in enumerate(parts):
+        read += [sql.SQL(f"(SELECT count(*) FROM {name})") for name in part.selected]  # noqa: S608
         values = {}
         for name, value in part.params.items():
             unique = f"p{index}_{name}"
             params[unique] = value
             values[name] = sql.Literal(value) if commit else sql.Placeholder(unique)
         pieces.append(sql.SQL(part.ctes).format(**values))  # type: ignore[arg-type]
-    statement = sql.SQL("WITH {} SELECT 1").format(sql.SQL(", ").join(pieces))
+    statement = sql.SQL("WITH {} SELECT {}").format(
+        sql.SQL(", ").join(pieces), sql.SQL(", ").join(read)
+    )
     if commit:
         # A query of two statements cannot have parameters: the values are literals
         # (quoted by psycopg). The session's own COMMIT then finds nothing open.
@@ -269,12 +306,14 @@ def _send_before_readers(state: ORMExecuteState) -> None:
 
 
 def _touches(statement: Any, tables: set[str]) -> bool:
-    if isinstance(statement, TextClause):
-        return any(name in statement.text for name in tables)
-    return any(
-        isinstance(element, Table) and element.name in tables
-        for element in visitors.iterate(statement)
-    )
+    for element in (
+        (statement,) if isinstance(statement, TextClause) else visitors.iterate(statement)
+    ):
+        if isinstance(element, Table) and element.name in tables:
+            return True
+        if isinstance(element, TextClause) and any(name in element.text for name in tables):
+            return True
+    return False
 
 
 @event.listens_for(Session, "after_transaction_create")

@@ -20,6 +20,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg_pool
@@ -29,7 +30,7 @@ from procrastinate.tasks import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.config import Settings
-from nidaan.kit import tracing
+from nidaan.kit import bundle, tracing
 from nidaan.kit.db import database_url, libpq_conninfo, raw_connection
 from nidaan.kit.metrics import JOB_DURATION, JOBS
 
@@ -202,6 +203,64 @@ async def enqueue_many(
     for kwargs in arguments:
         tracing.inject(kwargs)
     return await task.configure(connection=connection).batch_defer_async(*arguments)
+
+
+@dataclass(frozen=True)
+class _DeferJobs:
+    """procrastinate's own ``defer_jobs`` query (``procrastinate_defer_jobs_v1``) as a CTE of
+    the transaction's commit statement (``nidaan.kit.bundle``)."""
+
+    table_name = "procrastinate_jobs"
+    selected = True  # a SELECT of a function: it runs only if the main query reads it
+
+    def cte(self, name: str, columns: tuple[str, ...]) -> str:
+        fields = ", ".join(f"r.{column}" for column, _ in _JOB_COLUMNS)
+        types = ", ".join(f"{column} {kind}" for column, kind in _JOB_COLUMNS)
+        return (
+            f"{name} AS (SELECT procrastinate_defer_jobs_v1(array_agg(ROW({fields})"  # noqa: S608
+            f"::procrastinate_job_to_defer_v1)) FROM jsonb_to_recordset({{{name}}}) AS r({types}))"
+        )
+
+
+#: The fields of procrastinate's ``procrastinate_job_to_defer_v1`` type, in order.
+_JOB_COLUMNS = (
+    ("queue_name", "varchar"),
+    ("task_name", "varchar"),
+    ("priority", "integer"),
+    ("lock", "text"),
+    ("queueing_lock", "text"),
+    ("args", "jsonb"),
+    ("scheduled_at", "timestamptz"),
+)
+_DEFER_JOBS = _DeferJobs()
+
+
+def enqueue_at_commit(
+    session: AsyncSession, task: Task[Any, Any, Any], arguments: Sequence[dict[str, Any]]
+) -> None:
+    """``enqueue_many`` without a round trip of its own: the jobs are inserted by the
+    transaction's commit statement (or before a statement of the session that reads the job
+    table), by the same database function procrastinate uses. For jobs whose ids nobody
+    needs and that take no queueing lock (a clash could not be reported to the caller)."""
+    deferrer = task.configure()
+    if deferrer.job.queueing_lock is not None:
+        raise ValueError(f"{task.name} takes a queueing lock: enqueue it with enqueue_many")
+    rows = []
+    for kwargs in arguments:
+        tracing.inject(kwargs)
+        job = deferrer.make_new_job(**kwargs)
+        rows.append(
+            {
+                "queue_name": job.queue,
+                "task_name": job.task_name,
+                "priority": job.priority,
+                "lock": job.lock,
+                "queueing_lock": job.queueing_lock,
+                "args": job.task_kwargs,
+                "scheduled_at": job.scheduled_at,
+            }
+        )
+    bundle.defer(session, _DEFER_JOBS, rows)
 
 
 async def run_worker(
