@@ -186,7 +186,12 @@ def defer_insert(session: Any, table: Table, rows: Sequence[dict[str, Any]]) -> 
 
 
 def defer_update(session: Any, table: Table, key: str, row: dict[str, Any]) -> None:
-    """``UPDATE table SET <row's other columns> WHERE key = row[key]`` with the bundle."""
+    """``UPDATE table SET <row's other columns> WHERE key = row[key]`` with the bundle.
+
+    The row must exist before the bundle is sent (all CTEs of one statement see the same
+    snapshot, so a row inserted by the same bundle is not there to update); several updates
+    of one row are merged, the later values winning.
+    """
     _bundle(_sync(session)).rows.append((_Update(table, key), row))
 
 
