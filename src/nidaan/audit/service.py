@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, bindparam, func, select, union, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Select, bindparam, column, func, select, union, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -117,6 +117,29 @@ _ENTRY_COLUMNS = (
 
 
 _TABLE = AuditLog.__table__
+_LINKS = (
+    func.jsonb_to_recordset(bindparam("links", type_=JSONB))
+    .table_valued(
+        column("id", _TABLE.c.id.type),
+        column("seq", _TABLE.c.seq.type),
+        column("prev_hash", _TABLE.c.prev_hash.type),
+        column("hash", _TABLE.c.hash.type),
+        column("prev_id", _TABLE.c.prev_id.type),
+        name="links",
+    )
+    .render_derived(with_types=True)
+)
+#: Give a run of entries their chain columns (the only UPDATE the log's triggers allow).
+_SET_LINKS = (
+    update(_TABLE)
+    .where(_TABLE.c.id == _LINKS.c.id)
+    .values(
+        seq=_LINKS.c.seq,
+        prev_hash=_LINKS.c.prev_hash,
+        hash=_LINKS.c.hash,
+        prev_id=_LINKS.c.prev_id,
+    )
+)
 
 
 def _row(
@@ -332,51 +355,31 @@ class AuditService:
             tampered = await _chained_before(
                 session, organisation_id, [row.id for row in rows], locked.last_entry_id
             )
-            ids: list[uuid.UUID] = []
-            seqs: list[int] = []
-            prevs: list[str] = []
-            hashes: list[str] = []
-            prev_ids: list[uuid.UUID | None] = []
+            links: list[dict[str, Any]] = []
             for index, row in enumerate(rows):
                 await pause_every(index)
                 if row.id in tampered:
                     continue
                 seq += 1
                 entry_hash_value = entry_hash(prev_hash, content_of(row, seq))
-                ids.append(row.id)
-                seqs.append(seq)
-                prevs.append(prev_hash)
-                hashes.append(entry_hash_value)
-                prev_ids.append(prev_id)
+                links.append(
+                    {
+                        "id": str(row.id),
+                        "seq": seq,
+                        "prev_hash": prev_hash,
+                        "hash": entry_hash_value,
+                        "prev_id": None if prev_id is None else str(prev_id),
+                    }
+                )
                 prev_hash = entry_hash_value
                 prev_id = row.id
-            if not ids:
+            if not links:
                 continue
-            # One statement for the whole run of entries (arrays joined by unnest), not one
-            # execution per entry.
-            table = AuditLog.__table__
-            links = (
-                func.unnest(
-                    bindparam("b_ids", ids, type_=ARRAY(table.c.id.type)),
-                    bindparam("b_seqs", seqs, type_=ARRAY(table.c.seq.type)),
-                    bindparam("b_prevs", prevs, type_=ARRAY(table.c.prev_hash.type)),
-                    bindparam("b_hashes", hashes, type_=ARRAY(table.c.hash.type)),
-                    bindparam("b_prev_ids", prev_ids, type_=ARRAY(table.c.prev_id.type)),
-                )
-                .table_valued("id", "seq", "prev_hash", "hash", "prev_id", name="links")
-                .render_derived()
-            )
-            await session.execute(
-                update(table)
-                .where(table.c.id == links.c.id)
-                .values(
-                    seq=links.c.seq,
-                    prev_hash=links.c.prev_hash,
-                    hash=links.c.hash,
-                    prev_id=links.c.prev_id,
-                )
-            )
-            chained += len(ids)
+            # One statement for the whole run of entries, not one execution per entry; the
+            # links travel as one JSON document (encoded in C), which costs a fraction of
+            # five text-format arrays quoted element by element.
+            await session.execute(_SET_LINKS, {"links": links})
+            chained += len(links)
             if len(rows) < CHAIN_BATCH_SIZE:
                 break
         if chained:
