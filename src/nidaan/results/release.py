@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    bindparam,
     case,
     exists,
     func,
@@ -58,28 +60,24 @@ def _scalar(column: Any) -> Any:
     return select(column).scalar_subquery()
 
 
-async def release(
-    session: AsyncSession,
-    *,
-    result: Result,
-    signature: ResultVerification,
-    order: Order,
-    order_test: OrderTest,
-    sample: Sample | None,
-    department: str,
-    now: datetime,
-) -> Released:
-    """Verify ``result`` with ``signature`` (the final one) and move its ordered test, tube
-    and order on, as ``ResultsService`` did row by row; the caller holds ``order``'s lock."""
-    org = result.organisation_id
-    verifier = signature.user_id
+@cache
+def _statement(with_sample: bool) -> Any:
+    """The release statement, built once per shape (building it costs more CPU than running
+    it). Parameters (``p_`` + ``org``, ``result_id``, ``verifier``, ``now``,
+    ``signature_id``, ``level``, ``order_test_id``, ``test_status``, ``order_id``,
+    ``department`` and, with ``with_sample``, ``sample_id``) are prefixed: a parameter named
+    like a column would become a SET value of the UPDATEs."""
     results, signatures = Result.__table__, ResultVerification.__table__
     tests, samples, orders = OrderTest.__table__, Sample.__table__, Order.__table__
+    org = bindparam("p_org", type_=results.c.organisation_id.type)
+    now = bindparam("p_now", type_=results.c.verified_at.type)
+    verifier = bindparam("p_verifier", type_=results.c.verified_by_id.type)
+    order_test_id = bindparam("p_order_test_id", type_=tests.c.id.type)
 
     verified_result = (
         update(results)
         .where(
-            results.c.id == result.id,
+            results.c.id == bindparam("p_result_id", type_=results.c.id.type),
             results.c.organisation_id == org,
             results.c.status == ResultStatus.ENTERED.value,
             results.c.is_current.is_(True),
@@ -98,12 +96,12 @@ async def release(
         .from_select(
             ["id", "organisation_id", "result_id", "user_id", "level", "verified_at"],
             select(
-                literal(signature.id, signatures.c.id.type),
-                literal(org, signatures.c.organisation_id.type),
+                bindparam("p_signature_id", type_=signatures.c.id.type),
+                org,
                 verified_result.c.id,
-                literal(verifier, signatures.c.user_id.type),
-                literal(signature.level, signatures.c.level.type),
-                literal(now, signatures.c.verified_at.type),
+                verifier,
+                bindparam("p_level", type_=signatures.c.level.type),
+                now,
             ),
         )
         .returning(signatures.c.id)
@@ -112,9 +110,9 @@ async def release(
     verified_test = (
         update(tests)
         .where(
-            tests.c.id == order_test.id,
+            tests.c.id == order_test_id,
             tests.c.organisation_id == org,
-            tests.c.status == order_test.status,
+            tests.c.status == bindparam("p_test_status", type_=tests.c.status.type),
             exists(select(verified_result.c.id)),
         )
         .values(
@@ -126,13 +124,14 @@ async def release(
         .cte("verified_test")
     )
     # The order's other tests that count (not cancelled), as committed now.
+    order_id = bindparam("p_order_id", type_=orders.c.id.type)
     others = (
         select(tests.c.status, tests.c.sample_id, CatalogTest.department)
         .join(CatalogTest, CatalogTest.id == tests.c.test_id)
         .where(
-            tests.c.order_id == order.id,
+            tests.c.order_id == order_id,
             tests.c.organisation_id == org,
-            tests.c.id != order_test.id,
+            tests.c.id != order_test_id,
             tests.c.status != OrderTestStatus.CANCELLED.value,
         )
         .cte("others")
@@ -151,20 +150,21 @@ async def release(
     moved_order = (
         update(orders)
         .where(
-            orders.c.id == order.id,
+            orders.c.id == order_id,
             orders.c.organisation_id == org,
             orders.c.status != new_status,
             test_moved,
         )
         .values(
             status=new_status,
-            completed_at=case((order_done, literal(now, orders.c.completed_at.type))),
+            completed_at=case((order_done, now)),
             version=orders.c.version + 1,
             updated_at=func.now(),
         )
         .returning(orders.c.status, orders.c.completed_at, orders.c.version, orders.c.updated_at)
         .cte("moved_order")
     )
+    department = bindparam("p_department", type_=CatalogTest.__table__.c.department.type)
     columns: list[Any] = [
         _scalar(verified_result.c.updated_at).label("result_updated_at"),
         _scalar(stored_signature.c.id).label("signature_id"),
@@ -177,15 +177,16 @@ async def release(
         all_verified(others.c.department == department).label("department_verified"),
         order_done.label("order_verified"),
     ]
-    if sample is not None:
+    if with_sample:
+        sample_id = bindparam("p_sample_id", type_=samples.c.id.type)
         completed_sample = (
             update(samples)
             .where(
-                samples.c.id == sample.id,
+                samples.c.id == sample_id,
                 samples.c.organisation_id == org,
                 samples.c.status == SampleStatus.IN_PROCESS.value,
                 test_moved,
-                all_verified(others.c.sample_id == sample.id),
+                all_verified(others.c.sample_id == sample_id),
             )
             .values(
                 status=SampleStatus.COMPLETED.value,
@@ -205,7 +206,38 @@ async def release(
             literal(None).label("sample_version"),
             literal(None).label("sample_updated_at"),
         ]
-    row = (await session.execute(select(*columns))).one()
+    return select(*columns)
+
+
+async def release(
+    session: AsyncSession,
+    *,
+    result: Result,
+    signature: ResultVerification,
+    order: Order,
+    order_test: OrderTest,
+    sample: Sample | None,
+    department: str,
+    now: datetime,
+) -> Released:
+    """Verify ``result`` with ``signature`` (the final one) and move its ordered test, tube
+    and order on, as ``ResultsService`` did row by row; the caller holds ``order``'s lock."""
+    verifier = signature.user_id
+    params = {
+        "p_org": result.organisation_id,
+        "p_result_id": result.id,
+        "p_verifier": verifier,
+        "p_now": now,
+        "p_signature_id": signature.id,
+        "p_level": signature.level,
+        "p_order_test_id": order_test.id,
+        "p_test_status": order_test.status,
+        "p_order_id": order.id,
+        "p_department": department,
+    }
+    if sample is not None:
+        params["p_sample_id"] = sample.id
+    row = (await session.execute(_statement(sample is not None), params)).one()
 
     if row.result_updated_at is not None:
         values = {"status": ResultStatus.VERIFIED.value, "verified_at": now}

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -265,11 +265,12 @@ class _Context:
     previous_loaded: bool = False
 
 
-def _previous_result(organisation_id: uuid.UUID, order_test_id: uuid.UUID) -> Any:
+def _previous_result() -> Any:
     """The delta check's previous result of an ordered test, as a LATERAL subquery of the
     entry's context: the last verified numeric result of the same test for the order's
     patient or any record merged into it, directly or through others (as
     ``patients_service.history_ids``). Only looked up for tests with a delta rule."""
+    organisation_id, order_test_id = bindparam("organisation_id"), bindparam("order_test_id")
     start_order, start_test = aliased(Order), aliased(OrderTest)
     history = (
         select(start_order.patient_id.label("id"))
@@ -318,6 +319,84 @@ _HAS_CALCULATED = (
     )
     .exists()
     .label("has_calculated")
+)
+
+
+_PREVIOUS = _previous_result()
+#: What entering a result of one ordered test reads (``ResultsService._context``), built
+#: once: aliased entities are costly to build per call. Parameters: ``order_test_id``,
+#: ``organisation_id``.
+_CONTEXT = (
+    select(
+        OrderTest,
+        Order,
+        Sample,
+        CatalogTest,
+        Patient,
+        Result,
+        _HAS_CALCULATED,
+        _PREVIOUS.c.value_numeric,
+        _PREVIOUS.c.entered_at,
+        ReferenceRange,
+    )
+    .join(Order, Order.id == OrderTest.order_id)
+    .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+    .join(Patient, Patient.id == Order.patient_id)
+    .outerjoin(Sample, Sample.id == OrderTest.sample_id)
+    .outerjoin(
+        Result,
+        and_(
+            Result.order_test_id == OrderTest.id,
+            Result.organisation_id == OrderTest.organisation_id,
+            Result.is_current.is_(True),
+        ),
+    )
+    .outerjoin(_PREVIOUS, true())
+    .outerjoin(ReferenceRange, ReferenceRange.test_id == CatalogTest.id)
+    .where(
+        OrderTest.id == bindparam("order_test_id"),
+        OrderTest.organisation_id == bindparam("organisation_id"),
+    )
+    # The order ``catalog_service.ranges_for_tests`` gives (ties between equally specific
+    # bands go to the first).
+    .order_by(ReferenceRange.id)
+)
+
+
+_SIGNED = (
+    select(func.count(ResultVerification.id))
+    .where(
+        ResultVerification.result_id == Result.id,
+        ResultVerification.organisation_id == Result.organisation_id,
+    )
+    .scalar_subquery()
+)
+#: What verifying a result reads (``ResultsService.verify_described``), built once: the
+#: result, its test, the lab's self-verification rule, whether anyone signed already, its
+#: ordered test and tube, and its order, locked (as ``orders_service.lock_with_tests``: a
+#: final signature moves the order's status on from its tests, which the next statement
+#: reads with the lock held). Parameters: ``result_id``, ``organisation_id``.
+_VERIFY_READ = (
+    select(
+        Result,
+        CatalogTest,
+        Organisation.allow_self_verification,
+        _SIGNED,
+        Order,
+        OrderTest,
+        Sample,
+    )
+    .join(CatalogTest, CatalogTest.id == Result.test_id)
+    .join(Organisation, Organisation.id == Result.organisation_id)
+    .join(Order, Order.id == Result.order_id)
+    .join(OrderTest, OrderTest.id == Result.order_test_id)
+    .outerjoin(Sample, Sample.id == Result.sample_id)
+    .where(
+        Result.id == bindparam("result_id"),
+        Result.organisation_id == bindparam("organisation_id"),
+    )
+    .with_for_update(of=Order, key_share=True)
+    .execution_options(populate_existing=True)
 )
 
 
@@ -635,42 +714,10 @@ class ResultsService:
         reference ranges and the delta check's previous result, in one query (one row per
         reference range). The rows land in the identity map, so the services asked below
         answer from it."""
-        previous = _previous_result(caller.organisation_id, order_test_id)
         rows = (
             await session.execute(
-                select(
-                    OrderTest,
-                    Order,
-                    Sample,
-                    CatalogTest,
-                    Patient,
-                    Result,
-                    _HAS_CALCULATED,
-                    previous.c.value_numeric,
-                    previous.c.entered_at,
-                    ReferenceRange,
-                )
-                .join(Order, Order.id == OrderTest.order_id)
-                .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
-                .join(Patient, Patient.id == Order.patient_id)
-                .outerjoin(Sample, Sample.id == OrderTest.sample_id)
-                .outerjoin(
-                    Result,
-                    and_(
-                        Result.order_test_id == OrderTest.id,
-                        Result.organisation_id == OrderTest.organisation_id,
-                        Result.is_current.is_(True),
-                    ),
-                )
-                .outerjoin(previous, true())
-                .outerjoin(ReferenceRange, ReferenceRange.test_id == CatalogTest.id)
-                .where(
-                    OrderTest.id == order_test_id,
-                    OrderTest.organisation_id == caller.organisation_id,
-                )
-                # The order ``catalog_service.ranges_for_tests`` gives (ties between equally
-                # specific bands go to the first).
-                .order_by(ReferenceRange.id)
+                _CONTEXT,
+                {"order_test_id": order_test_id, "organisation_id": caller.organisation_id},
             )
         ).all()
         if not rows:
@@ -1074,37 +1121,9 @@ class ResultsService:
         self, session: AsyncSession, caller: Principal, result_id: uuid.UUID
     ) -> Described:
         """``verify``, with the result's test and signatures (the API shows them)."""
-        signed = (
-            select(func.count(ResultVerification.id))
-            .where(
-                ResultVerification.result_id == Result.id,
-                ResultVerification.organisation_id == Result.organisation_id,
-            )
-            .scalar_subquery()
-        )
-        # The result, its test, the lab's self-verification rule, whether anyone signed
-        # already, its ordered test and tube, and its order, locked (as
-        # ``orders_service.lock_with_tests``: a final signature moves the order's status on
-        # from its tests, which the next statement reads with the lock held), in one query.
         row = (
             await session.execute(
-                select(
-                    Result,
-                    CatalogTest,
-                    Organisation.allow_self_verification,
-                    signed,
-                    Order,
-                    OrderTest,
-                    Sample,
-                )
-                .join(CatalogTest, CatalogTest.id == Result.test_id)
-                .join(Organisation, Organisation.id == Result.organisation_id)
-                .join(Order, Order.id == Result.order_id)
-                .join(OrderTest, OrderTest.id == Result.order_test_id)
-                .outerjoin(Sample, Sample.id == Result.sample_id)
-                .where(Result.id == result_id, Result.organisation_id == caller.organisation_id)
-                .with_for_update(of=Order, key_share=True)
-                .execution_options(populate_existing=True)
+                _VERIFY_READ, {"result_id": result_id, "organisation_id": caller.organisation_id}
             )
         ).one_or_none()
         if row is None:
