@@ -29,7 +29,6 @@ from nidaan.kit.db import (
     any_of,
     get_in_organisation,
     set_if,
-    set_if_each,
     set_on_locked_rows,
     transaction_state,
 )
@@ -688,23 +687,14 @@ class OrdersService:
         entries.append(_order_status_changed(order, before, previous, actor))
         return entries
 
-    async def mark_first_result(
-        self, session: AsyncSession, order_test: OrderTest, *, actor: AuditActor = SYSTEM_ACTOR
-    ) -> AuditEntry | None:
-        """``set_test_status(..., RESULTED)`` for a test's first result: active -> resulted
-        with one compare-and-set UPDATE (a first result cannot change the order's status, so
-        no order lock). Returns the audit entry for the caller to record, or None when the
-        test was no longer active (another transaction's first result moved it)."""
-        change = self.first_result_change(order_test, actor=actor)
-        if change is None:
-            return None
-        return next(iter(await set_if_each(session, [change])), None)
-
     def first_result_change(
         self, order_test: OrderTest, *, actor: AuditActor = SYSTEM_ACTOR
     ) -> SetIf[AuditEntry] | None:
-        """``mark_first_result`` as a planned compare-and-set, for a caller that applies it
-        together with others (``kit.db.set_if_each``); None when the test is not active."""
+        """``set_test_status(..., RESULTED)`` for a test's first result, planned: active ->
+        resulted as a compare-and-set (a first result cannot change the order's status, so no
+        order lock) for the caller to apply with others (``kit.db.set_if_each``), which
+        returns its audit entry when it held (not when another transaction's first result
+        moved the test first). None when the test is not active."""
         if order_test.status != OrderTestStatus.ACTIVE:
             return None
         before = _test_snapshot(order_test)

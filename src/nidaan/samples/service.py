@@ -28,7 +28,6 @@ from nidaan.kit.db import (
     any_of,
     get_in_organisation,
     set_if,
-    set_if_each,
     set_on_locked_rows,
     transaction_state,
 )
@@ -643,22 +642,13 @@ class SamplesService:
         await self._audit(session, caller, "sample.processing_started", row, before)
         return row
 
-    async def start_processing_unlocked(
-        self, session: AsyncSession, caller: Principal, sample: Sample
-    ) -> AuditEntry | None:
-        """``start_processing`` on a loaded sample with one compare-and-set UPDATE (received
-        -> in process); returns the audit entry for the caller to record, or None when it
-        was not received (any more: another transaction's first result started it)."""
-        change = self.start_processing_change(caller, sample)
-        if change is None:
-            return None
-        return next(iter(await set_if_each(session, [change])), None)
-
     def start_processing_change(
         self, caller: Principal, sample: Sample
     ) -> SetIf[AuditEntry] | None:
-        """``start_processing_unlocked`` as a planned compare-and-set, for a caller that
-        applies it together with others (``kit.db.set_if_each``); None unless received."""
+        """``start_processing`` on a loaded sample, planned: received -> in process as a
+        compare-and-set for the caller to apply with others (``kit.db.set_if_each``), which
+        returns its audit entry when it held (not when another transaction's first result
+        started the tube first). None unless received."""
         if sample.status != SampleStatus.RECEIVED:
             return None
         before = _snapshot(sample)
