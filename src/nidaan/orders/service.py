@@ -25,6 +25,7 @@ from nidaan.events.service import publish
 from nidaan.files.enums import FilePurpose
 from nidaan.files.service import files_service
 from nidaan.kit.db import (
+    SetIf,
     any_of,
     get_in_organisation,
     set_if,
@@ -104,6 +105,26 @@ def _status_changed(order_test: OrderTest, before: dict[str, Any], actor: AuditA
         entity_id=order_test.id,
         before=before,
         after=_test_snapshot(order_test),
+    )
+
+
+def _order_status_changed(
+    order: Order, before: dict[str, Any], previous: str, actor: AuditActor
+) -> AuditEntry:
+    """The audit entry of an order's derived status change (recorded by the caller)."""
+    verb = {
+        OrderStatus.COMPLETED: "completed",
+        OrderStatus.CANCELLED: "cancelled",
+        OrderStatus.OPEN: "reopened",
+    }[OrderStatus(order.status)]
+    return AuditEntry(
+        organisation_id=order.organisation_id,
+        actor=actor,
+        action=f"order.{verb}",
+        entity_type="order",
+        entity_id=order.id,
+        before=before,
+        after={**_order_snapshot(order), "previous_status": previous},
     )
 
 
@@ -663,43 +684,50 @@ class OrdersService:
         previous = order.status
         completed_at = utcnow() if new == OrderStatus.COMPLETED else None
         await set_if(session, order, {}, status=new.value, completed_at=completed_at)
-        verb = {
-            OrderStatus.COMPLETED: "completed",
-            OrderStatus.CANCELLED: "cancelled",
-            OrderStatus.OPEN: "reopened",
-        }[new]
-        entries.append(
-            AuditEntry(
-                organisation_id=order.organisation_id,
-                actor=actor,
-                action=f"order.{verb}",
-                entity_type="order",
-                entity_id=order.id,
-                before=before,
-                after={**_order_snapshot(order), "previous_status": previous},
-            )
-        )
+        entries.append(_order_status_changed(order, before, previous, actor))
         return entries
 
-    async def mark_first_result(
-        self, session: AsyncSession, order_test: OrderTest, *, actor: AuditActor = SYSTEM_ACTOR
-    ) -> AuditEntry | None:
-        """``set_test_status(..., RESULTED)`` for a test's first result: active -> resulted
-        with one compare-and-set UPDATE (a first result cannot change the order's status, so
-        no order lock). Returns the audit entry for the caller to record, or None when the
-        test was no longer active (another transaction's first result moved it)."""
+    def first_result_change(
+        self, order_test: OrderTest, *, actor: AuditActor = SYSTEM_ACTOR
+    ) -> SetIf[AuditEntry] | None:
+        """``set_test_status(..., RESULTED)`` for a test's first result, planned: active ->
+        resulted as a compare-and-set (a first result cannot change the order's status, so no
+        order lock) for the caller to apply with others (``kit.db.set_if_each``), which
+        returns its audit entry when it held (not when another transaction's first result
+        moved the test first). None when the test is not active."""
         if order_test.status != OrderTestStatus.ACTIVE:
             return None
         before = _test_snapshot(order_test)
-        moved = await set_if(
-            session,
+        return SetIf(
             order_test,
             {"status": OrderTestStatus.ACTIVE.value},
-            status=OrderTestStatus.RESULTED.value,
+            {"status": OrderTestStatus.RESULTED.value},
+            lambda: _status_changed(order_test, before, actor),
         )
-        if not moved:
-            return None
+
+    @staticmethod
+    def test_snapshot(order_test: OrderTest) -> dict[str, Any]:
+        """What an ordered test's audit entries show of it."""
+        return _test_snapshot(order_test)
+
+    @staticmethod
+    def order_snapshot(order: Order) -> dict[str, Any]:
+        """What an order's audit entries show of it."""
+        return _order_snapshot(order)
+
+    @staticmethod
+    def test_status_changed(
+        order_test: OrderTest, before: dict[str, Any], actor: AuditActor
+    ) -> AuditEntry:
+        """The audit entry of a test's status change made by set-based SQL elsewhere."""
         return _status_changed(order_test, before, actor)
+
+    @staticmethod
+    def order_status_changed(
+        order: Order, before: dict[str, Any], previous: str, actor: AuditActor
+    ) -> AuditEntry:
+        """The audit entry of an order's status change (``order.completed`` and so on)."""
+        return _order_status_changed(order, before, previous, actor)
 
     async def _lock_test(
         self, session: AsyncSession, organisation_id: uuid.UUID, order_test_id: uuid.UUID

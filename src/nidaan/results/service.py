@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -24,11 +24,11 @@ from nidaan.auth.models import User
 from nidaan.auth.principal import Principal
 from nidaan.catalog import domain as catalog_domain
 from nidaan.catalog.enums import ResultType
-from nidaan.catalog.models import CatalogTest
+from nidaan.catalog.models import CatalogTest, ReferenceRange
 from nidaan.catalog.service import catalog_service
 from nidaan.events.service import publish, publish_many
-from nidaan.kit.db import any_of, get_in_organisation, transaction_state
-from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError, NotFound
+from nidaan.kit.db import any_of, get_in_organisation, set_if_each, transaction_state
+from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError, NotFound, VersionConflict
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
@@ -68,6 +68,7 @@ from nidaan.results.errors import (
 from nidaan.results.events import CriticalValueDetected, ResultsEntered, ResultsVerified
 from nidaan.results.gates import verification_gates
 from nidaan.results.models import CriticalAlert, Result, ResultVerification, VerificationGate
+from nidaan.results.release import release
 from nidaan.samples.enums import SampleStatus
 from nidaan.samples.models import Sample
 from nidaan.samples.service import samples_service
@@ -229,6 +230,14 @@ class TatBreach:
 
 
 @dataclass(frozen=True)
+class _Previous:
+    """The patient's last verified numeric result of a test (what a delta check needs)."""
+
+    value_numeric: Decimal | None
+    entered_at: datetime
+
+
+@dataclass(frozen=True)
 class _Delta:
     outcome: DeltaOutcome
     previous_value: Decimal | None = None
@@ -251,6 +260,47 @@ class _Context:
     current_loaded: bool = False
     #: False: no calculated test on the order, so there is nothing to recalculate.
     has_calculated: bool = True
+    #: The delta check's previous result, when read with the context (``previous_loaded``).
+    previous: _Previous | None = None
+    previous_loaded: bool = False
+
+
+def _previous_result() -> Any:
+    """The delta check's previous result of an ordered test, as a LATERAL subquery of the
+    entry's context: the last verified numeric result of the same test for the order's
+    patient or any record merged into it, directly or through others (as
+    ``patients_service.history_ids``). Only looked up for tests with a delta rule."""
+    organisation_id, order_test_id = bindparam("organisation_id"), bindparam("order_test_id")
+    start_order, start_test = aliased(Order), aliased(OrderTest)
+    history = (
+        select(start_order.patient_id.label("id"))
+        .join(start_test, start_test.order_id == start_order.id)
+        .where(start_test.id == order_test_id, start_test.organisation_id == organisation_id)
+        .cte("history", recursive=True)
+    )
+    merged = aliased(Patient)
+    history = history.union(
+        select(merged.id)
+        .join(history, merged.merged_into_id == history.c.id)
+        .where(merged.organisation_id == organisation_id)
+    )
+    earlier = aliased(Result)
+    return (
+        select(earlier.value_numeric, earlier.entered_at)
+        .where(
+            or_(CatalogTest.delta_percent.is_not(None), CatalogTest.delta_absolute.is_not(None)),
+            earlier.organisation_id == organisation_id,
+            earlier.patient_id.in_(select(history.c.id)),
+            earlier.test_id == CatalogTest.id,
+            earlier.is_current.is_(True),
+            earlier.status == ResultStatus.VERIFIED,
+            earlier.order_test_id != OrderTest.id,
+            earlier.value_numeric.is_not(None),
+        )
+        .order_by(earlier.verified_at.desc())
+        .limit(1)
+        .lateral("previous")
+    )
 
 
 #: Rows kept referenced until the transaction ends (see ``ResultsService._context``).
@@ -272,6 +322,84 @@ _HAS_CALCULATED = (
 )
 
 
+_PREVIOUS = _previous_result()
+#: What entering a result of one ordered test reads (``ResultsService._context``), built
+#: once: aliased entities are costly to build per call. Parameters: ``order_test_id``,
+#: ``organisation_id``.
+_CONTEXT = (
+    select(
+        OrderTest,
+        Order,
+        Sample,
+        CatalogTest,
+        Patient,
+        Result,
+        _HAS_CALCULATED,
+        _PREVIOUS.c.value_numeric,
+        _PREVIOUS.c.entered_at,
+        ReferenceRange,
+    )
+    .join(Order, Order.id == OrderTest.order_id)
+    .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
+    .join(Patient, Patient.id == Order.patient_id)
+    .outerjoin(Sample, Sample.id == OrderTest.sample_id)
+    .outerjoin(
+        Result,
+        and_(
+            Result.order_test_id == OrderTest.id,
+            Result.organisation_id == OrderTest.organisation_id,
+            Result.is_current.is_(True),
+        ),
+    )
+    .outerjoin(_PREVIOUS, true())
+    .outerjoin(ReferenceRange, ReferenceRange.test_id == CatalogTest.id)
+    .where(
+        OrderTest.id == bindparam("order_test_id"),
+        OrderTest.organisation_id == bindparam("organisation_id"),
+    )
+    # The order ``catalog_service.ranges_for_tests`` gives (ties between equally specific
+    # bands go to the first).
+    .order_by(ReferenceRange.id)
+)
+
+
+_SIGNED = (
+    select(func.count(ResultVerification.id))
+    .where(
+        ResultVerification.result_id == Result.id,
+        ResultVerification.organisation_id == Result.organisation_id,
+    )
+    .scalar_subquery()
+)
+#: What verifying a result reads (``ResultsService.verify_described``), built once: the
+#: result, its test, the lab's self-verification rule, whether anyone signed already, its
+#: ordered test and tube, and its order, locked (as ``orders_service.lock_with_tests``: a
+#: final signature moves the order's status on from its tests, which the next statement
+#: reads with the lock held). Parameters: ``result_id``, ``organisation_id``.
+_VERIFY_READ = (
+    select(
+        Result,
+        CatalogTest,
+        Organisation.allow_self_verification,
+        _SIGNED,
+        Order,
+        OrderTest,
+        Sample,
+    )
+    .join(CatalogTest, CatalogTest.id == Result.test_id)
+    .join(Organisation, Organisation.id == Result.organisation_id)
+    .join(Order, Order.id == Result.order_id)
+    .join(OrderTest, OrderTest.id == Result.order_test_id)
+    .outerjoin(Sample, Sample.id == Result.sample_id)
+    .where(
+        Result.id == bindparam("result_id"),
+        Result.organisation_id == bindparam("organisation_id"),
+    )
+    .with_for_update(of=Order, key_share=True)
+    .execution_options(populate_existing=True)
+)
+
+
 def band_for(ranges: Sequence[Any], facts: Any) -> Band | None:
     """The reference band of the patient (``facts``) among a test's ranges."""
     chosen = catalog_domain.select_range(
@@ -289,7 +417,7 @@ def band_for(ranges: Sequence[Any], facts: Any) -> Band | None:
 
 
 def delta_against(
-    test: CatalogTest, interpretation: Interpretation, previous: Result | None
+    test: CatalogTest, interpretation: Interpretation, previous: Result | _Previous | None
 ) -> _Delta:
     """The delta check of a new value against the patient's last verified result."""
     if previous is None or interpretation.value_numeric is None:
@@ -582,33 +710,21 @@ class ResultsService:
     async def _context(
         self, session: AsyncSession, caller: Principal, order_test_id: uuid.UUID
     ) -> _Context:
-        """The ordered test with its order, sample, catalogue test, patient, current result
-        and reference ranges: one query for the rows (they land in the identity map, so the
-        services asked below answer from it) and one for the ranges."""
-        row = (
+        """The ordered test with its order, sample, catalogue test, patient, current result,
+        reference ranges and the delta check's previous result, in one query (one row per
+        reference range). The rows land in the identity map, so the services asked below
+        answer from it."""
+        rows = (
             await session.execute(
-                select(OrderTest, Order, Sample, CatalogTest, Patient, Result, _HAS_CALCULATED)
-                .join(Order, Order.id == OrderTest.order_id)
-                .join(CatalogTest, CatalogTest.id == OrderTest.test_id)
-                .join(Patient, Patient.id == Order.patient_id)
-                .outerjoin(Sample, Sample.id == OrderTest.sample_id)
-                .outerjoin(
-                    Result,
-                    and_(
-                        Result.order_test_id == OrderTest.id,
-                        Result.organisation_id == OrderTest.organisation_id,
-                        Result.is_current.is_(True),
-                    ),
-                )
-                .where(
-                    OrderTest.id == order_test_id,
-                    OrderTest.organisation_id == caller.organisation_id,
-                )
+                _CONTEXT,
+                {"order_test_id": order_test_id, "organisation_id": caller.organisation_id},
             )
-        ).one_or_none()
-        if row is None:
+        ).all()
+        if not rows:
             raise NotFound("No such ordered test in your organisation.", entity="order_test")
-        order_test, order, sample, test, patient, current, has_calculated = row
+        order_test, order, sample, test, patient, current, has_calculated = rows[0][:7]
+        previous_value, previous_at = rows[0][7:9]
+        ranges = [row[9] for row in rows if row[9] is not None]
         # The same checks (and errors) as loading each through its own service.
         order = await orders_service.get(session, caller, order.id)
         if sample is None:
@@ -619,12 +735,14 @@ class ResultsService:
         sample = await samples_service.get(session, caller, sample.id)
         at = sample.collected_at or sample.received_at or utcnow()
         facts = patients_service.facts(patient, at)
-        ranges = (await catalog_service.ranges_for_tests(session, [test.id])).get(test.id, [])
         context = _Context(
             order_test, order, sample, test, patient.id, facts, band_for(ranges, facts)
         )
         context.current, context.current_loaded = current, True
         context.has_calculated = bool(has_calculated)
+        context.previous_loaded = True
+        if previous_at is not None:
+            context.previous = _Previous(previous_value, previous_at)
         # The identity map holds rows weakly: keep them for this transaction, so later steps
         # (and sync capture at commit, which reads each result's order) need no query.
         transaction_state(session, _KEPT, list).extend([order, sample, patient, test])
@@ -805,6 +923,8 @@ class ResultsService:
         test = context.test
         if not needs_delta(test, interpretation):
             return _Delta(DeltaOutcome(checked=False, failed=False))
+        if context.previous_loaded:
+            return delta_against(test, interpretation, context.previous)
         # The patient and every record merged into it, directly or through others
         # (``patients_service.history_ids``), in the same statement as the lookup.
         history = (
@@ -894,13 +1014,14 @@ class ResultsService:
     async def _mark_in_progress(
         self, session: AsyncSession, caller: Principal, context: _Context
     ) -> list[AuditEntry]:
-        """A first result: the ordered test becomes resulted and its sample in process (one
-        compare-and-set UPDATE each); returns their audit entries to record."""
-        entries = [
-            await orders_service.mark_first_result(session, context.order_test, actor=caller.actor),
-            await samples_service.start_processing_unlocked(session, caller, context.sample),
+        """A first result: the ordered test becomes resulted and its sample in process (a
+        compare-and-set UPDATE each, both in one statement); returns their audit entries to
+        record."""
+        changes = [
+            orders_service.first_result_change(context.order_test, actor=caller.actor),
+            samples_service.start_processing_change(caller, context.sample),
         ]
-        return [entry for entry in entries if entry is not None]
+        return await set_if_each(session, [change for change in changes if change is not None])
 
     async def _recalculate(
         self, session: AsyncSession, caller: Principal, context: _Context
@@ -1000,27 +1121,14 @@ class ResultsService:
         self, session: AsyncSession, caller: Principal, result_id: uuid.UUID
     ) -> Described:
         """``verify``, with the result's test and signatures (the API shows them)."""
-        signed = (
-            select(func.count(ResultVerification.id))
-            .where(
-                ResultVerification.result_id == Result.id,
-                ResultVerification.organisation_id == Result.organisation_id,
-            )
-            .scalar_subquery()
-        )
-        # The result, its test, the lab's self-verification rule and whether anyone signed
-        # already, in one query.
         row = (
             await session.execute(
-                select(Result, CatalogTest, Organisation.allow_self_verification, signed)
-                .join(CatalogTest, CatalogTest.id == Result.test_id)
-                .join(Organisation, Organisation.id == Result.organisation_id)
-                .where(Result.id == result_id, Result.organisation_id == caller.organisation_id)
+                _VERIFY_READ, {"result_id": result_id, "organisation_id": caller.organisation_id}
             )
         ).one_or_none()
         if row is None:
             raise NotFound("No such result in your organisation.", entity="result")
-        result, test, allow_self_verification, signatures = row
+        result, test, allow_self_verification, signatures, order, order_test, sample = row
         await self._require_order_reach(session, caller, result.order_id)
         if result.status == ResultStatus.HELD:
             raise ResultHeld(
@@ -1069,11 +1177,20 @@ class ResultsService:
             level=decision.level,
             verified_at=now,
         )
-        session.add(signature)
-        if decision.final:
-            result.status = ResultStatus.VERIFIED
-            result.verified_at = now
-            result.verified_by_id = verifier
+        events: list[Any] = []
+        released: list[AuditEntry] = []
+        if decision.final and order_test.status in OPEN_TEST_STATES:
+            # Stored by the statement that releases the result (not added to the session).
+            released = await self._release(
+                session, caller, result, signature, test, order, order_test, sample, events
+            )
+        else:
+            session.add(signature)
+            if decision.final:  # a test not open (cancelled: refused; verified: no change)
+                result.status = ResultStatus.VERIFIED
+                result.verified_at = now
+                result.verified_by_id = verifier
+                released = await self._after_verification(session, caller, result, test, events)
         after = _snapshot(result)
         after["verification_level"] = decision.level
         # Entries are recorded in the order things happened; written together (one INSERT).
@@ -1086,15 +1203,83 @@ class ResultsService:
                 entity_id=result.id,
                 before=before,
                 after=after,
-            )
+            ),
+            *released,
         ]
-        events: list[Any] = []
-        if decision.final:
-            entries += await self._after_verification(session, caller, result, test, events)
         for entry in entries:
             await audit_service.record_entry(session, entry)
         await publish_many(session, events)
         return Described(result, test, [*previous, signature])
+
+    async def _release(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        result: Result,
+        signature: ResultVerification,
+        test: CatalogTest,
+        order: Order,
+        order_test: OrderTest,
+        sample: Sample | None,
+        events: list[Any],
+    ) -> list[AuditEntry]:
+        """The final signature: ``_after_verification`` in one statement (``release``), with
+        the order locked by the caller's read. Returns the audit entries of the ordered test,
+        order and tube; adds ``ResultsVerified`` for a department (and the order) complete
+        now to ``events``."""
+        # Sync capture at commit reads each result's order: keep it referenced.
+        transaction_state(session, _KEPT, list).append(order)
+        test_before = orders_service.test_snapshot(order_test)
+        order_before = orders_service.order_snapshot(order)
+        sample_before = samples_service.audit_snapshot(sample) if sample is not None else None
+        done = await release(
+            session,
+            result=result,
+            signature=signature,
+            order=order,
+            order_test=order_test,
+            sample=sample,
+            department=test.department,
+            now=signature.verified_at,
+        )
+        if not done.result_verified:
+            raise VersionConflict("The result changed meanwhile; reload it and try again.")
+        if not done.test_verified:  # the order's lock keeps status changes out; not all do
+            raise VersionConflict(
+                "The ordered test changed meanwhile; try again.",
+                current_version=order_test.version,
+            )
+        entries = [orders_service.test_status_changed(order_test, test_before, caller.actor)]
+        if done.order_previous_status is not None:
+            entries.append(
+                orders_service.order_status_changed(
+                    order, order_before, done.order_previous_status, caller.actor
+                )
+            )
+        if done.sample_completed:
+            assert sample is not None
+            assert sample_before is not None
+            # ``samples_service.complete_unlocked``'s check: refused, the transaction rolls
+            # the whole verification back.
+            await samples_service.require_reach(session, caller, sample, None)
+            entries.append(samples_service.completed_entry(caller, sample, sample_before))
+        amended = result.result_version > 1
+        reason = result.correction_reason if amended else None
+        for complete, department in (
+            (done.department_verified, test.department),
+            (done.order_verified, None),
+        ):
+            if complete:
+                events.append(
+                    ResultsVerified(
+                        organisation_id=caller.organisation_id,
+                        order_id=result.order_id,
+                        department=department,
+                        amended=amended,
+                        reason=reason,
+                    )
+                )
+        return entries
 
     async def _check_gates(self, session: AsyncSession, result: Result) -> None:
         gate = await verification_gates.blocking(session, result)

@@ -23,7 +23,14 @@ from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.catalog.domain import container_words
 from nidaan.events.service import publish
-from nidaan.kit.db import any_of, get_in_organisation, set_if, set_on_locked_rows, transaction_state
+from nidaan.kit.db import (
+    SetIf,
+    any_of,
+    get_in_organisation,
+    set_if,
+    set_on_locked_rows,
+    transaction_state,
+)
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -635,27 +642,30 @@ class SamplesService:
         await self._audit(session, caller, "sample.processing_started", row, before)
         return row
 
-    async def start_processing_unlocked(
-        self, session: AsyncSession, caller: Principal, sample: Sample
-    ) -> AuditEntry | None:
-        """``start_processing`` on a loaded sample with one compare-and-set UPDATE (received
-        -> in process); returns the audit entry for the caller to record, or None when it
-        was not received (any more: another transaction's first result started it)."""
+    def start_processing_change(
+        self, caller: Principal, sample: Sample
+    ) -> SetIf[AuditEntry] | None:
+        """``start_processing`` on a loaded sample, planned: received -> in process as a
+        compare-and-set for the caller to apply with others (``kit.db.set_if_each``), which
+        returns its audit entry when it held (not when another transaction's first result
+        started the tube first). None unless received."""
         if sample.status != SampleStatus.RECEIVED:
             return None
         before = _snapshot(sample)
         status = transition(SampleStatus.RECEIVED, SampleEvent.START_PROCESSING)
-        received = {"status": SampleStatus.RECEIVED.value}
-        if not await set_if(session, sample, received, status=status):
-            return None
-        return AuditEntry(
-            organisation_id=caller.organisation_id,
-            actor=caller.actor,
-            action="sample.processing_started",
-            entity_type="sample",
-            entity_id=sample.id,
-            before=before,
-            after=_snapshot(sample),
+        return SetIf(
+            sample,
+            {"status": SampleStatus.RECEIVED.value},
+            {"status": status},
+            lambda: AuditEntry(
+                organisation_id=caller.organisation_id,
+                actor=caller.actor,
+                action="sample.processing_started",
+                entity_type="sample",
+                entity_id=sample.id,
+                before=before,
+                after=_snapshot(sample),
+            ),
         )
 
     async def complete_unlocked(
@@ -678,6 +688,16 @@ class SamplesService:
         )
         if not moved:
             return None
+        return self.completed_entry(caller, sample, before)
+
+    @staticmethod
+    def audit_snapshot(sample: Sample) -> dict[str, Any]:
+        """What a sample's audit entries show of it."""
+        return _snapshot(sample)
+
+    @staticmethod
+    def completed_entry(caller: Principal, sample: Sample, before: dict[str, Any]) -> AuditEntry:
+        """The audit entry of a tube completed (in process -> completed), by any means."""
         return AuditEntry(
             organisation_id=caller.organisation_id,
             actor=caller.actor,
