@@ -40,7 +40,8 @@ def _images_on(data: bytes) -> int:
         objects = page["/Resources"].get_object().get("/XObject", {})
         for item in objects.values():
             image = item.get_object()
-            if image.get("/Subtype") == "/Image" and image.get("/Interpolate") != BooleanObject(False):
+            smoothed = image.get("/Interpolate") != BooleanObject(False)
+            if image.get("/Subtype") == "/Image" and smoothed:
                 found.add(item.idnum if hasattr(item, "idnum") else id(item.get_object()))
     return len(found)
 
