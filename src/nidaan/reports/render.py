@@ -45,6 +45,7 @@ from nidaan.kit.time import IST
 from nidaan.reports.domain import ReportDocument, normalise_language, typographic_unit
 from nidaan.reports.faces import FontFace, font_faces, static_font_faces
 from nidaan.reports.i18n import labels
+from nidaan.reports.running_header import reusing_margin_boxes
 from nidaan.reports.text_layer import install_actual_text
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -221,7 +222,7 @@ def render_pdf(document: ReportDocument) -> RenderedPdf:
     """Lay out and write the PDF; also returns the page count and the time it took."""
     started = time.perf_counter()
     html = render_html(document)
-    with _font_config_lock:
+    with _font_config_lock, reusing_margin_boxes():
         font_config, stylesheet = _report_styles()
         return _write_pdf(html, font_config, (stylesheet,), started)
 
