@@ -10,7 +10,7 @@ PYTHONPATH), alternating baseline and current processes --rounds times so that t
 a shared machine falls on both alike; the medians and their ratio are printed.
 
 Run:  .venv/bin/python benchmarks/reports.py [--runs 10] [--rounds 2] [--baseline REF]
-Target: median <= 100 ms per page on the 2-core machine.
+Target: median <= 100 ms per page on the 2-core machine (printed for wall and CPU time).
 """
 
 from __future__ import annotations
@@ -127,8 +127,11 @@ def main(runs: int, rounds: int, baseline: str | None) -> None:
                 f"{median_ms(before['wall']) / median_ms(current['wall']):>11.1f}x"
                 f"{'':>10}{median_ms(before['cpu']) / median_ms(current['cpu']):>11.1f}x"
             )
-        verdict = "meets" if median_ms(current["wall"]) <= 100 else "MISSES"
-        print(f"{'':<16}target: wall median <= 100 ms/page: {verdict}")
+        # Both verdicts: on a shared machine the wall time mostly measures the queue for a
+        # core; the CPU time is what one render costs (and what an idle machine's wall is).
+        for metric in ("wall", "CPU"):
+            verdict = "meets" if median_ms(current[metric.lower()]) <= 100 else "MISSES"
+            print(f"{'':<16}target: {metric} median <= 100 ms/page: {verdict}")
 
 
 if __name__ == "__main__":

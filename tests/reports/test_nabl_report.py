@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pypdf import PdfReader
+from pypdf.generic import BooleanObject
 
 from nidaan.reports.domain import ReportStatus, typographic_unit
 from nidaan.reports.i18n import labels
@@ -32,12 +33,15 @@ def hindi_pages() -> list[str]:
 
 
 def _images_on(data: bytes) -> int:
-    """How many distinct raster images the PDF draws (the QR code is vector art)."""
+    """How many distinct raster images the PDF draws besides the QR code (the one image
+    drawn without smoothing: ``image-rendering: pixelated``)."""
     found = set()
     for page in PdfReader(io.BytesIO(data)).pages:
         objects = page["/Resources"].get_object().get("/XObject", {})
         for item in objects.values():
-            if item.get_object().get("/Subtype") == "/Image":
+            image = item.get_object()
+            smoothed = image.get("/Interpolate") != BooleanObject(False)
+            if image.get("/Subtype") == "/Image" and smoothed:
                 found.add(item.idnum if hasattr(item, "idnum") else id(item.get_object()))
     return len(found)
 
