@@ -451,7 +451,7 @@ async def bench_landing(samples: int, batch: int) -> None:
     of ``batch`` messages from the bench instruments) on parsed messages, no TCP, with the
     CPU per result of this process and of PostgreSQL; then every result checked landed once
     and a second pass of the same messages checked to be all duplicates."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from nidaan.events.registry import load_handler_modules
     from nidaan.integration.drivers import load_all
@@ -498,12 +498,21 @@ async def bench_landing(samples: int, batch: int) -> None:
     async with db.session_scope(settings) as session:
         await integration_service.ingest_received(session, org_id, first)
     sent = len(received) * len(CODES)
-    cpu_before, pg_before, wall = time.process_time(), postgres_cpu_s(), time.perf_counter()
+    # Other sessions may use this PostgreSQL: count only the backends of this database (the
+    # pool keeps its connections, and landing uses one at a time).
+    async with db.session_scope(settings) as session:
+        backends = set(
+            await session.scalars(
+                text("select pid from pg_stat_activity where datname = current_database()")
+            )
+        )
+    cpu_before, wall = time.process_time(), time.perf_counter()
+    pg_before = postgres_cpu_s(backends)
     machine = machine_busy()
     await land_all()
     wall = time.perf_counter() - wall
     cpu_ms = (time.process_time() - cpu_before) * 1000
-    pg_after, busy = postgres_cpu_s(), busy_share(machine)
+    pg_after, busy = postgres_cpu_s(backends), busy_share(machine)
     pg = (
         f" + {(pg_after - pg_before) * 1000 / sent:.2f} ms PostgreSQL"
         if pg_before is not None and pg_after is not None
@@ -551,13 +560,16 @@ def busy_share(before: tuple[float, float] | None) -> str:
     return f"; all {os.cpu_count()} cores of the machine {share:.0f}% busy"
 
 
-def postgres_cpu_s() -> float | None:
+def postgres_cpu_s(pids: set[int] | None = None) -> float | None:
     """CPU seconds used so far by the PostgreSQL processes of this machine (live backends
-    and, through the postmaster, exited ones); None where /proc cannot tell (not Linux)."""
+    and, through the postmaster, exited ones), or only by the backends ``pids``; None where
+    /proc cannot tell (not Linux)."""
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0
     found = False
     for stat in Path("/proc").glob("[0-9]*/stat"):
+        if pids is not None and int(stat.parent.name) not in pids:
+            continue
         try:
             text = stat.read_text()
         except OSError:
