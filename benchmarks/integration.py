@@ -629,9 +629,7 @@ def main() -> None:
         help="also run `nidaan interfaces --processes N` (1: only the in-process supervisor)",
     )
     parser.add_argument("--skip-db", action="store_true", help="only (a)")
-    parser.add_argument(
-        "--landing-only", action="store_true", help="only (c): landing without TCP"
-    )
+    parser.add_argument("--landing-only", action="store_true", help="only (c): landing without TCP")
     parser.add_argument("--batch", type=int, default=40, help="(c): messages per transaction")
     args = parser.parse_args()
     # ASTMServer.close() cancels connection handlers; asyncio logs each as "Exception in

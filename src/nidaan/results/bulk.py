@@ -39,8 +39,10 @@ def _statement(names: tuple[str, ...]) -> TextClause:
     """``INSERT INTO results (<names>) SELECT * FROM unnest(:<name> …)``, one per column set."""
     statement = _STATEMENTS.get(names)
     if statement is None:
+        # Names and types are the table's own columns, never input.
         arrays = ", ".join(f"CAST(:{n} AS {_array_type(_TABLE.c[n])})" for n in names)
-        statement = text(f"INSERT INTO results ({', '.join(names)}) SELECT * FROM unnest({arrays})")
+        columns = ", ".join(names)
+        statement = text(f"INSERT INTO results ({columns}) SELECT * FROM unnest({arrays})")  # noqa: S608
         _STATEMENTS[names] = statement
     return statement
 
