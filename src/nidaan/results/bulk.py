@@ -4,9 +4,11 @@ The ORM inserts new rows with a pipelined single-row statement: psycopg sends (a
 server executes) one bound statement per result, and the unit of work collects each
 object's columns first. Here the whole batch is one ``INSERT … SELECT FROM unnest(<one
 array per column>)``: one statement whose text depends only on the columns, prepared once,
-whatever the batch size. The rows then join the session as if they had just been loaded,
-so the callers keep working with ``Result`` objects, and change capture is told of them as
-of any set-based write (``note_bulk_change``).
+whatever the batch size. The arrays go in binary (``%(name)b``): psycopg's text format
+quotes every element with regular expressions, which costs more than the per-row sends it
+replaces. The rows then join the session as if they had just been loaded, so the callers
+keep working with ``Result`` objects, and change capture is told of them as of any
+set-based write (``note_bulk_change``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, TextClause, text
+from sqlalchemy import Column
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -28,21 +30,21 @@ __all__ = ["insert_results"]
 
 _TABLE = Result.__table__
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-_STATEMENTS: dict[tuple[str, ...], TextClause] = {}
+_STATEMENTS: dict[tuple[str, ...], str] = {}
 
 
 def _array_type(column: Column[Any]) -> str:
     return f"{column.type.compile(dialect=_DIALECT)}[]"
 
 
-def _statement(names: tuple[str, ...]) -> TextClause:
-    """``INSERT INTO results (<names>) SELECT * FROM unnest(:<name> …)``, one per column set."""
+def _statement(names: tuple[str, ...]) -> str:
+    """``INSERT INTO results (<names>) SELECT * FROM unnest(<binary array per name>)``, in
+    the driver's parameter style; one per column set."""
     statement = _STATEMENTS.get(names)
     if statement is None:
         # Names and types are the table's own columns, never input.
-        arrays = ", ".join(f"CAST(:{n} AS {_array_type(_TABLE.c[n])})" for n in names)
-        columns = ", ".join(names)
-        statement = text(f"INSERT INTO results ({columns}) SELECT * FROM unnest({arrays})")  # noqa: S608
+        arrays = ", ".join(f"CAST(%({n})b AS {_array_type(_TABLE.c[n])})" for n in names)
+        statement = f"INSERT INTO results ({', '.join(names)}) SELECT * FROM unnest({arrays})"  # noqa: S608
         _STATEMENTS[names] = statement
     return statement
 
@@ -72,7 +74,10 @@ async def insert_results(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     columns = [c for c in _TABLE.columns if c.key in given or c.server_default is None]
     names = tuple(c.key for c in columns)
     params = {c.key: [_bound(c, row.get(c.key)) for row in rows] for c in columns}
-    await session.execute(_statement(names), params)
+    # Through the session's connection (its transaction, its statement events); no
+    # autoflush is needed: what the rows refer to is already in the database.
+    connection = await session.connection()
+    await connection.exec_driver_sql(_statement(names), params)
     loaded = []
     manager = Result._sa_class_manager  # type: ignore[attr-defined]
     for row in rows:
