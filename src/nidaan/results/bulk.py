@@ -1,4 +1,5 @@
-"""Set-based writes of new result rows (analyzer batches).
+"""Set-based writes of results: new rows of an analyzer batch, review reasons of an
+autoverification batch.
 
 The ORM inserts new rows with a pipelined single-row statement: psycopg sends (and the
 server executes) one bound statement per result, and the unit of work collects each
@@ -23,10 +24,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+from nidaan.audit.service import AuditEntry, audit_service
+from nidaan.auth.principal import Principal
 from nidaan.kit.db import note_bulk_change
+from nidaan.results.enums import ResultStatus
+from nidaan.results.errors import IllegalTransition
 from nidaan.results.models import Result
 
-__all__ = ["insert_results"]
+__all__ = ["insert_results", "mark_for_review_many"]
 
 _TABLE = Result.__table__
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -89,3 +94,37 @@ async def insert_results(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
         loaded.append(result)
     note_bulk_change(session, loaded, names)
     return loaded
+
+
+async def mark_for_review_many(
+    session: AsyncSession, caller: Principal, marks: Sequence[tuple[Result, str]]
+) -> None:
+    """``ResultsService.mark_for_review`` for loaded results (autoverification's stopped
+    ones), with one flush and one audit INSERT for all instead of a read, an UPDATE and an
+    INSERT per result. Each must be entered or held (else IllegalTransition, nothing set)."""
+    for result, _ in marks:
+        if result.status not in (ResultStatus.ENTERED, ResultStatus.HELD):
+            raise IllegalTransition(
+                f"A {result.status} result is not waiting for review.",
+                **{"from": result.status, "to": result.status},
+            )
+    entries = []
+    for result, reason in marks:
+        if result.review_reason == reason[:300]:
+            continue
+        before = {"review_reason": result.review_reason}
+        result.review_reason = reason[:300]
+        entries.append(
+            AuditEntry(
+                organisation_id=caller.organisation_id,
+                actor=caller.actor,
+                action="result.review_requested",
+                entity_type="result",
+                entity_id=result.id,
+                before=before,
+                after={"review_reason": result.review_reason},
+            )
+        )
+    if entries:
+        await session.flush()
+        await audit_service.record_many(session, entries)
