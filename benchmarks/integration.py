@@ -360,13 +360,18 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     gc.freeze()
     supervisor = InterfaceSupervisor(settings, listen_host="127.0.0.1", organisation_id=org_id)
     await supervisor.start()
-    cpu_before, pg_before, machine = time.process_time(), postgres_cpu_s(), machine_busy()
+    # PostgreSQL's CPU: only the backends of this database (other sessions may share the
+    # server); those that start during the run count from zero.
+    before_backends = await database_backends(settings)
+    cpu_before, machine = time.process_time(), machine_busy()
+    pg_before = postgres_cpu_s(before_backends)
     started, sending, sent, analyzers_cpu = await upload_all(
         ports, batches[0], list(codes), connections
     )
     seconds = await wait_for(expected, started)
     cpu_ms = (time.process_time() - cpu_before) * 1000
-    pg_after, busy = postgres_cpu_s(), busy_share(machine)
+    backends = before_backends | await database_backends(settings)
+    pg_after, busy = postgres_cpu_s(backends), busy_share(machine)
     try:
         await asyncio.wait_for(supervisor.stop(), 120)
     except TimeoutError:
@@ -382,7 +387,7 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     if pg_before is not None and pg_after is not None:
         pg_ms = (pg_after - pg_before) * 1000
         print(
-            f"  PostgreSQL (this machine) used {pg_ms / seconds / 10:.0f}% of a core meanwhile: "
+            f"  PostgreSQL (this database's backends) used {pg_ms / seconds / 10:.0f}% of a core: "
             f"{pg_ms / max(sent, 1):.2f} ms CPU per result; the simulated analyzers "
             f"{analyzers_cpu * 1000 / max(sent, 1):.2f} ms"
         )
@@ -451,7 +456,7 @@ async def bench_landing(samples: int, batch: int) -> None:
     of ``batch`` messages from the bench instruments) on parsed messages, no TCP, with the
     CPU per result of this process and of PostgreSQL; then every result checked landed once
     and a second pass of the same messages checked to be all duplicates."""
-    from sqlalchemy import func, select, text
+    from sqlalchemy import func, select
 
     from nidaan.events.registry import load_handler_modules
     from nidaan.integration.drivers import load_all
@@ -500,12 +505,7 @@ async def bench_landing(samples: int, batch: int) -> None:
     sent = len(received) * len(CODES)
     # Other sessions may use this PostgreSQL: count only the backends of this database (the
     # pool keeps its connections, and landing uses one at a time).
-    async with db.session_scope(settings) as session:
-        backends = set(
-            await session.scalars(
-                text("select pid from pg_stat_activity where datname = current_database()")
-            )
-        )
+    backends = await database_backends(settings)
     cpu_before, wall = time.process_time(), time.perf_counter()
     pg_before = postgres_cpu_s(backends)
     machine = machine_busy()
@@ -558,6 +558,20 @@ def busy_share(before: tuple[float, float] | None) -> str:
         return ""
     share = (after[0] - before[0]) / (after[1] - before[1]) * 100
     return f"; all {os.cpu_count()} cores of the machine {share:.0f}% busy"
+
+
+async def database_backends(settings: Any) -> set[int]:
+    """Process ids of the PostgreSQL backends connected to the benchmark's database now."""
+    from sqlalchemy import text
+
+    from nidaan.kit import db
+
+    async with db.session_scope(settings) as session:
+        return set(
+            await session.scalars(
+                text("select pid from pg_stat_activity where datname = current_database()")
+            )
+        )
 
 
 def postgres_cpu_s(pids: set[int] | None = None) -> float | None:
