@@ -36,6 +36,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("NIDAAN_MODE", "test")
 os.environ.setdefault("NIDAAN_LOG_LEVEL", "WARNING")
@@ -55,7 +56,7 @@ from nidaan.integration.hl7 import (
 from nidaan.simulators.analyzer import AnalyzerSimulator, random_value
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_RESULTS_PER_S = 500
+TARGET_RESULTS_PER_S = 1500
 
 # ---------------------------------------------------------------------- (a) HL7 parsing
 
@@ -237,30 +238,34 @@ async def upload_all(
     return started, time.perf_counter() - started, sent, cpu
 
 
-async def bench_astm(samples: int, connections: int, processes: int) -> bool:
+CODES = {"685": "GLU", "767": "CREA", "418": "UREA", "690": "CHOL"}
+
+
+async def prepare(
+    samples: int, connections: int, runs: int
+) -> tuple[Any, Any, list[int], list[list[str]]]:
+    """A lab with ``connections`` bench instruments (each on a free port) and ``runs`` lists
+    of ``samples`` received samples ordered with the four tests: (settings, organisation id,
+    ports, accessions per run)."""
     sys.path.insert(0, str(ROOT))  # for the tests.fixtures lab helpers
-    from sqlalchemy import func, select, update
+    from sqlalchemy import update
     from tests.fixtures.lab import create_catalog_test, create_patient
     from tests.fixtures.objects import create_organisation
     from tests.fixtures.results import make_lab, place_order, principal_of
 
     from nidaan import migrate
     from nidaan.config import get_settings
-    from nidaan.events.registry import load_handler_modules
-    from nidaan.integration.models import Instrument, InterfaceException
-    from nidaan.integration.runtime import InterfaceSupervisor
+    from nidaan.integration.models import Instrument
     from nidaan.integration.schemas import InstrumentCreate, MapEntryIn
     from nidaan.integration.service import integration_service
     from nidaan.kit import db
-    from nidaan.results.models import Result
 
     settings = get_settings()
     migrate.upgrade(settings)
-    codes = {"685": "GLU", "767": "CREA", "418": "UREA", "690": "CHOL"}
+    codes = CODES
     # One instrument per analyzer, as in a lab: each has its own port (and, with several
     # interfaces processes, its own owner).
     ports = [free_port() for _ in range(connections)]
-    runs = 2 if processes > 1 else 1
     async with db.session_scope(settings) as session:
         # `nidaan interfaces` runs every enabled instrument of the database: those of earlier
         # runs (their ports long gone) would compete with this run's.
@@ -302,7 +307,21 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
                 placed = await place_order(session, lab, patient, tests)
                 accessions.append(placed.sample.accession)
             batches.append(accessions)
-    org_id = org.id
+    return settings, org.id, ports, batches
+
+
+async def bench_astm(samples: int, connections: int, processes: int) -> bool:
+    from sqlalchemy import func, select
+
+    from nidaan.events.registry import load_handler_modules
+    from nidaan.integration.models import InterfaceException
+    from nidaan.integration.runtime import InterfaceSupervisor
+    from nidaan.kit import db
+    from nidaan.results.models import Result
+
+    codes = CODES
+    runs = 2 if processes > 1 else 1
+    settings, org_id, ports, batches = await prepare(samples, connections, runs)
     print(
         f"(b) ASTM ingestion, roche-cobas layout, {samples} samples x {len(codes)} results, "
         f"{connections} analyzer(s) on their own instruments, database: "
@@ -341,13 +360,18 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     gc.freeze()
     supervisor = InterfaceSupervisor(settings, listen_host="127.0.0.1", organisation_id=org_id)
     await supervisor.start()
-    cpu_before, pg_before, machine = time.process_time(), postgres_cpu_s(), machine_busy()
+    # PostgreSQL's CPU: only the backends of this database (other sessions may share the
+    # server); those that start during the run count from zero.
+    before_backends = await database_backends(settings)
+    cpu_before, machine = time.process_time(), machine_busy()
+    pg_before = postgres_cpu_s(before_backends)
     started, sending, sent, analyzers_cpu = await upload_all(
         ports, batches[0], list(codes), connections
     )
     seconds = await wait_for(expected, started)
     cpu_ms = (time.process_time() - cpu_before) * 1000
-    pg_after, busy = postgres_cpu_s(), busy_share(machine)
+    backends = before_backends | await database_backends(settings)
+    pg_after, busy = postgres_cpu_s(backends), busy_share(machine)
     try:
         await asyncio.wait_for(supervisor.stop(), 120)
     except TimeoutError:
@@ -363,7 +387,7 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     if pg_before is not None and pg_after is not None:
         pg_ms = (pg_after - pg_before) * 1000
         print(
-            f"  PostgreSQL (this machine) used {pg_ms / seconds / 10:.0f}% of a core meanwhile: "
+            f"  PostgreSQL (this database's backends) used {pg_ms / seconds / 10:.0f}% of a core: "
             f"{pg_ms / max(sent, 1):.2f} ms CPU per result; the simulated analyzers "
             f"{analyzers_cpu * 1000 / max(sent, 1):.2f} ms"
         )
@@ -427,6 +451,96 @@ async def bench_astm(samples: int, connections: int, processes: int) -> bool:
     return met
 
 
+async def bench_landing(samples: int, batch: int) -> None:
+    """(c) Landing alone: the lander's call (``ingest_received``, one transaction per batch
+    of ``batch`` messages from the bench instruments) on parsed messages, no TCP, with the
+    CPU per result of this process and of PostgreSQL; then every result checked landed once
+    and a second pass of the same messages checked to be all duplicates."""
+    from sqlalchemy import func, select
+
+    from nidaan.events.registry import load_handler_modules
+    from nidaan.integration.drivers import load_all
+    from nidaan.integration.drivers.base import get_driver
+    from nidaan.integration.models import Instrument
+    from nidaan.integration.service import integration_service
+    from nidaan.kit import db
+    from nidaan.results.models import Result
+
+    connections = 4
+    settings, org_id, ports, [accessions] = await prepare(samples, connections, 1)
+    load_all()
+    driver = get_driver("roche-cobas")
+    rng = random.Random(1)
+    async with db.session_scope(settings) as session:
+        instruments = list(
+            await session.scalars(
+                select(Instrument).where(
+                    Instrument.organisation_id == org_id, Instrument.enabled.is_(True)
+                )
+            )
+        )
+    sims = [AnalyzerSimulator("roche-cobas", "127.0.0.1", port) for port in ports]
+    received = []
+    for index, accession in enumerate(accessions):
+        sim = sims[index % connections]
+        records = sim.result_records(accession, [random_value(c, rng) for c in CODES])
+        message = driver.to_instrument_message(driver.parse(records), "\r".join(records))
+        received.append((instruments[index % connections], message))
+    load_handler_modules()
+    gc.collect()
+    gc.freeze()
+
+    async def land_all() -> None:
+        for start in range(0, len(received), batch):
+            async with db.session_scope(settings) as session:
+                await integration_service.ingest_received(
+                    session, org_id, received[start : start + batch]
+                )
+
+    # Warm up (statement caches, first imports) on nothing but the lookups: one batch of
+    # another organisation's view would differ; land the first batch and measure the rest.
+    first, received = received[:batch], received[batch:]
+    async with db.session_scope(settings) as session:
+        await integration_service.ingest_received(session, org_id, first)
+    sent = len(received) * len(CODES)
+    # Other sessions may use this PostgreSQL: count only the backends of this database (the
+    # pool keeps its connections, and landing uses one at a time).
+    backends = await database_backends(settings)
+    cpu_before, wall = time.process_time(), time.perf_counter()
+    pg_before = postgres_cpu_s(backends)
+    machine = machine_busy()
+    await land_all()
+    wall = time.perf_counter() - wall
+    cpu_ms = (time.process_time() - cpu_before) * 1000
+    pg_after, busy = postgres_cpu_s(backends), busy_share(machine)
+    pg = (
+        f" + {(pg_after - pg_before) * 1000 / sent:.2f} ms PostgreSQL"
+        if pg_before is not None and pg_after is not None
+        else ""
+    )
+    print(
+        f"(c) landing only, {sent} results in batches of {batch} messages: "
+        f"{sent / wall:.0f} results/s, {cpu_ms / sent:.2f} ms CPU per result{pg}{busy}"
+    )
+    received = first + received
+    duplicates = 0
+    for start in range(0, len(received), batch):
+        async with db.session_scope(settings) as session:
+            reports = await integration_service.ingest_received(
+                session, org_id, received[start : start + batch]
+            )
+        duplicates += sum(r.duplicate for r in reports)
+    async with db.session_scope(settings) as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Result).where(Result.organisation_id == org_id)
+        )
+    print(
+        f"  {len(received) * len(CODES)} results landed as {stored} rows; "
+        f"re-sent {len(received)} messages: {duplicates} duplicates"
+    )
+    await db.dispose()
+
+
 def machine_busy() -> tuple[float, float] | None:
     """(busy, total) CPU jiffies of the whole machine so far (/proc/stat); None elsewhere."""
     try:
@@ -446,13 +560,30 @@ def busy_share(before: tuple[float, float] | None) -> str:
     return f"; all {os.cpu_count()} cores of the machine {share:.0f}% busy"
 
 
-def postgres_cpu_s() -> float | None:
+async def database_backends(settings: Any) -> set[int]:
+    """Process ids of the PostgreSQL backends connected to the benchmark's database now."""
+    from sqlalchemy import text
+
+    from nidaan.kit import db
+
+    async with db.session_scope(settings) as session:
+        return set(
+            await session.scalars(
+                text("select pid from pg_stat_activity where datname = current_database()")
+            )
+        )
+
+
+def postgres_cpu_s(pids: set[int] | None = None) -> float | None:
     """CPU seconds used so far by the PostgreSQL processes of this machine (live backends
-    and, through the postmaster, exited ones); None where /proc cannot tell (not Linux)."""
+    and, through the postmaster, exited ones), or only by the backends ``pids``; None where
+    /proc cannot tell (not Linux)."""
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0
     found = False
     for stat in Path("/proc").glob("[0-9]*/stat"):
+        if pids is not None and int(stat.parent.name) not in pids:
+            continue
         try:
             text = stat.read_text()
         except OSError:
@@ -512,12 +643,17 @@ def main() -> None:
         help="also run `nidaan interfaces --processes N` (1: only the in-process supervisor)",
     )
     parser.add_argument("--skip-db", action="store_true", help="only (a)")
+    parser.add_argument("--landing-only", action="store_true", help="only (c): landing without TCP")
+    parser.add_argument("--batch", type=int, default=40, help="(c): messages per transaction")
     args = parser.parse_args()
     # ASTMServer.close() cancels connection handlers; asyncio logs each as "Exception in
     # callback ... CancelledError" on 3.11. Noise for a benchmark (reported upstream).
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     # Results as they come, also when stdout is a pipe.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    if args.landing_only:
+        asyncio.run(bench_landing(args.samples, args.batch))
+        return
     bench_hl7(args.messages)
     if not args.skip_db:
         asyncio.run(bench_astm(args.samples, args.connections, args.processes))

@@ -41,6 +41,7 @@ from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.time import utcnow
 from nidaan.orders.service import orders_service
+from nidaan.results.bulk import mark_for_review_many
 from nidaan.results.enums import ResultStatus
 from nidaan.results.models import Result
 from nidaan.results.service import results_service, system_principal
@@ -245,6 +246,9 @@ class AutoverifyService:
             ):
                 scores[sample_id] = float(score)
         evaluations = []
+        # Review reasons of the stopped results, set together after the loop (one flush,
+        # one audit INSERT), not one read, UPDATE and INSERT per result.
+        to_review: list[tuple[Result, str]] = []
         for result in results:
             rule_set = rule_sets[result.test_id]
             test = context.tests[result.test_id]
@@ -291,7 +295,7 @@ class AutoverifyService:
                 except NidaanError as error:
                     decided_by, reason = "verification", error.detail[:300]
             if outcome == "stopped" and result.status == ResultStatus.ENTERED:
-                await results_service.mark_for_review(session, caller, result.id, reason)
+                to_review.append((result, reason))
             row = Evaluation(
                 id=new_id(),
                 organisation_id=organisation_id,
@@ -311,6 +315,7 @@ class AutoverifyService:
             )
             session.add(row)
             evaluations.append(row)
+        await mark_for_review_many(session, caller, to_review)
         await session.flush()
         return evaluations
 

@@ -191,6 +191,10 @@ async def set_on_locked_rows(session: AsyncSession, rows: Sequence[Any], **value
         .where(any_of(table.c.id, [row.id for row in rows]))
         .values(**values, version=table.c.version + 1, updated_at=func.now())
         .returning(table.c.id, table.c.version, table.c.updated_at)
+        # The rows get their new values below; the ORM's own synchronisation would evaluate
+        # the WHERE clause against every object in the session (thousands in an analyzer
+        # batch) for nothing.
+        .execution_options(synchronize_session=False)
     )
     moved = {row.id: row for row in found}
     for row in rows:

@@ -41,6 +41,7 @@ from nidaan.orders.models import Order, OrderTest
 from nidaan.orders.service import orders_service
 from nidaan.patients.models import Patient
 from nidaan.patients.service import patients_service
+from nidaan.results.bulk import insert_results
 from nidaan.results.domain import DeltaOutcome, Interpretation
 from nidaan.results.enums import ResultSource, ResultStatus
 from nidaan.results.errors import CalculatedResult, ResultVerified, SampleNotReady
@@ -423,7 +424,7 @@ class _Batch:
         if not plans:
             return
         await self._deltas(plans)
-        await self._write(plans, outcomes)
+        await self._write(plans, outcomes, set_based=not recalculate)
         if recalculate:
             await self.service._recalculate(
                 self.session, self._caller_of(plans[0]), plans[0].context
@@ -432,12 +433,16 @@ class _Batch:
     def _caller_of(self, plan: _Plan) -> Principal:
         return plan.entry.caller or self.caller
 
-    async def _write(self, plans: list[_Plan], outcomes: dict[int, BatchOutcome]) -> None:
+    async def _write(
+        self, plans: list[_Plan], outcomes: dict[int, BatchOutcome], *, set_based: bool
+    ) -> None:
+        """Write the plans' results. ``set_based``: new rows in one statement
+        (``insert_results``); else through the ORM, whose savepoint rollback (an entry
+        entered alone, before its recalculation) also forgets the objects it added."""
         session = self.session
         created: list[tuple[Result, Principal]] = []
-        # Stamped here rather than by the server: with every column given, the ORM inserts
-        # the new rows with one prepared single-row statement (executemany) instead of a
-        # multi-row INSERT .. RETURNING whose text differs with the number of rows.
+        new_rows: list[tuple[_Plan, dict[str, Any], Principal]] = []
+        # Stamped here rather than by the server: every column is given, none is read back.
         now = utcnow()
         for index, plan in enumerate(plans):
             await pause_every(index)
@@ -456,27 +461,26 @@ class _Batch:
                 raw=entry.raw,
             )
             if plan.current is None:
-                result = Result(
-                    id=new_id(),
-                    organisation_id=self.org,
-                    order_test_id=context.order_test.id,
-                    order_id=context.order.id,
-                    sample_id=context.sample.id,
-                    test_id=context.test.id,
-                    patient_id=context.patient_id,
-                    result_version=1,
-                    is_current=True,
-                    # Every column given (none left to a server default to read back), so
-                    # the rows go in one prepared single-row statement, not a multi-row
-                    # INSERT .. RETURNING whose text the driver parses anew each batch.
-                    autoverified=False,
-                    created_at=now,
-                    updated_at=now,
+                row = {
+                    "id": new_id(),
+                    "organisation_id": self.org,
+                    "order_test_id": context.order_test.id,
+                    "order_id": context.order.id,
+                    "sample_id": context.sample.id,
+                    "test_id": context.test.id,
+                    "patient_id": context.patient_id,
+                    "result_version": 1,
+                    "is_current": True,
+                    "supersedes_id": None,
+                    "correction_reason": None,
+                    "verified_at": None,
+                    "verified_by_id": None,
+                    "autoverified": False,
+                    "created_at": now,
+                    "updated_at": now,
                     **fields,
-                )
-                session.add(result)
-                created.append((result, caller))
-                outcomes[plan.index] = EntryOutcome(result, created=True)
+                }
+                new_rows.append((plan, row, caller))
             else:
                 result = plan.current
                 before = _snapshot(result)
@@ -487,6 +491,14 @@ class _Batch:
                     session, caller, result, before, "result.reentered"
                 )
                 outcomes[plan.index] = EntryOutcome(result, created=False)
+        if set_based:
+            results = await insert_results(session, [row for _, row, _ in new_rows])
+        else:
+            results = [Result(**row) for _, row, _ in new_rows]
+            session.add_all(results)
+        for (plan, _, caller), result in zip(new_rows, results, strict=True):
+            created.append((result, caller))
+            outcomes[plan.index] = EntryOutcome(result, created=True)
         # First results: ordered tests become resulted, received samples in process, each
         # in the name of the first entry that touches it (one UPDATE per caller).
         tests: dict[Principal, dict[uuid.UUID, OrderTest]] = {}
