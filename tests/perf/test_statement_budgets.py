@@ -50,11 +50,6 @@ BUDGETS = {
     "GET /worklists/pending-entry": 3,
     "GET /worklists/pending-verification": 3,
 }
-#: Endpoints still over their budget: the count measured now, which they must not exceed
-#: (their budget test is an expected failure until they get within it; docs/performance.md
-#: says what is left). Audit entries, outbox events, the idempotent response and change
-#: capture already share one statement at commit (``nidaan.kit.bundle``).
-CURRENT_CEILINGS: dict[str, int] = {}
 #: Counted and shown in the table, budgeted elsewhere (patients and sync are issue 19's
 #: other half).
 UNBUDGETED = ("POST /patients",)
@@ -328,36 +323,15 @@ def _one_line(statement: str) -> str:
     return " ".join(statement.split())[:400]
 
 
-def _over_budget(label: str) -> Any:
-    return pytest.param(
-        label,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason=f"over budget: {CURRENT_CEILINGS[label]} statements (docs/performance.md)",
-        ),
-    )
-
-
 def _listing(count: Count) -> str:
     return "\n".join([*count.sql, *(f"[driver] {s}" for s in count.outside)])
 
 
-@pytest.mark.parametrize(
-    "label", [_over_budget(label) if label in CURRENT_CEILINGS else label for label in BUDGETS]
-)
+@pytest.mark.parametrize("label", list(BUDGETS))
 def test_endpoint_stays_within_its_statement_budget(measured: Measured, label: str) -> None:
     worst = measured.worst(label)
     assert worst.total <= BUDGETS[label], (
         f"{label} issued {worst.total} statements (budget {BUDGETS[label]}):\n{_listing(worst)}"
-    )
-
-
-@pytest.mark.parametrize("label", list(CURRENT_CEILINGS))
-def test_endpoint_over_budget_does_not_regress(measured: Measured, label: str) -> None:
-    worst = measured.worst(label)
-    assert worst.total <= CURRENT_CEILINGS[label], (
-        f"{label} issued {worst.total} statements (was {CURRENT_CEILINGS[label]}, budget "
-        f"{BUDGETS[label]}):\n{_listing(worst)}"
     )
 
 
