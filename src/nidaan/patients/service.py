@@ -6,12 +6,13 @@ never appear in logs or audit entries (redacted) and responses show them masked.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -50,7 +51,8 @@ from nidaan.patients.errors import (
     VersionConflict,
 )
 from nidaan.patients.models import Patient, PatientDuplicateFlag
-from nidaan.patients.schemas import PatientCreate, PatientUpdate
+from nidaan.patients.presenters import LIST_COLUMN_NAMES, patient_out_from_row
+from nidaan.patients.schemas import PatientCreate, PatientOut, PatientUpdate
 from nidaan.tenancy.service import tenancy_service
 
 MOBILE_CONTEXT = "patients.mobile"
@@ -202,21 +204,111 @@ async def _check_branch(
     _BRANCH_OWNERS[branch_id] = organisation_id
 
 
-async def _page_with_total(
-    session: AsyncSession, statement: Select[Any], page: PageParams
-) -> tuple[list[Patient], int]:
-    """One page and the total in one statement (``count(*) OVER ()`` on each row), instead of
-    a count and a select; a page past the end has no row to carry the total, so it counts."""
-    found = (
-        await session.execute(
-            statement.add_columns(func.count().over())
-            .limit(page.limit)
-            .offset((page.page - 1) * page.limit)
+@dataclass(frozen=True)
+class _SearchFilters:
+    """A search's filters: which are given (the statement's shape) and their values."""
+
+    organisation_id: uuid.UUID
+    name_like: str | None
+    q_mrn: str | None
+    mobile_index: str | None
+    mrn: str | None
+    abha_index: str | None
+    include_merged: bool
+
+    @classmethod
+    def of(
+        cls,
+        caller: Caller,
+        q: str | None,
+        mobile: str | None,
+        mrn: str | None,
+        abha_number: str | None,
+        include_merged: bool,
+    ) -> _SearchFilters:
+        name_like = q_mrn = None
+        if q and q.strip():
+            text = normalize_name(q)
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            name_like, q_mrn = f"%{escaped}%", q.strip().upper()
+        return cls(
+            caller.organisation_id,
+            name_like,
+            q_mrn,
+            _mobile(mobile)[1] if mobile else None,
+            mrn.strip().upper() if mrn else None,
+            _abha_number(abha_number)[1] if abha_number else None,
+            include_merged,
         )
-    ).all()
-    if found or page.page == 1:
-        return [row[0] for row in found], int(found[0][1]) if found else 0
-    return await paginate(session, statement, page)
+
+    @property
+    def shape(self) -> tuple[bool, bool, bool, bool, bool]:
+        return (
+            self.name_like is not None,
+            self.mobile_index is not None,
+            self.mrn is not None,
+            self.abha_index is not None,
+            self.include_merged,
+        )
+
+    def params(self, page: PageParams) -> dict[str, Any]:
+        return {
+            "organisation_id": self.organisation_id,
+            "name_like": self.name_like,
+            "q_mrn": self.q_mrn,
+            "mobile_index": self.mobile_index,
+            "mrn": self.mrn,
+            "abha_index": self.abha_index,
+            "limit": page.limit,
+            "offset": (page.page - 1) * page.limit,
+        }
+
+
+_patients = Patient.__table__
+#: What the list endpoint shows of a row (``patient_out_from_row`` reads them in this order).
+_LIST_COLUMNS = tuple(_patients.c[name] for name in LIST_COLUMN_NAMES)
+_COUNT = (func.count(),)
+
+
+@functools.cache
+def _search_statement(what: Any, shape: tuple[bool, bool, bool, bool, bool]) -> Select[Any]:
+    """The search statement for one combination of filters, built once: the values are bound
+    parameters, so every search of that shape reuses its compiled form. ``what`` is the
+    Patient entity (ORM rows), a tuple of columns, or ``_COUNT`` (the number of matches); a
+    page of rows carries the total on each row (``count(*) OVER ()``)."""
+    by_name, by_mobile, by_mrn, by_abha, include_merged = shape
+    columns = [Patient] if what is Patient else list(what)
+    conditions: list[Any] = [_patients.c.organisation_id == bindparam("organisation_id")]
+    if not include_merged:
+        conditions.append(_patients.c.merged_into_id.is_(None))
+    if by_name:
+        conditions.append(
+            or_(
+                _patients.c.name_normalized.like(bindparam("name_like"), escape="\\"),
+                _patients.c.mrn == bindparam("q_mrn"),
+            )
+        )
+    if by_mobile:
+        conditions.append(_patients.c.mobile_index == bindparam("mobile_index"))
+    if by_mrn:
+        conditions.append(_patients.c.mrn == bindparam("mrn"))
+    if by_abha:
+        conditions.append(_patients.c.abha_number_index == bindparam("abha_index"))
+    statement = select(*columns).where(*conditions)
+    if what is _COUNT:
+        return statement
+    return (
+        statement.order_by(_patients.c.name_normalized, _patients.c.mrn)
+        .add_columns(func.count().over())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+async def _count(session: AsyncSession, filters: _SearchFilters, page: PageParams) -> int:
+    """The total of a page past the end (it has no row to carry the total)."""
+    statement = _search_statement(_COUNT, filters.shape)
+    return int((await session.execute(statement, filters.params(page))).scalar_one())
 
 
 def _keys(patient: Patient) -> PersonKeys:
@@ -290,28 +382,36 @@ class PatientsService:
         include_merged: bool = False,
     ) -> tuple[list[Patient], int]:
         """Filters combine with AND: ``q`` is part of the name (or an exact MRN)."""
-        statement: Select[Any] = select(Patient).where(
-            Patient.organisation_id == caller.organisation_id
+        filters = _SearchFilters.of(caller, q, mobile, mrn, abha_number, include_merged)
+        statement = _search_statement(Patient, filters.shape)
+        found = (await session.execute(statement, filters.params(page))).all()
+        if not found and page.page > 1:
+            return [], await _count(session, filters, page)
+        return [row[0] for row in found], int(found[0][1]) if found else 0
+
+    async def search_page(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        page: PageParams,
+        *,
+        q: str | None = None,
+        mobile: str | None = None,
+        mrn: str | None = None,
+        abha_number: str | None = None,
+        include_merged: bool = False,
+    ) -> tuple[list[PatientOut], int]:
+        """``search`` for the list endpoint: the page as response rows, read as columns (no
+        ORM objects, no identity map) with the total in the same statement."""
+        filters = _SearchFilters.of(caller, q, mobile, mrn, abha_number, include_merged)
+        statement = _search_statement(_LIST_COLUMNS, filters.shape)
+        found = (await session.execute(statement, filters.params(page))).all()
+        if not found and page.page > 1:
+            return [], await _count(session, filters, page)
+        today = local_date(utcnow())
+        return [patient_out_from_row(row, today) for row in found], (
+            int(found[0][-1]) if found else 0
         )
-        if not include_merged:
-            statement = statement.where(Patient.merged_into_id.is_(None))
-        if q and q.strip():
-            text = normalize_name(q)
-            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            statement = statement.where(
-                or_(
-                    Patient.name_normalized.like(f"%{escaped}%", escape="\\"),
-                    Patient.mrn == q.strip().upper(),
-                )
-            )
-        if mobile:
-            statement = statement.where(Patient.mobile_index == _mobile(mobile)[1])
-        if mrn:
-            statement = statement.where(Patient.mrn == mrn.strip().upper())
-        if abha_number:
-            statement = statement.where(Patient.abha_number_index == _abha_number(abha_number)[1])
-        statement = statement.order_by(Patient.name_normalized, Patient.mrn)
-        return await _page_with_total(session, statement, page)
 
     # ---- registration -----------------------------------------------------------------------
 
