@@ -60,24 +60,22 @@ PatientList = ListResource[PatientOut]
 )
 async def register_patient(
     body: PatientCreate,
-    response: Response,
     principal: Principal = Depends(registrars),
     session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
-) -> RegistrationOut:
+) -> Response:
     """Register a patient. Likely duplicates are flagged for review and listed, never merged.
 
     Never send an Aadhaar number: it is refused. Accepts an Idempotency-Key header.
     """
     if idem.replay is not None:
-        return idem.replay  # type: ignore[return-value]
+        return idem.replay
     result = await patients_service.register(session, principal, body)
-    if not result.created:
-        response.status_code = 200
-    out = RegistrationOut(
+    status = 201 if result.created else 200
+    out = RegistrationOut.model_construct(
         patient=patient_out(result.patient),
         possible_duplicates=[
-            DuplicateCandidateOut(
+            DuplicateCandidateOut.model_construct(
                 flag_id=d.flag.id,
                 score=d.flag.score,
                 reasons=d.reasons,
@@ -86,7 +84,7 @@ async def register_patient(
             for d in result.possible_duplicates
         ],
     )
-    return await idem.remember(response.status_code or 201, out)
+    return SchemaResponse(await idem.remember(status, out), status_code=status)
 
 
 @router.get(

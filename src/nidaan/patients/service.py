@@ -22,11 +22,13 @@ from nidaan.audit.service import audit_service
 from nidaan.kit.blind_index import blind_index
 from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.ids import new_id
 from nidaan.kit.number_blocks import next_from_block
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
 from nidaan.kit.time import utcnow
 from nidaan.patients.domain import (
+    DuplicateScore,
     InvalidAbha,
     PatientFacts,
     PersonKeys,
@@ -275,7 +277,7 @@ def _search_statement(what: Any, shape: tuple[bool, bool, bool, bool, bool]) -> 
     """The search statement for one combination of filters, built once: the values are bound
     parameters, so every search of that shape reuses its compiled form. ``what`` is the
     Patient entity (ORM rows), a tuple of columns, or ``_COUNT`` (the number of matches); a
-    page of rows carries the total on each row (``count(*) OVER ()``)."""
+    page of rows carries the total on each row."""
     by_name, by_mobile, by_mrn, by_abha, include_merged = shape
     columns = [Patient] if what is Patient else list(what)
     conditions: list[Any] = [_patients.c.organisation_id == bindparam("organisation_id")]
@@ -294,14 +296,45 @@ def _search_statement(what: Any, shape: tuple[bool, bool, bool, bool, bool]) -> 
         conditions.append(_patients.c.mrn == bindparam("mrn"))
     if by_abha:
         conditions.append(_patients.c.abha_number_index == bindparam("abha_index"))
-    statement = select(*columns).where(*conditions)
     if what is _COUNT:
-        return statement
+        return select(func.count()).where(*conditions)
+    # The total as an uncorrelated subquery (computed once, counting rows without carrying
+    # them), not ``count(*) OVER ()``: the window kept every match, whole, in a tuple store
+    # and made the ordered index scan read all of them instead of stopping after the page.
+    total = select(func.count()).where(*conditions).scalar_subquery()
     return (
-        statement.order_by(_patients.c.name_normalized, _patients.c.mrn)
-        .add_columns(func.count().over())
+        select(*columns, total)
+        .where(*conditions)
+        .order_by(_patients.c.name_normalized, _patients.c.mrn)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
+    )
+
+
+@functools.cache
+def _duplicates_statement(by_mobile: bool, by_abha: bool) -> Select[Any]:
+    """Earlier records that may be the same person as ``:patient_id`` (same name and date of
+    birth, or the same mobile or ABHA number); built once per combination."""
+    conditions = [
+        and_(
+            _patients.c.name_normalized == bindparam("name"),
+            _patients.c.date_of_birth == bindparam("date_of_birth"),
+        )
+    ]
+    if by_mobile:
+        conditions.append(_patients.c.mobile_index == bindparam("mobile_index"))
+    if by_abha:
+        conditions.append(_patients.c.abha_number_index == bindparam("abha_index"))
+    return (
+        select(Patient)
+        .where(
+            _patients.c.organisation_id == bindparam("organisation_id"),
+            _patients.c.id != bindparam("patient_id"),
+            _patients.c.merged_into_id.is_(None),
+            or_(*conditions),
+        )
+        .order_by(_patients.c.created_at.desc())
+        .limit(MAX_CANDIDATES)
     )
 
 
@@ -479,17 +512,17 @@ class PatientsService:
                 )
 
         patient = Patient(
+            id=data.id or new_id(),
             organisation_id=organisation_id,
             mrn=format_mrn(await next_from_block(session, organisation_id, MRN_SCOPE)),
             is_active=True,
             created_by_id=caller.id if caller.kind == "user" else None,
             **values,
         )
-        if data.id is not None:
-            patient.id = data.id
+        # Looked up before the row is added (it cannot match itself), so that the row and its
+        # audit entry go to the database in one flush.
+        likely = await self._likely_duplicates(session, patient)
         session.add(patient)
-        await session.flush()
-        duplicates = await self._flag_duplicates(session, patient)
         await audit_service.record(
             session,
             organisation_id=organisation_id,
@@ -499,11 +532,12 @@ class PatientsService:
             entity_id=patient.id,
             after={
                 **snapshot(patient),
-                "possible_duplicates": [str(d.candidate.id) for d in duplicates],
+                "possible_duplicates": [str(candidate.id) for candidate, _ in likely],
             },
             sensitive=SENSITIVE,
         )
-        return RegistrationResult(patient, duplicates)
+        await session.flush()
+        return RegistrationResult(patient, await self._flag_duplicates(session, patient, likely))
 
     @staticmethod
     def _same_registration(existing: Patient, values: dict[str, Any], explicit_dob: bool) -> bool:
@@ -517,37 +551,43 @@ class PatientsService:
             )
         return True
 
-    async def _flag_duplicates(
+    async def _likely_duplicates(
         self, session: AsyncSession, patient: Patient
-    ) -> list[DuplicateCandidate]:
-        conditions = [
-            and_(
-                Patient.name_normalized == patient.name_normalized,
-                Patient.date_of_birth == patient.date_of_birth,
-            )
-        ]
-        if patient.mobile_index:
-            conditions.append(Patient.mobile_index == patient.mobile_index)
-        if patient.abha_number_index:
-            conditions.append(Patient.abha_number_index == patient.abha_number_index)
+    ) -> list[tuple[Patient, DuplicateScore]]:
+        """Existing records that are likely the same person, most likely first."""
         candidates = await session.scalars(
-            select(Patient)
-            .where(
-                Patient.organisation_id == patient.organisation_id,
-                Patient.id != patient.id,
-                Patient.merged_into_id.is_(None),
-                or_(*conditions),
-            )
-            .order_by(Patient.created_at.desc())
-            .limit(MAX_CANDIDATES)
+            _duplicates_statement(
+                patient.mobile_index is not None, patient.abha_number_index is not None
+            ),
+            {
+                "organisation_id": patient.organisation_id,
+                "patient_id": patient.id,
+                "name": patient.name_normalized,
+                "date_of_birth": patient.date_of_birth,
+                "mobile_index": patient.mobile_index,
+                "abha_index": patient.abha_number_index,
+            },
         )
         new_keys = _keys(patient)
-        found: list[DuplicateCandidate] = []
+        scored = [
+            (candidate, score_duplicate(new_keys, _keys(candidate))) for candidate in candidates
+        ]
+        likely = [(candidate, score) for candidate, score in scored if score.is_likely]
+        likely.sort(key=lambda found: -found[1].score)
+        return likely
+
+    async def _flag_duplicates(
+        self,
+        session: AsyncSession,
+        patient: Patient,
+        likely: list[tuple[Patient, DuplicateScore]],
+    ) -> list[DuplicateCandidate]:
+        """Flag each likely duplicate of ``patient`` (already written) for review."""
+        if not likely:  # most registrations: no flush, which would still walk the session
+            return []
         now = utcnow()
-        for candidate in candidates:
-            score = score_duplicate(new_keys, _keys(candidate))
-            if not score.is_likely:
-                continue
+        found: list[DuplicateCandidate] = []
+        for candidate, score in likely:
             flag = PatientDuplicateFlag(
                 organisation_id=patient.organisation_id,
                 patient_id=patient.id,
@@ -559,9 +599,7 @@ class PatientsService:
             )
             session.add(flag)
             found.append(DuplicateCandidate(flag, candidate))
-        if found:  # a flush with nothing new still walks the session (most registrations)
-            await session.flush()
-        found.sort(key=lambda d: -d.flag.score)
+        await session.flush()
         return found
 
     async def _open_flags_of(
