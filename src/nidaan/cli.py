@@ -203,6 +203,7 @@ def _serve(
                 run_worker=run_worker,
                 run_interfaces=role is ServeRole.ALL,
                 metrics_port=settings.metrics_port,
+                freeze_gc=True,
             )
             uvicorn.Server(
                 uvicorn.Config(

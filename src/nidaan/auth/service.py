@@ -7,6 +7,7 @@ the same transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import uuid
@@ -15,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, false, func, select, update
+from sqlalchemy import Select, bindparam, delete, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.schemas import SYSTEM_ACTOR
@@ -128,6 +129,40 @@ def check_signature_image(image: bytes, content_type: str) -> str:
             f"{SIGNATURE_MAX_PIXELS} either way."
         )
     return extension
+
+
+@functools.cache
+def _principal_statement(with_session: bool) -> Select[Any]:
+    """The user, their branches, their organisation's state and (``with_session``) whether
+    the login ``:session_id`` was ended; built once. Columns, not the User entity: no ORM
+    object (with its password hash and signing key) is built on every request."""
+    ended = (
+        select(RefreshToken.id)
+        .where(
+            RefreshToken.family_id == bindparam("session_id"),
+            RefreshToken.revoked_at.is_not(None),
+        )
+        .exists()
+        if with_session
+        else false()
+    )
+    return (
+        select(
+            User.id,
+            User.organisation_id,
+            User.email,
+            User.roles,
+            User.is_active,
+            User.token_version,
+            func.array_remove(func.array_agg(UserBranch.branch_id), None),
+            Organisation.is_active,
+            ended,
+        )
+        .join(Organisation, Organisation.id == User.organisation_id)
+        .outerjoin(UserBranch, UserBranch.user_id == User.id)
+        .where(User.id == bindparam("user_id"))
+        .group_by(User.id, Organisation.id)
+    )
 
 
 class AuthService:
@@ -418,33 +453,11 @@ class AuthService:
             raise NotAuthenticated("The access token is invalid or expired; log in again.") from exc
         # One round trip for the user, their branch limits, their organisation's state and
         # whether this login was ended (logout): it runs on every request, so revocations
-        # take effect at once.
-        ended = (
-            select(RefreshToken.id)
-            .where(RefreshToken.family_id == session_id, RefreshToken.revoked_at.is_not(None))
-            .exists()
-            if session_id is not None
-            else false()
-        )
-        # Columns, not the User entity: no ORM object (with its password hash and signing
-        # key) is built on every request.
+        # take effect at once. The statement is built once (values are bound parameters).
         row = (
             await session.execute(
-                select(
-                    User.id,
-                    User.organisation_id,
-                    User.email,
-                    User.roles,
-                    User.is_active,
-                    User.token_version,
-                    func.array_remove(func.array_agg(UserBranch.branch_id), None),
-                    Organisation.is_active,
-                    ended,
-                )
-                .join(Organisation, Organisation.id == User.organisation_id)
-                .outerjoin(UserBranch, UserBranch.user_id == User.id)
-                .where(User.id == user_id)
-                .group_by(User.id, Organisation.id)
+                _principal_statement(session_id is not None),
+                {"user_id": user_id, "session_id": session_id},
             )
         ).one_or_none()
         if (

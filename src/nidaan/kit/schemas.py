@@ -41,6 +41,16 @@ class ListResource(Schema, Generic[T]):
         )
 
     @classmethod
+    def construct_page(cls, items: list[T], total: int, page: int, limit: int) -> ListResource[T]:
+        """``build`` without validation, for items that are response models already."""
+        return cls.model_construct(
+            items=items,
+            pagination=Pagination.model_construct(
+                total_count=total, page=page, limit=limit, max_page=max(1, -(-total // limit))
+            ),
+        )
+
+    @classmethod
     def page_of(cls, rows: Sequence[T], params: PageParams) -> ListResource[T]:
         """One page of a short list a service returns whole (an invoice's payments, the
         rule types), in the same envelope as every other list."""

@@ -16,7 +16,7 @@ from nidaan.errors import problem_responses
 from nidaan.idempotency.dependencies import Idempotency, idempotency
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.pagination import PageParams
-from nidaan.kit.phone import mask_mobile
+from nidaan.kit.responses import SchemaResponse
 from nidaan.kit.schemas import ListResource
 from nidaan.patients.enums import DuplicateFlagStatus
 from nidaan.patients.errors import (
@@ -25,14 +25,12 @@ from nidaan.patients.errors import (
     PatientIdConflict,
     VersionConflict,
 )
-from nidaan.patients.models import Patient
-from nidaan.patients.presenters import patient_out
+from nidaan.patients.presenters import patient_brief, patient_out
 from nidaan.patients.schemas import (
     DuplicateCandidateOut,
     DuplicateFlagOut,
     MergeOut,
     MergeRequest,
-    PatientBrief,
     PatientCreate,
     PatientOut,
     PatientUpdate,
@@ -46,17 +44,7 @@ registrars = require_roles(Role.ADMIN, Role.FRONT_DESK, Role.PHLEBOTOMIST)
 reviewers = require_roles(Role.ADMIN, Role.FRONT_DESK)
 
 
-def patient_brief(patient: Patient) -> PatientBrief:
-    return PatientBrief(
-        id=patient.id,
-        mrn=patient.mrn,
-        full_name=patient.full_name,
-        sex=patient.sex,
-        date_of_birth=patient.date_of_birth,
-        dob_estimated=patient.dob_estimated,
-        mobile_masked=mask_mobile(patient.mobile) if patient.mobile else None,
-        is_active=patient.is_active,
-    )
+PatientList = ListResource[PatientOut]
 
 
 @router.post(
@@ -72,24 +60,22 @@ def patient_brief(patient: Patient) -> PatientBrief:
 )
 async def register_patient(
     body: PatientCreate,
-    response: Response,
     principal: Principal = Depends(registrars),
     session: AsyncSession = Depends(get_session, scope="function"),
     idem: Idempotency = Depends(idempotency),
-) -> RegistrationOut:
+) -> Response:
     """Register a patient. Likely duplicates are flagged for review and listed, never merged.
 
     Never send an Aadhaar number: it is refused. Accepts an Idempotency-Key header.
     """
     if idem.replay is not None:
-        return idem.replay  # type: ignore[return-value]
+        return idem.replay
     result = await patients_service.register(session, principal, body)
-    if not result.created:
-        response.status_code = 200
-    out = RegistrationOut(
+    status = 201 if result.created else 200
+    out = RegistrationOut.model_construct(
         patient=patient_out(result.patient),
         possible_duplicates=[
-            DuplicateCandidateOut(
+            DuplicateCandidateOut.model_construct(
                 flag_id=d.flag.id,
                 score=d.flag.score,
                 reasons=d.reasons,
@@ -98,7 +84,7 @@ async def register_patient(
             for d in result.possible_duplicates
         ],
     )
-    return await idem.remember(response.status_code or 201, out)
+    return SchemaResponse(await idem.remember(status, out), status_code=status)
 
 
 @router.get(
@@ -116,9 +102,9 @@ async def search_patients(
     include_merged: bool = Query(False, description="Also list records merged into others"),
     principal: Principal = Depends(any_role),
     session: AsyncSession = Depends(get_session, scope="function"),
-) -> ListResource[PatientOut]:
+) -> Response:
     """Find patients; filters combine."""
-    rows, total = await patients_service.search(
+    rows, total = await patients_service.search_page(
         session,
         principal,
         page,
@@ -128,9 +114,7 @@ async def search_patients(
         abha_number=abha_number,
         include_merged=include_merged,
     )
-    return ListResource[PatientOut].build(
-        [patient_out(p) for p in rows], total, page.page, page.limit
-    )
+    return SchemaResponse(PatientList.construct_page(rows, total, page.page, page.limit))
 
 
 @router.get(

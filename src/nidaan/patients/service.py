@@ -6,12 +6,13 @@ never appear in logs or audit entries (redacted) and responses show them masked.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -21,11 +22,13 @@ from nidaan.audit.service import audit_service
 from nidaan.kit.blind_index import blind_index
 from nidaan.kit.db import get_in_organisation
 from nidaan.kit.errors import InvalidInput, NotFound
+from nidaan.kit.ids import new_id
 from nidaan.kit.number_blocks import next_from_block
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.phone import InvalidPhoneNumber, normalize_mobile
 from nidaan.kit.time import utcnow
 from nidaan.patients.domain import (
+    DuplicateScore,
     InvalidAbha,
     PatientFacts,
     PersonKeys,
@@ -50,7 +53,8 @@ from nidaan.patients.errors import (
     VersionConflict,
 )
 from nidaan.patients.models import Patient, PatientDuplicateFlag
-from nidaan.patients.schemas import PatientCreate, PatientUpdate
+from nidaan.patients.presenters import LIST_COLUMN_NAMES, patient_out_from_row
+from nidaan.patients.schemas import PatientCreate, PatientOut, PatientUpdate
 from nidaan.tenancy.service import tenancy_service
 
 MOBILE_CONTEXT = "patients.mobile"
@@ -202,21 +206,142 @@ async def _check_branch(
     _BRANCH_OWNERS[branch_id] = organisation_id
 
 
-async def _page_with_total(
-    session: AsyncSession, statement: Select[Any], page: PageParams
-) -> tuple[list[Patient], int]:
-    """One page and the total in one statement (``count(*) OVER ()`` on each row), instead of
-    a count and a select; a page past the end has no row to carry the total, so it counts."""
-    found = (
-        await session.execute(
-            statement.add_columns(func.count().over())
-            .limit(page.limit)
-            .offset((page.page - 1) * page.limit)
+@dataclass(frozen=True)
+class _SearchFilters:
+    """A search's filters: which are given (the statement's shape) and their values."""
+
+    organisation_id: uuid.UUID
+    name_like: str | None
+    q_mrn: str | None
+    mobile_index: str | None
+    mrn: str | None
+    abha_index: str | None
+    include_merged: bool
+
+    @classmethod
+    def of(
+        cls,
+        caller: Caller,
+        q: str | None,
+        mobile: str | None,
+        mrn: str | None,
+        abha_number: str | None,
+        include_merged: bool,
+    ) -> _SearchFilters:
+        name_like = q_mrn = None
+        if q and q.strip():
+            text = normalize_name(q)
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            name_like, q_mrn = f"%{escaped}%", q.strip().upper()
+        return cls(
+            caller.organisation_id,
+            name_like,
+            q_mrn,
+            _mobile(mobile)[1] if mobile else None,
+            mrn.strip().upper() if mrn else None,
+            _abha_number(abha_number)[1] if abha_number else None,
+            include_merged,
         )
-    ).all()
-    if found or page.page == 1:
-        return [row[0] for row in found], int(found[0][1]) if found else 0
-    return await paginate(session, statement, page)
+
+    @property
+    def shape(self) -> tuple[bool, bool, bool, bool, bool]:
+        return (
+            self.name_like is not None,
+            self.mobile_index is not None,
+            self.mrn is not None,
+            self.abha_index is not None,
+            self.include_merged,
+        )
+
+    def params(self, page: PageParams) -> dict[str, Any]:
+        return {
+            "organisation_id": self.organisation_id,
+            "name_like": self.name_like,
+            "q_mrn": self.q_mrn,
+            "mobile_index": self.mobile_index,
+            "mrn": self.mrn,
+            "abha_index": self.abha_index,
+            "limit": page.limit,
+            "offset": (page.page - 1) * page.limit,
+        }
+
+
+_patients = Patient.__table__
+#: What the list endpoint shows of a row (``patient_out_from_row`` reads them in this order).
+_LIST_COLUMNS = tuple(_patients.c[name] for name in LIST_COLUMN_NAMES)
+_COUNT = (func.count(),)
+
+
+@functools.cache
+def _search_statement(what: Any, shape: tuple[bool, bool, bool, bool, bool]) -> Select[Any]:
+    """The search statement for one combination of filters, built once: the values are bound
+    parameters, so every search of that shape reuses its compiled form. ``what`` is the
+    Patient entity (ORM rows), a tuple of columns, or ``_COUNT`` (the number of matches); a
+    page of rows carries the total on each row."""
+    by_name, by_mobile, by_mrn, by_abha, include_merged = shape
+    columns = [Patient] if what is Patient else list(what)
+    conditions: list[Any] = [_patients.c.organisation_id == bindparam("organisation_id")]
+    if not include_merged:
+        conditions.append(_patients.c.merged_into_id.is_(None))
+    if by_name:
+        conditions.append(
+            or_(
+                _patients.c.name_normalized.like(bindparam("name_like"), escape="\\"),
+                _patients.c.mrn == bindparam("q_mrn"),
+            )
+        )
+    if by_mobile:
+        conditions.append(_patients.c.mobile_index == bindparam("mobile_index"))
+    if by_mrn:
+        conditions.append(_patients.c.mrn == bindparam("mrn"))
+    if by_abha:
+        conditions.append(_patients.c.abha_number_index == bindparam("abha_index"))
+    if what is _COUNT:
+        return select(func.count()).where(*conditions)
+    # The total as an uncorrelated subquery (computed once, counting rows without carrying
+    # them), not ``count(*) OVER ()``: the window kept every match, whole, in a tuple store
+    # and made the ordered index scan read all of them instead of stopping after the page.
+    total = select(func.count()).where(*conditions).scalar_subquery()
+    return (
+        select(*columns, total)
+        .where(*conditions)
+        .order_by(_patients.c.name_normalized, _patients.c.mrn)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+@functools.cache
+def _duplicates_statement(by_mobile: bool, by_abha: bool) -> Select[Any]:
+    """Earlier records that may be the same person as ``:patient_id`` (same name and date of
+    birth, or the same mobile or ABHA number); built once per combination."""
+    conditions = [
+        and_(
+            _patients.c.name_normalized == bindparam("name"),
+            _patients.c.date_of_birth == bindparam("date_of_birth"),
+        )
+    ]
+    if by_mobile:
+        conditions.append(_patients.c.mobile_index == bindparam("mobile_index"))
+    if by_abha:
+        conditions.append(_patients.c.abha_number_index == bindparam("abha_index"))
+    return (
+        select(Patient)
+        .where(
+            _patients.c.organisation_id == bindparam("organisation_id"),
+            _patients.c.id != bindparam("patient_id"),
+            _patients.c.merged_into_id.is_(None),
+            or_(*conditions),
+        )
+        .order_by(_patients.c.created_at.desc())
+        .limit(MAX_CANDIDATES)
+    )
+
+
+async def _count(session: AsyncSession, filters: _SearchFilters, page: PageParams) -> int:
+    """The total of a page past the end (it has no row to carry the total)."""
+    statement = _search_statement(_COUNT, filters.shape)
+    return int((await session.execute(statement, filters.params(page))).scalar_one())
 
 
 def _keys(patient: Patient) -> PersonKeys:
@@ -290,28 +415,36 @@ class PatientsService:
         include_merged: bool = False,
     ) -> tuple[list[Patient], int]:
         """Filters combine with AND: ``q`` is part of the name (or an exact MRN)."""
-        statement: Select[Any] = select(Patient).where(
-            Patient.organisation_id == caller.organisation_id
+        filters = _SearchFilters.of(caller, q, mobile, mrn, abha_number, include_merged)
+        statement = _search_statement(Patient, filters.shape)
+        found = (await session.execute(statement, filters.params(page))).all()
+        if not found and page.page > 1:
+            return [], await _count(session, filters, page)
+        return [row[0] for row in found], int(found[0][1]) if found else 0
+
+    async def search_page(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        page: PageParams,
+        *,
+        q: str | None = None,
+        mobile: str | None = None,
+        mrn: str | None = None,
+        abha_number: str | None = None,
+        include_merged: bool = False,
+    ) -> tuple[list[PatientOut], int]:
+        """``search`` for the list endpoint: the page as response rows, read as columns (no
+        ORM objects, no identity map) with the total in the same statement."""
+        filters = _SearchFilters.of(caller, q, mobile, mrn, abha_number, include_merged)
+        statement = _search_statement(_LIST_COLUMNS, filters.shape)
+        found = (await session.execute(statement, filters.params(page))).all()
+        if not found and page.page > 1:
+            return [], await _count(session, filters, page)
+        today = local_date(utcnow())
+        return [patient_out_from_row(row, today) for row in found], (
+            int(found[0][-1]) if found else 0
         )
-        if not include_merged:
-            statement = statement.where(Patient.merged_into_id.is_(None))
-        if q and q.strip():
-            text = normalize_name(q)
-            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            statement = statement.where(
-                or_(
-                    Patient.name_normalized.like(f"%{escaped}%", escape="\\"),
-                    Patient.mrn == q.strip().upper(),
-                )
-            )
-        if mobile:
-            statement = statement.where(Patient.mobile_index == _mobile(mobile)[1])
-        if mrn:
-            statement = statement.where(Patient.mrn == mrn.strip().upper())
-        if abha_number:
-            statement = statement.where(Patient.abha_number_index == _abha_number(abha_number)[1])
-        statement = statement.order_by(Patient.name_normalized, Patient.mrn)
-        return await _page_with_total(session, statement, page)
 
     # ---- registration -----------------------------------------------------------------------
 
@@ -379,17 +512,17 @@ class PatientsService:
                 )
 
         patient = Patient(
+            id=data.id or new_id(),
             organisation_id=organisation_id,
             mrn=format_mrn(await next_from_block(session, organisation_id, MRN_SCOPE)),
             is_active=True,
             created_by_id=caller.id if caller.kind == "user" else None,
             **values,
         )
-        if data.id is not None:
-            patient.id = data.id
+        # Looked up before the row is added (it cannot match itself), so that the row and its
+        # audit entry go to the database in one flush.
+        likely = await self._likely_duplicates(session, patient)
         session.add(patient)
-        await session.flush()
-        duplicates = await self._flag_duplicates(session, patient)
         await audit_service.record(
             session,
             organisation_id=organisation_id,
@@ -399,11 +532,12 @@ class PatientsService:
             entity_id=patient.id,
             after={
                 **snapshot(patient),
-                "possible_duplicates": [str(d.candidate.id) for d in duplicates],
+                "possible_duplicates": [str(candidate.id) for candidate, _ in likely],
             },
             sensitive=SENSITIVE,
         )
-        return RegistrationResult(patient, duplicates)
+        await session.flush()
+        return RegistrationResult(patient, await self._flag_duplicates(session, patient, likely))
 
     @staticmethod
     def _same_registration(existing: Patient, values: dict[str, Any], explicit_dob: bool) -> bool:
@@ -417,37 +551,43 @@ class PatientsService:
             )
         return True
 
-    async def _flag_duplicates(
+    async def _likely_duplicates(
         self, session: AsyncSession, patient: Patient
-    ) -> list[DuplicateCandidate]:
-        conditions = [
-            and_(
-                Patient.name_normalized == patient.name_normalized,
-                Patient.date_of_birth == patient.date_of_birth,
-            )
-        ]
-        if patient.mobile_index:
-            conditions.append(Patient.mobile_index == patient.mobile_index)
-        if patient.abha_number_index:
-            conditions.append(Patient.abha_number_index == patient.abha_number_index)
+    ) -> list[tuple[Patient, DuplicateScore]]:
+        """Existing records that are likely the same person, most likely first."""
         candidates = await session.scalars(
-            select(Patient)
-            .where(
-                Patient.organisation_id == patient.organisation_id,
-                Patient.id != patient.id,
-                Patient.merged_into_id.is_(None),
-                or_(*conditions),
-            )
-            .order_by(Patient.created_at.desc())
-            .limit(MAX_CANDIDATES)
+            _duplicates_statement(
+                patient.mobile_index is not None, patient.abha_number_index is not None
+            ),
+            {
+                "organisation_id": patient.organisation_id,
+                "patient_id": patient.id,
+                "name": patient.name_normalized,
+                "date_of_birth": patient.date_of_birth,
+                "mobile_index": patient.mobile_index,
+                "abha_index": patient.abha_number_index,
+            },
         )
         new_keys = _keys(patient)
-        found: list[DuplicateCandidate] = []
+        scored = [
+            (candidate, score_duplicate(new_keys, _keys(candidate))) for candidate in candidates
+        ]
+        likely = [(candidate, score) for candidate, score in scored if score.is_likely]
+        likely.sort(key=lambda found: -found[1].score)
+        return likely
+
+    async def _flag_duplicates(
+        self,
+        session: AsyncSession,
+        patient: Patient,
+        likely: list[tuple[Patient, DuplicateScore]],
+    ) -> list[DuplicateCandidate]:
+        """Flag each likely duplicate of ``patient`` (already written) for review."""
+        if not likely:  # most registrations: no flush, which would still walk the session
+            return []
         now = utcnow()
-        for candidate in candidates:
-            score = score_duplicate(new_keys, _keys(candidate))
-            if not score.is_likely:
-                continue
+        found: list[DuplicateCandidate] = []
+        for candidate, score in likely:
             flag = PatientDuplicateFlag(
                 organisation_id=patient.organisation_id,
                 patient_id=patient.id,
@@ -459,9 +599,7 @@ class PatientsService:
             )
             session.add(flag)
             found.append(DuplicateCandidate(flag, candidate))
-        if found:  # a flush with nothing new still walks the session (most registrations)
-            await session.flush()
-        found.sort(key=lambda d: -d.flag.score)
+        await session.flush()
         return found
 
     async def _open_flags_of(
