@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import any_, bindparam, or_, select, tuple_
@@ -137,7 +138,33 @@ def keys_of(patient: Patient) -> PersonKeys:
     return _keys(patient)
 
 
-def may_match(new: Patient, candidate: Any) -> bool:
+@dataclass(frozen=True)
+class Probe:
+    """A new patient's duplicate-detection values when it was registered (a later edit of it
+    in the same batch must not change what it was compared with)."""
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    name_normalized: str
+    date_of_birth: Any
+    mobile_index: str | None
+    abha_number_index: str | None
+    keys: PersonKeys
+
+
+def probe_of(patient: Patient) -> Probe:
+    return Probe(
+        patient.id,
+        patient.organisation_id,
+        patient.name_normalized,
+        patient.date_of_birth,
+        patient.mobile_index,
+        patient.abha_number_index,
+        _keys(patient),
+    )
+
+
+def may_match(new: Probe, candidate: Any) -> bool:
     """The duplicate lookup's condition (``service._flag_duplicates``), in Python."""
     return bool(
         (
@@ -150,7 +177,7 @@ def may_match(new: Patient, candidate: Any) -> bool:
 
 
 async def stored_candidates(
-    session: AsyncSession, organisation_id: uuid.UUID, patients: Sequence[Patient]
+    session: AsyncSession, organisation_id: uuid.UUID, patients: Sequence[Probe]
 ) -> list[Any]:
     """Stored patients any of ``patients`` may duplicate, newest first: one query for all
     (each registration then keeps those matching its own condition, ``may_match``).
@@ -202,12 +229,12 @@ def stored_keys(row: Any) -> PersonKeys:
 
 
 def duplicate_flags(
-    new: Patient, candidates: Sequence[tuple[uuid.UUID, PersonKeys]]
+    new: Probe, candidates: Sequence[tuple[uuid.UUID, PersonKeys]]
 ) -> list[dict[str, Any]]:
     """Flag rows for the likely duplicates among ``candidates`` (id and keys, already
     matching ``may_match``, newest first), highest score first, as ``_flag_duplicates``
     makes them."""
-    new_keys = keys_of(new)
+    new_keys = new.keys
     now = utcnow()
     flags: list[dict[str, Any]] = []
     for candidate_id, keys in candidates[:MAX_CANDIDATES]:

@@ -45,6 +45,8 @@ _SERVER_SET = {"created_at", "updated_at"}
 @dataclass
 class _Registration:
     patient: Patient
+    # What duplicate detection compares, as registered (the patient may be edited later).
+    probe: patients_batch.Probe
     after: dict[str, Any]
     # Earlier registrations of the same pending set it may duplicate: (id, keys then).
     earlier: list[tuple[uuid.UUID, Any]]
@@ -118,13 +120,15 @@ async def register(ctx: OpContext, data: PatientCreate) -> None:
     pending = active(ctx.session)
     assert pending is not None
     patient = await patients_batch.new_patient(ctx.session, ctx.principal, data)
+    probe = patients_batch.probe_of(patient)
     earlier = [
         (r.patient.id, patients_batch.keys_of(r.patient))
         for r in reversed(pending.registrations)
-        if patients_batch.may_match(patient, r.patient)
+        if patients_batch.may_match(probe, r.patient)
     ]
     registration = _Registration(
         patient,
+        probe,
         snapshot(patient),
         earlier,
         ctx.principal.organisation_id,
@@ -195,20 +199,20 @@ async def _insert(
 ) -> None:
     organisation_id = registrations[0].organisation_id
     stored = await patients_batch.stored_candidates(
-        session, organisation_id, [r.patient for r in registrations]
+        session, organisation_id, [r.probe for r in registrations]
     )
     flags: list[dict[str, Any]] = []
     for registration in registrations:
-        new = registration.patient
+        probe = registration.probe
         candidates = [
             *registration.earlier,
             *(
                 (row.id, patients_batch.stored_keys(row))
                 for row in stored
-                if row.id != new.id and patients_batch.may_match(new, row)
+                if row.id != probe.id and patients_batch.may_match(probe, row)
             ),
         ]
-        registration.flags = patients_batch.duplicate_flags(new, candidates)
+        registration.flags = patients_batch.duplicate_flags(probe, candidates)
         flags.extend(registration.flags)
     rows = [
         {

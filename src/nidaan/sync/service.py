@@ -1,7 +1,8 @@
 """The sync service: bind devices, apply pushed ops (docs/sync.md §3.5), pull, status.
 
-Each op runs in its own savepoint, so a rejected op leaves nothing behind while its
-neighbours apply; its terminal result and the client's sequence are written in the same
+Each op runs in its own savepoint (or, for runs of independent ops, under one savepoint with
+set-based writes that give the same outcomes), so a rejected op leaves nothing behind while
+its neighbours apply; its terminal result and the client's sequence are written in the same
 transaction as the effects. The caller commits the push before pulling, so the pull carries
 the push's own changes (their sequence numbers are assigned at commit).
 """
@@ -51,6 +52,7 @@ from nidaan.sync.protocol import (
     upcast,
 )
 from nidaan.sync.registry import (
+    BY_MODEL,
     REGISTRY,
     EntityHandler,
     OpStatus,
@@ -401,10 +403,12 @@ class SyncService:
     ) -> list[OpResult] | None:
         """Apply consecutive independent ops under one savepoint instead of one each.
 
-        The common push (every op applies) then costs two statements for its savepoint, not
-        two per op. Any op that is rejected or fails rolls the whole run back and the caller
-        applies the same ops one by one, each in its own savepoint, exactly as before; so
-        the outcomes never depend on this shortcut. None: fall back.
+        Patient registrations and edits are prepared op by op and written together
+        (``nidaan.sync.batch``); one of them refused before it wrote anything answers
+        REJECTED and the others apply. Any other op that is rejected, and anything that
+        fails, rolls the whole run back and the caller applies the same ops one by one, each
+        in its own savepoint, exactly as before; so the outcomes never depend on this
+        shortcut. None: fall back.
         """
         savepoint = await session.begin_nested()
         batch.start(session)
@@ -486,7 +490,12 @@ class SyncService:
             except (Rejected, NidaanError) as error:
                 reason = error.reason if isinstance(error, Rejected) else error.detail
                 return Outcome(OpStatus.REJECTED, reason=reason)
-            return await apply_update(ctx, handler, row, incoming)
+            outcome = await apply_update(ctx, handler, row, incoming)
+            if any(type(obj) in BY_MODEL for obj in session.dirty):
+                # A synced row the op changed through the ORM (an identity review's value) is
+                # captured under this op's origin, as the flush after each op did.
+                await session.flush()
+            return outcome
         finally:
             capture.set_origin(sync_session, None)
 
