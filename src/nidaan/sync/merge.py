@@ -62,7 +62,9 @@ def _wins(
     return mine >= theirs if own else mine > theirs
 
 
-async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outcome:
+async def checked_fields(ctx: OpContext, handler: EntityHandler, row: Any) -> dict[str, Any]:
+    """The update's fields, normalised; Rejected (before anything is written) when the update
+    cannot apply at all."""
     await handler.before_update(ctx, row)
     incoming = handler.normalize_fields(ctx.data)
     if not incoming:
@@ -70,6 +72,14 @@ async def apply_update(ctx: OpContext, handler: EntityHandler, row: Any) -> Outc
     unknown = sorted(set(incoming) - set(handler.fields))
     if unknown:
         raise Rejected(f"{handler.name} fields {unknown} cannot be changed by sync")
+    return incoming
+
+
+async def apply_update(
+    ctx: OpContext, handler: EntityHandler, row: Any, checked: dict[str, Any] | None = None
+) -> Outcome:
+    """``checked``: what ``checked_fields`` returned for this op (not asked again)."""
+    incoming = checked if checked is not None else await checked_fields(ctx, handler, row)
     meta = await field_meta(ctx, handler, row.id)
     client = str(ctx.client_id) if ctx.client_id else "server"
     base = ctx.op.base_version

@@ -1,13 +1,15 @@
 """The sync service: bind devices, apply pushed ops (docs/sync.md §3.5), pull, status.
 
-Each op runs in its own savepoint, so a rejected op leaves nothing behind while its
-neighbours apply; its terminal result and the client's sequence are written in the same
+Each op runs in its own savepoint (or, for runs of independent ops, under one savepoint with
+set-based writes that give the same outcomes), so a rejected op leaves nothing behind while
+its neighbours apply; its terminal result and the client's sequence are written in the same
 transaction as the effects. The caller commits the push before pulling, so the pull carries
 the push's own changes (their sequence numbers are assigned at commit).
 """
 
 from __future__ import annotations
 
+import json
 import traceback
 import uuid
 from collections.abc import Sequence
@@ -16,9 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.auth.principal import Principal
 from nidaan.config import Settings
@@ -26,10 +29,10 @@ from nidaan.kit.errors import Forbidden, InvalidInput, NidaanError
 from nidaan.kit.ids import new_id
 from nidaan.kit.metrics import SYNC_OPS, SYNC_REQUESTS
 from nidaan.kit.time import utcnow
-from nidaan.sync import capture, prefetch
+from nidaan.sync import batch, capture, prefetch
 from nidaan.sync.context import Op, OpContext
 from nidaan.sync.hlc import HLC, HLCError, now_ms
-from nidaan.sync.merge import apply_update
+from nidaan.sync.merge import apply_update, checked_fields
 from nidaan.sync.models import (
     SyncAppliedOp,
     SyncChange,
@@ -48,7 +51,15 @@ from nidaan.sync.protocol import (
     scope_tag,
     upcast,
 )
-from nidaan.sync.registry import REGISTRY, OpStatus, Outcome, Rejected, handler_for
+from nidaan.sync.registry import (
+    BY_MODEL,
+    REGISTRY,
+    EntityHandler,
+    OpStatus,
+    Outcome,
+    Rejected,
+    handler_for,
+)
 from nidaan.sync.server_clock import server_clock
 from nidaan.tenancy.service import tenancy_service
 
@@ -131,8 +142,14 @@ async def bind_client(
     client = await session.scalar(
         select(SyncClient).where(SyncClient.id == client_id).with_for_update()
     )
-    if branch_id is not None:
-        # Another organisation's branch is "not found", like any of its records.
+    bound_here = (
+        client is not None
+        and client.branch_id == branch_id
+        and client.organisation_id == principal.organisation_id
+    )
+    if branch_id is not None and not bound_here:
+        # Another organisation's branch is "not found", like any of its records. (The
+        # branch a device of this organisation is bound to was checked when it was bound.)
         await tenancy_service.get_branch(session, principal, branch_id)
     if client is None:
         one = principal.branch_ids is not None and len(principal.branch_ids) == 1
@@ -203,7 +220,7 @@ class SyncService:
         await prefetch.read_ahead(
             session, principal.organisation_id, [op for op in ordered if op.op_id not in known]
         )
-        batch = _Batch(last_seq=client.last_client_seq)
+        state = _Batch(last_seq=client.last_client_seq)
         results: list[OpResult] = []
         gap_at: int | None = None
         groups = _groups(ordered)
@@ -220,7 +237,7 @@ class SyncService:
             run = _run_of_single_ops(groups, index)
             if len(run) > 1:
                 optimistic = await self._apply_run(
-                    session, settings, principal, client, run, known, schema_version, batch
+                    session, settings, principal, client, run, known, schema_version, state
                 )
                 if optimistic is not None:
                     results.extend(optimistic)
@@ -231,7 +248,7 @@ class SyncService:
                     continue
             try:
                 group_results = await self._apply_group(
-                    session, settings, principal, client, group, known, schema_version, batch
+                    session, settings, principal, client, group, known, schema_version, state
                 )
             except _Transient:
                 break
@@ -243,11 +260,10 @@ class SyncService:
         prefetch.forget(session)
         # Terminal results and the device's sequence go in with the effects, in one statement
         # each rather than one per op.
-        if batch.applied:
-            await session.execute(insert(SyncAppliedOp), batch.applied)
-        client.last_client_seq = batch.last_seq
-        client.acknowledged_ops += len(batch.applied)
+        client.last_client_seq = state.last_seq
+        client.acknowledged_ops += len(state.applied)
         client.last_sync_at = utcnow()
+        await _record_push(session, client, state.applied)
         await session.flush()
         SYNC_REQUESTS.labels("push").inc()
         for result in results:
@@ -383,19 +399,22 @@ class SyncService:
         run: list[Op],
         known: dict[uuid.UUID, OpResult],
         schema_version: int,
-        batch: _Batch,
+        batch_state: _Batch,
     ) -> list[OpResult] | None:
         """Apply consecutive independent ops under one savepoint instead of one each.
 
-        The common push (every op applies) then costs two statements for its savepoint, not
-        two per op. Any op that is rejected or fails rolls the whole run back and the caller
-        applies the same ops one by one, each in its own savepoint, exactly as before; so
-        the outcomes never depend on this shortcut. None: fall back.
+        Patient registrations and edits are prepared op by op and written together
+        (``nidaan.sync.batch``); one of them refused before it wrote anything answers
+        REJECTED and the others apply. Any other op that is rejected, and anything that
+        fails, rolls the whole run back and the caller applies the same ops one by one, each
+        in its own savepoint, exactly as before; so the outcomes never depend on this
+        shortcut. None: fall back.
         """
         savepoint = await session.begin_nested()
+        batch.start(session)
         results: list[OpResult] = []
         applied: list[tuple[Op, OpResult]] = []
-        last_seq = batch.last_seq
+        last_seq = batch_state.last_seq
         try:
             for op in run:
                 stored = known.get(op.op_id)
@@ -405,9 +424,15 @@ class SyncService:
                     continue
                 if op.client_seq != expected:
                     raise _Fallback  # duplicate or gap: the op-by-op path answers those
-                outcome = await self._apply_unguarded(
-                    session, settings, principal, client, op, schema_version
-                )
+                if batch.waits(op):
+                    outcome = await self._apply_deferred(
+                        session, settings, principal, client, op, schema_version
+                    )
+                else:
+                    await batch.write(session)  # it must see the database as one by one
+                    outcome = await self._apply_unguarded(
+                        session, settings, principal, client, op, schema_version
+                    )
                 result = OpResult(
                     op.op_id,
                     outcome.status,
@@ -419,13 +444,60 @@ class SyncService:
                 applied.append((op, result))
                 results.append(result)
                 last_seq = op.client_seq
+            await batch.write(session)
+            await session.flush()
         except Exception:
+            batch.discard(session)
             await _rollback(session, savepoint, client)
             return None
+        finally:
+            batch.stop(session)
         await savepoint.commit()
-        batch.applied.extend(_applied_row(client, op, result) for op, result in applied)
-        batch.last_seq = last_seq
+        batch_state.applied.extend(_applied_row(client, op, result) for op, result in applied)
+        batch_state.last_seq = last_seq
         return results
+
+    async def _apply_deferred(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        principal: Principal,
+        client: SyncClient | None,
+        op: Op,
+        schema_version: int,
+    ) -> Outcome:
+        """A patient registration or edit whose writes wait for the run's set-based write.
+
+        What refuses the op before anything is written (validation, permission, unknown row,
+        scope) answers REJECTED here, with the reason the one-by-one path gives; anything
+        raised later rolls the run back (the caller then applies it op by op)."""
+        sync_session = session.sync_session
+        try:
+            ctx = self._context(session, settings, principal, client, op, schema_version)
+        except Rejected as error:
+            return Outcome(OpStatus.REJECTED, reason=error.reason)
+        capture.set_origin(
+            sync_session,
+            capture.Origin(client.id if client else None, op.op_id, ctx.hlc, actor=principal.label),
+        )
+        try:
+            try:
+                handler = _permitted(ctx)
+                if op.operation == "create":
+                    return await handler.create(ctx)
+                row = await _row_in_scope(ctx, handler)
+                incoming = await checked_fields(ctx, handler, row)
+            except (Rejected, NidaanError) as error:
+                reason = error.reason if isinstance(error, Rejected) else error.detail
+                return Outcome(OpStatus.REJECTED, reason=reason)
+            outcome = await apply_update(ctx, handler, row, incoming)
+            if any(type(obj) in BY_MODEL for obj in session.dirty):
+                # A synced row the op changed through the ORM (an identity review's value) is
+                # captured under this op's origin, as the flush after each op did.
+                await session.flush()
+            return outcome
+        finally:
+            capture.set_origin(sync_session, None)
 
     async def _apply_unguarded(
         self,
@@ -552,25 +624,12 @@ class SyncService:
 
     async def _dispatch(self, ctx: OpContext) -> Outcome:
         op = ctx.op
-        handler = handler_for(op.entity)
-        roles = handler.operations.get(op.operation)
-        if roles is None:
-            raise Rejected(f"{op.entity} does not take '{op.operation}' ops")
-        if not ctx.principal.has_any_role(*roles):
-            raise Rejected(f"forbidden: your role may not {op.operation} a {op.entity}")
+        handler = _permitted(ctx)
         if op.operation == "create":
             return await handler.create(ctx)
         if op.operation == "append":
             return await handler.append(ctx)
-        row = prefetch.locked_row(ctx.session, op.entity, op.entity_id)
-        if row is None:
-            row = await handler.load_for_update(ctx, op.entity_id)
-        if row is None:
-            raise Rejected(f"no {op.entity} {op.entity_id} in your organisation")
-        scope = await ctx.session.run_sync(lambda s: handler.scope(s, row))
-        branches = ctx.principal.branch_ids
-        if scope and branches is not None and not branches.intersection(scope):
-            raise Rejected(f"forbidden: this {op.entity} belongs to a branch you do not work at")
+        row = await _row_in_scope(ctx, handler)
         if op.operation == "update":
             return await apply_update(ctx, handler, row)
         if op.operation == "transition":
@@ -845,6 +904,35 @@ async def _rollback(session: AsyncSession, savepoint: Any, client: SyncClient | 
         client.clock_suspect, client.max_clock_ahead_ms = flags
 
 
+def _permitted(ctx: OpContext) -> EntityHandler:
+    """The op's entity handler, if the caller's role may send this op."""
+    op = ctx.op
+    handler = handler_for(op.entity)
+    roles = handler.operations.get(op.operation)
+    if roles is None:
+        raise Rejected(f"{op.entity} does not take '{op.operation}' ops")
+    if not ctx.principal.has_any_role(*roles):
+        raise Rejected(f"forbidden: your role may not {op.operation} a {op.entity}")
+    return handler
+
+
+async def _row_in_scope(ctx: OpContext, handler: EntityHandler) -> Any:
+    """The row the op acts on, locked, if the caller may see it."""
+    op = ctx.op
+    row = prefetch.locked_row(ctx.session, op.entity, op.entity_id)
+    if row is None:
+        # Not read ahead: pending writes go first, as the row may be among them.
+        await batch.write(ctx.session)
+        row = await handler.load_for_update(ctx, op.entity_id)
+    if row is None:
+        raise Rejected(f"no {op.entity} {op.entity_id} in your organisation")
+    scope = await ctx.session.run_sync(lambda s: handler.scope(s, row))
+    branches = ctx.principal.branch_ids
+    if scope and branches is not None and not branches.intersection(scope):
+        raise Rejected(f"forbidden: this {op.entity} belongs to a branch you do not work at")
+    return row
+
+
 def _error_kind(error: BaseException) -> str:
     """The error's type (and SQLSTATE for a database error), without its message."""
     original = getattr(error, "orig", None)
@@ -889,7 +977,7 @@ class _Fallback(Exception):
     """The run cannot be applied in one go: apply its ops one by one."""
 
 
-def _run_of_single_ops(groups: list[list[Op]], start: int, limit: int = 50) -> list[Op]:
+def _run_of_single_ops(groups: list[list[Op]], start: int, limit: int = PUSH_LIMIT) -> list[Op]:
     """Consecutive ops from ``groups[start]`` that belong to no transaction group."""
     run: list[Op] = []
     for group in groups[start:]:
@@ -897,6 +985,48 @@ def _run_of_single_ops(groups: list[list[Op]], start: int, limit: int = 50) -> l
             break
         run.append(group[0])
     return run
+
+
+_RECORD_PUSH = """
+WITH applied AS (
+  INSERT INTO sync_applied_ops (client_id, op_id, organisation_id, client_seq, entity,
+                                entity_id, status, reason, conflict_id)
+  SELECT r.client_id, r.op_id, r.organisation_id, r.client_seq, r.entity, r.entity_id,
+         r.status, r.reason, r.conflict_id
+  FROM jsonb_to_recordset(CAST(:applied AS jsonb)) AS r(
+    client_id uuid, op_id uuid, organisation_id uuid, client_seq bigint, entity text,
+    entity_id uuid, status text, reason text, conflict_id uuid)
+)
+UPDATE sync_clients SET {assignments} WHERE id = :client_id
+"""
+
+
+async def _record_push(
+    session: AsyncSession, client: SyncClient, applied: list[dict[str, Any]]
+) -> None:
+    """The ops' terminal results and the device's new position (and whatever else of the
+    device row changed) in one statement, instead of an INSERT and the ORM's UPDATE."""
+    if not applied:
+        return  # the ORM's flush writes the device row
+    state = inspect(client)
+    changed = {
+        attr.key: getattr(client, attr.key)
+        for attr in state.mapper.column_attrs
+        if state.attrs[attr.key].history.has_changes()
+    }
+    # Written here, not by the ORM: the statement's autoflush must not write the row first.
+    for name, value in changed.items():
+        set_committed_value(client, name, value)
+    assignments = ", ".join(f"{name} = :set_{name}" for name in changed)
+    rows = [{k: str(v) if isinstance(v, uuid.UUID) else v for k, v in r.items()} for r in applied]
+    await session.execute(
+        text(_RECORD_PUSH.format(assignments=assignments)),
+        {
+            "applied": json.dumps(rows),
+            "client_id": client.id,
+            **{f"set_{name}": value for name, value in changed.items()},
+        },
+    )
 
 
 def _applied_row(client: SyncClient, op: Op, result: OpResult) -> dict[str, Any]:

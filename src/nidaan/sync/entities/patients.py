@@ -16,7 +16,7 @@ from nidaan.patients.models import Patient
 from nidaan.patients.presenters import patient_out
 from nidaan.patients.schemas import PatientCreate, PatientUpdate
 from nidaan.patients.service import SENSITIVE, patients_service, snapshot
-from nidaan.sync import prefetch
+from nidaan.sync import batch, prefetch
 from nidaan.sync.context import OpContext
 from nidaan.sync.entities.common import dumped, refused, validate
 from nidaan.sync.registry import EntityHandler, MergeClass, OpStatus, Outcome, Rejected, register
@@ -81,6 +81,10 @@ class PatientHandler(EntityHandler):
 
     async def apply_fields(self, ctx: OpContext, row: Any, values: dict[str, Any]) -> None:
         update = validate(PatientUpdate, {**values, "version": row.version})
+        if batch.active(ctx.session) is not None:
+            # Inside a push's run: prepared now, written with the run's other patients.
+            await refused(lambda: batch.edit(ctx, row, update))
+            return
         await refused(lambda: patients_service.update(ctx.session, ctx.principal, row.id, update))
 
     async def create(self, ctx: OpContext) -> Outcome:
@@ -90,6 +94,11 @@ class PatientHandler(EntityHandler):
         ):
             raise Rejected("you do not work at that branch")
         new = prefetch.take_new_id(ctx.session, self.name, ctx.op.entity_id)
+        if batch.active(ctx.session) is not None:
+            if new:
+                await refused(lambda: batch.register(ctx, data))
+                return Outcome.applied()
+            await batch.write(ctx.session)  # the id is taken, maybe by a pending registration
         result = await refused(
             lambda: patients_service.register(ctx.session, ctx.principal, data, id_is_new=new)
         )
