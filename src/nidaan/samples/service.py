@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, cast, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
@@ -56,6 +58,7 @@ from nidaan.tenancy.service import tenancy_service
 CLOCK_SKEW = timedelta(minutes=5)
 #: Rows read ahead for later steps of the transaction, kept referenced until it ends.
 _KEPT = "samples.kept_rows"
+_S = TypeVar("_S", bound=Select[Any])
 #: A pre-printed barcode label as scanned: letters, digits, dashes.
 LABEL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
 
@@ -114,6 +117,20 @@ def _manifest_snapshot(manifest: Manifest) -> dict[str, Any]:
         "dispatched_by_id": manifest.dispatched_by_id,
         "received_at": manifest.received_at,
     }
+
+
+def _by_ref(statement: _S, organisation_id: uuid.UUID, ref: uuid.UUID | str) -> _S:
+    """``statement`` narrowed to one sample of the organisation, by id (UUID) or accession
+    (str); a scanned pre-printed label finds its sample too (the accession wins a clash)."""
+    statement = statement.where(Sample.organisation_id == organisation_id)
+    if isinstance(ref, uuid.UUID):
+        return statement.where(Sample.id == ref)
+    code = ref.strip().upper()
+    return (
+        statement.where(or_(Sample.accession == code, Sample.label_alias == code))
+        .order_by((Sample.accession == code).desc())
+        .limit(1)
+    )
 
 
 def _check_version(row: Sample | Manifest, version: int | None, entity: str) -> None:
@@ -373,54 +390,21 @@ class SamplesService:
         ref: uuid.UUID | str,
         *,
         lock: bool = True,
-        receiving_at: uuid.UUID | None = None,
-        with_branch: bool = False,
     ) -> Sample:
-        """A sample by id (UUID) or accession (str) in the caller's organisation.
-
-        ``with_branch``: also read the ``receiving_at`` branch in the same query (into the
-        session, where ``_branch`` finds it).
-        """
+        """A sample by id (UUID) or accession (str) in the caller's organisation."""
         if isinstance(ref, uuid.UUID) and not lock:
             found = await get_in_organisation(session, Sample, ref, caller.organisation_id)
             if found is None:
                 raise NotFound("No such sample in your organisation.", entity="sample")
-            await self.require_reach(session, caller, found, receiving_at)
+            await self.require_reach(session, caller, found)
             return found
-        statement = select(Sample).where(Sample.organisation_id == caller.organisation_id)
-        if isinstance(ref, uuid.UUID):
-            statement = statement.where(Sample.id == ref)
-        else:
-            # A scanned pre-printed label finds its sample too (the accession wins a clash).
-            code = ref.strip().upper()
-            statement = (
-                statement.where(or_(Sample.accession == code, Sample.label_alias == code))
-                .order_by((Sample.accession == code).desc())
-                .limit(1)
-            )
+        statement = _by_ref(select(Sample), caller.organisation_id, ref)
         if lock:
             statement = statement.with_for_update().execution_options(populate_existing=True)
-        if with_branch and receiving_at is not None and not lock:
-            found = (
-                await session.execute(
-                    statement.add_columns(Branch).outerjoin(
-                        Branch,
-                        and_(
-                            Branch.id == receiving_at,
-                            Branch.organisation_id == caller.organisation_id,
-                        ),
-                    )
-                )
-            ).one_or_none()
-            sample, branch = found if found is not None else (None, None)
-            if branch is not None:
-                # Held until the transaction ends (the identity map keeps rows weakly).
-                transaction_state(session, _KEPT, list).append(branch)
-        else:
-            sample = await session.scalar(statement)
+        sample = await session.scalar(statement)
         if sample is None:
             raise NotFound("No such sample in your organisation.", entity="sample")
-        await self.require_reach(session, caller, sample, receiving_at)
+        await self.require_reach(session, caller, sample)
         return sample
 
     async def _load_with_manifest(
@@ -431,16 +415,62 @@ class SamplesService:
         receiving_at: uuid.UUID | None = None,
     ) -> tuple[Sample, Manifest | None]:
         """Lock the sample's manifest, then the sample (the order dispatch locks them in),
-        so receiving and dispatching at once cannot deadlock."""
+        so receiving and dispatching at once cannot deadlock.
+
+        One statement: a materialised CTE locks the manifest the sample is on, and the outer
+        ``FOR UPDATE OF samples`` locks the sample row it is joined to, which it can only do
+        after the CTE produced (and locked) that manifest row. The branch the tube would be
+        received at comes with it (into the session, where ``_branch`` finds it).
+        """
         for _ in range(3):
-            peek = await self._load(
-                session, caller, ref, lock=False, receiving_at=receiving_at, with_branch=True
-            )
-            manifest = await self._lock_manifest(session, caller, peek.manifest_id)
-            row = await self._load(session, caller, ref, receiving_at=receiving_at)
+            found = (await session.execute(self._locking(caller, ref, receiving_at))).first()
+            if found is None:
+                raise NotFound("No such sample in your organisation.", entity="sample")
+            row, manifest, branch = found
+            if branch is not None:
+                # Held until the transaction ends (the identity map keeps rows weakly).
+                transaction_state(session, _KEPT, list).append(branch)
+            # The sample moved to another manifest between the snapshot and its lock.
             if row.manifest_id == (manifest.id if manifest is not None else None):
+                if caller.branch_ids is not None:
+                    branches = {row.branch_id, row.collected_at_branch_id, receiving_at}
+                    if manifest is not None:
+                        branches.add(manifest.to_branch_id)
+                    caller.require_reach(branches, "sample")
                 return row, manifest
         raise VersionConflict("The sample's manifest keeps changing; try again.")
+
+    @staticmethod
+    def _locking(
+        caller: Principal, ref: uuid.UUID | str, receiving_at: uuid.UUID | None
+    ) -> Select[tuple[Sample, Manifest, Branch]]:
+        """(sample, its manifest, the receiving branch) with the manifest, then the sample,
+        locked (see ``_load_with_manifest``)."""
+        org = caller.organisation_id
+        on = _by_ref(select(Sample.manifest_id), org, ref).scalar_subquery()
+        locked = (
+            select(Manifest)
+            .where(Manifest.id == on, Manifest.organisation_id == org)
+            .with_for_update()
+            .cte("locked_manifest")
+            .prefix_with("MATERIALIZED")
+        )
+        manifest = aliased(Manifest, locked)
+        # ``receive``'s default: the manifest's destination once it left, else where the
+        # tube was collected, else the order's branch.
+        target = func.coalesce(
+            cast(literal(receiving_at), PG_UUID(as_uuid=True)),
+            case((manifest.status != ManifestStatus.OPEN.value, manifest.to_branch_id)),
+            Sample.collected_at_branch_id,
+            Sample.branch_id,
+        )
+        return (
+            _by_ref(select(Sample, manifest, Branch), org, ref)
+            .outerjoin(manifest, manifest.id == Sample.manifest_id)
+            .outerjoin(Branch, and_(Branch.id == target, Branch.organisation_id == org))
+            .with_for_update(of=Sample)
+            .execution_options(populate_existing=True)
+        )
 
     async def _branch(
         self, session: AsyncSession, caller: Principal, branch_id: uuid.UUID
