@@ -12,7 +12,19 @@ from typing import Any
 
 import psycopg
 import structlog
-from sqlalchemy import ColumnElement, any_, bindparam, create_engine, event, func, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
@@ -21,7 +33,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.config import Settings
@@ -214,6 +226,64 @@ async def set_if(session: AsyncSession, row: Any, expected: dict[str, Any], **va
     set_committed_value(row, "updated_at", moved.updated_at)
     note_bulk_change(session, [row], (*values, "version", "updated_at"))
     return True
+
+
+async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
+    """Insert new ORM objects of several tables with one statement, where a flush sends one
+    INSERT per table (an order's tubes and its tests): one data-modifying CTE per table, in
+    the order the tables first appear in ``rows`` (foreign keys are checked at the end of
+    the statement, so children may refer to parents of the same call).
+
+    Columns an object leaves unset get their column default; server defaults are read back
+    (only ``now()`` ones are supported: the statement returns the transaction's ``now()``).
+    The objects (transient: not added to the session) are then persistent and clean in the
+    session, as if flushed, and change capture is told (``note_bulk_change``).
+    """
+    if not rows:
+        return
+    await session.flush()  # what they refer to, pending in the session, goes first
+    groups: dict[Table, list[dict[str, Any]]] = {}
+    stamped: list[tuple[Any, list[str]]] = []
+    for row in rows:
+        if not inspect(row).transient:
+            raise ValueError(f"{row!r} is already in a session")
+        mapper = inspect(type(row))
+        values: dict[str, Any] = {}
+        server_side: list[str] = []
+        for attr in mapper.column_attrs:
+            (column,) = attr.columns
+            if attr.key in row.__dict__:
+                values[column.name] = row.__dict__[attr.key]
+            elif mapper.version_id_col is not None and column is mapper.version_id_col:
+                values[column.name] = 1  # as the ORM's INSERT does
+            elif column.default is not None:
+                default = column.default
+                values[column.name] = default.arg(None) if default.is_callable else default.arg
+            elif column.server_default is not None:
+                if str(getattr(column.server_default, "arg", "")) != "now()":
+                    raise ValueError(f"{column}: only now() server defaults are read back")
+                server_side.append(attr.key)
+                continue
+            else:
+                values[column.name] = None
+            setattr(row, attr.key, values[column.name])
+        groups.setdefault(mapper.local_table, []).append(values)
+        stamped.append((row, server_side))
+    inserts = [
+        insert(table).values(values).cte(f"new_{table.name}") for table, values in groups.items()
+    ]
+    # Data-modifying CTEs run to completion whether read or not; ``now()`` is the value every
+    # ``now()`` default of the statement took.
+    now = (await session.execute(select(func.now()).add_cte(*inserts))).scalar_one()
+    by_model: dict[type[Any], list[Any]] = {}
+    for row, server_side in stamped:
+        for key in server_side:
+            setattr(row, key, now)
+        make_transient_to_detached(row)
+        session.add(row)
+        by_model.setdefault(type(row), []).append(row)
+    for model, members in by_model.items():
+        note_bulk_change(session, members, [attr.key for attr in inspect(model).column_attrs])
 
 
 def set_actor_label(session: AsyncSession, label: str) -> None:

@@ -25,7 +25,14 @@ from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
 from nidaan.catalog.domain import container_words
 from nidaan.events.service import publish
-from nidaan.kit.db import any_of, get_in_organisation, set_if, set_on_locked_rows, transaction_state
+from nidaan.kit.db import (
+    any_of,
+    get_in_organisation,
+    insert_together,
+    set_if,
+    set_on_locked_rows,
+    transaction_state,
+)
 from nidaan.kit.errors import InvalidInput, NotFound, check_version
 from nidaan.kit.pagination import PageParams, paginate
 from nidaan.kit.sequences import next_value
@@ -209,14 +216,25 @@ class SamplesService:
         tubes: Sequence[tuple[str, str]],
         ids: Sequence[uuid.UUID | None] | None = None,
         windows: Sequence[int | None] | None = None,
+        drawn: tuple[date, int] | None = None,
+        together: Sequence[Any] = (),
     ) -> list[Sample]:
         """One ``ordered`` sample per (specimen_type, container) in ``tubes``, in that order;
         ``windows`` are the strictest catalogue stability hours of each tube's tests.
 
-        The accessions are reserved together, in one short transaction of their own.
+        The accessions are reserved together, in one short transaction of their own, unless
+        the caller drew them (``drawn``: the IST day and the first number of
+        ``accession_scope``). ``together``: new rows referring to these samples (given
+        ``ids``), inserted with them in one statement.
         """
         branch = await tenancy_service.get_branch(session, caller, branch_id)
-        accessions = await self._next_accessions(session, caller, branch, len(tubes))
+        if drawn is None:
+            accessions = await self._next_accessions(session, caller, branch, len(tubes))
+        else:
+            day, first = drawn
+            accessions = [
+                domain.accession_number(branch.code, day, first + i) for i in range(len(tubes))
+            ]
         samples = []
         for index, ((specimen_type, container), accession) in enumerate(
             zip(tubes, accessions, strict=True)
@@ -233,14 +251,19 @@ class SamplesService:
             )
             if ids is not None and ids[index] is not None:
                 sample.id = ids[index]
-            session.add(sample)
             samples.append(sample)
         # Written now, before their audit entries are added (those go out with the caller's
         # next flush, in one INSERT with its other entries).
-        await session.flush()
+        await insert_together(session, [*samples, *together])
         for sample in samples:
             await self._audit_created(session, caller, sample)
         return samples
+
+    @staticmethod
+    def accession_scope(branch: Branch, day: date) -> str:
+        """The number sequence of ``branch``'s accessions on ``day`` (an IST day), for a
+        caller drawing them with its own numbers (``create_many``'s ``drawn``)."""
+        return domain.accession_scope(branch.code, day)
 
     async def _next_accession(
         self, session: AsyncSession, caller: Principal, branch: Branch
