@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +40,7 @@ from nidaan.kit.db import (
     any_of,
     get_in_organisation,
     insert_together,
+    note_bulk_change,
     set_if,
     set_on_locked_rows,
     transaction_state,
@@ -624,6 +636,15 @@ class SamplesService:
         The lab defaults to the manifest's destination, else the branch it was collected at.
         Receiving the last outstanding sample of a dispatched manifest marks it received.
         """
+        condition = sorted({str(c) for c in condition})
+        fast = await self._receive_at_once(
+            session, caller, sample, branch_id, version, condition, remarks
+        )
+        if fast is not None:
+            row, before = fast
+            await self._audit(session, caller, "sample.received", row, before)
+            await self._publish_received(session, row)
+            return row
         row, manifest = await self._load_with_manifest(session, caller, sample, branch_id)
         _check_version(row, version, "sample")
         new_status = transition(row.status, SampleEvent.RECEIVE)
@@ -655,12 +676,90 @@ class SamplesService:
         row.received_at = utcnow()
         row.received_by_id = _user_id(caller)
         row.received_at_branch_id = branch.id
-        row.receipt_condition = sorted({str(c) for c in condition}) or None
+        row.receipt_condition = condition or None
         row.receipt_remarks = (remarks or "").strip() or None
         await session.flush()
         await self._audit(session, caller, "sample.received", row, before)
         if manifest is not None:
             await self._settle_manifest(session, caller, manifest)
+        await self._publish_received(session, row)
+        return row
+
+    async def _receive_at_once(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        ref: uuid.UUID | str,
+        receiving_at: uuid.UUID | None,
+        version: int | None,
+        condition: list[str],
+        remarks: str | None,
+    ) -> tuple[Sample, dict[str, Any]] | None:
+        """Receive a tube that is on no manifest with one guarded ``UPDATE … RETURNING``
+        (lock, check and write at once); returns it with its snapshot before, or None when
+        any check of ``receive`` would fail or the tube is on a manifest: nothing was written
+        then, and ``receive`` takes the path that checks step by step and says what failed.
+
+        The guards are ``receive``'s checks in SQL: the organisation, the caller's branches,
+        the version, a state receipt is allowed from, a central lab to receive at.
+        """
+        org = caller.organisation_id
+        old = aliased(Sample)
+        target = func.coalesce(
+            cast(literal(receiving_at), PG_UUID(as_uuid=True)),
+            Sample.collected_at_branch_id,
+            Sample.branch_id,
+        )
+        lab = select(Branch.id).where(
+            Branch.id == target,
+            Branch.organisation_id == org,
+            Branch.kind == BranchKind.CENTRAL_LAB.value,
+        )
+        guards: list[ColumnElement[bool]] = [
+            # Its own FROM: not correlated with the UPDATE's ``samples``.
+            Sample.id == _by_ref(select(Sample.id), org, ref).correlate(None).scalar_subquery(),
+            Sample.organisation_id == org,
+            Sample.manifest_id.is_(None),
+            any_of(Sample.status, [s.value for s in domain.ALLOWED_FROM[SampleEvent.RECEIVE]]),
+            old.id == Sample.id,
+            old.version == Sample.version,  # the snapshot below is the row updated
+        ]
+        if version is not None:
+            guards.append(Sample.version == version)
+        if caller.branch_ids is not None:
+            mine = list(caller.branch_ids)
+            lab = lab.where(any_of(Branch.id, mine))
+            if receiving_at not in caller.branch_ids:
+                guards.append(
+                    or_(any_of(Sample.branch_id, mine), any_of(Sample.collected_at_branch_id, mine))
+                )
+        guards.append(lab.exists())
+        now = utcnow()
+        changed = {
+            "status": SampleStatus.RECEIVED.value,
+            "received_at": now,
+            "received_by_id": _user_id(caller),
+            "received_at_branch_id": target,
+            "receipt_condition": condition or None,
+            "receipt_remarks": (remarks or "").strip() or None,
+        }
+        found = (
+            await session.execute(
+                update(Sample)
+                .where(*guards)
+                .values(**changed, version=Sample.version + 1, updated_at=func.now())
+                .returning(Sample, *(getattr(old, name) for name in changed))
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+        ).first()
+        if found is None:
+            return None
+        row, *before_values = found
+        before = {**_snapshot(row), **dict(zip(changed, before_values, strict=True))}
+        note_bulk_change(session, [row], (*changed, "version", "updated_at"))
+        return row, before
+
+    async def _publish_received(self, session: AsyncSession, row: Sample) -> None:
         await publish(
             session,
             SampleReceived(
@@ -668,10 +767,9 @@ class SamplesService:
                 sample_id=row.id,
                 accession=row.accession,
                 order_id=row.order_id,
-                branch_id=branch.id,
+                branch_id=row.received_at_branch_id,
             ),
         )
-        return row
 
     async def start_processing(
         self, session: AsyncSession, caller: Principal, sample: uuid.UUID | str
