@@ -472,3 +472,44 @@ async def test_receipt_records_the_lab_and_the_condition_of_the_sample(
     )
     assert plain.status_code == 200, plain.text
     assert (plain.json()["receipt_condition"], plain.json()["receipt_remarks"]) == ([], None)
+
+
+async def test_a_refused_receipt_writes_nothing_and_says_why(
+    client: httpx.AsyncClient, session: AsyncSession, world: LabWorld
+) -> None:
+    """Receipt is one guarded UPDATE; whichever check fails, the tube is left as it was and
+    the error is the one the step-by-step checks give."""
+    admin = await headers_for(session, world, "admin")
+    centre_only = await headers_for(session, world, "technician", branches=[world.centre])
+    (sample,) = await tubes(session, world, "ALT")
+    await samples_service.collect(session, system_principal(world.organisation), sample.id)
+    await session.refresh(sample)
+    version = sample.version
+    url = f"/api/v1/samples/{sample.accession}/receive"
+
+    attempts = [
+        (admin, {"version": version + 1}, 409, "version_conflict"),
+        (admin, {"branch_id": str(world.centre.id)}, 422, "branch_not_a_lab"),
+        (admin, {}, 422, "branch_not_a_lab"),  # collected at the centre: no lab to default to
+        (centre_only, {"branch_id": str(world.lab.id)}, 403, "branch_not_allowed"),
+    ]
+    for headers, body, status, code in attempts:
+        response = await client.post(url, json=body, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+
+    await session.refresh(sample)
+    assert (sample.status, sample.version, sample.received_at) == ("collected", version, None)
+    received = await session.scalar(
+        select(AuditLog).where(
+            AuditLog.entity_id == str(sample.id), AuditLog.action == "sample.received"
+        )
+    )
+    assert received is None
+
+    done = await client.post(
+        url, json={"version": version, "branch_id": str(world.lab.id)}, headers=admin
+    )
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["version"]) == ("received", version + 1)
+    again = await client.post(url, json={"branch_id": str(world.lab.id)}, headers=admin)
+    assert (again.status_code, again.json()["code"]) == (409, "illegal_transition")

@@ -16,11 +16,14 @@ import structlog
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Table,
     any_,
     bindparam,
     create_engine,
     event,
     func,
+    insert,
+    inspect,
     literal,
     select,
     union_all,
@@ -34,7 +37,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from nidaan.config import Settings
@@ -281,6 +284,64 @@ async def set_if_each(session: AsyncSession, changes: Sequence[SetIf[T]]) -> lis
         note_bulk_change(session, [change.row], (*change.values, "version", "updated_at"))
         done.append(change.applied())
     return done
+
+
+async def insert_together(session: AsyncSession, rows: Sequence[Any]) -> None:
+    """Insert new ORM objects of several tables with one statement, where a flush sends one
+    INSERT per table (an order's tubes and its tests): one data-modifying CTE per table, in
+    the order the tables first appear in ``rows`` (foreign keys are checked at the end of
+    the statement, so children may refer to parents of the same call).
+
+    Columns an object leaves unset get their column default; server defaults are read back
+    (only ``now()`` ones are supported: the statement returns the transaction's ``now()``).
+    The objects (transient: not added to the session) are then persistent and clean in the
+    session, as if flushed, and change capture is told (``note_bulk_change``).
+    """
+    if not rows:
+        return
+    await session.flush()  # what they refer to, pending in the session, goes first
+    groups: dict[Table, list[dict[str, Any]]] = {}
+    stamped: list[tuple[Any, list[str]]] = []
+    for row in rows:
+        if not inspect(row).transient:
+            raise ValueError(f"{row!r} is already in a session")
+        mapper = inspect(type(row))
+        values: dict[str, Any] = {}
+        server_side: list[str] = []
+        for attr in mapper.column_attrs:
+            (column,) = attr.columns
+            if attr.key in row.__dict__:
+                values[column.name] = row.__dict__[attr.key]
+            elif mapper.version_id_col is not None and column is mapper.version_id_col:
+                values[column.name] = 1  # as the ORM's INSERT does
+            elif column.default is not None:
+                default = column.default
+                values[column.name] = default.arg(None) if default.is_callable else default.arg
+            elif column.server_default is not None:
+                if str(getattr(column.server_default, "arg", "")) != "now()":
+                    raise ValueError(f"{column}: only now() server defaults are read back")
+                server_side.append(attr.key)
+                continue
+            else:
+                values[column.name] = None
+            setattr(row, attr.key, values[column.name])
+        groups.setdefault(mapper.local_table, []).append(values)
+        stamped.append((row, server_side))
+    inserts = [
+        insert(table).values(values).cte(f"new_{table.name}") for table, values in groups.items()
+    ]
+    # Data-modifying CTEs run to completion whether read or not; ``now()`` is the value every
+    # ``now()`` default of the statement took.
+    now = (await session.execute(select(func.now()).add_cte(*inserts))).scalar_one()
+    by_model: dict[type[Any], list[Any]] = {}
+    for row, server_side in stamped:
+        for key in server_side:
+            setattr(row, key, now)
+        make_transient_to_detached(row)
+        session.add(row)
+        by_model.setdefault(type(row), []).append(row)
+    for model, members in by_model.items():
+        note_bulk_change(session, members, [attr.key for attr in inspect(model).column_attrs])
 
 
 def set_actor_label(session: AsyncSession, label: str) -> None:

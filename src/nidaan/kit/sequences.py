@@ -15,6 +15,7 @@ short transaction per number; numbers of the last block it does not use become a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import BigInteger, String
 from sqlalchemy.dialects.postgresql import insert
@@ -47,6 +48,21 @@ def _increment(organisation_id: uuid.UUID, scope: str, count: int):  # type: ign
     )
 
 
+def _increment_many(organisation_id: uuid.UUID, counts: Mapping[str, int]):  # type: ignore[no-untyped-def]
+    # Scopes in a fixed order, so two transactions drawing the same scopes lock their rows
+    # in the same order (no deadlock).
+    statement = insert(Sequence).values(
+        [
+            {"organisation_id": organisation_id, "scope": scope, "last_value": count}
+            for scope, count in sorted(counts.items())
+        ]
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["organisation_id", "scope"],
+        set_={"last_value": Sequence.last_value + statement.excluded.last_value},
+    ).returning(Sequence.scope, Sequence.last_value)
+
+
 MAX_BLOCK = 16
 
 
@@ -70,6 +86,48 @@ async def next_value(
     value = block[0]
     block[0] += 1
     return value
+
+
+async def next_values(
+    session: AsyncSession, organisation_id: uuid.UUID, counts: Mapping[str, int]
+) -> dict[str, int]:
+    """Reserve ``counts[scope]`` numbers in each scope with one statement (an order's number
+    and its tubes' accessions); return the first of each.
+
+    A scope drawn one at a time keeps its transaction's block (see ``next_value``): a number
+    left in the block is used without drawing.
+    """
+    if any(count < 1 for count in counts.values()):
+        raise ValueError("count must be at least 1")
+    blocks: dict[tuple[uuid.UUID, str], list[int]] = transaction_state(
+        session, "nidaan.sequences.blocks", dict
+    )
+    firsts: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for scope, count in counts.items():
+        block = blocks.get((organisation_id, scope)) if count == 1 else None
+        if block is not None and block[0] < block[1]:
+            firsts[scope] = block[0]
+            block[0] += 1
+        elif count == 1:
+            sizes[scope] = 1 if block is None else min(block[2] * 2, MAX_BLOCK)
+        else:
+            sizes[scope] = count
+    if not sizes:
+        return firsts
+    if len(sizes) == 1:
+        ((scope, size),) = sizes.items()
+        drawn = {scope: await _draw(session, organisation_id, scope, size)}
+    else:
+        async with autonomous_engine(session, synchronous_commit=False).begin() as connection:
+            rows = await connection.execute(_increment_many(organisation_id, sizes))
+            drawn = {row.scope: int(row.last_value) - sizes[row.scope] + 1 for row in rows}
+    for scope, first in drawn.items():
+        firsts[scope] = first
+        if counts[scope] == 1:
+            size = sizes[scope]
+            blocks[(organisation_id, scope)] = [first + 1, first + size, size]
+    return firsts
 
 
 async def _draw(session: AsyncSession, organisation_id: uuid.UUID, scope: str, count: int) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nidaan.audit.schemas import SYSTEM_ACTOR, AuditActor
@@ -35,7 +35,7 @@ from nidaan.kit.db import (
 from nidaan.kit.errors import InvalidInput, NotFound
 from nidaan.kit.ids import new_id
 from nidaan.kit.pagination import PageParams, paginate
-from nidaan.kit.sequences import next_value
+from nidaan.kit.sequences import next_values
 from nidaan.kit.time import IST, utcnow
 from nidaan.orders import domain
 from nidaan.orders.enums import OrderStatus, OrderTestStatus
@@ -50,13 +50,13 @@ from nidaan.orders.errors import (
 from nidaan.orders.events import OrderCreated, SampleRejected
 from nidaan.orders.models import Order, OrderTest
 from nidaan.orders.schemas import OrderCreate
-from nidaan.patients.service import patients_service
+from nidaan.patients.models import Patient
 from nidaan.samples import stability
 from nidaan.samples.domain import ist_day
 from nidaan.samples.enums import RejectionReason, SampleStatus
 from nidaan.samples.models import Sample
 from nidaan.samples.service import NOT_YET_RECEIVED, LabelOrderFacts, samples_service
-from nidaan.tenancy.service import tenancy_service
+from nidaan.tenancy.models import Branch
 
 
 @dataclass(frozen=True)
@@ -164,17 +164,14 @@ class OrdersService:
                     return existing, False
                 raise IdConflict("This order id is already used for another order.")
 
-        try:
-            branch = await tenancy_service.get_branch(session, caller, data.branch_id)
-        except NotFound:
-            raise InvalidInput("Unknown branch for this organisation.", field="branch_id") from None
+        branch, patient = await self._branch_and_patient(session, org, data)
+        if branch is None:
+            raise InvalidInput("Unknown branch for this organisation.", field="branch_id")
         if not branch.is_active:
             raise InvalidInput(f"Branch {branch.code} is not active.", field="branch_id")
         self._require_branch(caller, branch.id)
-        try:
-            patient = await patients_service.get(session, caller, data.patient_id)
-        except NotFound:
-            raise InvalidInput("Unknown patient.", field="patient_id") from None
+        if patient is None:
+            raise InvalidInput("Unknown patient.", field="patient_id")
         if patient.merged_into_id is not None:
             raise PatientMerged(
                 "This patient record was merged; order for the surviving record.",
@@ -182,11 +179,16 @@ class OrdersService:
                 merged_into_id=str(patient.merged_into_id),
             )
 
+        groups = domain.group_by(resolved, lambda r: _specimen(r.test))
+        # The order's number and its tubes' accessions, drawn with one statement.
         day = ist_day(utcnow())
-        number = await next_value(session, org, domain.order_scope(day))
+        order_scope = domain.order_scope(day)
+        accession_scope = samples_service.accession_scope(branch, day)
+        counts = {order_scope: 1} | ({accession_scope: len(groups)} if groups else {})
+        firsts = await next_values(session, org, counts)
         order = Order(
             organisation_id=org,
-            order_number=domain.order_number(day, number),
+            order_number=domain.order_number(day, firsts[order_scope]),
             branch_id=branch.id,
             patient_id=patient.id,
             priority=data.priority,
@@ -195,36 +197,41 @@ class OrdersService:
             clinical_notes=(data.clinical_notes or "").strip() or None,
             created_by_id=caller.id if caller.kind == "user" else None,
         )
-        # One INSERT per table: the order, then its tubes (the unit of work knows no order
-        # between tables without relationships, so each is flushed before what refers to
-        # it), then the tests, every audit entry and the event with the last flush.
+        # The order is flushed (the unit of work, which change capture follows, writes it);
+        # its tubes and tests then go in with one INSERT statement (``create_many``), then
+        # every audit entry and the event with the last flush.
         order.id = data.id or new_id()
         session.add(order)
         await session.flush()
 
-        groups = domain.group_by(resolved, lambda r: _specimen(r.test))
+        sample_ids = [new_id() for _ in groups]
+        order_tests = [
+            (
+                OrderTest(
+                    id=new_id(),
+                    organisation_id=org,
+                    order_id=order.id,
+                    test_id=item.test.id,
+                    panel_id=item.panel_id,
+                    sample_id=sample_id,
+                    status=OrderTestStatus.ACTIVE,
+                ),
+                item.test,
+            )
+            for sample_id, group in zip(sample_ids, groups.values(), strict=True)
+            for item in group
+        ]
         samples = await samples_service.create_many(
             session,
             caller,
             order_id=order.id,
             branch_id=branch.id,
             tubes=list(groups),
+            ids=sample_ids,
             windows=[_window(group) for group in groups.values()],
+            drawn=(day, firsts.get(accession_scope, 1)),
+            together=[order_test for order_test, _ in order_tests],
         )
-        order_tests = []
-        for sample, group in zip(samples, groups.values(), strict=True):
-            for item in group:
-                order_test = OrderTest(
-                    id=new_id(),
-                    organisation_id=org,
-                    order_id=order.id,
-                    test_id=item.test.id,
-                    panel_id=item.panel_id,
-                    sample_id=sample.id,
-                    status=OrderTestStatus.ACTIVE,
-                )
-                session.add(order_test)
-                order_tests.append((order_test, item.test))
         accessions = [s.accession for s in samples]
         await audit_service.record(
             session,
@@ -253,6 +260,27 @@ class OrdersService:
             order, sorted(order_tests, key=lambda pair: pair[0].id), samples
         )
         return order, True
+
+    @staticmethod
+    async def _branch_and_patient(
+        session: AsyncSession, organisation_id: uuid.UUID, data: OrderCreate
+    ) -> tuple[Branch | None, Patient | None]:
+        """The order's branch and patient (None where not of the organisation), in one query
+        (what ``tenancy_service.get_branch`` and ``patients_service.get`` each look up)."""
+        one = select(literal(1).label("one")).subquery()
+        found = await session.execute(
+            select(Branch, Patient)
+            .select_from(one)
+            .outerjoin(
+                Branch, and_(Branch.id == data.branch_id, Branch.organisation_id == organisation_id)
+            )
+            .outerjoin(
+                Patient,
+                and_(Patient.id == data.patient_id, Patient.organisation_id == organisation_id),
+            )
+        )
+        branch, patient = found.one()
+        return branch, patient
 
     async def create_detailed(
         self, session: AsyncSession, caller: Principal, data: OrderCreate

@@ -13,11 +13,24 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from nidaan.audit.service import AuditEntry, audit_service
 from nidaan.auth.principal import Principal
@@ -27,6 +40,8 @@ from nidaan.kit.db import (
     SetIf,
     any_of,
     get_in_organisation,
+    insert_together,
+    note_bulk_change,
     set_if,
     set_on_locked_rows,
     transaction_state,
@@ -63,6 +78,7 @@ from nidaan.tenancy.service import tenancy_service
 CLOCK_SKEW = timedelta(minutes=5)
 #: Rows read ahead for later steps of the transaction, kept referenced until it ends.
 _KEPT = "samples.kept_rows"
+_S = TypeVar("_S", bound=Select[Any])
 #: A pre-printed barcode label as scanned: letters, digits, dashes.
 LABEL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
 
@@ -121,6 +137,20 @@ def _manifest_snapshot(manifest: Manifest) -> dict[str, Any]:
         "dispatched_by_id": manifest.dispatched_by_id,
         "received_at": manifest.received_at,
     }
+
+
+def _by_ref(statement: _S, organisation_id: uuid.UUID, ref: uuid.UUID | str) -> _S:
+    """``statement`` narrowed to one sample of the organisation, by id (UUID) or accession
+    (str); a scanned pre-printed label finds its sample too (the accession wins a clash)."""
+    statement = statement.where(Sample.organisation_id == organisation_id)
+    if isinstance(ref, uuid.UUID):
+        return statement.where(Sample.id == ref)
+    code = ref.strip().upper()
+    return (
+        statement.where(or_(Sample.accession == code, Sample.label_alias == code))
+        .order_by((Sample.accession == code).desc())
+        .limit(1)
+    )
 
 
 def _check_version(row: Sample | Manifest, version: int | None, entity: str) -> None:
@@ -199,14 +229,25 @@ class SamplesService:
         tubes: Sequence[tuple[str, str]],
         ids: Sequence[uuid.UUID | None] | None = None,
         windows: Sequence[int | None] | None = None,
+        drawn: tuple[date, int] | None = None,
+        together: Sequence[Any] = (),
     ) -> list[Sample]:
         """One ``ordered`` sample per (specimen_type, container) in ``tubes``, in that order;
         ``windows`` are the strictest catalogue stability hours of each tube's tests.
 
-        The accessions are reserved together, in one short transaction of their own.
+        The accessions are reserved together, in one short transaction of their own, unless
+        the caller drew them (``drawn``: the IST day and the first number of
+        ``accession_scope``). ``together``: new rows referring to these samples (given
+        ``ids``), inserted with them in one statement.
         """
         branch = await tenancy_service.get_branch(session, caller, branch_id)
-        accessions = await self._next_accessions(session, caller, branch, len(tubes))
+        if drawn is None:
+            accessions = await self._next_accessions(session, caller, branch, len(tubes))
+        else:
+            day, first = drawn
+            accessions = [
+                domain.accession_number(branch.code, day, first + i) for i in range(len(tubes))
+            ]
         samples = []
         for index, ((specimen_type, container), accession) in enumerate(
             zip(tubes, accessions, strict=True)
@@ -223,14 +264,19 @@ class SamplesService:
             )
             if ids is not None and ids[index] is not None:
                 sample.id = ids[index]
-            session.add(sample)
             samples.append(sample)
         # Written now, before their audit entries are added (those go out with the caller's
         # next flush, in one INSERT with its other entries).
-        await session.flush()
+        await insert_together(session, [*samples, *together])
         for sample in samples:
             await self._audit_created(session, caller, sample)
         return samples
+
+    @staticmethod
+    def accession_scope(branch: Branch, day: date) -> str:
+        """The number sequence of ``branch``'s accessions on ``day`` (an IST day), for a
+        caller drawing them with its own numbers (``create_many``'s ``drawn``)."""
+        return domain.accession_scope(branch.code, day)
 
     async def _next_accession(
         self, session: AsyncSession, caller: Principal, branch: Branch
@@ -380,54 +426,21 @@ class SamplesService:
         ref: uuid.UUID | str,
         *,
         lock: bool = True,
-        receiving_at: uuid.UUID | None = None,
-        with_branch: bool = False,
     ) -> Sample:
-        """A sample by id (UUID) or accession (str) in the caller's organisation.
-
-        ``with_branch``: also read the ``receiving_at`` branch in the same query (into the
-        session, where ``_branch`` finds it).
-        """
+        """A sample by id (UUID) or accession (str) in the caller's organisation."""
         if isinstance(ref, uuid.UUID) and not lock:
             found = await get_in_organisation(session, Sample, ref, caller.organisation_id)
             if found is None:
                 raise NotFound("No such sample in your organisation.", entity="sample")
-            await self.require_reach(session, caller, found, receiving_at)
+            await self.require_reach(session, caller, found)
             return found
-        statement = select(Sample).where(Sample.organisation_id == caller.organisation_id)
-        if isinstance(ref, uuid.UUID):
-            statement = statement.where(Sample.id == ref)
-        else:
-            # A scanned pre-printed label finds its sample too (the accession wins a clash).
-            code = ref.strip().upper()
-            statement = (
-                statement.where(or_(Sample.accession == code, Sample.label_alias == code))
-                .order_by((Sample.accession == code).desc())
-                .limit(1)
-            )
+        statement = _by_ref(select(Sample), caller.organisation_id, ref)
         if lock:
             statement = statement.with_for_update().execution_options(populate_existing=True)
-        if with_branch and receiving_at is not None and not lock:
-            found = (
-                await session.execute(
-                    statement.add_columns(Branch).outerjoin(
-                        Branch,
-                        and_(
-                            Branch.id == receiving_at,
-                            Branch.organisation_id == caller.organisation_id,
-                        ),
-                    )
-                )
-            ).one_or_none()
-            sample, branch = found if found is not None else (None, None)
-            if branch is not None:
-                # Held until the transaction ends (the identity map keeps rows weakly).
-                transaction_state(session, _KEPT, list).append(branch)
-        else:
-            sample = await session.scalar(statement)
+        sample = await session.scalar(statement)
         if sample is None:
             raise NotFound("No such sample in your organisation.", entity="sample")
-        await self.require_reach(session, caller, sample, receiving_at)
+        await self.require_reach(session, caller, sample)
         return sample
 
     async def _load_with_manifest(
@@ -438,16 +451,62 @@ class SamplesService:
         receiving_at: uuid.UUID | None = None,
     ) -> tuple[Sample, Manifest | None]:
         """Lock the sample's manifest, then the sample (the order dispatch locks them in),
-        so receiving and dispatching at once cannot deadlock."""
+        so receiving and dispatching at once cannot deadlock.
+
+        One statement: a materialised CTE locks the manifest the sample is on, and the outer
+        ``FOR UPDATE OF samples`` locks the sample row it is joined to, which it can only do
+        after the CTE produced (and locked) that manifest row. The branch the tube would be
+        received at comes with it (into the session, where ``_branch`` finds it).
+        """
         for _ in range(3):
-            peek = await self._load(
-                session, caller, ref, lock=False, receiving_at=receiving_at, with_branch=True
-            )
-            manifest = await self._lock_manifest(session, caller, peek.manifest_id)
-            row = await self._load(session, caller, ref, receiving_at=receiving_at)
+            found = (await session.execute(self._locking(caller, ref, receiving_at))).first()
+            if found is None:
+                raise NotFound("No such sample in your organisation.", entity="sample")
+            row, manifest, branch = found
+            if branch is not None:
+                # Held until the transaction ends (the identity map keeps rows weakly).
+                transaction_state(session, _KEPT, list).append(branch)
+            # The sample moved to another manifest between the snapshot and its lock.
             if row.manifest_id == (manifest.id if manifest is not None else None):
+                if caller.branch_ids is not None:
+                    branches = {row.branch_id, row.collected_at_branch_id, receiving_at}
+                    if manifest is not None:
+                        branches.add(manifest.to_branch_id)
+                    caller.require_reach(branches, "sample")
                 return row, manifest
         raise VersionConflict("The sample's manifest keeps changing; try again.")
+
+    @staticmethod
+    def _locking(
+        caller: Principal, ref: uuid.UUID | str, receiving_at: uuid.UUID | None
+    ) -> Select[tuple[Sample, Manifest, Branch]]:
+        """(sample, its manifest, the receiving branch) with the manifest, then the sample,
+        locked (see ``_load_with_manifest``)."""
+        org = caller.organisation_id
+        on = _by_ref(select(Sample.manifest_id), org, ref).scalar_subquery()
+        locked = (
+            select(Manifest)
+            .where(Manifest.id == on, Manifest.organisation_id == org)
+            .with_for_update()
+            .cte("locked_manifest")
+            .prefix_with("MATERIALIZED")
+        )
+        manifest = aliased(Manifest, locked)
+        # ``receive``'s default: the manifest's destination once it left, else where the
+        # tube was collected, else the order's branch.
+        target = func.coalesce(
+            cast(literal(receiving_at), PG_UUID(as_uuid=True)),
+            case((manifest.status != ManifestStatus.OPEN.value, manifest.to_branch_id)),
+            Sample.collected_at_branch_id,
+            Sample.branch_id,
+        )
+        return (
+            _by_ref(select(Sample, manifest, Branch), org, ref)
+            .outerjoin(manifest, manifest.id == Sample.manifest_id)
+            .outerjoin(Branch, and_(Branch.id == target, Branch.organisation_id == org))
+            .with_for_update(of=Sample)
+            .execution_options(populate_existing=True)
+        )
 
     async def _branch(
         self, session: AsyncSession, caller: Principal, branch_id: uuid.UUID
@@ -578,6 +637,15 @@ class SamplesService:
         The lab defaults to the manifest's destination, else the branch it was collected at.
         Receiving the last outstanding sample of a dispatched manifest marks it received.
         """
+        condition = sorted({str(c) for c in condition})
+        fast = await self._receive_at_once(
+            session, caller, sample, branch_id, version, condition, remarks
+        )
+        if fast is not None:
+            row, before = fast
+            await self._audit(session, caller, "sample.received", row, before)
+            await self._publish_received(session, row)
+            return row
         row, manifest = await self._load_with_manifest(session, caller, sample, branch_id)
         _check_version(row, version, "sample")
         new_status = transition(row.status, SampleEvent.RECEIVE)
@@ -609,12 +677,90 @@ class SamplesService:
         row.received_at = utcnow()
         row.received_by_id = _user_id(caller)
         row.received_at_branch_id = branch.id
-        row.receipt_condition = sorted({str(c) for c in condition}) or None
+        row.receipt_condition = condition or None
         row.receipt_remarks = (remarks or "").strip() or None
         await session.flush()
         await self._audit(session, caller, "sample.received", row, before)
         if manifest is not None:
             await self._settle_manifest(session, caller, manifest)
+        await self._publish_received(session, row)
+        return row
+
+    async def _receive_at_once(
+        self,
+        session: AsyncSession,
+        caller: Principal,
+        ref: uuid.UUID | str,
+        receiving_at: uuid.UUID | None,
+        version: int | None,
+        condition: list[str],
+        remarks: str | None,
+    ) -> tuple[Sample, dict[str, Any]] | None:
+        """Receive a tube that is on no manifest with one guarded ``UPDATE … RETURNING``
+        (lock, check and write at once); returns it with its snapshot before, or None when
+        any check of ``receive`` would fail or the tube is on a manifest: nothing was written
+        then, and ``receive`` takes the path that checks step by step and says what failed.
+
+        The guards are ``receive``'s checks in SQL: the organisation, the caller's branches,
+        the version, a state receipt is allowed from, a central lab to receive at.
+        """
+        org = caller.organisation_id
+        old = aliased(Sample)
+        target = func.coalesce(
+            cast(literal(receiving_at), PG_UUID(as_uuid=True)),
+            Sample.collected_at_branch_id,
+            Sample.branch_id,
+        )
+        lab = select(Branch.id).where(
+            Branch.id == target,
+            Branch.organisation_id == org,
+            Branch.kind == BranchKind.CENTRAL_LAB.value,
+        )
+        guards: list[ColumnElement[bool]] = [
+            # Its own FROM: not correlated with the UPDATE's ``samples``.
+            Sample.id == _by_ref(select(Sample.id), org, ref).correlate(None).scalar_subquery(),
+            Sample.organisation_id == org,
+            Sample.manifest_id.is_(None),
+            any_of(Sample.status, [s.value for s in domain.ALLOWED_FROM[SampleEvent.RECEIVE]]),
+            old.id == Sample.id,
+            old.version == Sample.version,  # the snapshot below is the row updated
+        ]
+        if version is not None:
+            guards.append(Sample.version == version)
+        if caller.branch_ids is not None:
+            mine = list(caller.branch_ids)
+            lab = lab.where(any_of(Branch.id, mine))
+            if receiving_at not in caller.branch_ids:
+                guards.append(
+                    or_(any_of(Sample.branch_id, mine), any_of(Sample.collected_at_branch_id, mine))
+                )
+        guards.append(lab.exists())
+        now = utcnow()
+        changed = {
+            "status": SampleStatus.RECEIVED.value,
+            "received_at": now,
+            "received_by_id": _user_id(caller),
+            "received_at_branch_id": target,
+            "receipt_condition": condition or None,
+            "receipt_remarks": (remarks or "").strip() or None,
+        }
+        found = (
+            await session.execute(
+                update(Sample)
+                .where(*guards)
+                .values(**changed, version=Sample.version + 1, updated_at=func.now())
+                .returning(Sample, *(getattr(old, name) for name in changed))
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+        ).first()
+        if found is None:
+            return None
+        row, *before_values = found
+        before = {**_snapshot(row), **dict(zip(changed, before_values, strict=True))}
+        note_bulk_change(session, [row], (*changed, "version", "updated_at"))
+        return row, before
+
+    async def _publish_received(self, session: AsyncSession, row: Sample) -> None:
         await publish(
             session,
             SampleReceived(
@@ -622,10 +768,9 @@ class SamplesService:
                 sample_id=row.id,
                 accession=row.accession,
                 order_id=row.order_id,
-                branch_id=branch.id,
+                branch_id=row.received_at_branch_id,
             ),
         )
-        return row
 
     async def start_processing(
         self, session: AsyncSession, caller: Principal, sample: uuid.UUID | str
