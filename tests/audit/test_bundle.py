@@ -217,3 +217,53 @@ async def test_commit_sends_entries_event_jobs_and_response_in_one_statement(
         "DELETE FROM event_outbox WHERE id = %s",
         params=(str(event_id),),
     )
+
+
+#: Values a lab's records carry that SQL drivers treat specially: a unit of "%", Python and
+#: psycopg placeholders, quotes, backslashes, Devanagari, a NUL-free control character.
+AWKWARD_VALUES = [
+    "%",
+    "100%",
+    "%s",
+    "%(unit)s",
+    "%%",
+    "it's",
+    'say "hi"',
+    "C:\\lab\\x",
+    "हीमोग्लोबिन %",
+    "tab\there",
+]
+
+
+async def test_fused_commit_keeps_awkward_characters(
+    committing_session: CommittingSession, committed_organisation: Organisation
+) -> None:
+    """The statement fused with COMMIT carries its rows as literals: a ``%`` in them must
+    not be read as a placeholder (the demo seed failed on the unit "%"), nor be doubled."""
+    organisation = committed_organisation
+    async with committing_session() as session:
+        with statements(session) as sent:
+            for n, value in enumerate(AWKWARD_VALUES):
+                await audit_service.record(
+                    session,
+                    organisation_id=organisation.id,
+                    actor=ACTOR,
+                    action="test.updated",
+                    entity_type="test",
+                    entity_id=f"awkward-{n}",
+                    before={"unit": "g/dL"},
+                    after={"unit": value},
+                )
+            await session.commit()
+    assert any(s.startswith("WITH ") and s.endswith("COMMIT") for s in sent), sent
+    async with committing_session() as check:
+        rows = (
+            await check.execute(
+                select(AuditLog.entity_id, AuditLog.changes).where(
+                    AuditLog.organisation_id == organisation.id,
+                    AuditLog.entity_id.like("awkward-%"),
+                )
+            )
+        ).all()
+    stored = {entity_id: changes["after"]["unit"] for entity_id, changes in rows}
+    assert stored == {f"awkward-{n}": value for n, value in enumerate(AWKWARD_VALUES)}

@@ -252,8 +252,11 @@ def execute(session: Session, parts: Sequence[Part], *, commit: bool = False) ->
     )
     if commit:
         # A query of two statements cannot have parameters: the values are literals
-        # (quoted by psycopg). The session's own COMMIT then finds nothing open.
-        connection.exec_driver_sql(statement.as_string(driver) + ";\nCOMMIT")
+        # (quoted by psycopg). The driver still reads ``%`` as a placeholder (SQLAlchemy
+        # passes empty parameters), so a literal ``%`` (a unit, a comment) is doubled.
+        # The session's own COMMIT then finds nothing open.
+        query = statement.as_string(driver).replace("%", "%%")
+        connection.exec_driver_sql(query + ";\nCOMMIT")
     else:
         connection.exec_driver_sql(statement.as_string(driver), params)
 
